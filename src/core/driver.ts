@@ -1,0 +1,164 @@
+// One shape per driver kind (Telegraf's lesson): a definition with a type name, a TypeBox/JSON Schema for its options
+// and a factory taking the validated options plus a context. Constructors only store; `start()`/`open()` do the work;
+// `stop()`/`close()` release everything the instance owns. A third-party package can export a definition of the
+// same shape.
+import type { Static, TSchema } from '@sinclair/typebox';
+import type { Clock } from './clock.js';
+import type { BackhaulError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { Frame, Message, Reading } from './types.js';
+
+export interface DriverContext {
+  /** Instance id: the input or sink key in the config, or `route/stage` for stages. */
+  readonly id: string;
+  /** Child logger bound to this instance. */
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  /** Aborted when the hub stops. */
+  readonly signal: AbortSignal;
+  /** Directory for the driver's own files (SQLite, JSON lines); exists when the driver starts. */
+  readonly dataDir: string;
+  /** Resolve a path from the config: relative paths are relative to the config file's folder. */
+  resolvePath(p: string): string;
+}
+
+// ---------------------------------------------------------------- inputs
+
+export interface InputContext extends DriverContext {
+  /**
+   * Hand one frame to the data path. Resolves once its readings are in every outbox they were routed to (or were
+   * counted as dropped). Inputs await it before acknowledging to their source (PUBACK, HTTP 2xx, next line read):
+   * that is the backpressure path. It never rejects for bad data: decode errors are counted and logged by the hub.
+   */
+  emit(frame: Frame): Promise<void>;
+  /**
+   * Like `emit`, but throws the decode error instead of only counting it, for inputs that can answer their client
+   * (HTTP 400 with the code and path). The error is still counted.
+   */
+  emitStrict(frame: Frame): Promise<number>;
+}
+
+export interface Input {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface InputDefinition<S extends TSchema = TSchema> {
+  readonly kind: 'input';
+  readonly type: string;
+  readonly description: string;
+  /** Options schema, without the common keys `type` and `decoder`. */
+  readonly options: S;
+  /** Decoder used when the config names none. */
+  readonly defaultDecoder: string;
+  create(options: Static<S>, ctx: InputContext): Input;
+}
+
+// ---------------------------------------------------------------- decoders
+
+/** A decoder either yields readings or says the frame was recognised but holds none (an OpenTRV prompt line). */
+export type DecodeResult = { readonly readings: readonly Reading[] } | { readonly skipped: string };
+
+/** Pure: same frame, same result. Throws a BackhaulError (code + path) on malformed input. */
+export type Decode = (frame: Frame) => DecodeResult;
+
+export interface DecoderDefinition<S extends TSchema = TSchema> {
+  readonly kind: 'decoder';
+  readonly type: string;
+  readonly description: string;
+  /** Options schema, without `type`. */
+  readonly options: S;
+  create(options: Static<S>): Decode;
+}
+
+// ---------------------------------------------------------------- stages
+
+export interface StageContext extends DriverContext {
+  /** The route's name. */
+  readonly route: string;
+  /** Output produced outside `process` (a window closing on a timer) goes here, on to the rest of the route. */
+  emit(msg: Message): void;
+  /** Count what the stage removed, by reason (`out_of_range`, `filtered`). */
+  dropped(reason: string, n?: number): void;
+}
+
+export interface Stage {
+  /** Zero or more messages out for one in. */
+  process(msg: Message): readonly Message[];
+  /** Release timers; emit nothing more. */
+  stop?(): void;
+}
+
+export interface StageDefinition<S extends TSchema = TSchema> {
+  readonly kind: 'stage';
+  readonly type: string;
+  readonly description: string;
+  readonly options: S;
+  create(options: Static<S>, ctx: StageContext): Stage;
+}
+
+// ---------------------------------------------------------------- sinks
+
+/** Items of a batch that the remote refused for good; every other item of the batch counts as accepted. */
+export interface SinkWriteResult {
+  readonly rejected?: ReadonlyArray<{ readonly index: number; readonly error: BackhaulError }>;
+}
+
+export interface Sink {
+  open(): Promise<void>;
+  /**
+   * Deliver a batch, in order. Resolve when every item not listed as rejected is accepted by the remote end.
+   * Throw a SinkError for a failure of the whole batch (retryable or not).
+   */
+  write(batch: readonly Message[]): Promise<SinkWriteResult | void>;
+  close(): Promise<void>;
+}
+
+export type SinkContext = DriverContext;
+
+export interface SinkDefinition<S extends TSchema = TSchema> {
+  readonly kind: 'sink';
+  readonly type: string;
+  readonly description: string;
+  /** Options schema, without the common keys `type` and `outbox`. */
+  readonly options: S;
+  create(options: Static<S>, ctx: SinkContext): Sink;
+}
+
+/** A failure of a whole batch. `retryable: false` stops the sink (its queue is kept) until an operator acts. */
+export class SinkError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    opts?: { cause?: unknown },
+  ) {
+    super(message, opts);
+    this.name = 'SinkError';
+  }
+}
+
+// ---------------------------------------------------------------- registry
+
+export interface DriverRegistry {
+  readonly inputs: ReadonlyMap<string, InputDefinition>;
+  readonly decoders: ReadonlyMap<string, DecoderDefinition>;
+  readonly stages: ReadonlyMap<string, StageDefinition>;
+  readonly sinks: ReadonlyMap<string, SinkDefinition>;
+}
+
+export function byType<D extends { readonly type: string }>(defs: readonly D[]): ReadonlyMap<string, D> {
+  const m = new Map<string, D>();
+  for (const d of defs) {
+    if (m.has(d.type)) throw new Error(`two drivers share the type name ${d.type}`);
+    m.set(d.type, d);
+  }
+  return m;
+}
+
+// Identity helpers that keep each driver's options type tied to its schema.
+export const defineInput = <S extends TSchema>(d: InputDefinition<S>): InputDefinition<S> => d;
+export const defineDecoder = <S extends TSchema>(d: DecoderDefinition<S>): DecoderDefinition<S> => d;
+export const defineStage = <S extends TSchema>(d: StageDefinition<S>): StageDefinition<S> => d;
+export const defineSink = <S extends TSchema>(d: SinkDefinition<S>): SinkDefinition<S> => d;

@@ -1,0 +1,89 @@
+// The catalog of coded errors. Every error Backhaul reports to a person or counts in a metric carries one of these
+// codes; docs/errors.md documents each (a test keeps the two in step). Messages name the JSON path or field at fault.
+
+export const ERROR_CATALOG = {
+  // config and secrets
+  BH_CONFIG_READ: 'The config file could not be read.',
+  BH_CONFIG_SYNTAX: 'The config file is not valid JSON (comments and trailing commas are allowed).',
+  BH_CONFIG_SCHEMA: 'A config value has the wrong type, is out of range, or a required key is missing.',
+  BH_CONFIG_UNKNOWN_KEY: 'The config has a key that nothing reads (often a typo).',
+  BH_CONFIG_UNKNOWN_TYPE: 'An input, decoder, stage or sink names a driver type that does not exist.',
+  BH_CONFIG_REF: 'A reference in the config names something that does not exist (a route naming an unknown sink).',
+  BH_SECRET_MISSING: 'A `{"secret": NAME}` value names a secret found neither in the credentials file nor the environment.',
+  BH_SECRET_FILE: 'The credentials file could not be read or is not a JSON object of strings.',
+  BH_SECRET_FILE_MODE: 'The credentials file is readable by group or others; Backhaul refuses to start.',
+  // start-up and drivers
+  BH_PORT_IN_USE: 'A listener could not bind its port because something else holds it.',
+  BH_INPUT_FAILED: 'An input could not start or failed while running.',
+  BH_SINK_OPEN: 'A sink could not open its connection or file.',
+  BH_USAGE: 'The command line is wrong (unknown command or option).',
+  // decoding (counted per input and code in backhaul_decode_errors_total)
+  BH_DECODE_SYNTAX: 'A frame is not valid JSON or CBOR.',
+  BH_DECODE_SHAPE: 'A frame parsed but does not have the expected shape (the path names the field at fault).',
+  BH_DECODE_NO_DEVICE: 'No device id could be found in a frame.',
+  BH_DECODE_TIME: 'A frame carries a time that cannot be understood.',
+  BH_DECODE_NO_VALUES: 'A frame holds no values.',
+  BH_OPENTRV_LINE: 'An OpenTRV binary stats line (`@ID;T..;L..`) is malformed.',
+  BH_SENML_VERSION: 'A SenML pack uses a version above 10 or mixes versions.',
+  BH_SENML_VALUE: 'A SenML record has no value (and no sum) or more than one value field.',
+  BH_SENML_NAME: 'A SenML resolved name is empty or uses characters outside A-Z a-z 0-9 - : . / _.',
+  BH_SENML_MUST_UNDERSTAND: 'A SenML record has a label ending in `_`, which a receiver must understand and does not.',
+  // ingest over HTTP
+  BH_HTTP_BODY: 'An HTTP ingest request has a body that cannot be decoded.',
+  BH_HTTP_MEDIA_TYPE: 'An HTTP ingest request has a Content-Type the input does not take.',
+  // delivery
+  BH_SINK_WRITE: 'A sink failed to deliver a batch; it will be retried.',
+  BH_SINK_REJECTED: 'A sink refused an item for good (for example HTTP 4xx); the item is dropped and counted.',
+  BH_OUTBOX_OVERFLOW: 'A sink\'s outbox was full and its overflow policy dropped an item.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+export interface BackhaulErrorOptions {
+  /** JSON path or field at fault, e.g. `routes[1].to[0]` or `[2].vs`. */
+  readonly path?: string;
+  readonly cause?: unknown;
+}
+
+export class BackhaulError extends Error {
+  readonly code: ErrorCode;
+  readonly path: string | undefined;
+  /** The message without the path prefix. */
+  readonly detail: string;
+
+  constructor(code: ErrorCode, detail: string, opts: BackhaulErrorOptions = {}) {
+    super(opts.path ? `${opts.path}: ${detail}` : detail, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'BackhaulError';
+    this.code = code;
+    this.path = opts.path;
+    this.detail = detail;
+  }
+
+  /** `CODE path: detail`, the form printed to people. */
+  override toString(): string {
+    return `${this.code} ${this.message}`;
+  }
+}
+
+/** Several config errors reported at once, so a person fixes them in one edit. */
+export class ConfigErrors extends Error {
+  readonly errors: readonly BackhaulError[];
+  constructor(errors: readonly BackhaulError[]) {
+    super(errors.map((e) => e.toString()).join('\n'));
+    this.name = 'ConfigErrors';
+    this.errors = errors;
+  }
+}
+
+export function isBackhaulError(e: unknown): e is BackhaulError {
+  return e instanceof BackhaulError;
+}
+
+/** Join a path and a key the way messages print them: `a.b`, `a[3]`, `a["odd key"]`. */
+export function joinPath(base: string, key: string | number): string {
+  if (typeof key === 'number') return `${base}[${key}]`;
+  const plain = /^[A-Za-z_$][\w$-]*$/.test(key);
+  const seg = plain ? key : JSON.stringify(key);
+  if (!base) return plain ? key : `[${seg}]`;
+  return plain ? `${base}.${key}` : `${base}[${seg}]`;
+}

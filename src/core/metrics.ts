@@ -1,0 +1,50 @@
+// The hub's counters and gauges, on a registry of its own (no global default registry, so two hubs in one process,
+// as in tests, never share counts). The API issue exposes `registry` at /metrics.
+import { Counter, Gauge, Registry } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly framesTotal = this.counter('backhaul_frames_total', 'Frames received, by input.', ['input']);
+  readonly framesSkipped = this.counter(
+    'backhaul_frames_skipped_total',
+    'Frames recognised but carrying no reading (status, prompt, error lines), by input and reason.',
+    ['input', 'reason'],
+  );
+  readonly decodeErrors = this.counter('backhaul_decode_errors_total', 'Frames that failed to decode, by input and error code.', [
+    'input',
+    'reason',
+  ]);
+  readonly readingsTotal = this.counter('backhaul_readings_total', 'Readings decoded, by input.', ['input']);
+  readonly routeMessages = this.counter('backhaul_route_messages_total', 'Messages that matched a route, by route.', ['route']);
+  readonly stageDropped = this.counter('backhaul_stage_dropped_total', 'Messages or values a stage removed, by route, stage and reason.', [
+    'route',
+    'stage',
+    'reason',
+  ]);
+  readonly sinkEnqueued = this.counter('backhaul_sink_enqueued_total', 'Messages put in a sink\'s outbox.', ['sink']);
+  readonly sinkDelivered = this.counter('backhaul_sink_delivered_total', 'Messages a sink delivered.', ['sink']);
+  readonly sinkRetries = this.counter('backhaul_sink_retries_total', 'Batch deliveries retried after an error.', ['sink']);
+  readonly sinkDropped = this.counter('backhaul_sink_dropped_total', 'Messages a sink dropped, by reason.', ['sink', 'reason']);
+  readonly sinkBacklog = this.gauge('backhaul_sink_backlog_items', 'Messages waiting in a sink\'s outbox.', ['sink']);
+  readonly inputErrors = this.counter('backhaul_input_errors_total', 'Input failures (connection lost, read error), by input.', ['input']);
+
+  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+    return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  /** Current value of a counter or gauge for some labels, 0 if never touched. For tests and `status`. */
+  async value(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const m = this.registry.getSingleMetric(name);
+    if (!m) throw new Error(`no metric named ${name}`);
+    const data = await m.get();
+    let sum = 0;
+    for (const v of data.values) {
+      if (Object.entries(labels).every(([k, want]) => v.labels[k] === want)) sum += v.value;
+    }
+    return sum;
+  }
+}

@@ -1,0 +1,70 @@
+// The three shapes that travel through Backhaul (see docs/architecture.md): a Frame is what an input received, a
+// Reading is one device's values at one time, an Event is something the hub itself observed. Readings and Events
+// share the router, so both carry a `kind` discriminant.
+
+/** Who sent a frame, as far as the transport can tell. Filled by inputs; used by the device gate. */
+export interface TransportIdentity {
+  /** MQTT username, HTTP basic user, ... */
+  readonly username?: string;
+  readonly clientId?: string;
+  readonly remoteAddress?: string;
+}
+
+export interface Frame {
+  /** Id of the input instance (the key under `inputs` in the config). */
+  readonly input: string;
+  /** Raw bytes or text, as received. */
+  readonly payload: Uint8Array | string;
+  /** Receive time, ms since the Unix epoch, from the hub's clock. */
+  readonly receivedAt: number;
+  /** MQTT topic or HTTP path the frame came on, when there is one. */
+  readonly topic?: string;
+  /** MIME type when the transport says (HTTP Content-Type). */
+  readonly contentType?: string;
+  readonly identity?: TransportIdentity;
+}
+
+export type Value = number | string | boolean;
+
+export interface ReadingSource {
+  readonly input: string;
+  readonly decoder: string;
+  readonly topic?: string;
+}
+
+export interface Reading {
+  readonly kind: 'reading';
+  /** Canonical device id (e.g. OpenTRV node id in lower-case hex, a SenML base name). */
+  readonly device: string;
+  /** Measurement time, ms since the Unix epoch. */
+  readonly ts: number;
+  /** The device's own frame sequence number, when it sends one (OpenTRV `+`). */
+  readonly seq?: number;
+  readonly values: Readonly<Record<string, Value>>;
+  /** SenML (RFC 8428) unit per value name, where one is known. */
+  readonly units?: Readonly<Record<string, string>>;
+  /** True only when the transport identity proves the device. */
+  readonly authenticated: boolean;
+  readonly source: ReadingSource;
+}
+
+export type EventSeverity = 'info' | 'warning' | 'critical';
+
+export interface HubEvent {
+  readonly kind: 'event';
+  /** Dotted event type, e.g. `device.offline`, `sink.backlog`, `config.applied`. */
+  readonly type: string;
+  readonly ts: number;
+  readonly severity: EventSeverity;
+  /** The device the event is about, if any; lets device matches apply to events too. */
+  readonly device?: string;
+  readonly message: string;
+  readonly data?: Readonly<Record<string, Value>>;
+}
+
+/** Anything the router routes. */
+export type Message = Reading | HubEvent;
+
+export function isReading(m: Message): m is Reading {
+  return m.kind === 'reading';
+}

@@ -1,0 +1,75 @@
+// Builds real driver contexts for tests: a real Metrics registry, a silent logger (or a capturing one), a temp dir.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { DriverContext, InputContext, StageContext } from '../../src/core/driver.js';
+import { systemClock, type Clock } from '../../src/core/clock.js';
+import { Metrics } from '../../src/core/metrics.js';
+import { silentLogger, type Logger } from '../../src/core/logger.js';
+import type { Frame, Message } from '../../src/core/types.js';
+
+export function tempDir(prefix = 'backhaul-test-'): { path: string; cleanup(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface TestContextOptions {
+  id?: string;
+  clock?: Clock;
+  logger?: Logger;
+  metrics?: Metrics;
+  dataDir?: string;
+}
+
+export function driverContext(opts: TestContextOptions = {}): DriverContext & { abort(): void } {
+  const ac = new AbortController();
+  const dataDir = opts.dataDir ?? tempDir().path;
+  return {
+    id: opts.id ?? 'test',
+    logger: opts.logger ?? silentLogger(),
+    metrics: opts.metrics ?? new Metrics(),
+    clock: opts.clock ?? systemClock,
+    signal: ac.signal,
+    dataDir,
+    resolvePath: (p: string) => (isAbsolute(p) ? p : resolve(dataDir, p)),
+    abort: () => ac.abort(),
+  };
+}
+
+/** An input context whose emit records frames (for driver-level tests; black-box tests use the real hub). */
+export function inputContext(opts: TestContextOptions = {}): InputContext & { frames: Frame[]; abort(): void } {
+  const frames: Frame[] = [];
+  const base = driverContext(opts);
+  return {
+    ...base,
+    frames,
+    emit: (f: Frame) => {
+      frames.push(f);
+      return Promise.resolve();
+    },
+    emitStrict: (f: Frame) => {
+      frames.push(f);
+      return Promise.resolve(1);
+    },
+  };
+}
+
+export function stageContext(opts: TestContextOptions & { route?: string } = {}): StageContext & {
+  emitted: Message[];
+  drops: Map<string, number>;
+} {
+  const emitted: Message[] = [];
+  const drops = new Map<string, number>();
+  return {
+    ...driverContext(opts),
+    route: opts.route ?? 'test-route',
+    emitted,
+    drops,
+    emit: (m: Message) => {
+      emitted.push(m);
+    },
+    dropped: (reason: string, n = 1) => {
+      drops.set(reason, (drops.get(reason) ?? 0) + n);
+    },
+  };
+}

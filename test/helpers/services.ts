@@ -1,0 +1,30 @@
+// External services (Mosquitto, PostgreSQL, ...). On a newcomer's machine without them the test skips with a message
+// naming the service; in CI (`BACKHAUL_REQUIRE_SERVICES=1`) a missing service fails the run.
+import { createConnection } from 'node:net';
+
+export const requireServices = process.env['BACKHAUL_REQUIRE_SERVICES'] === '1';
+
+export function tcpReachable(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+export const MOSQUITTO = { host: '127.0.0.1', port: 1883, url: 'mqtt://127.0.0.1:1883', name: 'Mosquitto on 127.0.0.1:1883' };
+
+/**
+ * Returns `false` when the test should run, or a skip message. Throws when the service is required (CI).
+ * Use: `const skip = await serviceSkip(MOSQUITTO); test('...', { skip }, ...)` or `if (skip) return t.skip(skip)`.
+ */
+export async function serviceSkip(svc: { host: string; port: number; name: string }): Promise<string | false> {
+  if (await tcpReachable(svc.host, svc.port)) return false;
+  if (requireServices) throw new Error(`${svc.name} is required (BACKHAUL_REQUIRE_SERVICES=1) but is not reachable`);
+  return `needs ${svc.name}; start it or set BACKHAUL_REQUIRE_SERVICES=1 in CI`;
+}
