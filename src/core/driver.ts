@@ -43,6 +43,8 @@ export interface InputContext extends DriverContext {
 export interface Input {
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** What a person needs to reach it once started (`{ url: "mqtt://127.0.0.1:1883" }`); logged and shown by the demo. */
+  info?(): Readonly<Record<string, string | number>>;
 }
 
 export interface InputDefinition<S extends TSchema = TSchema> {

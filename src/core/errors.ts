@@ -11,6 +11,7 @@ export const ERROR_CATALOG = {
   BH_CONFIG_REF: 'A reference in the config names something that does not exist (a route naming an unknown sink).',
   BH_SECRET_MISSING: 'A `{"secret": NAME}` value names a secret found neither in the credentials file nor the environment.',
   BH_SECRET_FILE: 'The credentials file could not be read or is not a JSON object of strings.',
+  BH_SECRET_WEAK: 'A secret is shorter than 4 characters: too short to keep out of logs, and no real credential.',
   BH_SECRET_FILE_MODE: 'The credentials file is readable by group or others; Backhaul refuses to start.',
   // start-up and drivers
   BH_PORT_IN_USE: 'A listener could not bind its port because something else holds it.',

@@ -19,7 +19,7 @@ export interface LoggerOptions {
 export function scrubSecrets(line: string, secrets: readonly string[]): string {
   let out = line;
   for (const s of secrets) {
-    if (s.length < 4) continue; // a one-letter "secret" would shred every line; such secrets are refused at load
+    if (s.length < 4) continue; // such short secrets are refused at load (BH_SECRET_WEAK); scrubbing them would shred lines
     out = out.split(s).join('[secret]');
     const escaped = JSON.stringify(s).slice(1, -1);
     if (escaped !== s) out = out.split(escaped).join('[secret]');

@@ -1,0 +1,44 @@
+// `backhaul demo`: the embedded default with nothing to configure. An embedded broker, simulated OpenTRV valves, and
+// three sinks: the SQLite historian, a JSON-lines file, and the broker itself (so `mosquitto_sub` shows the flow).
+import { createServer } from 'node:net';
+
+/** The port when free, else any free port. */
+export function pickPort(preferred: number, host = '0.0.0.0'): Promise<number> {
+  const tryListen = (port: number) =>
+    new Promise<number | undefined>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(undefined));
+      s.listen(port, host, () => {
+        const addr = s.address();
+        const p = typeof addr === 'object' && addr ? addr.port : undefined;
+        s.close(() => resolve(p));
+      });
+    });
+  return tryListen(preferred).then(async (p) => p ?? (await tryListen(0)) ?? Promise.reject(new Error('no free port')));
+}
+
+export interface DemoOptions {
+  readonly port: number;
+  readonly dataDir: string;
+  readonly devices: number;
+  readonly intervalMs: number;
+}
+
+export function demoConfig(o: DemoOptions): Record<string, unknown> {
+  return {
+    data: o.dataDir,
+    inputs: {
+      devices: { type: 'broker', host: '0.0.0.0', port: o.port, decoder: 'json' },
+      valves: { type: 'simulator', devices: o.devices, intervalMs: o.intervalMs, decoder: 'opentrv' },
+    },
+    sinks: {
+      history: { type: 'sqlite' },
+      jsonl: { type: 'file' },
+      live: { type: 'mqtt', url: `mqtt://127.0.0.1:${o.port}`, topic: 'backhaul/{device}/{measurement}', qos: 0 },
+    },
+    routes: [
+      { name: 'keep-everything', to: ['history', 'jsonl'] },
+      { name: 'live', stages: [{ type: 'range', limits: { temperature: { min: -40, max: 85 } } }], to: ['live'] },
+    ],
+  };
+}

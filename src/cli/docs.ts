@@ -1,0 +1,92 @@
+// Renders reference docs from the code itself (driver schemas, the error catalog), so they cannot drift.
+import type { TSchema } from '@sinclair/typebox';
+import { ERROR_CATALOG } from '../core/errors.js';
+import { builtinRegistry } from '../runtime/registry.js';
+
+interface JsonSchema {
+  type?: string | string[];
+  description?: string;
+  default?: unknown;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  anyOf?: JsonSchema[];
+  const?: unknown;
+  items?: JsonSchema;
+  minimum?: number;
+  maximum?: number;
+}
+
+function typeOf(s: JsonSchema): string {
+  if (s.anyOf) {
+    if (s.anyOf.every((x) => x.const !== undefined)) return s.anyOf.map((x) => JSON.stringify(x.const)).join(' \\| ');
+    return s.anyOf.map(typeOf).join(' \\| ');
+  }
+  if (s.const !== undefined) return JSON.stringify(s.const);
+  if (s.type === 'array') return `${s.items ? typeOf(s.items) : 'any'}[]`;
+  if (Array.isArray(s.type)) return s.type.join(' \\| ');
+  return s.type ?? 'any';
+}
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function optionsTable(schema: TSchema): string {
+  const s = schema as JsonSchema;
+  const props = Object.entries(s.properties ?? {});
+  if (props.length === 0) return '_No options._\n';
+  const required = new Set(s.required ?? []);
+  const rows = props.map(([name, p]) => {
+    const dflt = p.default !== undefined ? `\`${JSON.stringify(p.default)}\`` : required.has(name) && p.default === undefined ? 'required' : '—';
+    return `| \`${name}\` | ${typeOf(p).replace(/^(.*)$/, '`$1`').replace(/ \\\| /g, '` \\| `')} | ${dflt} | ${cell(p.description ?? '')} |`;
+  });
+  return ['| option | type | default | meaning |', '|---|---|---|---|', ...rows].join('\n') + '\n';
+}
+
+export function renderConfigTables(): string {
+  const reg = builtinRegistry();
+  const out: string[] = [];
+  const section = (title: string, folder: string, defs: ReadonlyMap<string, { type: string; description: string; options: TSchema }>, extra?: (t: string) => string) => {
+    out.push(`### ${title}\n`);
+    for (const d of [...defs.values()].sort((a, b) => a.type.localeCompare(b.type))) {
+      out.push(`#### \`${d.type}\`\n`);
+      out.push(`${d.description} See [${folder}/${d.type}/README.md](../${folder}/${d.type}/README.md).${extra ? ` ${extra(d.type)}` : ''}\n`);
+      out.push(optionsTable(d.options));
+    }
+  };
+  section('Inputs', 'src/inputs', reg.inputs, (t) => `Default decoder: \`${reg.inputs.get(t)!.defaultDecoder}\`.`);
+  section('Decoders', 'src/decoders', reg.decoders);
+  section('Stages', 'src/pipeline/stages', reg.stages);
+  section('Sinks', 'src/sinks', reg.sinks);
+  return out.join('\n');
+}
+
+export function renderErrors(): string {
+  const lines = [
+    '# Error codes',
+    '',
+    'Every error Backhaul reports carries one of these codes, printed as `CODE path: message`, where `path` is the JSON',
+    'path or field at fault (`routes[1].to[0]`, `inputs.radio.baud`, `[2].vs` in a SenML pack). Decode errors are counted',
+    'in `backhaul_decode_errors_total{input, reason}` with the code as reason; drops in `backhaul_sink_dropped_total`.',
+    '',
+    'This file is generated from `src/core/errors.ts` by `npm run docs`; a test keeps the two in step.',
+    '',
+  ];
+  let group = '';
+  const groups: Array<[RegExp, string]> = [
+    [/^BH_(CONFIG|SECRET)/, 'Config and secrets (`backhaul check`, start-up)'],
+    [/^BH_(PORT|INPUT|SINK_OPEN|USAGE)/, 'Start-up and drivers'],
+    [/^BH_(DECODE|OPENTRV|SENML)/, 'Decoding frames'],
+    [/^BH_HTTP/, 'HTTP ingest'],
+    [/^BH_(SINK|OUTBOX)/, 'Delivery'],
+  ];
+  for (const [code, text] of Object.entries(ERROR_CATALOG)) {
+    const g = groups.find(([re]) => re.test(code))?.[1] ?? 'Other';
+    if (g !== group) {
+      lines.push(`## ${g}`, '');
+      group = g;
+    }
+    lines.push(`### ${code}`, '', text, '');
+  }
+  return lines.join('\n');
+}

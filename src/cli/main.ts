@@ -1,0 +1,198 @@
+// The `backhaul` command. Exit codes: 0 fine, 1 config invalid or start failed, 2 usage error.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildConfig, loadConfigFile, type LoadedConfig } from '../core/config/load.js';
+import { ConfigErrors, isBackhaulError } from '../core/errors.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { Hub } from '../runtime/hub.js';
+import { builtinRegistry } from '../runtime/registry.js';
+import { demoConfig, pickPort } from './demo.js';
+import { summarize } from './summary.js';
+
+const HELP = `backhaul — IoT concentrator: gather frames, decode, route, deliver.
+
+Usage:
+  backhaul start -c FILE     run with a config file (JSON, comments and trailing commas allowed)
+  backhaul check -c FILE     validate a config and print what would run; exit 1 on any error
+  backhaul demo [options]    embedded broker + simulated valves + SQLite historian + JSON-lines file
+      --port N               broker port (default 1883, or a free port if 1883 is taken)
+      --data DIR             data folder (default ./data)
+      --devices N            simulated devices (default 5)
+      --interval MS          ms between a device's frames (default 2000)
+  backhaul --version
+  backhaul --help
+
+Logs go to stdout: readable on a terminal, JSON lines otherwise. BACKHAUL_LOG_LEVEL=debug for more.
+Docs: docs/config.md (config reference), docs/errors.md (error codes).`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function printConfigError(e: unknown): void {
+  if (e instanceof ConfigErrors) {
+    for (const err of e.errors) process.stderr.write(`${err.toString()}\n`);
+    process.stderr.write(`${e.errors.length} error${e.errors.length === 1 ? '' : 's'} in the config; nothing was started.\n`);
+  } else if (isBackhaulError(e)) {
+    process.stderr.write(`${e.toString()}\n`);
+  } else {
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+  }
+}
+
+function load(file: string | undefined): LoadedConfig | undefined {
+  if (!file) {
+    process.stderr.write('BH_USAGE missing -c FILE (the config file)\n');
+    process.exitCode = 2;
+    return undefined;
+  }
+  try {
+    return loadConfigFile(file, { registry: builtinRegistry() });
+  } catch (e) {
+    printConfigError(e);
+    process.exitCode = 1;
+    return undefined;
+  }
+}
+
+async function run(cfg: LoadedConfig, logger: Logger, onStarted?: (hub: Hub) => void): Promise<void> {
+  const hub = new Hub({ config: cfg, logger });
+  for (const w of cfg.warnings) logger.warn(w);
+  try {
+    await hub.start();
+  } catch (e) {
+    printConfigError(e);
+    logger.flush();
+    process.exitCode = 1;
+    return;
+  }
+  logger.info({ inputs: cfg.inputs.length, routes: cfg.routes.length, sinks: cfg.sinks.length, data: cfg.dataDir }, 'backhaul running');
+  onStarted?.(hub);
+  // The hub's own timers do not hold the process open (so tests and libraries can exit); a running service must.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  await new Promise<void>((resolveStop) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        logger.warn('second signal: exiting now');
+        process.exit(1);
+      }
+      logger.info({ signal: sig }, 'stopping: inputs closed, delivering what is queued');
+      hub.stop().then(
+        () => {
+          logger.info('stopped');
+          resolveStop();
+        },
+        (e: unknown) => {
+          logger.error({ err: e }, 'stop failed');
+          process.exitCode = 1;
+          resolveStop();
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  clearInterval(keepAlive);
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        port: { type: 'string' },
+        data: { type: 'string' },
+        devices: { type: 'string' },
+        interval: { type: 'string' },
+        version: { type: 'boolean', short: 'v' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`BH_USAGE ${(e as Error).message}\n\n${HELP}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
+  const cmd = positionals[0];
+  if (values.help || cmd === undefined || cmd === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    if (cmd === undefined && !values.help) process.exitCode = 2;
+    return;
+  }
+  switch (cmd) {
+    case 'check': {
+      const cfg = load(values.config);
+      if (cfg) process.stdout.write(`${summarize(cfg)}\n`);
+      return;
+    }
+    case 'start': {
+      const cfg = load(values.config);
+      if (!cfg) return;
+      const logger = createLogger({ level: cfg.logLevel, secrets: () => cfg.secretValues });
+      await run(cfg, logger);
+      return;
+    }
+    case 'demo': {
+      const num = (v: string | undefined, name: string, dflt: number): number => {
+        if (v === undefined) return dflt;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number`);
+        return n;
+      };
+      let port: number, devices: number, intervalMs: number;
+      try {
+        port = num(values.port, 'port', -1);
+        devices = num(values.devices, 'devices', 5);
+        intervalMs = num(values.interval, 'interval', 2000);
+      } catch (e) {
+        process.stderr.write(`BH_USAGE ${(e as Error).message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const chosen = port >= 0 ? port : await pickPort(1883);
+      const dataDir = resolve(values.data ?? 'data');
+      let cfg: LoadedConfig;
+      try {
+        cfg = buildConfig(demoConfig({ port: chosen, dataDir, devices, intervalMs }), { source: 'demo', dir: process.cwd() }, { registry: builtinRegistry() });
+      } catch (e) {
+        printConfigError(e);
+        process.exitCode = 1;
+        return;
+      }
+      const logger = createLogger({ level: cfg.logLevel });
+      await run(cfg, logger, () => {
+        const taken = port < 0 && chosen !== 1883 ? ' (1883 was taken)' : '';
+        process.stdout.write(
+          [
+            '',
+            `Backhaul demo is running: ${devices} simulated valves, an MQTT broker on port ${chosen}${taken}.`,
+            `  watch the readings:   mosquitto_sub -h 127.0.0.1 -p ${chosen} -t 'backhaul/#' -v`,
+            `  devices may publish:  mosquitto_pub -h 127.0.0.1 -p ${chosen} -t devices/kitchen -m '{"device":"kitchen","temperature":21.5}'`,
+            `  history (SQLite):     ${resolve(dataDir, 'history.sqlite')}`,
+            `  every reading (JSON): ${resolve(dataDir, 'readings.jsonl')}`,
+            '  Ctrl-C stops it.',
+            '',
+          ].join('\n'),
+        );
+      });
+      return;
+    }
+    default:
+      process.stderr.write(`BH_USAGE unknown command "${cmd}"\n\n${HELP}\n`);
+      process.exitCode = 2;
+  }
+}
+
+await main(process.argv.slice(2));

@@ -1,0 +1,62 @@
+// `backhaul check` output: what would run, with secrets shown as their names only.
+import type { LoadedConfig } from '../core/config/load.js';
+import { isSecretRef } from '../core/config/secrets.js';
+
+function show(v: unknown): string {
+  if (isSecretRef(v)) return `<secret ${v.secret}>`;
+  if (Array.isArray(v)) return `[${v.map(show).join(', ')}]`;
+  if (typeof v === 'object' && v !== null) {
+    return `{${Object.entries(v)
+      .map(([k, x]) => `${k}: ${show(x)}`)
+      .join(', ')}}`;
+  }
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** Options as written (from the redacted tree), so a secret's value can never be printed. */
+function written(raw: unknown, section: 'inputs' | 'sinks', id: string, skip: readonly string[]): string {
+  const inst = (raw as Record<string, Record<string, Record<string, unknown>>>)[section]?.[id] ?? {};
+  return Object.entries(inst)
+    .filter(([k]) => !skip.includes(k))
+    .map(([k, v]) => `${k}=${show(v)}`)
+    .join(' ');
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? `${s} ` : s + ' '.repeat(n - s.length);
+}
+
+export function summarize(cfg: LoadedConfig): string {
+  const lines: string[] = [];
+  lines.push(`config ${cfg.source} is valid`);
+  lines.push(`data folder: ${cfg.dataDir}`);
+  lines.push('');
+  lines.push(`inputs (${cfg.inputs.length}):`);
+  for (const i of cfg.inputs) {
+    lines.push(`  ${pad(i.id, 14)}${pad(i.def.type, 10)}decoder ${pad(i.decoder.def.type, 9)}${written(cfg.redacted, 'inputs', i.id, ['type', 'decoder'])}`);
+  }
+  lines.push(`routes (${cfg.routes.length}):`);
+  for (const r of cfg.routes) {
+    const m = r.match;
+    const what: string[] = [];
+    if (m.kind && m.kind !== 'reading') what.push(`kind ${m.kind}`);
+    if (m.devices) what.push(`devices ${m.devices.join(',')}`);
+    if (m.inputs) what.push(`inputs ${m.inputs.join(',')}`);
+    if (m.topics) what.push(`topics ${m.topics.join(',')}`);
+    if (m.measurements) what.push(`measurements ${m.measurements.join(',')}`);
+    if (m.events) what.push(`events ${m.events.join(',')}`);
+    if (m.authenticated !== undefined) what.push(m.authenticated ? 'authenticated only' : 'unauthenticated only');
+    const stages = r.stages.length ? ` | ${r.stages.map((s) => s.def.type).join(' → ')}` : '';
+    lines.push(`  ${pad(r.name, 20)}${what.length ? what.join('; ') : `all ${m.kind === 'event' ? 'events' : m.kind === 'any' ? 'messages' : 'readings'}`}${stages} → ${r.to.join(', ')}`);
+  }
+  lines.push(`sinks (${cfg.sinks.length}):`);
+  for (const s of cfg.sinks) {
+    lines.push(`  ${pad(s.id, 14)}${pad(s.def.type, 10)}${written(cfg.redacted, 'sinks', s.id, ['type'])}`);
+  }
+  if (cfg.warnings.length) {
+    lines.push('');
+    lines.push('warnings:');
+    for (const w of cfg.warnings) lines.push(`  ${w}`);
+  }
+  return lines.join('\n');
+}

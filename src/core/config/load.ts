@@ -1,0 +1,267 @@
+// Config loading: JSONC text → top-level schema → secrets → each driver's own schema → cross-references.
+// Every problem found is reported together (ConfigErrors), each with its code and JSON path. Nothing starts until
+// the whole config is valid. The file is never rewritten.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import type { DecoderDefinition, DriverRegistry, InputDefinition, SinkDefinition, StageDefinition } from '../driver.js';
+import { BackhaulError, ConfigErrors, joinPath } from '../errors.js';
+import { ConfigFile, Match, OutboxOptions } from './schema.js';
+import { SecretStore, isSecretRef } from './secrets.js';
+import { SchemaValidator, suggest } from './validate.js';
+
+export interface InputSpec {
+  readonly id: string;
+  readonly def: InputDefinition;
+  readonly options: unknown;
+  readonly decoder: { readonly def: DecoderDefinition; readonly options: unknown };
+}
+
+export interface SinkSpec {
+  readonly id: string;
+  readonly def: SinkDefinition;
+  readonly options: unknown;
+  readonly outbox: OutboxOptions;
+}
+
+export interface StageSpec {
+  readonly def: StageDefinition;
+  readonly options: unknown;
+  /** Config path, e.g. `routes[2].stages[0]`. */
+  readonly path: string;
+}
+
+export interface RouteSpec {
+  readonly name: string;
+  readonly index: number;
+  readonly match: Match;
+  readonly stages: readonly StageSpec[];
+  readonly to: readonly string[];
+}
+
+export interface LoadedConfig {
+  /** The config file, or a label such as `demo`. */
+  readonly source: string;
+  /** Folder relative paths are resolved against. */
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly logLevel: string | undefined;
+  readonly inputs: readonly InputSpec[];
+  readonly sinks: readonly SinkSpec[];
+  readonly routes: readonly RouteSpec[];
+  /** Secret values, for the logger to scrub. */
+  readonly secretValues: readonly string[];
+  /** The config as written, secrets still as `{"secret": NAME}`: safe to print. */
+  readonly redacted: unknown;
+  /** Things worth saying that do not stop a start (a sink no route uses). */
+  readonly warnings: readonly string[];
+}
+
+export interface LoadOptions {
+  readonly registry: DriverRegistry;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+const validator = new SchemaValidator();
+
+export function loadConfigFile(file: string, opts: LoadOptions): LoadedConfig {
+  const abs = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (e) {
+    throw new ConfigErrors([new BackhaulError('BH_CONFIG_READ', `cannot read config file ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)]);
+  }
+  return loadConfigText(text, abs, opts);
+}
+
+function lineCol(text: string, offset: number): string {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  const col = offset - before.lastIndexOf('\n');
+  return `line ${line}, column ${col}`;
+}
+
+export function loadConfigText(text: string, file: string, opts: LoadOptions): LoadedConfig {
+  const errors: ParseError[] = [];
+  const raw: unknown = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length > 0) {
+    throw new ConfigErrors(
+      errors.map((e) => new BackhaulError('BH_CONFIG_SYNTAX', `${file}, ${lineCol(text, e.offset)}: ${printParseErrorCode(e.error)}`)),
+    );
+  }
+  return buildConfig(raw, { source: file, dir: dirname(file) }, opts);
+}
+
+/** Validate a parsed config tree (from a file or built in code, like the demo's). */
+export function buildConfig(raw: unknown, where: { source: string; dir: string }, opts: LoadOptions): LoadedConfig {
+  const reg = opts.registry;
+  const env = opts.env ?? process.env;
+  // Work on a copy: validation fills in defaults, and `redacted` must stay as written.
+  const top: unknown = structuredClone(raw);
+  const topErrors = validator.validate(ConfigFile, top, '');
+  if (topErrors.length > 0) throw new ConfigErrors(topErrors);
+  const cfg = top as {
+    data?: string;
+    secrets?: string;
+    log?: { level?: string };
+    inputs: Record<string, Record<string, unknown>>;
+    sinks: Record<string, Record<string, unknown>>;
+    routes: Array<{ name?: string; match?: unknown; stages?: Array<Record<string, unknown>>; to: string[] }>;
+  };
+
+  const errs: BackhaulError[] = [];
+  const warnings: string[] = [];
+
+  // Secrets first, so driver schemas see the real (string) values.
+  const secrets = new SecretStore(cfg.secrets === undefined ? undefined : resolve(where.dir, cfg.secrets), 'secrets', env);
+  try {
+    secrets.load();
+  } catch (e) {
+    throw new ConfigErrors([e as BackhaulError]);
+  }
+  const resolveSecrets = (node: unknown, path: string): unknown => {
+    if (isSecretRef(node)) {
+      try {
+        return secrets.resolve(node.secret, path);
+      } catch (e) {
+        errs.push(e as BackhaulError);
+        return '';
+      }
+    }
+    if (Array.isArray(node)) return node.map((v, i) => resolveSecrets(v, joinPath(path, i)));
+    if (typeof node === 'object' && node !== null) {
+      const o: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(node)) o[k] = resolveSecrets(v, joinPath(path, k));
+      return o;
+    }
+    return node;
+  };
+  cfg.inputs = resolveSecrets(cfg.inputs, 'inputs') as typeof cfg.inputs;
+  cfg.sinks = resolveSecrets(cfg.sinks, 'sinks') as typeof cfg.sinks;
+  cfg.routes = resolveSecrets(cfg.routes, 'routes') as typeof cfg.routes;
+
+  const known = (m: ReadonlyMap<string, unknown>) => [...m.keys()].sort();
+  /** `typePath` is where the type name is written: `inputs.x.type`, or `inputs.x.decoder` for `"decoder": "name"`. */
+  const lookup = <D>(kind: string, m: ReadonlyMap<string, D>, type: string, typePath: string): D | undefined => {
+    const d = m.get(type);
+    if (!d) {
+      errs.push(
+        new BackhaulError('BH_CONFIG_UNKNOWN_TYPE', `unknown ${kind} type "${type}"${suggest(type, known(m))}; known: ${known(m).join(', ')}`, {
+          path: typePath,
+        }),
+      );
+    }
+    return d;
+  };
+  const options = (inst: Record<string, unknown>, common: readonly string[]): Record<string, unknown> => {
+    const o: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(inst)) if (!common.includes(k)) o[k] = v;
+    return o;
+  };
+
+  // inputs
+  const inputs: InputSpec[] = [];
+  for (const [id, inst] of Object.entries(cfg.inputs)) {
+    const path = joinPath('inputs', id);
+    const def = lookup('input', reg.inputs, String(inst['type']), joinPath(path, 'type'));
+    const decoderRaw = inst['decoder'] ?? def?.defaultDecoder;
+    let decoder: InputSpec['decoder'] | undefined;
+    if (decoderRaw !== undefined) {
+      const dPath = joinPath(path, 'decoder');
+      let dInst: Record<string, unknown> | undefined;
+      if (typeof decoderRaw === 'string') dInst = { type: decoderRaw };
+      else if (typeof decoderRaw === 'object' && decoderRaw !== null && !Array.isArray(decoderRaw) && typeof (decoderRaw as { type?: unknown }).type === 'string')
+        dInst = decoderRaw as Record<string, unknown>;
+      else errs.push(new BackhaulError('BH_CONFIG_SCHEMA', 'must be a decoder type name or an object with a "type"', { path: dPath }));
+      if (dInst) {
+        const dDef = lookup('decoder', reg.decoders, String(dInst['type']), typeof decoderRaw === 'string' ? dPath : joinPath(dPath, 'type'));
+        if (dDef) {
+          const dOpts = options(dInst, ['type']);
+          errs.push(...validator.validate(dDef.options, dOpts, dPath));
+          decoder = { def: dDef, options: dOpts };
+        }
+      }
+    }
+    if (def) {
+      const o = options(inst, ['type', 'decoder']);
+      errs.push(...validator.validate(def.options, o, path));
+      if (decoder) inputs.push({ id, def, options: o, decoder });
+    }
+  }
+
+  // sinks
+  const sinks: SinkSpec[] = [];
+  for (const [id, inst] of Object.entries(cfg.sinks)) {
+    const path = joinPath('sinks', id);
+    const def = lookup('sink', reg.sinks, String(inst['type']), joinPath(path, 'type'));
+    const outbox: unknown = inst['outbox'] ?? {};
+    errs.push(...validator.validate(OutboxOptions, outbox, joinPath(path, 'outbox')));
+    if (def) {
+      const o = options(inst, ['type', 'outbox']);
+      errs.push(...validator.validate(def.options, o, path));
+      sinks.push({ id, def, options: o, outbox: outbox as OutboxOptions });
+    }
+  }
+
+  // routes
+  const routes: RouteSpec[] = [];
+  const used = new Set<string>();
+  cfg.routes.forEach((r, index) => {
+    const path = joinPath('routes', index);
+    r.to.forEach((sink, j) => {
+      used.add(sink);
+      if (!(sink in cfg.sinks)) {
+        const names = Object.keys(cfg.sinks);
+        errs.push(
+          new BackhaulError('BH_CONFIG_REF', `no sink named "${sink}"${suggest(sink, names)}; sinks: ${names.join(', ') || '(none)'}`, {
+            path: joinPath(joinPath(path, 'to'), j),
+          }),
+        );
+      }
+    });
+    const match = (r.match ?? { kind: 'reading' }) as Match;
+    match.inputs?.forEach((input, j) => {
+      if (!(input in cfg.inputs)) {
+        const names = Object.keys(cfg.inputs);
+        errs.push(
+          new BackhaulError('BH_CONFIG_REF', `no input named "${input}"${suggest(input, names)}; inputs: ${names.join(', ') || '(none)'}`, {
+            path: `${path}.match.inputs[${j}]`,
+          }),
+        );
+      }
+    });
+    const stages: StageSpec[] = [];
+    (r.stages ?? []).forEach((inst, j) => {
+      const sPath = joinPath(joinPath(path, 'stages'), j);
+      const def = lookup('stage', reg.stages, String(inst['type']), joinPath(sPath, 'type'));
+      if (def) {
+        const o = options(inst, ['type']);
+        errs.push(...validator.validate(def.options, o, sPath));
+        stages.push({ def, options: o, path: sPath });
+      }
+    });
+    routes.push({ name: r.name ?? `route-${index}`, index, match, stages, to: r.to });
+  });
+  const names = new Set<string>();
+  for (const r of routes) {
+    if (names.has(r.name)) errs.push(new BackhaulError('BH_CONFIG_SCHEMA', `route name "${r.name}" is used twice`, { path: `routes[${r.index}].name` }));
+    names.add(r.name);
+  }
+  for (const id of Object.keys(cfg.sinks)) if (!used.has(id)) warnings.push(`${joinPath('sinks', id)}: no route sends to this sink`);
+  if (Object.keys(cfg.inputs).length === 0) warnings.push('inputs: there are no inputs, so nothing will arrive');
+
+  if (errs.length > 0) throw new ConfigErrors(errs);
+  return {
+    source: where.source,
+    dir: where.dir,
+    dataDir: resolve(where.dir, cfg.data ?? './data'),
+    logLevel: cfg.log?.level,
+    inputs,
+    sinks,
+    routes,
+    secretValues: [...secrets.values],
+    redacted: raw,
+    warnings,
+  };
+}

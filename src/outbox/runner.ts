@@ -1,0 +1,202 @@
+// Drains one sink's outbox into its sink: in order, in batches, with retry and exponential backoff with jitter.
+// Each sink has its own runner and loop, so a slow or dead sink never holds up another.
+import type { Clock } from '../core/clock.js';
+import { SinkError, type Sink } from '../core/driver.js';
+import { isBackhaulError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import type { OutboxOptions } from '../core/config/schema.js';
+import type { Message } from '../core/types.js';
+import { LogThrottle } from '../core/throttle.js';
+import type { Outbox } from './outbox.js';
+
+export type SinkState = 'starting' | 'up' | 'retrying' | 'stopped' | 'closed';
+
+export interface SinkStatus {
+  readonly id: string;
+  readonly type: string;
+  readonly state: SinkState;
+  readonly backlog: number;
+  readonly delivered: number;
+  readonly dropped: number;
+  readonly retries: number;
+  readonly lastError?: { readonly message: string; readonly at: number };
+}
+
+export interface SinkRunnerDeps {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+}
+
+export class SinkRunner {
+  private state: SinkState = 'starting';
+  private delivered = 0;
+  private dropped = 0;
+  private retries = 0;
+  private lastError: { message: string; at: number } | undefined;
+  private stopping = false;
+  private wakeStop: (() => void) | undefined;
+  private readonly stopped: Promise<void>;
+  private loopDone: Promise<void> = Promise.resolve();
+  private readonly throttle: LogThrottle;
+
+  constructor(
+    readonly id: string,
+    readonly type: string,
+    private readonly sink: Sink,
+    private readonly outbox: Outbox,
+    private readonly opts: OutboxOptions,
+    private readonly deps: SinkRunnerDeps,
+  ) {
+    this.stopped = new Promise((resolve) => (this.wakeStop = resolve));
+    this.throttle = new LogThrottle(deps.clock);
+  }
+
+  start(): void {
+    this.loopDone = this.loop().catch((e: unknown) => {
+      // The loop handles every sink error itself; reaching here is a bug, but must not take the process down.
+      this.state = 'stopped';
+      this.deps.logger.error({ err: e }, 'sink runner failed');
+    });
+  }
+
+  /** Put routed messages in this sink's outbox. Resolves when they are in (as durable as the outbox is). */
+  async enqueue(msgs: readonly Message[]): Promise<void> {
+    if (msgs.length === 0) return;
+    const { dropped } = await this.outbox.put(msgs);
+    const labels = { sink: this.id };
+    this.deps.metrics.sinkEnqueued.inc(labels, msgs.length);
+    if (dropped > 0) this.countDropped('overflow', dropped, `outbox full (maxItems ${this.opts.maxItems}), ${this.opts.overflow} dropped messages`);
+    this.deps.metrics.sinkBacklog.set(labels, this.outbox.size());
+  }
+
+  status(): SinkStatus {
+    const s = {
+      id: this.id,
+      type: this.type,
+      state: this.state,
+      backlog: this.outbox.size(),
+      delivered: this.delivered,
+      dropped: this.dropped,
+      retries: this.retries,
+    };
+    return this.lastError ? { ...s, lastError: this.lastError } : s;
+  }
+
+  /**
+   * Deliver what is queued (for up to `drainMs`), then close the sink. What is still queued after that is reported;
+   * with the in-memory outbox it is lost, which is why the durable outbox exists.
+   */
+  async stop(drainMs = 5000): Promise<void> {
+    const deadline = this.deps.clock.now() + drainMs;
+    while (this.outbox.size() > 0 && this.state !== 'stopped' && this.deps.clock.now() < deadline) {
+      await this.sleepUnlessStopping(50);
+    }
+    this.stopping = true;
+    this.wakeStop?.();
+    await this.loopDone;
+    const left = this.outbox.size();
+    if (left > 0) this.deps.logger.warn({ backlog: left }, `sink stopped with ${left} message(s) undelivered`);
+    try {
+      await this.sink.close();
+    } catch (e) {
+      this.deps.logger.warn({ err: e }, 'sink close failed');
+    }
+    await this.outbox.close();
+    this.state = 'closed';
+  }
+
+  private countDropped(reason: 'overflow' | 'rejected', n: number, message: string): void {
+    this.dropped += n;
+    this.deps.metrics.sinkDropped.inc({ sink: this.id, reason }, n);
+    const suppressed = this.throttle.take(`drop:${reason}`);
+    const code = reason === 'overflow' ? 'BH_OUTBOX_OVERFLOW' : 'BH_SINK_REJECTED';
+    if (suppressed !== null) this.deps.logger.warn({ code, reason, count: n, earlierSuppressed: suppressed }, message);
+  }
+
+  private sleepUnlessStopping(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = this.deps.clock.setTimeout(resolve, ms);
+      void this.stopped.then(() => {
+        this.deps.clock.clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  private backoff(attempt: number): number {
+    const base = Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(attempt, 30));
+    return base / 2 + Math.random() * (base / 2); // "equal jitter": never less than half the base
+  }
+
+  /** Keep the last error as `CODE message` for status; sink errors that carry no code get the phase's code. */
+  private recordError(e: unknown, code: 'BH_SINK_OPEN' | 'BH_SINK_WRITE'): string {
+    const message = isBackhaulError(e) ? e.toString() : `${code} ${e instanceof Error ? e.message : String(e)}`;
+    this.lastError = { message, at: this.deps.clock.now() };
+    return message;
+  }
+
+  private async loop(): Promise<void> {
+    const log = this.deps.logger;
+    const labels = { sink: this.id };
+    let opened = false;
+    let attempt = 0;
+    while (!this.stopping) {
+      if (!opened) {
+        try {
+          await this.sink.open();
+          opened = true;
+          attempt = 0;
+          this.state = 'up';
+          log.debug('sink open');
+        } catch (e) {
+          const message = this.recordError(e, 'BH_SINK_OPEN');
+          if (e instanceof SinkError && !e.retryable) {
+            this.state = 'stopped';
+            log.error({ err: message }, 'sink cannot open and will not retry; its messages are kept until restart');
+            return;
+          }
+          this.state = 'retrying';
+          if (this.throttle.take('open') !== null) log.warn({ err: message }, 'sink cannot open yet, retrying');
+          await this.sleepUnlessStopping(this.backoff(attempt++));
+          continue;
+        }
+      }
+      if (this.outbox.size() === 0) {
+        await Promise.race([this.outbox.whenReadable(), this.stopped]);
+        continue;
+      }
+      if (this.opts.lingerMs > 0 && this.outbox.size() < this.opts.batchSize) await this.sleepUnlessStopping(this.opts.lingerMs);
+      const batch = this.outbox.peek(this.opts.batchSize);
+      try {
+        const res = await this.sink.write(batch.map((e) => e.msg));
+        const rejected = res?.rejected ?? [];
+        for (const r of rejected) {
+          this.countDropped('rejected', 1, `sink refused a message for good: ${r.error.toString()}`);
+        }
+        this.outbox.remove(batch.map((e) => e.id));
+        const ok = batch.length - rejected.length;
+        this.delivered += ok;
+        this.deps.metrics.sinkDelivered.inc(labels, ok);
+        this.deps.metrics.sinkBacklog.set(labels, this.outbox.size());
+        this.state = 'up';
+        attempt = 0;
+      } catch (e) {
+        const message = this.recordError(e, 'BH_SINK_WRITE');
+        if (e instanceof SinkError && !e.retryable) {
+          this.state = 'stopped';
+          log.error({ err: message, backlog: this.outbox.size() }, 'sink failed and will not retry; its messages are kept until restart');
+          return;
+        }
+        this.retries++;
+        this.deps.metrics.sinkRetries.inc(labels);
+        this.state = 'retrying';
+        const suppressed = this.throttle.take('write');
+        if (suppressed !== null) log.warn({ err: message, backlog: this.outbox.size(), earlierSuppressed: suppressed }, 'sink write failed, retrying');
+        await this.sleepUnlessStopping(this.backoff(attempt++));
+      }
+    }
+  }
+}

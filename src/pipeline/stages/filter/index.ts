@@ -1,0 +1,95 @@
+// filter: keep or drop messages by device, value condition, and values by measurement name.
+import { Type } from '@sinclair/typebox';
+import { defineStage } from '../../../core/driver.js';
+import type { Message, Value } from '../../../core/types.js';
+import { globMatcher } from '../../glob.js';
+import { pickValues } from '../../values.js';
+
+const Condition = Type.Object(
+  {
+    measurement: Type.String({ minLength: 1 }),
+    op: Type.Union(['<', '<=', '>', '>=', '==', '!='].map((o) => Type.Literal(o)), { description: 'Comparison.' }),
+    value: Type.Union([Type.Number(), Type.String(), Type.Boolean()]),
+  },
+  { additionalProperties: false },
+);
+
+const Options = Type.Object(
+  {
+    action: Type.Union([Type.Literal('keep'), Type.Literal('drop')], {
+      default: 'keep',
+      description: 'keep: pass only what matches; drop: remove what matches.',
+    }),
+    devices: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Device ids or globs.' })),
+    when: Type.Optional(Type.Array(Condition, { minItems: 1, description: 'Value conditions, all of which must hold.' })),
+    measurements: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Measurements kept (keep) or removed (drop) from each reading.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+function compare(a: Value, op: string, b: Value): boolean {
+  switch (op) {
+    case '==':
+      return a === b;
+    case '!=':
+      return a !== b;
+  }
+  if (typeof a !== typeof b || typeof a === 'boolean') return false;
+  switch (op) {
+    case '<':
+      return a < b;
+    case '<=':
+      return a <= b;
+    case '>':
+      return a > b;
+    default:
+      return a >= b;
+  }
+}
+
+export const filterStage = defineStage({
+  kind: 'stage',
+  type: 'filter',
+  description: 'Keep or drop messages by device and value conditions, and values by measurement.',
+  options: Options,
+  create(o, ctx) {
+    const action = o.action ?? 'keep';
+    const device = globMatcher(o.devices);
+    const measurements = o.measurements ? new Set(o.measurements) : undefined;
+    const when = o.when ?? [];
+    const messageMatches = (m: Message): boolean => {
+      if (device && (m.device === undefined || !device(m.device))) return false;
+      if (when.length > 0) {
+        if (m.kind !== 'reading') return false;
+        for (const c of when) {
+          const v = m.values[c.measurement];
+          if (v === undefined || !compare(v, c.op, c.value)) return false;
+        }
+      }
+      return true;
+    };
+    return {
+      process(m) {
+        const hit = messageMatches(m);
+        if (action === 'drop' && hit && !measurements) {
+          ctx.dropped('filtered');
+          return [];
+        }
+        if (action === 'keep' && !hit) {
+          ctx.dropped('filtered');
+          return [];
+        }
+        if (!measurements || m.kind !== 'reading') return [m];
+        // Applies to matching messages only (keep: all that passed; drop: those the device/when criteria picked).
+        const picked = pickValues(m, (name) => (action === 'keep' ? measurements.has(name) : !(hit && measurements.has(name))));
+        if (!picked) {
+          ctx.dropped('filtered');
+          return [];
+        }
+        return [picked];
+      },
+    };
+  },
+});

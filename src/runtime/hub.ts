@@ -1,0 +1,189 @@
+// The composition root: builds every part from a validated config and wires the data path
+//   inputs ──Frame──▶ decoder ──Reading──▶ router ──▶ route stages ──▶ sink runners (outbox → sink)
+// Nothing here is global: config, logger and clock come in, so tests run several hubs in one process.
+import { mkdirSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { LoadedConfig } from '../core/config/load.js';
+import type { Decode, DriverContext, Input, Stage } from '../core/driver.js';
+import { isBackhaulError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { Metrics } from '../core/metrics.js';
+import { LogThrottle } from '../core/throttle.js';
+import type { Frame, Message } from '../core/types.js';
+import { MemoryOutbox } from '../outbox/memory.js';
+import { SinkRunner, type SinkStatus } from '../outbox/runner.js';
+import { Router, type RouteRuntime } from '../pipeline/router.js';
+
+export interface HubOptions {
+  readonly config: LoadedConfig;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly metrics?: Metrics;
+  /** How long `stop()` lets each sink deliver what is queued. */
+  readonly drainMs?: number;
+}
+
+export interface InputStatus {
+  readonly id: string;
+  readonly type: string;
+  readonly info: Readonly<Record<string, string | number>>;
+}
+
+export class Hub {
+  readonly metrics: Metrics;
+  readonly config: LoadedConfig;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly ac = new AbortController();
+  private readonly inputs: Array<{ id: string; type: string; input: Input }> = [];
+  private readonly runners = new Map<string, SinkRunner>();
+  private readonly stages: Stage[] = [];
+  private router: Router | undefined;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly decodeLog: LogThrottle;
+  private started = false;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly opts: HubOptions) {
+    this.config = opts.config;
+    this.logger = opts.logger;
+    this.clock = opts.clock ?? systemClock;
+    this.metrics = opts.metrics ?? new Metrics();
+    this.decodeLog = new LogThrottle(this.clock);
+  }
+
+  private context(bindings: Record<string, string>, id: string): DriverContext {
+    const dir = this.config.dir;
+    return {
+      id,
+      logger: this.logger.child(bindings),
+      metrics: this.metrics,
+      clock: this.clock,
+      signal: this.ac.signal,
+      dataDir: this.config.dataDir,
+      resolvePath: (p) => (isAbsolute(p) ? p : resolve(dir, p)),
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new Error('hub already started');
+    this.started = true;
+    mkdirSync(this.config.dataDir, { recursive: true });
+    try {
+      // Sinks first: by the time an input accepts anything, every outbox exists.
+      for (const spec of this.config.sinks) {
+        const ctx = this.context({ sink: spec.id }, spec.id);
+        const sink = spec.def.create(spec.options, ctx);
+        const outbox = new MemoryOutbox(spec.outbox.maxItems, spec.outbox.overflow);
+        const runner = new SinkRunner(spec.id, spec.def.type, sink, outbox, spec.outbox, ctx);
+        this.runners.set(spec.id, runner);
+        runner.start();
+      }
+
+      const routes: RouteRuntime[] = [];
+      for (const spec of this.config.routes) {
+        const stages: Stage[] = [];
+        const route: RouteRuntime = { name: spec.name, match: spec.match, stages, to: spec.to.map((id) => this.runners.get(id)!) };
+        spec.stages.forEach((s, i) => {
+          const base = this.context({ route: spec.name, stage: s.def.type }, `${spec.name}/${s.def.type}`);
+          const stage = s.def.create(s.options, {
+            ...base,
+            route: spec.name,
+            emit: (m: Message) => {
+              this.track(this.router!.resume(route, i, m)).catch((e: unknown) => base.logger.error({ err: e }, 'routing stage output failed'));
+            },
+            dropped: (reason: string, n = 1) => this.metrics.stageDropped.inc({ route: spec.name, stage: s.def.type, reason }, n),
+          });
+          stages.push(stage);
+          this.stages.push(stage);
+        });
+        routes.push(route);
+      }
+      this.router = new Router(routes, this.metrics);
+
+      for (const spec of this.config.inputs) {
+        const ctx = this.context({ input: spec.id }, spec.id);
+        const decode = spec.decoder.def.create(spec.decoder.options);
+        const input = spec.def.create(spec.options, {
+          ...ctx,
+          emit: (f: Frame) => this.track(this.accept(decode, f, false, ctx.logger)).then(() => undefined),
+          emitStrict: (f: Frame) => this.track(this.accept(decode, f, true, ctx.logger)),
+        });
+        this.inputs.push({ id: spec.id, type: spec.def.type, input });
+        await input.start();
+        ctx.logger.info({ type: spec.def.type, decoder: spec.decoder.def.type, ...(input.info?.() ?? {}) }, 'input started');
+      }
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p)).catch(() => undefined);
+    return p;
+  }
+
+  /** Decode a frame and route its readings. Returns the number of readings; never rejects unless `strict`. */
+  private async accept(decode: Decode, frame: Frame, strict: boolean, log: Logger): Promise<number> {
+    const input = frame.input;
+    this.metrics.framesTotal.inc({ input });
+    let result;
+    try {
+      result = decode(frame);
+    } catch (e) {
+      const code = isBackhaulError(e) ? e.code : 'internal';
+      this.metrics.decodeErrors.inc({ input, reason: code });
+      const suppressed = this.decodeLog.take(`${input}:${code}`);
+      if (suppressed !== null) {
+        const fields = isBackhaulError(e) ? { code, path: e.path } : { code, err: e };
+        log.warn({ ...fields, topic: frame.topic, earlierSuppressed: suppressed }, `frame dropped: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      if (strict) throw e;
+      return 0;
+    }
+    if ('skipped' in result) {
+      this.metrics.framesSkipped.inc({ input, reason: result.skipped });
+      return 0;
+    }
+    this.metrics.readingsTotal.inc({ input }, result.readings.length);
+    // The device gate (registry, liveness) slots in here.
+    for (const r of result.readings) await this.router!.route(r);
+    return result.readings.length;
+  }
+
+  /** Route a message the hub itself produced (an Event). */
+  publish(msg: Message): Promise<void> {
+    return this.router ? this.track(this.router.route(msg)) : Promise.resolve();
+  }
+
+  inputStatus(): InputStatus[] {
+    return this.inputs.map(({ id, type, input }) => ({ id, type, info: input.info?.() ?? {} }));
+  }
+
+  sinkStatus(): SinkStatus[] {
+    return [...this.runners.values()].map((r) => r.status());
+  }
+
+  /** Graceful stop: inputs stop accepting, in-flight frames finish, stages stop, sinks deliver what is queued and close. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    for (const { id, input } of [...this.inputs].reverse()) {
+      try {
+        await input.stop();
+      } catch (e) {
+        this.logger.warn({ input: id, err: e }, 'input stop failed');
+      }
+    }
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    for (const s of this.stages) s.stop?.();
+    await Promise.all([...this.runners.values()].map((r) => r.stop(this.opts.drainMs ?? 5000)));
+    this.ac.abort();
+  }
+}

@@ -1,0 +1,95 @@
+// http: a webhook. Each batch is one request whose body is a JSON array of messages (see ../format.ts).
+import { Type } from '@sinclair/typebox';
+import { defineSink, SinkError } from '../../core/driver.js';
+import { BackhaulError } from '../../core/errors.js';
+import { messageToJson, safeUrl } from '../format.js';
+import { bodySnippet, httpSend, isRetryableStatus, redirectError, splitCredentials } from '../http-client.js';
+
+const Options = Type.Object(
+  {
+    url: Type.String({
+      pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+      description: 'Where to send each batch (http:// or https://).',
+    }),
+    method: Type.Optional(
+      Type.Union([Type.Literal('POST'), Type.Literal('PUT')], { default: 'POST', description: 'HTTP method of each request.' }),
+    ),
+    headers: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), Type.String(), {
+        default: {},
+        description: 'Extra request headers (an `Authorization` token, an API key); values may be `{"secret": NAME}`.',
+      }),
+    ),
+    timeoutMs: Type.Optional(
+      Type.Integer({ minimum: 100, default: 10000, description: 'Give up on a request after this long (retried later).' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Statuses that refuse these items for good: sending them again would get the same answer. */
+const REJECT_STATUSES = new Set([400, 413, 422]);
+
+export const httpSink = defineSink({
+  kind: 'sink',
+  type: 'http',
+  description: 'POST (or PUT) each batch as a JSON array of messages to a URL.',
+  options: Options,
+  create(o, ctx) {
+    const method = o.method ?? 'POST';
+    const timeoutMs = o.timeoutMs ?? 10000;
+    let closing = new AbortController();
+    let target: { url: URL; headers: Record<string, string> } | undefined;
+    let where = safeUrl(o.url);
+
+    return {
+      open() {
+        closing = new AbortController();
+        try {
+          target = splitCredentials(o.url, { 'Content-Type': 'application/json', ...(o.headers ?? {}) });
+          where = safeUrl(target.url);
+        } catch {
+          return Promise.reject(new SinkError('the url option is not a valid URL', false));
+        }
+        return Promise.resolve();
+      },
+
+      async write(batch) {
+        if (batch.length === 0) return;
+        if (!target) throw new SinkError('the http sink is not open', false);
+        const answer = await httpSend({
+          url: target.url,
+          method,
+          headers: target.headers,
+          body: JSON.stringify(batch.map(messageToJson)),
+          timeoutMs,
+          signal: closing.signal,
+        });
+        const { status } = answer;
+        if (status >= 200 && status < 300) return;
+        if (status >= 300 && status < 400) throw redirectError(where, status, answer.headers.get('location'));
+        if (isRetryableStatus(status)) {
+          throw new SinkError(`${where} answered ${status}${answer.body ? `: ${bodySnippet(answer.body)}` : ''}`, true);
+        }
+        if (REJECT_STATUSES.has(status)) {
+          const detail = `${where} refused the batch with HTTP ${status}${answer.body ? `: ${bodySnippet(answer.body)}` : ''}`;
+          ctx.logger.debug({ status, items: batch.length }, 'http sink batch refused');
+          return { rejected: batch.map((_m, index) => ({ index, error: new BackhaulError('BH_SINK_REJECTED', detail) })) };
+        }
+        const hint =
+          status === 401 || status === 403
+            ? ' (check the credentials in headers)'
+            : status === 404 || status === 405
+              ? ` (check the url and method ${method})`
+              : '';
+        throw new SinkError(`${where} answered ${status}${hint}${answer.body ? `: ${bodySnippet(answer.body)}` : ''}`, false);
+      },
+
+      close() {
+        closing.abort();
+        target = undefined;
+        return Promise.resolve();
+      },
+    };
+  },
+});

@@ -1,0 +1,245 @@
+// mqtt: publish readings and events to a broker. One message per value (topic with {measurement}) or per reading;
+// a write resolves once the broker acknowledged every message (PUBACK at QoS 1). Nothing is buffered inside mqtt.js
+// while offline: a write then fails at once (retryable) and the outbox keeps the data; the client reconnects in the
+// background.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Type } from '@sinclair/typebox';
+import { connect, type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
+import { defineSink, SinkError } from '../../core/driver.js';
+import type { Message, Reading } from '../../core/types.js';
+import { LogThrottle } from '../../core/throttle.js';
+import { errorText, isoTime, messageToJson, messageToSenml, renderTopic, safeUrl, topicTemplateError } from '../format.js';
+
+const Options = Type.Object(
+  {
+    url: Type.String({ pattern: '^[Mm][Qq][Tt][Tt][Ss]?://', description: 'Broker address, `mqtt://host[:1883]` or `mqtts://host[:8883]`.' }),
+    username: Type.Optional(Type.String({ description: 'MQTT username.' })),
+    password: Type.Optional(Type.String({ description: 'MQTT password; use `{"secret": NAME}`.' })),
+    clientId: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: 'MQTT client id. Default `backhaul-<sink id>-<random>`.' }),
+    ),
+    topic: Type.Optional(
+      Type.String({
+        minLength: 1,
+        default: 'backhaul/{device}/{measurement}',
+        description:
+          'Topic template for readings; placeholders {device} {measurement} {input}. With {measurement}: one message per value, ' +
+          'otherwise one message per reading.',
+      }),
+    ),
+    eventTopic: Type.Optional(
+      Type.String({ minLength: 1, default: 'backhaul/events/{type}', description: 'Topic template for events; placeholders {type} {device}.' }),
+    ),
+    qos: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1)], { default: 1, description: 'Publish QoS: 1 waits for the broker\'s PUBACK.' })),
+    retain: Type.Optional(Type.Boolean({ default: false, description: 'Publish with the retain flag.' })),
+    payload: Type.Optional(
+      Type.Union([Type.Literal('json'), Type.Literal('senml')], {
+        default: 'json',
+        description: 'Payload of per-reading messages: `json` (the reading object) or `senml` (a SenML JSON pack). Events are always JSON.',
+      }),
+    ),
+    ca: Type.Optional(Type.String({ minLength: 1, description: 'mqtts: PEM file of the CA that signed the broker\'s certificate (default: system CAs).' })),
+    timeoutMs: Type.Optional(
+      Type.Integer({ minimum: 100, default: 10000, description: 'How long to wait for the CONNACK, and for the acknowledgement of a batch.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** CONNACK refusals that may pass by themselves (v3 "server unavailable"; v5 unavailable, busy, rate limit). */
+const TRANSIENT_REFUSALS = new Set([3, 136, 137, 159]);
+
+interface Publish {
+  readonly topic: string;
+  readonly payload: string;
+}
+
+export interface MqttPayloadOptions {
+  readonly topic: string;
+  readonly eventTopic: string;
+  readonly payload: 'json' | 'senml';
+}
+
+/** The MQTT messages (topic + payload) for one Reading or Event; exported for tests and the docs. */
+export function mqttMessages(m: Message, o: MqttPayloadOptions): Publish[] {
+  if (m.kind === 'event') {
+    return [{ topic: renderTopic(o.eventTopic, { type: m.type, device: m.device }), payload: JSON.stringify(messageToJson(m)) }];
+  }
+  if (o.topic.includes('{measurement}')) return perValue(m, o.topic);
+  const topic = renderTopic(o.topic, { device: m.device, input: m.source.input });
+  const body = o.payload === 'senml' ? messageToSenml(m) : messageToJson(m);
+  return [{ topic, payload: JSON.stringify(body) }];
+}
+
+function perValue(r: Reading, template: string): Publish[] {
+  const out: Publish[] = [];
+  for (const [measurement, value] of Object.entries(r.values)) {
+    const unit = r.units?.[measurement];
+    const body = {
+      device: r.device,
+      measurement,
+      value,
+      ...(unit !== undefined ? { unit } : {}),
+      ts: r.ts,
+      time: isoTime(r.ts),
+      ...(r.seq !== undefined ? { seq: r.seq } : {}),
+    };
+    out.push({ topic: renderTopic(template, { device: r.device, measurement, input: r.source.input }), payload: JSON.stringify(body) });
+  }
+  return out;
+}
+
+function configError(o: MqttPayloadOptions): string | null {
+  const t = topicTemplateError(o.topic);
+  if (t) return `topic: ${t}`;
+  if (/\{type\}/.test(o.topic)) return 'topic: {type} is for eventTopic only';
+  const e = topicTemplateError(o.eventTopic);
+  if (e) return `eventTopic: ${e}`;
+  if (/\{(measurement|input)\}/.test(o.eventTopic)) return 'eventTopic: events have no {measurement} or {input}';
+  if (o.payload === 'senml' && o.topic.includes('{measurement}')) {
+    return 'payload: senml needs one message per reading, so a topic without {measurement}';
+  }
+  return null;
+}
+
+export const mqttSink = defineSink({
+  kind: 'sink',
+  type: 'mqtt',
+  description: 'Publish readings (per value or per reading, JSON or SenML) and events to an MQTT broker.',
+  options: Options,
+  create(o, ctx) {
+    const fmt: MqttPayloadOptions = {
+      topic: o.topic ?? 'backhaul/{device}/{measurement}',
+      eventTopic: o.eventTopic ?? 'backhaul/events/{type}',
+      payload: o.payload ?? 'json',
+    };
+    const qos = o.qos ?? 1;
+    const retain = o.retain ?? false;
+    const timeoutMs = o.timeoutMs ?? 10000;
+    const clientId = o.clientId ?? `backhaul-${ctx.id.replace(/[^\w.-]/g, '_')}-${randomBytes(4).toString('hex')}`;
+    const where = safeUrl(o.url);
+    const throttle = new LogThrottle(ctx.clock, 60_000);
+    let client: MqttClient | undefined;
+    /** `fatal`: a refusal no retry will fix (bad credentials); every write throws it. */
+    const state: { fatal?: SinkError | undefined } = {};
+    const currentFatal = (): SinkError | undefined => state.fatal;
+    let wasConnected = false;
+
+    function onError(c: MqttClient, err: Error & { code?: unknown }): void {
+      if (typeof err.code === 'number' && !TRANSIENT_REFUSALS.has(err.code)) {
+        const fatal = new SinkError(`${where} refused the connection: ${err.message} (check username, password and clientId)`, false, {
+          cause: err,
+        });
+        state.fatal = fatal;
+        ctx.logger.error({ url: where, code: err.code }, fatal.message);
+        c.end(true);
+        return;
+      }
+      const more = throttle.take('error');
+      if (more !== null) ctx.logger.warn({ url: where, err: errorText(err), suppressed: more }, 'mqtt sink connection error; retrying');
+    }
+
+    return {
+      async open() {
+        const bad = configError(fmt);
+        if (bad) throw new SinkError(bad, false);
+        state.fatal = undefined;
+        const opts: IClientOptions = {
+          clientId,
+          reconnectPeriod: 1000,
+          connectTimeout: timeoutMs,
+          queueQoSZero: false,
+          reconnectOnConnackError: true,
+          resubscribe: false,
+          clean: true,
+        };
+        if (o.username !== undefined) opts.username = o.username;
+        if (o.password !== undefined) opts.password = o.password;
+        if (o.ca !== undefined) {
+          try {
+            opts.ca = readFileSync(ctx.resolvePath(o.ca));
+          } catch (e) {
+            throw new SinkError(`cannot read the ca file: ${errorText(e)}`, false, { cause: e });
+          }
+        }
+        let c: MqttClient;
+        try {
+          c = connect(o.url, opts);
+        } catch (e) {
+          throw new SinkError(`cannot connect to ${where}: ${errorText(e)}`, false, { cause: e });
+        }
+        client = c;
+        c.on('error', (err) => onError(c, err));
+        c.on('connect', () => {
+          wasConnected = true;
+          ctx.logger.info({ url: where, clientId }, 'mqtt sink connected');
+        });
+        c.on('offline', () => {
+          if (!wasConnected) return;
+          wasConnected = false;
+          ctx.logger.warn({ url: where }, 'mqtt sink lost its connection; reconnecting');
+        });
+        // Wait for the first attempt. A broker that cannot be reached yet is not fatal: the client keeps trying and
+        // writes fail (retryable) until it connects. A refused CONNACK (bad credentials) is fatal.
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            c.off('connect', done);
+            c.off('close', done);
+            c.off('error', done);
+            clearTimeout(timer);
+            resolve();
+          };
+          const timer = setTimeout(done, timeoutMs + 1000);
+          c.once('connect', done);
+          c.once('close', done);
+          c.once('error', done);
+        });
+        const f = currentFatal(); // set by onError while we waited
+        if (f) {
+          client = undefined;
+          await c.endAsync(true).catch(() => undefined);
+          throw f;
+        }
+        if (!c.connected) ctx.logger.warn({ url: where }, 'mqtt sink cannot reach the broker yet; retrying every second');
+      },
+
+      async write(batch) {
+        if (state.fatal) throw state.fatal;
+        const c = client;
+        if (!c) throw new SinkError('the mqtt sink is not open', false);
+        if (!c.connected) throw new SinkError(`not connected to ${where}`, true);
+        const msgs = batch.flatMap((m) => mqttMessages(m, fmt));
+        if (msgs.length === 0) return;
+        const popts: IClientPublishOptions = { qos, retain };
+        let onClose: (() => void) | undefined;
+        let timer: NodeJS.Timeout | undefined;
+        const failure = new Promise<never>((_resolve, reject) => {
+          onClose = () => reject(new SinkError(`connection to ${where} lost before the broker acknowledged the batch`, true));
+          c.once('close', onClose);
+          timer = setTimeout(
+            () => reject(new SinkError(`${where} did not acknowledge the batch within ${timeoutMs} ms`, true)),
+            timeoutMs,
+          );
+        });
+        try {
+          await Promise.race([Promise.all(msgs.map((p) => c.publishAsync(p.topic, p.payload, popts))), failure]);
+        } catch (e) {
+          if (e instanceof SinkError) throw e;
+          throw new SinkError(`publishing to ${where} failed: ${errorText(e)}`, true, { cause: e });
+        } finally {
+          if (onClose) c.off('close', onClose);
+          clearTimeout(timer);
+        }
+      },
+
+      async close() {
+        const c = client;
+        client = undefined;
+        if (!c) return;
+        const pending = Object.keys(c.outgoing).length > 0;
+        await c.endAsync(pending || !c.connected).catch(() => undefined);
+      },
+    };
+  },
+});

@@ -1,0 +1,17 @@
+// Built-in sinks. A new sink: a folder under sinks/ with index.ts (definition + schema) and README.md, and a line here.
+import type { SinkDefinition } from '../core/driver.js';
+import { consoleSink } from './console/index.js';
+import { emoncmsSink } from './emoncms/index.js';
+import { fileSink } from './file/index.js';
+import { httpSink } from './http/index.js';
+import { mqttSink } from './mqtt/index.js';
+import { sqliteSink } from './sqlite/index.js';
+
+export const builtinSinks: readonly SinkDefinition[] = [
+  mqttSink,
+  httpSink,
+  emoncmsSink,
+  sqliteSink,
+  fileSink,
+  consoleSink,
+] as readonly SinkDefinition[];

@@ -1,0 +1,368 @@
+// The SQLite historian: one row per value, so any measurement of any device can be queried by time range without
+// knowing the devices in advance. Used by the sqlite sink (writes) and by the REST API and tests (reads).
+//
+// Rows are unique by (device, measurement, ts) and events by (type, ts, device): writing the same reading twice (a
+// retried batch, an outbox replayed after a crash, `backhaul replay` of a file already loaded) keeps the first copy.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { EventSeverity, HubEvent, Message, Reading, Value } from '../../core/types.js';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS readings (
+  id            INTEGER PRIMARY KEY,
+  device        TEXT    NOT NULL,
+  ts            INTEGER NOT NULL,
+  measurement   TEXT    NOT NULL,
+  num           REAL,
+  text          TEXT,
+  bool          INTEGER,
+  unit          TEXT,
+  seq           INTEGER,
+  input         TEXT,
+  authenticated INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS readings_device_measurement_ts ON readings (device, measurement, ts);
+CREATE INDEX IF NOT EXISTS readings_measurement_ts ON readings (measurement, ts);
+CREATE TABLE IF NOT EXISTS events (
+  id       INTEGER PRIMARY KEY,
+  ts       INTEGER NOT NULL,
+  type     TEXT    NOT NULL,
+  severity TEXT    NOT NULL,
+  device   TEXT,
+  message  TEXT    NOT NULL,
+  data     TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_type_ts_device ON events (type, ts, ifnull(device, ''));
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE INDEX IF NOT EXISTS events_device_ts ON events (device, ts);
+`;
+
+export interface ReadingFilter {
+  readonly device?: string;
+  readonly measurement?: string;
+  /** Inclusive, ms since the Unix epoch. */
+  readonly from?: number;
+  /** Exclusive, ms since the Unix epoch. */
+  readonly to?: number;
+}
+
+export interface ReadingQuery extends ReadingFilter {
+  /** At most this many rows; no limit when absent. */
+  readonly limit?: number;
+  /** By time; default `asc`. */
+  readonly order?: 'asc' | 'desc';
+}
+
+export interface HistorianReading {
+  device: string;
+  ts: number;
+  measurement: string;
+  value: Value;
+  unit?: string;
+  seq?: number;
+}
+
+export interface EventQuery {
+  readonly device?: string;
+  readonly type?: string;
+  readonly severity?: EventSeverity;
+  /** Inclusive. */
+  readonly from?: number;
+  /** Exclusive. */
+  readonly to?: number;
+  readonly limit?: number;
+  readonly order?: 'asc' | 'desc';
+}
+
+export interface HistorianEvent {
+  ts: number;
+  type: string;
+  severity: EventSeverity;
+  device?: string;
+  message: string;
+  data?: Record<string, Value>;
+}
+
+export interface HistorianOpenOptions {
+  /** Open for reading only (the REST API); the file must exist. */
+  readonly readonly?: boolean;
+  /**
+   * `FULL` (default) syncs the WAL on every commit, so a written batch survives a power cut; `NORMAL` only survives
+   * a process crash, and is faster.
+   */
+  readonly synchronous?: 'FULL' | 'NORMAL';
+}
+
+export interface WriteCounts {
+  /** Value rows inserted (duplicates of stored rows are not counted). */
+  readings: number;
+  events: number;
+}
+
+interface ReadingRow {
+  device: string;
+  ts: number;
+  measurement: string;
+  num: number | null;
+  text: string | null;
+  bool: number | null;
+  unit: string | null;
+  seq: number | null;
+}
+
+interface EventRow {
+  ts: number;
+  type: string;
+  severity: string;
+  device: string | null;
+  message: string;
+  data: string | null;
+}
+
+type Params = Record<string, string | number>;
+
+function rowValue(r: ReadingRow): Value {
+  if (r.bool !== null) return r.bool !== 0;
+  if (r.text !== null) return r.text;
+  return r.num ?? Number.NaN; // NaN is stored as NULL by SQLite
+}
+
+function toReading(r: ReadingRow): HistorianReading {
+  return {
+    device: r.device,
+    ts: r.ts,
+    measurement: r.measurement,
+    value: rowValue(r),
+    ...(r.unit !== null ? { unit: r.unit } : {}),
+    ...(r.seq !== null ? { seq: r.seq } : {}),
+  };
+}
+
+function toEvent(r: EventRow): HistorianEvent {
+  let data: Record<string, Value> | undefined;
+  if (r.data !== null) {
+    try {
+      data = JSON.parse(r.data) as Record<string, Value>;
+    } catch {
+      data = undefined;
+    }
+  }
+  return {
+    ts: r.ts,
+    type: r.type,
+    severity: r.severity as EventSeverity,
+    ...(r.device !== null ? { device: r.device } : {}),
+    message: r.message,
+    ...(data !== undefined ? { data } : {}),
+  };
+}
+
+function readingWhere(f: ReadingFilter): { sql: string; params: Params } {
+  const clauses: string[] = [];
+  const params: Params = {};
+  if (f.device !== undefined) {
+    clauses.push('device = @device');
+    params['device'] = f.device;
+  }
+  if (f.measurement !== undefined) {
+    clauses.push('measurement = @measurement');
+    params['measurement'] = f.measurement;
+  }
+  if (f.from !== undefined) {
+    clauses.push('ts >= @from');
+    params['from'] = f.from;
+  }
+  if (f.to !== undefined) {
+    clauses.push('ts < @to');
+    params['to'] = f.to;
+  }
+  return { sql: clauses.length > 0 ? ` WHERE ${clauses.join(' AND ')}` : '', params };
+}
+
+function limitClause(limit: number | undefined, params: Params): string {
+  if (limit === undefined) return '';
+  params['limit'] = Math.max(0, Math.floor(limit));
+  return ' LIMIT @limit';
+}
+
+function insertReadingRows(stmt: Database.Statement, r: Reading): number {
+  let n = 0;
+  for (const [measurement, v] of Object.entries(r.values)) {
+    n += stmt.run({
+      device: r.device,
+      ts: Math.round(r.ts),
+      measurement,
+      num: typeof v === 'number' ? v : null,
+      text: typeof v === 'string' ? v : null,
+      bool: typeof v === 'boolean' ? (v ? 1 : 0) : null,
+      unit: r.units?.[measurement] ?? null,
+      seq: r.seq ?? null,
+      input: r.source.input,
+      authenticated: r.authenticated ? 1 : 0,
+    }).changes;
+  }
+  return n;
+}
+
+function insertEventRow(stmt: Database.Statement, e: HubEvent): number {
+  return stmt.run({
+    ts: Math.round(e.ts),
+    type: e.type,
+    severity: e.severity,
+    device: e.device ?? null,
+    message: e.message,
+    data: e.data === undefined ? null : JSON.stringify(e.data),
+  }).changes;
+}
+
+export class Historian {
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly writeTx: ((batch: readonly Message[]) => WriteCounts) | undefined;
+
+  private constructor(
+    private readonly db: Database.Database,
+    readonly path: string,
+  ) {
+    if (db.readonly) return;
+    const insertReading = db.prepare(
+      `INSERT INTO readings (device, ts, measurement, num, text, bool, unit, seq, input, authenticated)
+       VALUES (@device, @ts, @measurement, @num, @text, @bool, @unit, @seq, @input, @authenticated)
+       ON CONFLICT DO NOTHING`,
+    );
+    const insertEvent = db.prepare(
+      `INSERT INTO events (ts, type, severity, device, message, data)
+       VALUES (@ts, @type, @severity, @device, @message, @data) ON CONFLICT DO NOTHING`,
+    );
+    this.writeTx = db.transaction((batch: readonly Message[]) => {
+      const counts: WriteCounts = { readings: 0, events: 0 };
+      for (const m of batch) {
+        if (m.kind === 'reading') counts.readings += insertReadingRows(insertReading, m);
+        else counts.events += insertEventRow(insertEvent, m);
+      }
+      return counts;
+    });
+  }
+
+  /** Open (and create, unless read-only) a historian file; `:memory:` gives a throw-away one. */
+  static open(path: string, opts: HistorianOpenOptions = {}): Historian {
+    const readonly = opts.readonly ?? false;
+    if (!readonly && path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path, { readonly, fileMustExist: readonly });
+    try {
+      db.pragma('busy_timeout = 5000');
+      if (!readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
+        const version = db.pragma('user_version', { simple: true }) as number;
+        if (version > SCHEMA_VERSION) {
+          throw new Error(`${path} has historian schema version ${version}; this Backhaul knows up to ${SCHEMA_VERSION}`);
+        }
+        db.exec(SCHEMA);
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      }
+      return new Historian(db, path);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  }
+
+  /** Store a batch in one transaction: all of it or (on a throw) none of it. */
+  write(batch: readonly Message[]): WriteCounts {
+    if (!this.writeTx) throw new Error('the historian is open read-only');
+    return this.writeTx(batch);
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  queryReadings(q: ReadingQuery = {}): HistorianReading[] {
+    const { sql, params } = readingWhere(q);
+    const dir = q.order === 'desc' ? 'DESC' : 'ASC';
+    const full = `SELECT device, ts, measurement, num, text, bool, unit, seq FROM readings${sql} ORDER BY ts ${dir}, id ${dir}${limitClause(q.limit, params)}`;
+    return (this.stmt(full).all(params) as ReadingRow[]).map(toReading);
+  }
+
+  countReadings(f: ReadingFilter = {}): number {
+    const { sql, params } = readingWhere(f);
+    const row = this.stmt(`SELECT count(*) AS n FROM readings${sql}`).get(params) as { n: number };
+    return row.n;
+  }
+
+  /** Every device with at least one stored value, sorted. */
+  devices(): string[] {
+    return this.stmt('SELECT DISTINCT device FROM readings ORDER BY device').pluck().all() as string[];
+  }
+
+  /** Every measurement name (of one device when given), sorted. */
+  measurements(device?: string): string[] {
+    if (device === undefined) {
+      return this.stmt('SELECT DISTINCT measurement FROM readings ORDER BY measurement').pluck().all() as string[];
+    }
+    return this.stmt('SELECT DISTINCT measurement FROM readings WHERE device = ? ORDER BY measurement').pluck().all(device) as string[];
+  }
+
+  /** The newest stored value of each of a device's measurements, sorted by measurement. */
+  latest(device: string): HistorianReading[] {
+    // SQLite takes the bare columns of an aggregate query from the row holding the MAX.
+    const rows = this.stmt(
+      `SELECT device, measurement, max(ts) AS ts, num, text, bool, unit, seq FROM readings
+       WHERE device = ? GROUP BY measurement ORDER BY measurement`,
+    ).all(device) as ReadingRow[];
+    return rows.map(toReading);
+  }
+
+  queryEvents(q: EventQuery = {}): HistorianEvent[] {
+    const clauses: string[] = [];
+    const params: Params = {};
+    for (const key of ['device', 'type', 'severity'] as const) {
+      const v = q[key];
+      if (v !== undefined) {
+        clauses.push(`${key} = @${key}`);
+        params[key] = v;
+      }
+    }
+    if (q.from !== undefined) {
+      clauses.push('ts >= @from');
+      params['from'] = q.from;
+    }
+    if (q.to !== undefined) {
+      clauses.push('ts < @to');
+      params['to'] = q.to;
+    }
+    const where = clauses.length > 0 ? ` WHERE ${clauses.join(' AND ')}` : '';
+    const dir = q.order === 'desc' ? 'DESC' : 'ASC';
+    const sql = `SELECT ts, type, severity, device, message, data FROM events${where} ORDER BY ts ${dir}, id ${dir}${limitClause(q.limit, params)}`;
+    return (this.stmt(sql).all(params) as EventRow[]).map(toEvent);
+  }
+
+  /** Delete readings and events older than `ts` (ms). Returns the rows deleted. */
+  pruneBefore(ts: number): number {
+    if (this.db.readonly) throw new Error('the historian is open read-only');
+    const measurements = this.measurements();
+    const del = this.stmt('DELETE FROM readings WHERE measurement = ? AND ts < ?'); // uses (measurement, ts)
+    const delEvents = this.stmt('DELETE FROM events WHERE ts < ?');
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const m of measurements) n += del.run(m, ts).changes;
+      return n + delEvents.run(ts).changes;
+    })();
+  }
+
+  get isOpen(): boolean {
+    return this.db.open;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,179 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
+import mqtt from 'mqtt';
+import { brokerInput } from '../../src/inputs/broker/index.js';
+import { topicMatches, topicFilterError } from '../../src/inputs/topic.js';
+import { BackhaulError } from '../../src/core/errors.js';
+import type { Frame } from '../../src/core/types.js';
+import { inputContext } from '../helpers/context.js';
+
+const text = (p: Frame['payload']) => (typeof p === 'string' ? p : new TextDecoder().decode(p));
+
+void test('topicMatches: MQTT wildcard semantics', () => {
+  const yes: Array<[string, string]> = [
+    ['#', 'a'],
+    ['#', 'a/b/c'],
+    ['a/#', 'a'],
+    ['a/#', 'a/b/c'],
+    ['a/+', 'a/b'],
+    ['a/+', 'a/'],
+    ['+/+', '/x'],
+    ['+/b/#', 'a/b'],
+    ['a/b', 'a/b'],
+    ['$SYS/#', '$SYS/broker/uptime'],
+    ['$SYS/+/uptime', '$SYS/broker/uptime'],
+  ];
+  const no: Array<[string, string]> = [
+    ['a/+', 'a/b/c'],
+    ['a/+', 'a'],
+    ['a/b', 'a/b/c'],
+    ['a/b/c', 'a/b'],
+    ['#', '$SYS/broker'],
+    ['+/broker', '$SYS/broker'],
+    ['backhaul/#', 'backhaulx/y'],
+    ['a/#/b', 'a/x/b'],
+  ];
+  for (const [f, t] of yes) assert.equal(topicMatches(f, t), true, `${f} should match ${t}`);
+  for (const [f, t] of no) assert.equal(topicMatches(f, t), false, `${f} should not match ${t}`);
+  assert.equal(topicFilterError('a/#'), null);
+  assert.match(topicFilterError('a/#/b') ?? '', /last/);
+  assert.match(topicFilterError('a/b+') ?? '', /whole level/);
+});
+
+void test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolved; exclusions; delivery', async (t) => {
+  const events: string[] = [];
+  const base = inputContext({ id: 'devices' });
+  const ctx = {
+    ...base,
+    emit: async (f: Frame) => {
+      events.push(`emit-start ${f.topic}`);
+      await delay(150);
+      base.frames.push(f);
+      events.push(`emit-done ${f.topic}`);
+    },
+  };
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'] }, ctx);
+  await input.start();
+  t.after(() => input.stop());
+  const url = String(input.info?.().url);
+  assert.match(url, /^mqtt:\/\/127\.0\.0\.1:\d+$/);
+  assert.notEqual(url, 'mqtt://127.0.0.1:0');
+
+  const sub = await mqtt.connectAsync(url, { clientId: 'watcher', reconnectPeriod: 0 });
+  t.after(() => sub.endAsync(true));
+  const seen: string[] = [];
+  sub.on('message', (topic) => seen.push(topic));
+  await sub.subscribeAsync('#', { qos: 1 });
+
+  const pub = await mqtt.connectAsync(url, { clientId: 'valve-1', username: 'alice', password: 'pw-not-logged', reconnectPeriod: 0 });
+  t.after(() => pub.endAsync(true));
+
+  await pub.publishAsync('home/kitchen/temp', 'q0', { qos: 0 });
+  await pub.publishAsync('home/kitchen/hum', Buffer.from([1, 2, 255]), { qos: 1 });
+  events.push('puback home/kitchen/hum');
+  await pub.publishAsync('backhaul/out/x', 'mine', { qos: 1 });
+  // QoS 0 has no ack: wait for its frame
+  for (let i = 0; i < 50 && base.frames.length < 2; i++) await delay(20);
+
+  assert.deepEqual(
+    base.frames.map((f) => f.topic),
+    ['home/kitchen/temp', 'home/kitchen/hum'],
+  );
+  const [f0, f1] = base.frames as [Frame, Frame];
+  assert.equal(f0.input, 'devices');
+  assert.equal(text(f0.payload), 'q0');
+  assert.ok(f1.payload instanceof Uint8Array);
+  assert.deepEqual([...f1.payload], [1, 2, 255]);
+  assert.deepEqual(f1.identity?.username, 'alice');
+  assert.deepEqual(f1.identity?.clientId, 'valve-1');
+  assert.match(f1.identity?.remoteAddress ?? '', /127\.0\.0\.1/);
+  assert.equal(typeof f1.receivedAt, 'number');
+
+  const done = events.indexOf('emit-done home/kitchen/hum');
+  const acked = events.indexOf('puback home/kitchen/hum');
+  assert.ok(done >= 0 && acked > done, `PUBACK after emit resolved: ${events.join(', ')}`);
+  assert.ok(!events.some((e) => e.includes('backhaul/')), 'excluded topic not ingested');
+
+  for (let i = 0; i < 50 && seen.length < 3; i++) await delay(20);
+  assert.deepEqual(seen.sort(), ['backhaul/out/x', 'home/kitchen/hum', 'home/kitchen/temp']);
+});
+
+void test('broker: topics option limits what is ingested', async (t) => {
+  const ctx = inputContext({ id: 'b2' });
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['dev/+/up'], exclude: ['backhaul/#'] }, ctx);
+  await input.start();
+  t.after(() => input.stop());
+  const pub = await mqtt.connectAsync(String(input.info?.().url), { reconnectPeriod: 0 });
+  t.after(() => pub.endAsync(true));
+  await pub.publishAsync('dev/a/up', 'x', { qos: 1 });
+  await pub.publishAsync('dev/a/down', 'y', { qos: 1 });
+  await pub.publishAsync('other', 'z', { qos: 1 });
+  assert.deepEqual(
+    ctx.frames.map((f) => f.topic),
+    ['dev/a/up'],
+  );
+  assert.equal(ctx.frames[0]?.identity?.username, undefined);
+});
+
+void test('broker: a second broker on the same port fails with BH_PORT_IN_USE and the path', async (t) => {
+  const first = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, inputContext({ id: 'one' }));
+  await first.start();
+  t.after(() => first.stop());
+  const port = Number(new URL(String(first.info?.().url)).port);
+  const second = brokerInput.create({ host: '127.0.0.1', port, topics: ['#'], exclude: [] }, inputContext({ id: 'two' }));
+  await assert.rejects(second.start(), (err: unknown) => {
+    assert.ok(err instanceof BackhaulError);
+    assert.equal(err.code, 'BH_PORT_IN_USE');
+    assert.equal(err.path, 'inputs.two.port');
+    assert.match(err.message, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
+    return true;
+  });
+  await second.stop();
+});
+
+void test('broker: stop closes clients and the port; no frames after stop', async () => {
+  const ctx = inputContext({ id: 's' });
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, ctx);
+  await input.start();
+  const url = String(input.info?.().url);
+  const c = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
+  const closed = new Promise<void>((r) => c.once('close', () => r()));
+  await input.stop();
+  await closed;
+  await c.endAsync(true);
+  const again = brokerInput.create({ host: '127.0.0.1', port: Number(new URL(url).port), topics: ['#'], exclude: [] }, inputContext());
+  await again.start(); // the port is free again
+  await again.stop();
+  assert.equal(ctx.frames.length, 0);
+});
+
+void test('broker: when the data path fails, a QoS 1 publish is not acknowledged; the device resends it', async (t) => {
+  const base = inputContext({ id: 'flaky' });
+  let calls = 0;
+  const ctx = {
+    ...base,
+    emit: (f: Frame) => {
+      calls++;
+      if (calls === 1) return Promise.reject(new Error('outbox unavailable'));
+      base.frames.push(f);
+      return Promise.resolve();
+    },
+  };
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, ctx);
+  await input.start();
+  t.after(() => input.stop());
+  const pub = await mqtt.connectAsync(String(input.info?.().url), { clientId: 'resender', reconnectPeriod: 100 });
+  t.after(() => pub.endAsync(true));
+  let closes = 0;
+  pub.on('close', () => closes++);
+  pub.on('error', () => undefined);
+  await pub.publishAsync('meters/1', 'kWh 42', { qos: 1 }); // resolves only on the PUBACK after the resend
+  assert.equal(calls, 2);
+  assert.ok(closes >= 1, 'the client was disconnected');
+  assert.deepEqual(
+    base.frames.map((f) => text(f.payload)),
+    ['kWh 42'],
+  );
+  assert.equal(await base.metrics.value('backhaul_input_errors_total', { input: 'flaky' }), 1);
+});

@@ -1,0 +1,165 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Aedes } from 'aedes';
+import mqtt from 'mqtt';
+import { mqttInput, publicUrl } from '../../src/inputs/mqtt/index.js';
+import { BackhaulError } from '../../src/core/errors.js';
+import type { Frame } from '../../src/core/types.js';
+import { inputContext } from '../helpers/context.js';
+import { MOSQUITTO, serviceSkip } from '../helpers/services.js';
+
+const text = (p: Frame['payload']) => (typeof p === 'string' ? p : new TextDecoder().decode(p));
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await delay(20);
+  }
+}
+
+/** A throwaway aedes broker on a given port (0 = any), closable and restartable. */
+async function miniBroker(port: number): Promise<{ port: number; broker: Aedes; close(): Promise<void> }> {
+  const broker = await Aedes.createBroker();
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+    broker.handle(s);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port }, () => resolve());
+  });
+  const addr = server.address();
+  return {
+    port: typeof addr === 'object' && addr ? addr.port : port,
+    broker,
+    async close() {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => broker.close(() => r()));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}
+
+void test('publicUrl drops credentials', () => {
+  assert.equal(publicUrl('mqtt://bob:hunter22@broker.lan:1883'), 'mqtt://broker.lan:1883');
+  assert.equal(publicUrl('mqtts://broker.example.org'), 'mqtts://broker.example.org');
+});
+
+const skip = await serviceSkip(MOSQUITTO);
+
+void test('mqtt: subscribes on Mosquitto, receives QoS 0 and QoS 1', { skip }, async (t) => {
+  const run = randomBytes(4).toString('hex');
+  const base = inputContext({ id: 'lora' });
+  const input = mqttInput.create({ url: MOSQUITTO.url, topics: [`bhtest/${run}/+/up`], qos: 1, clean: true, connectTimeoutMs: 5000, reconnectMinMs: 200, reconnectMaxMs: 1000 }, base);
+  await input.start();
+  t.after(() => input.stop());
+  assert.deepEqual(input.info?.(), { url: MOSQUITTO.url });
+
+  const pub = await mqtt.connectAsync(MOSQUITTO.url, { reconnectPeriod: 0 });
+  t.after(() => pub.endAsync(true));
+  await pub.publishAsync(`bhtest/${run}/a/up`, 'zero', { qos: 0 });
+  await pub.publishAsync(`bhtest/${run}/b/up`, Buffer.from('one'), { qos: 1 });
+  await pub.publishAsync(`bhtest/${run}/b/down`, 'not subscribed', { qos: 1 });
+  await waitFor(() => base.frames.length >= 2);
+  await delay(100);
+  assert.deepEqual(
+    base.frames.map((f) => [f.topic, text(f.payload)]),
+    [
+      [`bhtest/${run}/a/up`, 'zero'],
+      [`bhtest/${run}/b/up`, 'one'],
+    ],
+  );
+  assert.ok(base.frames.every((f) => f.input === 'lora' && f.payload instanceof Uint8Array));
+});
+
+void test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved', async (t) => {
+  const b = await miniBroker(0);
+  t.after(() => b.close());
+  const events: string[] = [];
+  b.broker.on('ack', (_packet, client) => {
+    if (client.id.startsWith('backhaul-')) events.push('puback');
+  });
+  const base = inputContext({ id: 'acks' });
+  const ctx = {
+    ...base,
+    emit: async (f: Frame) => {
+      events.push(`emit-start ${text(f.payload)}`);
+      await delay(150);
+      base.frames.push(f);
+      events.push(`emit-done ${text(f.payload)}`);
+    },
+  };
+  const url = `mqtt://127.0.0.1:${b.port}`;
+  const input = mqttInput.create({ url, topics: ['t/#'], qos: 1, clean: true, connectTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 300 }, ctx);
+  await input.start();
+  t.after(() => input.stop());
+  const pub = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
+  t.after(() => pub.endAsync(true));
+  await pub.publishAsync('t/1', 'm1', { qos: 1 });
+  await pub.publishAsync('t/2', 'm2', { qos: 1 });
+  await waitFor(() => events.filter((e) => e.startsWith('puback')).length === 2);
+  // the n-th PUBACK reaches the broker after the n-th emit resolved; messages are handed over one at a time
+  const at = (e: string, n: number) => events.map((x, i) => (x === e ? i : -1)).filter((i) => i >= 0)[n] ?? -1;
+  assert.ok(at('puback', 0) > events.indexOf('emit-done m1'), events.join(', '));
+  assert.ok(at('puback', 1) > events.indexOf('emit-done m2'), events.join(', '));
+  assert.ok(events.indexOf('emit-start m2') > events.indexOf('emit-done m1'), events.join(', '));
+});
+
+void test('mqtt: reconnects with backoff and resubscribes after the broker restarts', async (t) => {
+  let broker = await miniBroker(0);
+  const port = broker.port;
+  const url = `mqtt://127.0.0.1:${port}`;
+  t.after(() => broker.close());
+  const ctx = inputContext({ id: 'ext' });
+  const input = mqttInput.create({ url, topics: ['sensors/#'], qos: 1, clean: true, connectTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 300 }, ctx);
+  await input.start();
+  t.after(() => input.stop());
+
+  const publish = async (payload: string) => {
+    const pub = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
+    await pub.publishAsync('sensors/r1', payload, { qos: 1 });
+    await pub.endAsync();
+  };
+  await publish('before');
+  await waitFor(() => ctx.frames.length === 1);
+
+  await broker.close();
+  await delay(300);
+  broker = await miniBroker(port);
+  // the input reconnects and resubscribes by itself; publish until the subscription is back
+  const until = Date.now() + 8000;
+  while (!ctx.frames.some((f) => text(f.payload) === 'after')) {
+    if (Date.now() > until) throw new Error('no frame after the broker restarted');
+    await publish('after');
+    await delay(200);
+  }
+  assert.equal(text(ctx.frames[0]?.payload ?? ''), 'before');
+  assert.equal(await ctx.metrics.value('backhaul_input_errors_total', { input: 'ext' }), 1, 'one outage, counted once');
+});
+
+void test('mqtt: start() rejects with BH_INPUT_FAILED naming the url, without the password', async () => {
+  const b = await miniBroker(0);
+  const port = b.port;
+  await b.close(); // nothing listens there now
+  const ctx = inputContext({ id: 'gone' });
+  const input = mqttInput.create(
+    { url: `mqtt://127.0.0.1:${port}`, topics: ['#'], qos: 1, clean: true, username: 'u', password: 'sekret-pw', connectTimeoutMs: 400, reconnectMinMs: 100, reconnectMaxMs: 200 },
+    ctx,
+  );
+  await assert.rejects(input.start(), (err: unknown) => {
+    assert.ok(err instanceof BackhaulError);
+    assert.equal(err.code, 'BH_INPUT_FAILED');
+    assert.equal(err.path, 'inputs.gone.url');
+    assert.match(err.message, new RegExp(`mqtt://127\\.0\\.0\\.1:${port}`));
+    assert.doesNotMatch(err.message, /sekret/);
+    return true;
+  });
+  await input.stop();
+});

@@ -1,0 +1,133 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SinkError, type Sink, type SinkWriteResult } from '../../src/core/driver.js';
+import { BackhaulError } from '../../src/core/errors.js';
+import type { Message, Reading } from '../../src/core/types.js';
+import { MemoryOutbox } from '../../src/outbox/memory.js';
+import { SinkRunner } from '../../src/outbox/runner.js';
+import { driverContext } from '../helpers/context.js';
+
+const r = (n: number): Reading => ({
+  kind: 'reading',
+  device: 'd',
+  ts: n,
+  seq: n,
+  values: { n },
+  authenticated: false,
+  source: { input: 'i', decoder: 'json' },
+});
+const seqs = (ms: readonly Message[]) => ms.map((m) => (m.kind === 'reading' ? m.seq : -1));
+
+test('memory outbox: order, drop-oldest and drop-newest overflow, remove', async () => {
+  const old = new MemoryOutbox(3, 'drop-oldest');
+  assert.deepEqual(await old.put([r(1), r(2), r(3), r(4), r(5)]), { dropped: 2 });
+  assert.deepEqual(seqs(old.peek(10).map((e) => e.msg)), [3, 4, 5]);
+  const newest = new MemoryOutbox(3, 'drop-newest');
+  assert.deepEqual(await newest.put([r(1), r(2), r(3), r(4), r(5)]), { dropped: 2 });
+  assert.deepEqual(seqs(newest.peek(10).map((e) => e.msg)), [1, 2, 3]);
+  const ids = newest.peek(2).map((e) => e.id);
+  newest.remove(ids);
+  assert.deepEqual(seqs(newest.peek(10).map((e) => e.msg)), [3]);
+  assert.equal(newest.size(), 1);
+});
+
+/** A real Sink implementation whose faults the test switches (the fault is injected; the runner is what's tested). */
+class FlakySink implements Sink {
+  delivered: Message[] = [];
+  failures = 0;
+  mode: 'ok' | 'retryable' | 'fatal' | 'reject-odd' = 'ok';
+  open() {
+    return Promise.resolve();
+  }
+  write(batch: readonly Message[]): Promise<SinkWriteResult | void> {
+    if (this.mode === 'retryable') {
+      this.failures++;
+      return Promise.reject(new SinkError('remote 503', true));
+    }
+    if (this.mode === 'fatal') return Promise.reject(new SinkError('remote 401', false));
+    if (this.mode === 'reject-odd') {
+      const rejected = batch
+        .map((m, index) => ({ m, index }))
+        .filter(({ m }) => m.kind === 'reading' && (m.seq ?? 0) % 2 === 1)
+        .map(({ index }) => ({ index, error: new BackhaulError('BH_SINK_REJECTED', 'odd') }));
+      this.delivered.push(...batch.filter((_, i) => !rejected.some((x) => x.index === i)));
+      return Promise.resolve({ rejected });
+    }
+    this.delivered.push(...batch);
+    return Promise.resolve();
+  }
+  close() {
+    return Promise.resolve();
+  }
+}
+
+const opts = { maxItems: 1000, overflow: 'drop-oldest' as const, batchSize: 7, lingerMs: 0, retryMinMs: 5, retryMaxMs: 20 };
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await sleep(5);
+  }
+}
+
+test('runner delivers in order in batches, and after failures retries without loss or reordering', async () => {
+  const ctx = driverContext({ id: 's' });
+  const sink = new FlakySink();
+  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(1000, 'drop-oldest'), opts, ctx);
+  runner.start();
+  await runner.enqueue([r(0), r(1), r(2)]);
+  await until(() => sink.delivered.length === 3);
+  sink.mode = 'retryable';
+  for (let i = 3; i < 50; i++) await runner.enqueue([r(i)]);
+  await until(() => sink.failures >= 3);
+  assert.equal(runner.status().state, 'retrying');
+  sink.mode = 'ok';
+  await until(() => sink.delivered.length === 50);
+  assert.deepEqual(seqs(sink.delivered), Array.from({ length: 50 }, (_, i) => i));
+  assert.ok((await ctx.metrics.value('backhaul_sink_retries_total', { sink: 's' })) >= 3);
+  assert.equal(await ctx.metrics.value('backhaul_sink_delivered_total', { sink: 's' }), 50);
+  assert.equal(runner.status().state, 'up');
+  await runner.stop();
+});
+
+test('items refused for good are removed and counted; the rest are delivered', async () => {
+  const ctx = driverContext({ id: 's' });
+  const sink = new FlakySink();
+  sink.mode = 'reject-odd';
+  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(1000, 'drop-oldest'), opts, ctx);
+  runner.start();
+  await runner.enqueue(Array.from({ length: 10 }, (_, i) => r(i)));
+  await until(() => runner.status().backlog === 0);
+  assert.deepEqual(seqs(sink.delivered), [0, 2, 4, 6, 8]);
+  assert.equal(await ctx.metrics.value('backhaul_sink_dropped_total', { sink: 's', reason: 'rejected' }), 5);
+  await runner.stop();
+});
+
+test('a fatal error stops the sink and keeps its queue', async () => {
+  const ctx = driverContext({ id: 's' });
+  const sink = new FlakySink();
+  sink.mode = 'fatal';
+  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(1000, 'drop-oldest'), opts, ctx);
+  runner.start();
+  await runner.enqueue([r(1), r(2)]);
+  await until(() => runner.status().state === 'stopped');
+  assert.equal(runner.status().backlog, 2);
+  assert.match(runner.status().lastError?.message ?? '', /401/);
+  await runner.stop(100);
+});
+
+test('overflow drops are counted per sink', async () => {
+  const ctx = driverContext({ id: 's' });
+  const sink = new FlakySink();
+  sink.mode = 'retryable';
+  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(5, 'drop-oldest'), { ...opts, maxItems: 5 }, ctx);
+  runner.start();
+  await runner.enqueue(Array.from({ length: 12 }, (_, i) => r(i)));
+  assert.equal(await ctx.metrics.value('backhaul_sink_dropped_total', { sink: 's', reason: 'overflow' }), 7);
+  sink.mode = 'ok';
+  await until(() => sink.delivered.length === 5);
+  assert.deepEqual(seqs(sink.delivered), [7, 8, 9, 10, 11]);
+  await runner.stop();
+});

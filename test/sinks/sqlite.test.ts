@@ -1,0 +1,134 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { ManualClock } from '../../src/core/clock.js';
+import { Historian, sqliteSink } from '../../src/sinks/sqlite/index.js';
+import { driverContext, tempDir } from '../helpers/context.js';
+import { offline, reading, T0, valve } from './messages.js';
+
+const H = 3_600_000;
+
+void test('sqlite sink: readings and events stored, queried by device, measurement and time; survive reopening', async () => {
+  const dir = tempDir();
+  try {
+    const ctx = driverContext({ dataDir: dir.path });
+    const sink = sqliteSink.create({}, ctx);
+    await sink.open();
+    const path = join(dir.path, 'history.sqlite');
+    assert.ok(existsSync(path));
+    const b39a = [0, 1, 2, 3].map((i) => reading('b39a', T0 + i * H, { temperature: 18 + i, humidity: 60 - i }, { units: { temperature: 'Cel', humidity: '%RH' } }));
+    await sink.write([valve, offline, ...b39a]);
+    // an event without a device, and a retried batch that must not duplicate rows
+    await sink.write([{ kind: 'event', type: 'config.applied', ts: T0 + 5, severity: 'info', message: 'config v2' }]);
+    await sink.write([valve, ...b39a]);
+    await sink.close();
+
+    const check = (h: Historian) => {
+      assert.deepEqual(h.devices(), ['819c', 'b39a']);
+      assert.deepEqual(h.measurements(), ['battery', 'boiler', 'humidity', 'occupancy', 'status', 'temperature']);
+      assert.deepEqual(h.measurements('b39a'), ['humidity', 'temperature']);
+      assert.equal(h.countReadings(), 5 + 8);
+      assert.equal(h.countReadings({ device: 'b39a' }), 8);
+      assert.deepEqual(h.queryReadings({ device: '819c' }), [
+        { device: '819c', ts: T0, measurement: 'temperature', value: 16.625, unit: 'Cel', seq: 12 },
+        { device: '819c', ts: T0, measurement: 'battery', value: 2.55, unit: 'V', seq: 12 },
+        { device: '819c', ts: T0, measurement: 'occupancy', value: 2, seq: 12 },
+        { device: '819c', ts: T0, measurement: 'boiler', value: true, seq: 12 },
+        { device: '819c', ts: T0, measurement: 'status', value: 'ok', seq: 12 },
+      ]);
+      // [from, to): hours 1 and 2 of b39a's temperature
+      assert.deepEqual(h.queryReadings({ device: 'b39a', measurement: 'temperature', from: T0 + H, to: T0 + 3 * H }), [
+        { device: 'b39a', ts: T0 + H, measurement: 'temperature', value: 19, unit: 'Cel' },
+        { device: 'b39a', ts: T0 + 2 * H, measurement: 'temperature', value: 20, unit: 'Cel' },
+      ]);
+      assert.equal(h.countReadings({ measurement: 'temperature', from: T0 + H }), 3);
+      const newest = h.queryReadings({ measurement: 'temperature', order: 'desc', limit: 2 });
+      assert.deepEqual(
+        newest.map((r) => [r.device, r.ts, r.value]),
+        [
+          ['b39a', T0 + 3 * H, 21],
+          ['b39a', T0 + 2 * H, 20],
+        ],
+      );
+      assert.deepEqual(h.latest('b39a'), [
+        { device: 'b39a', ts: T0 + 3 * H, measurement: 'humidity', value: 57, unit: '%RH' },
+        { device: 'b39a', ts: T0 + 3 * H, measurement: 'temperature', value: 21, unit: 'Cel' },
+      ]);
+      assert.deepEqual(h.queryEvents(), [
+        { ts: T0 + 5, type: 'config.applied', severity: 'info', message: 'config v2' },
+        { ts: T0 + 60_000, type: 'device.offline', severity: 'warning', device: '819c', message: 'silent for 2h', data: { silentMs: 7_200_000 } },
+      ]);
+      assert.deepEqual(
+        h.queryEvents({ device: '819c' }).map((e) => e.type),
+        ['device.offline'],
+      );
+      assert.deepEqual(h.queryEvents({ from: T0 + 10 }).map((e) => e.type), ['device.offline']);
+    };
+
+    const h = Historian.open(path);
+    check(h);
+    h.close();
+    const ro = Historian.open(path, { readonly: true });
+    check(ro);
+    assert.throws(() => ro.write([valve]), /read-only/);
+    ro.close();
+
+    // the file really is WAL, with the promised indexes
+    const db = new Database(path, { readonly: true });
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    const idx = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'readings' ORDER BY name").pluck().all();
+    assert.deepEqual(idx, ['readings_device_measurement_ts', 'readings_measurement_ts']);
+    const plan = db
+      .prepare("EXPLAIN QUERY PLAN SELECT * FROM readings WHERE measurement = 'x' AND ts >= 1")
+      .all()
+      .map((r) => (r as { detail: string }).detail)
+      .join(' ');
+    assert.match(plan, /readings_measurement_ts/);
+    db.close();
+  } finally {
+    dir.cleanup();
+  }
+});
+
+void test('sqlite sink: a relative path resolves against the config folder; retentionDays prunes old rows', async () => {
+  const dir = tempDir();
+  try {
+    const clock = new ManualClock(T0 + 10 * 24 * H);
+    const ctx = driverContext({ dataDir: join(dir.path, 'data'), clock });
+    const sink = sqliteSink.create({ path: 'hist/h.sqlite', retentionDays: 2 }, ctx);
+    await sink.open();
+    const path = join(dir.path, 'data', 'hist/h.sqlite');
+    await sink.write([
+      reading('old', T0, { v: 1 }),
+      reading('new', clock.now() - H, { v: 2 }),
+      { ...offline, ts: T0 },
+      { ...offline, ts: clock.now() },
+    ]);
+    // rows older than the retention stay until the next prune (hourly): move an hour on and write again
+    clock.advance(H);
+    await sink.write([reading('new', clock.now(), { v: 3 })]);
+    await sink.close();
+    const h = Historian.open(path);
+    assert.deepEqual(h.devices(), ['new']);
+    assert.deepEqual(h.queryReadings().map((r) => r.value), [2, 3]);
+    assert.equal(h.queryEvents().length, 1);
+    h.close();
+  } finally {
+    dir.cleanup();
+  }
+});
+
+void test('sqlite sink: a file that cannot be opened is a non-retryable SinkError', async () => {
+  const dir = tempDir();
+  try {
+    writeFileSync(join(dir.path, 'blocker'), 'a file where a folder should be');
+    const sink = sqliteSink.create({ path: 'blocker/h.sqlite' }, driverContext({ dataDir: dir.path }));
+    await assert.rejects(sink.open(), (e: Error & { retryable?: boolean }) => e.name === 'SinkError' && e.retryable === false);
+    await assert.rejects(sink.write([valve]), (e: Error & { retryable?: boolean }) => e.name === 'SinkError');
+    await sink.close();
+  } finally {
+    dir.cleanup();
+  }
+});
