@@ -11,13 +11,11 @@ export interface ClockTimer {
   readonly id: unknown;
 }
 
+// Timers are ordinary (ref'd) timers: a pending retry or drain wait must keep the process alive. Every owner clears
+// its timers in stop(), so a stopped hub leaves nothing behind.
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref?.();
-    return { id: t };
-  },
+  setTimeout: (fn, ms) => ({ id: setTimeout(fn, ms) }),
   clearTimeout: (t) => clearTimeout(t.id as NodeJS.Timeout),
 };
 

@@ -40,7 +40,7 @@ function throwsCode(fn: () => unknown, code: ErrorCode, path?: string): Backhaul
   return caught;
 }
 
-void test('paths: dots, indexes (negative from the end), quoted keys, an optional `$`', () => {
+test('paths: dots, indexes (negative from the end), quoted keys, an optional `$`', () => {
   assert.deepEqual(parsePath('sensor.id'), ['sensor', 'id']);
   assert.deepEqual(parsePath('$.readings[0].dev'), ['readings', 0, 'dev']);
   assert.deepEqual(parsePath('[2]["odd key.x"].v'), [2, 'odd key.x', 'v']);
@@ -55,7 +55,7 @@ void test('paths: dots, indexes (negative from the end), quoted keys, an optiona
   assert.equal(getPath(body, parsePath('a.toString')), undefined, 'own properties only');
 });
 
-void test('default mapping: device from `device`, every top-level scalar is a value, time is now', () => {
+test('default mapping: device from `device`, every top-level scalar is a value, time is now', () => {
   const r = only(
     decodeWith({}, { device: 'room-12', temperature: 21.5, open: false, state: 'ok', nested: { a: 1 }, list: [1], nil: null }, { topic: 'b/room-12' }),
   );
@@ -69,7 +69,7 @@ void test('default mapping: device from `device`, every top-level scalar is a va
   });
 });
 
-void test('device, time and seq fields are left out of the default values; `units` names their units', () => {
+test('device, time and seq fields are left out of the default values; `units` names their units', () => {
   const r = only(
     decodeWith({ device: 'id', time: 'ts', seq: 'n', units: { t: 'Cel', rh: '%RH', absent: 'V' } }, { id: 7, ts: 1700000000, n: 12, t: 20.5, rh: 40 }),
   );
@@ -80,13 +80,13 @@ void test('device, time and seq fields are left out of the default values; `unit
   assert.deepEqual(r.units, { t: 'Cel', rh: '%RH' });
 });
 
-void test('device from a body path, from `$.`-paths and from array elements', () => {
+test('device from a body path, from `$.`-paths and from array elements', () => {
   assert.equal(only(decodeWith({ device: 'sensor.id' }, { sensor: { id: 'abc' }, v: 1 })).device, 'abc');
   assert.equal(only(decodeWith({ device: '$.sensor.id' }, { sensor: { id: 'abc' }, v: 1 })).device, 'abc');
   assert.equal(only(decodeWith({ device: 'readings[0].dev' }, { readings: [{ dev: 'd1' }], v: 1 })).device, 'd1');
 });
 
-void test('device from a topic level: 0-based, negative from the end', () => {
+test('device from a topic level: 0-based, negative from the end', () => {
   const body = { v: 1 };
   const topic = { topic: 'site/dev42/up' };
   assert.equal(only(decodeWith({ device: 'topic:1' }, body, topic)).device, 'dev42');
@@ -101,7 +101,7 @@ void test('device from a topic level: 0-based, negative from the end', () => {
   throwsCode(() => decodeWith({ device: 'topic:1' }, body, { topic: 'a//b' }), 'BH_DECODE_NO_DEVICE', 'topic:1');
 });
 
-void test('time formats', () => {
+test('time formats', () => {
   const t = (timeFormat: Options['timeFormat'], ts: unknown): number =>
     only(decodeWith({ time: 'at', ...(timeFormat ? { timeFormat } : {}) }, { device: 'd', at: ts, v: 1 })).ts;
   assert.equal(t(undefined, 1700000000), 1700000000000); // auto: seconds
@@ -121,7 +121,7 @@ void test('time formats', () => {
   throwsCode(() => decodeWith({ time: 'meta.at' }, { device: 'd', v: 1 }), 'BH_DECODE_TIME', '$.meta.at');
 });
 
-void test('a values map: paths, unit, scale and offset; missing values are left out', () => {
+test('a values map: paths, unit, scale and offset; missing values are left out', () => {
   const o: Options = {
     device: 'dev',
     values: {
@@ -142,7 +142,7 @@ void test('a values map: paths, unit, scale and offset; missing values are left 
   throwsCode(() => decodeWith(o, { dev: 'x', data: { rh: [40] } }), 'BH_DECODE_SHAPE', '$.data.rh');
 });
 
-void test('arrays: each element is a reading (auto), `array: true` insists, `array: false` takes the array whole', () => {
+test('arrays: each element is a reading (auto), `array: true` insists, `array: false` takes the array whole', () => {
   const rs = readings(decodeWith({ time: 't' }, [{ device: 'a', t: 1700000000, v: 1 }, { device: 'b', t: 1700000060, v: 2 }]));
   assert.deepEqual(
     rs.map((r) => [r.device, r.ts, r.values]),
@@ -160,7 +160,7 @@ void test('arrays: each element is a reading (auto), `array: true` insists, `arr
   throwsCode(() => decodeWith({}, []), 'BH_DECODE_NO_VALUES', '$');
 });
 
-void test('errors: code and path', () => {
+test('errors: code and path', () => {
   throwsCode(() => decodeWith({ device: 'sensor.id' }, { sensor: {}, v: 1 }), 'BH_DECODE_NO_DEVICE', '$.sensor.id');
   throwsCode(() => decodeWith({ device: 'sensor.id' }, { sensor: { id: true }, v: 1 }), 'BH_DECODE_NO_DEVICE', '$.sensor.id');
   throwsCode(() => decodeWith({ device: 'sensor.id' }, { sensor: { id: { x: 1 } }, v: 1 }), 'BH_DECODE_NO_DEVICE', '$.sensor.id');
@@ -177,7 +177,7 @@ void test('errors: code and path', () => {
   throwsCode(() => decodeWith({}, new Uint8Array([0x7b, 0xc3, 0x28, 0x7d])), 'BH_DECODE_SYNTAX');
 });
 
-void test('bytes are UTF-8 JSON; seq is kept when present and absent keys stay absent', () => {
+test('bytes are UTF-8 JSON; seq is kept when present and absent keys stay absent', () => {
   const r = only(decodeWith({ seq: 'n' }, new TextEncoder().encode('{"device":"d","n":0,"name":"Küche"}')));
   assert.equal(r.seq, 0);
   assert.deepEqual(r.values, { name: 'Küche' });
@@ -185,14 +185,14 @@ void test('bytes are UTF-8 JSON; seq is kept when present and absent keys stay a
   assert.ok(!('seq' in noSeq) && !('units' in noSeq) && !('topic' in noSeq.source));
 });
 
-void test('bad paths in the options fail when the decoder is created, naming the option', () => {
+test('bad paths in the options fail when the decoder is created, naming the option', () => {
   throwsCode(() => jsonDecoder.create({ device: 'a..b' }), 'BH_CONFIG_SCHEMA', 'device');
   throwsCode(() => jsonDecoder.create({ time: 'x[' }), 'BH_CONFIG_SCHEMA', 'time');
   throwsCode(() => jsonDecoder.create({ values: { t: { path: 'a[x]' } } }), 'BH_CONFIG_SCHEMA', 'values.t.path');
   throwsCode(() => jsonDecoder.create({ values: { 'odd name': '.' } }), 'BH_CONFIG_SCHEMA', 'values["odd name"]');
 });
 
-void test('the options schema: every property is described', () => {
+test('the options schema: every property is described', () => {
   const props = jsonDecoder.options.properties;
   for (const [name, prop] of Object.entries(props)) assert.equal(typeof prop.description, 'string', name);
   assert.equal(props.device.default, 'device');

@@ -77,7 +77,7 @@ const HUB_LINES: readonly Expected[] = [
   { device: '0d49', values: { temperature: 17 + 7 / 16, light: 61, occupancy: 1 } }, // @D49;T17C7
 ];
 
-void test('every line of the 2015-04-12 hub capture decodes to the expected reading or skip', () => {
+test('every line of the 2015-04-12 hub capture decodes to the expected reading or skip', () => {
   const text = readFileSync(fixture('hub-output-20150412.txt'), 'utf8');
   const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
   assert.equal(lines.length, HUB_LINES.length);
@@ -107,21 +107,21 @@ void test('every line of the 2015-04-12 hub capture decodes to the expected read
   assert.equal(readings, 22); // 10 JSON stats lines + 12 binary stats lines
 });
 
-void test('JSON stats: units and conversions of the 819c line', () => {
+test('JSON stats: units and conversions of the 819c line', () => {
   const r = only(decode(frame('{"@":"819c","T|C16":266,"L":242,"B|cV":255}')));
   assert.equal(r.device, '819c');
   assert.deepEqual(r.values, { temperature: 16.625, light: 242, battery: 2.55 });
   assert.deepEqual(r.units, { temperature: 'Cel', battery: 'V' });
 });
 
-void test('JSON stats: the worked example from the original concentrator gives 18.625 Cel', () => {
+test('JSON stats: the worked example from the original concentrator gives 18.625 Cel', () => {
   const r = only(decode(frame('{"@":"cdfb","T|C16":298,"H|%":87,"L":231,"B|cV":256}')));
   assert.equal(r.device, 'cdfb');
   assert.deepEqual(r.values, { temperature: 18.625, humidity: 87, light: 231, battery: 2.56 });
   assert.deepEqual(r.units, { temperature: 'Cel', humidity: '%RH', battery: 'V' });
 });
 
-void test('JSON stats: every key of the table', () => {
+test('JSON stats: every key of the table', () => {
   const line =
     '{"@":"414a","+":9,"T|C16":320,"H|%":50,"B|mV":3100,"L":10,"O":2,"occ|%":40,"vac|h":3,"v|%":55,"vC|%":900,' +
     '"tT|C":19,"tS|C":14,"b":1,"err":3,"xyz":7,"note":"hi"}';
@@ -157,7 +157,7 @@ void test('JSON stats: every key of the table', () => {
   });
 });
 
-void test('node ids are canonical: D49 and 0d49 are one device', () => {
+test('node ids are canonical: D49 and 0d49 are one device', () => {
   assert.equal(only(decode(frame('{"@":"D49","L":1}'))).device, '0d49');
   assert.equal(only(decode(frame('{"@":"0d49","L":1}'))).device, '0d49');
   assert.equal(only(decode(frame('@d49;L1'))).device, '0d49');
@@ -169,7 +169,7 @@ void test('node ids are canonical: D49 and 0d49 are one device', () => {
   assert.equal(canonicalNodeId(''), undefined);
 });
 
-void test('binary stats: power low, negative temperature, unknown numeric fields, trailing semicolon', () => {
+test('binary stats: power low, negative temperature, unknown numeric fields, trailing semicolon', () => {
   const r = only(decode(frame('@2D1A;T-2C8;L0;O3;P;X12;')));
   assert.equal(r.device, '2d1a');
   assert.deepEqual(r.values, { temperature: -1.5, light: 0, occupancy: 3, battery_low: true, X: 12 });
@@ -178,7 +178,7 @@ void test('binary stats: power low, negative temperature, unknown numeric fields
   assert.deepEqual(dropped.values, { light: 5 });
 });
 
-void test('the logged form takes its time from the record and keeps the topic', () => {
+test('the logged form takes its time from the record and keeps the topic', () => {
   const r = only(
     decode(frame('[ "2016-01-01T00:00:09Z", "", {"@":"2d1a","+":6,"T|C16":332,"O":1,"vac|h":1,"b":0} ]', { topic: 'log/2d1a' })),
   );
@@ -188,7 +188,7 @@ void test('the logged form takes its time from the record and keeps the topic', 
   assert.equal(offset.ts, Date.UTC(2016, 0, 1, 0, 0, 9, 500));
 });
 
-void test('the whole 2d1a valve log (2016H1) decodes, one reading a line', () => {
+test('the whole 2d1a valve log (2016H1) decodes, one reading a line', () => {
   const lines = gunzipSync(readFileSync(fixture('valve-2d1a-2016H1.json.gz')))
     .toString('utf8')
     .split('\n')
@@ -217,20 +217,20 @@ void test('the whole 2d1a valve log (2016H1) decodes, one reading a line', () =>
   assert.ok(lastTs >= Date.UTC(2016, 5, 1) && lastTs < Date.UTC(2016, 6, 1), 'the log ends in June 2016');
 });
 
-void test('payload bytes are UTF-8 text; a CR LF ending is fine', () => {
+test('payload bytes are UTF-8 text; a CR LF ending is fine', () => {
   const r = only(decode(frame(new TextEncoder().encode('{"@":"819c","L":242}\r\n'))));
   assert.deepEqual(r.values, { light: 242 });
   throwsCode(() => decode(frame(new Uint8Array([0x7b, 0xff, 0xfe]))), 'BH_DECODE_SYNTAX');
 });
 
-void test('other hub lines are skipped with their reason', () => {
+test('other hub lines are skipped with their reason', () => {
   assert.deepEqual(decode(frame('?warn')), { skipped: 'warning_line' });
   assert.deepEqual(decode(frame('+info')), { skipped: 'info_line' });
   assert.deepEqual(decode(frame('>')), { skipped: 'prompt' });
   assert.deepEqual(decode(frame('   \r\n')), { skipped: 'blank' });
 });
 
-void test('errors: code and path', () => {
+test('errors: code and path', () => {
   throwsCode(() => decode(frame('{"@":"819c","T|C16":"hot"}')), 'BH_DECODE_SHAPE', 'T|C16');
   throwsCode(() => decode(frame('{"@":"819c","L":null}')), 'BH_DECODE_SHAPE', 'L');
   throwsCode(() => decode(frame('{"@":"819c","+":-1,"L":1}')), 'BH_DECODE_SHAPE', '+');
@@ -260,13 +260,13 @@ void test('errors: code and path', () => {
   throwsCode(() => decode(frame('{"@":"819c","L":1}\n{"@":"819c","L":2}')), 'BH_DECODE_SYNTAX');
 });
 
-void test('a bad line is quoted only in short', () => {
+test('a bad line is quoted only in short', () => {
   const e = throwsCode(() => decode(frame(`hello ${'x'.repeat(500)}`)), 'BH_DECODE_SYNTAX');
   assert.ok(e.message.includes('hello'));
   assert.ok(e.message.length < 120, e.message);
 });
 
-void test('the options schema: every property is described and has a default', () => {
+test('the options schema: every property is described and has a default', () => {
   for (const [name, prop] of Object.entries(opentrvDecoder.options.properties)) {
     assert.equal(typeof prop.description, 'string', name);
     assert.notEqual(prop.default, undefined, name);

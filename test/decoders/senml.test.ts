@@ -66,13 +66,13 @@ for (const ex of ['ex1', 'ex2', 'ex4', 'ex5', 'ex6', 'ex8', 'ex9', 'ex10', 'ex11
   });
 }
 
-void test('ex8: the unknown label `l` is ignored, not interpreted, and passes through to the resolved record', () => {
+test('ex8: the unknown label `l` is ignored, not interpreted, and passes through to the resolved record', () => {
   const got = resolve(readJson('ex8.gen.json'));
   assert.equal(got[0]?.l, '[{"href":"humidity","foo":"bar"}]');
   assert.ok(!('l' in (got[1] ?? {})), 'only the record that had it');
 });
 
-void test('ex7: our resolved records are the file plus the `vd` record the file leaves out', () => {
+test('ex7: our resolved records are the file plus the `vd` record the file leaves out', () => {
   // The generator of ex7.gen.resolved.json dropped the Data Value record; RFC 8428 §4.6 gives no reason to, and
   // §5.1.5 shows it as one of four records, so we keep it.
   const expected = [
@@ -84,7 +84,7 @@ void test('ex7: our resolved records are the file plus the `vd` record the file 
   assert.deepEqual(got, expected);
 });
 
-void test('ex3 (bver 5): the file plus `bver: 5` in every record, as RFC 8428 §4.6 requires for a version other than 10', () => {
+test('ex3 (bver 5): the file plus `bver: 5` in every record, as RFC 8428 §4.6 requires for a version other than 10', () => {
   // §4.6: "The Version field MUST NOT be present in resolved records if the SenML version defined in this document is
   // used; otherwise, it MUST be present in all the resolved SenML Records." The generated file omits it.
   const expected = resolvedFile('ex3.gen.resolved.json').map((r) => ({ ...r, bver: 5 }));
@@ -92,7 +92,7 @@ void test('ex3 (bver 5): the file plus `bver: 5` in every record, as RFC 8428 §
   assert.equal(expected[1]?.t, 1.276020071001e9); // bt + t(-5), absolute
 });
 
-void test('ex13 (no resolved file): base time and a time 0.1 s later, both absolute', () => {
+test('ex13 (no resolved file): base time and a time 0.1 s later, both absolute', () => {
   assert.deepEqual(resolve(readJson('ex13.gen.json')), [
     { n: '2001:db8::3', u: '/', t: 1320078429, v: 0.5 },
     { n: '2001:db8::4', u: '/', t: 1320078429, v: 0.5 },
@@ -101,7 +101,7 @@ void test('ex13 (no resolved file): base time and a time 0.1 s later, both absol
   ]);
 });
 
-void test('ex3 and ex5 in CBOR resolve to the same records as their JSON', () => {
+test('ex3 and ex5 in CBOR resolve to the same records as their JSON', () => {
   for (const ex of ['ex3', 'ex5']) {
     const bytes = new Uint8Array(readFileSync(fixture(`${ex}.gen.cbor`)));
     const fromCbor = resolve(decodeSenmlPayload(bytes));
@@ -112,7 +112,7 @@ void test('ex3 and ex5 in CBOR resolve to the same records as their JSON', () =>
   }
 });
 
-void test('ex3.gen.cbor.hex is the same CBOR as ex3.gen.cbor', () => {
+test('ex3.gen.cbor.hex is the same CBOR as ex3.gen.cbor', () => {
   const hex = readFileSync(fixture('ex3.gen.cbor.hex'), 'utf8')
     .split('\n')
     .map((l) => l.slice(5, 53).replace(/\s+/g, ''))
@@ -122,7 +122,7 @@ void test('ex3.gen.cbor.hex is the same CBOR as ex3.gen.cbor', () => {
 
 // ---------------------------------------------------------------- rules, with our own packs
 
-void test('bv and bs are added to v and s; bs gives every later record a sum; bv leaves vs alone', () => {
+test('bv and bs are added to v and s; bs gives every later record a sum; bv leaves vs alone', () => {
   const pack = [
     { bn: 'dev1/', bt: 1.6e9, bv: 100, bs: 1000, n: 'a', u: 'W', v: 1 },
     { n: 'b', v: -2.5 },
@@ -143,7 +143,7 @@ void test('bv and bs are added to v and s; bs gives every later record a sum; bv
   assert.deepEqual(r?.units, { a: 'W' });
 });
 
-void test('times below 2^28 are relative to now; bt and t add up first', () => {
+test('times below 2^28 are relative to now; bt and t add up first', () => {
   const pack = [
     { n: 'x', v: 1, t: -60 },
     { n: 'x', v: 2 },
@@ -159,7 +159,7 @@ void test('times below 2^28 are relative to now; bt and t add up first', () => {
   );
 });
 
-void test('bu applies only where a record has no u; base values carry over until redefined', () => {
+test('bu applies only where a record has no u; base values carry over until redefined', () => {
   const got = resolve([
     { bn: 'a:', bu: 'V', bt: 1.7e9, n: 'x', v: 1 },
     { n: 'y', u: 'A', v: 2 },
@@ -174,7 +174,7 @@ void test('bu applies only where a record has no u; base values carry over until
   ]);
 });
 
-void test('versions: one per pack, 10 by default, none above 10', () => {
+test('versions: one per pack, 10 by default, none above 10', () => {
   assert.deepEqual(resolve([{ bver: 10, n: 'a', v: 1 }, { n: 'b', v: 2 }]), [
     { n: 'a', t: NOW_S, v: 1 },
     { n: 'b', t: NOW_S, v: 2 },
@@ -191,7 +191,7 @@ void test('versions: one per pack, 10 by default, none above 10', () => {
   throwsCode(() => resolve([{ bver: 2.5, n: 'a', v: 1 }]), 'BH_DECODE_SHAPE', '[0].bver');
 });
 
-void test('values: exactly one of v, vs, vb, vd unless there is a sum', () => {
+test('values: exactly one of v, vs, vb, vd unless there is a sum', () => {
   throwsCode(() => resolve([{ n: 'a', v: 1, vs: 'x' }]), 'BH_SENML_VALUE', '[0]');
   throwsCode(() => resolve([{ n: 'a', v: 1 }, { n: 'b', vb: true, vd: 'AA' }]), 'BH_SENML_VALUE', '[1]');
   throwsCode(() => resolve([{ n: 'a', u: 'V' }]), 'BH_SENML_VALUE', '[0]');
@@ -200,14 +200,14 @@ void test('values: exactly one of v, vs, vb, vd unless there is a sum', () => {
   assert.deepEqual(resolve([{ n: 'a', vb: false, s: 3, t: 1.7e9 }]), [{ n: 'a', t: 1.7e9, vb: false, s: 3 }]);
 });
 
-void test('labels ending in `_` must be understood, so they are errors; other unknown labels pass through', () => {
+test('labels ending in `_` must be understood, so they are errors; other unknown labels pass through', () => {
   throwsCode(() => resolve([{ n: 'a', v: 1, foo_: 1 }]), 'BH_SENML_MUST_UNDERSTAND', '[0].foo_');
   throwsCode(() => resolve([{ bn: 'x:', bct_: 'gzip' }, { n: 'a', v: 1 }]), 'BH_SENML_MUST_UNDERSTAND', '[0].bct_');
   // unknown base labels (`b...`) are dropped: a resolved record holds no base fields
   assert.deepEqual(resolve([{ n: 'a', v: 1, t: 1.7e9, ct: '60', bct: '0' }]), [{ n: 'a', t: 1.7e9, v: 1, ct: '60' }]);
 });
 
-void test('names: bn + n, non-empty, starting alphanumeric, in A-Z a-z 0-9 - : . / _', () => {
+test('names: bn + n, non-empty, starting alphanumeric, in A-Z a-z 0-9 - : . / _', () => {
   assert.equal(resolve([{ bn: '', n: 'a_b-c.d/e:f', v: 1 }])[0]?.n, 'a_b-c.d/e:f');
   assert.equal(resolve([{ bn: 'dev:', n: '-x', v: 1 }])[0]?.n, 'dev:-x'); // only the whole name must start alphanumeric
   throwsCode(() => resolve([{ n: '-a', v: 1 }]), 'BH_SENML_NAME', '[0].n');
@@ -218,7 +218,7 @@ void test('names: bn + n, non-empty, starting alphanumeric, in A-Z a-z 0-9 - : .
   throwsCode(() => resolve([{ n: 'a', v: 1 }, { v: 2 }]), 'BH_SENML_NAME', '[1].n');
 });
 
-void test('shape: not an array, a record not an object, labels of the wrong type', () => {
+test('shape: not an array, a record not an object, labels of the wrong type', () => {
   throwsCode(() => resolve({ n: 'a', v: 1 }), 'BH_DECODE_SHAPE', '$');
   throwsCode(() => resolve('[]'), 'BH_DECODE_SHAPE', '$');
   throwsCode(() => resolve([{ n: 'a', v: 1 }, 7]), 'BH_DECODE_SHAPE', '[1]');
@@ -232,7 +232,7 @@ void test('shape: not an array, a record not an object, labels of the wrong type
   throwsCode(() => decode(frame('{"n":"a","v":1}')), 'BH_DECODE_SHAPE', '$');
 });
 
-void test('CBOR: integer labels, vd as a byte string, unknown integer labels ignored', () => {
+test('CBOR: integer labels, vd as a byte string, unknown integer labels ignored', () => {
   // [{0: "a", 8: h'0102ff', 99: 1, "x": 2, 6: 1700000000}]
   const bytes = new Uint8Array([
     0x81, 0xa5, 0x00, 0x61, 0x61, 0x08, 0x43, 0x01, 0x02, 0xff, 0x18, 0x63, 0x01, 0x61, 0x78, 0x02, 0x06, 0x1a, 0x65, 0x53,
@@ -248,7 +248,7 @@ void test('CBOR: integer labels, vd as a byte string, unknown integer labels ign
   throwsCode(() => decodeSenmlPayload(new Uint8Array([0x81, 0xa2, 0x00, 0x61, 0x61, 0x61, 0x6e, 0x61, 0x62])), 'BH_DECODE_SHAPE', '[0].n');
 });
 
-void test('JSON or CBOR: text and bytes starting with `[` are JSON, other bytes CBOR; `format` forces one', () => {
+test('JSON or CBOR: text and bytes starting with `[` are JSON, other bytes CBOR; `format` forces one', () => {
   const json = ' \n[{"n":"a","v":1}]';
   assert.deepEqual(decodeSenmlPayload(json), [{ n: 'a', v: 1 }]);
   assert.deepEqual(decodeSenmlPayload(new TextEncoder().encode(json)), [{ n: 'a', v: 1 }]);
@@ -262,7 +262,7 @@ void test('JSON or CBOR: text and bytes starting with `[` are JSON, other bytes 
 
 // ---------------------------------------------------------------- readings
 
-void test('ex2: one reading, device from the base name, measurements from n', () => {
+test('ex2: one reading, device from the base name, measurements from n', () => {
   const rs = readings(decode(frame(readFileSync(fixture('ex2.gen.json'), 'utf8'), { topic: 'senml/in' })));
   assert.deepEqual(rs, [
     {
@@ -277,7 +277,7 @@ void test('ex2: one reading, device from the base name, measurements from n', ()
   ]);
 });
 
-void test('ex4: twelve readings of one device, measurement named from the unit', () => {
+test('ex4: twelve readings of one device, measurement named from the unit', () => {
   const rs = readings(decode(frame(readFileSync(fixture('ex4.gen.json')))));
   assert.equal(rs.length, 12);
   const offsets = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 91, 92];
@@ -291,7 +291,7 @@ void test('ex4: twelve readings of one device, measurement named from the unit',
   }
 });
 
-void test('ex6: two devices, each with temperature and humidity', () => {
+test('ex6: two devices, each with temperature and humidity', () => {
   const rs = readings(decode(frame(readFileSync(fixture('ex6.gen.json')))));
   assert.deepEqual(
     rs.map((r) => [r.device, r.ts, r.values, r.units]),
@@ -302,7 +302,7 @@ void test('ex6: two devices, each with temperature and humidity', () => {
   );
 });
 
-void test('ex5: units name the measurements; records at one time make one reading', () => {
+test('ex5: units name the measurements; records at one time make one reading', () => {
   const rs = readings(decode(frame(readFileSync(fixture('ex5.gen.json')))));
   assert.equal(rs.length, 5);
   assert.deepEqual(rs[0]?.values, { humidity: 20, longitude: 24.30621, latitude: 60.07965 });
@@ -311,7 +311,7 @@ void test('ex5: units name the measurements; records at one time make one readin
   assert.equal(rs[3]?.ts, 1320067614000);
 });
 
-void test('ex3: fractional ms times, voltage and the last current share a reading', () => {
+test('ex3: fractional ms times, voltage and the last current share a reading', () => {
   const rs = readings(decode(frame(readFileSync(fixture('ex3.gen.json')))));
   assert.equal(rs.length, 6);
   assert.equal(rs[0]?.device, 'urn:dev:ow:10e2073a0108006');
@@ -321,7 +321,7 @@ void test('ex3: fractional ms times, voltage and the last current share a readin
   assert.equal(rs[1]?.ts, 1276020071001);
 });
 
-void test('ex7 and ex12: string, boolean and data values; no base name → the name is the device', () => {
+test('ex7 and ex12: string, boolean and data values; no base name → the name is the device', () => {
   const [r] = readings(decode(frame(readFileSync(fixture('ex7.gen.json')))));
   assert.deepEqual(r?.values, { temp: 23.1, label: 'Machine Room', open: false, 'nfv-reader': 'aGkgCg' });
   assert.deepEqual(r?.units, { temp: 'Cel' });
@@ -335,7 +335,7 @@ void test('ex7 and ex12: string, boolean and data values; no base name → the n
   );
 });
 
-void test('the same measurement twice in one reading gets _2, _3 suffixes', () => {
+test('the same measurement twice in one reading gets _2, _3 suffixes', () => {
   const pack = [
     { bn: 'd/', n: 'x', v: 1 },
     { n: 'x', v: 2 },
@@ -350,12 +350,12 @@ void test('the same measurement twice in one reading gets _2, _3 suffixes', () =
   assert.deepEqual(r?.units, { temperature: 'Cel', temperature_2: 'Cel', value: 'furlong' });
 });
 
-void test('a pack with no measurement records holds no values', () => {
+test('a pack with no measurement records holds no values', () => {
   throwsCode(() => decode(frame('[]')), 'BH_DECODE_NO_VALUES');
   throwsCode(() => decode(frame('[{"bn":"a:"}]')), 'BH_DECODE_NO_VALUES');
 });
 
-void test('the options schema: every property is described and has a default', () => {
+test('the options schema: every property is described and has a default', () => {
   for (const [name, prop] of Object.entries(senmlDecoder.options.properties)) {
     assert.equal(typeof prop.description, 'string', name);
     assert.notEqual(prop.default, undefined, name);

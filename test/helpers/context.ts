@@ -8,9 +8,22 @@ import { Metrics } from '../../src/core/metrics.js';
 import { silentLogger, type Logger } from '../../src/core/logger.js';
 import type { Frame, Message } from '../../src/core/types.js';
 
+const made = new Set<string>();
+// Whatever a test forgot to clean up goes when the test process exits.
+process.once('exit', () => {
+  for (const p of made) rmSync(p, { recursive: true, force: true });
+});
+
 export function tempDir(prefix = 'backhaul-test-'): { path: string; cleanup(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+  made.add(path);
+  return {
+    path,
+    cleanup: () => {
+      rmSync(path, { recursive: true, force: true });
+      made.delete(path);
+    },
+  };
 }
 
 export interface TestContextOptions {

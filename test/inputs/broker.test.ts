@@ -10,7 +10,7 @@ import { inputContext } from '../helpers/context.js';
 
 const text = (p: Frame['payload']) => (typeof p === 'string' ? p : new TextDecoder().decode(p));
 
-void test('topicMatches: MQTT wildcard semantics', () => {
+test('topicMatches: MQTT wildcard semantics', () => {
   const yes: Array<[string, string]> = [
     ['#', 'a'],
     ['#', 'a/b/c'],
@@ -41,7 +41,7 @@ void test('topicMatches: MQTT wildcard semantics', () => {
   assert.match(topicFilterError('a/b+') ?? '', /whole level/);
 });
 
-void test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolved; exclusions; delivery', async (t) => {
+test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolved; exclusions; delivery', async (t) => {
   const events: string[] = [];
   const base = inputContext({ id: 'devices' });
   const ctx = {
@@ -99,7 +99,7 @@ void test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit r
   assert.deepEqual(seen.sort(), ['backhaul/out/x', 'home/kitchen/hum', 'home/kitchen/temp']);
 });
 
-void test('broker: topics option limits what is ingested', async (t) => {
+test('broker: topics option limits what is ingested', async (t) => {
   const ctx = inputContext({ id: 'b2' });
   const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['dev/+/up'], exclude: ['backhaul/#'] }, ctx);
   await input.start();
@@ -116,7 +116,7 @@ void test('broker: topics option limits what is ingested', async (t) => {
   assert.equal(ctx.frames[0]?.identity?.username, undefined);
 });
 
-void test('broker: a second broker on the same port fails with BH_PORT_IN_USE and the path', async (t) => {
+test('broker: a second broker on the same port fails with BH_PORT_IN_USE and the path', async (t) => {
   const first = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, inputContext({ id: 'one' }));
   await first.start();
   t.after(() => first.stop());
@@ -132,7 +132,7 @@ void test('broker: a second broker on the same port fails with BH_PORT_IN_USE an
   await second.stop();
 });
 
-void test('broker: stop closes clients and the port; no frames after stop', async () => {
+test('broker: stop closes clients and the port; no frames after stop', async () => {
   const ctx = inputContext({ id: 's' });
   const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, ctx);
   await input.start();
@@ -148,7 +148,7 @@ void test('broker: stop closes clients and the port; no frames after stop', asyn
   assert.equal(ctx.frames.length, 0);
 });
 
-void test('broker: when the data path fails, a QoS 1 publish is not acknowledged; the device resends it', async (t) => {
+test('broker: when the data path fails, a QoS 1 publish is not acknowledged; the device resends it', async (t) => {
   const base = inputContext({ id: 'flaky' });
   let calls = 0;
   const ctx = {

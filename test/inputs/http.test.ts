@@ -11,7 +11,7 @@ interface ErrorReply {
   error: { code: string; message: string; path?: string };
 }
 
-void test('http: a JSON POST is answered 202 with the readings count; the frame carries the raw text', async (t) => {
+test('http: a JSON POST is answered 202 with the readings count; the frame carries the raw text', async (t) => {
   const base = inputContext({ id: 'web' });
   const ctx = { ...base, emitStrict: (f: Frame) => base.emitStrict(f).then(() => 3) };
   const input = httpInput.create(OPTS, ctx);
@@ -36,7 +36,7 @@ void test('http: a JSON POST is answered 202 with the readings count; the frame 
   assert.equal(base.frames[1]?.payload, '{"a":1}');
 });
 
-void test('http: CBOR bodies reach the decoder as untouched bytes', async (t) => {
+test('http: CBOR bodies reach the decoder as untouched bytes', async (t) => {
   const ctx = inputContext({ id: 'web' });
   const input = httpInput.create(OPTS, ctx);
   await input.start();
@@ -50,7 +50,7 @@ void test('http: CBOR bodies reach the decoder as untouched bytes', async (t) =>
   assert.equal(ctx.frames[0]?.contentType, 'application/senml+cbor');
 });
 
-void test('http: other content types get 415 BH_HTTP_MEDIA_TYPE; too large gets 413; wrong path 404', async (t) => {
+test('http: other content types get 415 BH_HTTP_MEDIA_TYPE; too large gets 413; wrong path 404', async (t) => {
   const ctx = inputContext({ id: 'web' });
   const input = httpInput.create(OPTS, ctx);
   await input.start();
@@ -78,7 +78,7 @@ void test('http: other content types get 415 BH_HTTP_MEDIA_TYPE; too large gets 
   assert.equal(ctx.frames.length, 0);
 });
 
-void test('http: a decode error thrown by emitStrict is answered 400 with its code and path', async (t) => {
+test('http: a decode error thrown by emitStrict is answered 400 with its code and path', async (t) => {
   const base = inputContext({ id: 'web' });
   const ctx = {
     ...base,
@@ -92,7 +92,7 @@ void test('http: a decode error thrown by emitStrict is answered 400 with its co
   assert.deepEqual(await res.json(), { error: { code: 'BH_SENML_VALUE', message: 'record has no value', path: '[2].v' } });
 });
 
-void test('http: a failure of the data path is answered 503 and counted', async (t) => {
+test('http: a failure of the data path is answered 503 and counted', async (t) => {
   const base = inputContext({ id: 'web' });
   const ctx = { ...base, emitStrict: () => Promise.reject(new Error('disk full')) };
   const input = httpInput.create(OPTS, ctx);
@@ -104,7 +104,7 @@ void test('http: a failure of the data path is answered 503 and counted', async 
   assert.equal(await base.metrics.value('backhaul_input_errors_total', { input: 'web' }), 1);
 });
 
-void test('http: a port in use fails with BH_PORT_IN_USE and the path; stop frees the port', async () => {
+test('http: a port in use fails with BH_PORT_IN_USE and the path; stop frees the port', async () => {
   const first = httpInput.create(OPTS, inputContext({ id: 'a' }));
   await first.start();
   const port = Number(new URL(String(first.info?.().url)).port);

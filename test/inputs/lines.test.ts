@@ -22,7 +22,7 @@ async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
 
 const lines = (frames: Frame[]) => frames.map((f) => f.payload);
 
-void test('LineSplitter: lines across chunks, CR stripped, long lines dropped without buffering them', () => {
+test('LineSplitter: lines across chunks, CR stripped, long lines dropped without buffering them', () => {
   const s = new LineSplitter(8);
   const out = [...s.push(Buffer.from('ab')), ...s.push(Buffer.from('c\r\n12345678\r\n')), ...s.push(Buffer.from('123456789\nxy\n\n'))];
   assert.deepEqual(out, [{ line: 'abc' }, { line: '12345678' }, { tooLong: 9 }, { line: 'xy' }]);
@@ -32,7 +32,7 @@ void test('LineSplitter: lines across chunks, CR stripped, long lines dropped wi
   assert.equal(t.flush(), undefined);
 });
 
-void test('lines: a regular file gives one frame per line, CRLF stripped, an overlong line dropped and counted', async (t) => {
+test('lines: a regular file gives one frame per line, CRLF stripped, an overlong line dropped and counted', async (t) => {
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const file = join(dir.path, 'capture.txt');
@@ -52,7 +52,7 @@ void test('lines: a regular file gives one frame per line, CRLF stripped, an ove
   await input.stop();
 });
 
-void test('lines: emit is awaited before the next line is read', async (t) => {
+test('lines: emit is awaited before the next line is read', async (t) => {
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const file = join(dir.path, 'many.txt');
@@ -78,7 +78,7 @@ void test('lines: emit is awaited before the next line is read', async (t) => {
   assert.equal(base.frames[19]?.payload, 'line 19');
 });
 
-void test('lines: follow reads lines appended later', async (t) => {
+test('lines: follow reads lines appended later', async (t) => {
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const file = join(dir.path, 'log.txt');
@@ -97,7 +97,7 @@ void test('lines: follow reads lines appended later', async (t) => {
   await input.done();
 });
 
-void test('lines: a missing file makes start() reject with BH_INPUT_FAILED and the path', async () => {
+test('lines: a missing file makes start() reject with BH_INPUT_FAILED and the path', async () => {
   const ctx = inputContext({ id: 'radio' });
   const input = linesInput.create({ ...DEFAULTS, path: '/nonexistent/backhaul.txt' }, ctx);
   await assert.rejects(input.start(), (err: unknown) => {
@@ -108,7 +108,7 @@ void test('lines: a missing file makes start() reject with BH_INPUT_FAILED and t
   });
 });
 
-void test('lines: a FIFO gives lines as they are written, and is reopened when the writer closes', async (t) => {
+test('lines: a FIFO gives lines as they are written, and is reopened when the writer closes', async (t) => {
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const fifo = join(dir.path, 'radio.fifo');
@@ -136,7 +136,7 @@ void test('lines: a FIFO gives lines as they are written, and is reopened when t
   await input.done();
 });
 
-void test('lines: a FIFO with reopen false is done when its writer closes', async (t) => {
+test('lines: a FIFO with reopen false is done when its writer closes', async (t) => {
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const fifo = join(dir.path, 'once.fifo');
@@ -152,7 +152,7 @@ void test('lines: a FIFO with reopen false is done when its writer closes', asyn
   await input.stop();
 });
 
-void test('lines: stdin (path "-") is read to its end', async () => {
+test('lines: stdin (path "-") is read to its end', async () => {
   // Run in a child process whose stdin the test writes to; the child prints the frames it got.
   const here = new URL('.', import.meta.url);
   const script = `
@@ -193,7 +193,7 @@ try {
   ptySkip = 'needs python3 with the pty module to make a pseudo-terminal';
 }
 
-void test('lines: a serial port (a pseudo-terminal opened through serialport)', { skip: ptySkip }, async (t) => {
+test('lines: a serial port (a pseudo-terminal opened through serialport)', { skip: ptySkip }, async (t) => {
   const py = spawn('python3', ['-c', PTY_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] });
   t.after(() => py.kill());
   const slave = await new Promise<string>((resolve, reject) => {

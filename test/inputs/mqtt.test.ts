@@ -47,14 +47,14 @@ async function miniBroker(port: number): Promise<{ port: number; broker: Aedes; 
   };
 }
 
-void test('publicUrl drops credentials', () => {
+test('publicUrl drops credentials', () => {
   assert.equal(publicUrl('mqtt://bob:hunter22@broker.lan:1883'), 'mqtt://broker.lan:1883');
   assert.equal(publicUrl('mqtts://broker.example.org'), 'mqtts://broker.example.org');
 });
 
 const skip = await serviceSkip(MOSQUITTO);
 
-void test('mqtt: subscribes on Mosquitto, receives QoS 0 and QoS 1', { skip }, async (t) => {
+test('mqtt: subscribes on Mosquitto, receives QoS 0 and QoS 1', { skip }, async (t) => {
   const run = randomBytes(4).toString('hex');
   const base = inputContext({ id: 'lora' });
   const input = mqttInput.create({ url: MOSQUITTO.url, topics: [`bhtest/${run}/+/up`], qos: 1, clean: true, connectTimeoutMs: 5000, reconnectMinMs: 200, reconnectMaxMs: 1000 }, base);
@@ -79,7 +79,7 @@ void test('mqtt: subscribes on Mosquitto, receives QoS 0 and QoS 1', { skip }, a
   assert.ok(base.frames.every((f) => f.input === 'lora' && f.payload instanceof Uint8Array));
 });
 
-void test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved', async (t) => {
+test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved', async (t) => {
   const b = await miniBroker(0);
   t.after(() => b.close());
   const events: string[] = [];
@@ -112,7 +112,7 @@ void test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved
   assert.ok(events.indexOf('emit-start m2') > events.indexOf('emit-done m1'), events.join(', '));
 });
 
-void test('mqtt: reconnects with backoff and resubscribes after the broker restarts', async (t) => {
+test('mqtt: reconnects with backoff and resubscribes after the broker restarts', async (t) => {
   let broker = await miniBroker(0);
   const port = broker.port;
   const url = `mqtt://127.0.0.1:${port}`;
@@ -144,7 +144,7 @@ void test('mqtt: reconnects with backoff and resubscribes after the broker resta
   assert.equal(await ctx.metrics.value('backhaul_input_errors_total', { input: 'ext' }), 1, 'one outage, counted once');
 });
 
-void test('mqtt: start() rejects with BH_INPUT_FAILED naming the url, without the password', async () => {
+test('mqtt: start() rejects with BH_INPUT_FAILED naming the url, without the password', async () => {
   const b = await miniBroker(0);
   const port = b.port;
   await b.close(); // nothing listens there now

@@ -27,7 +27,7 @@ function parse(f: Frame): Stats | undefined {
 }
 const isGood = (s: Stats | undefined): s is Stats => s !== undefined && typeof s['@'] === 'string' && /^[0-9a-f]+$/.test(s['@']);
 
-void test('simulator: mulberry32 and ids are deterministic', () => {
+test('simulator: mulberry32 and ids are deterministic', () => {
   const a = mulberry32(42);
   const b = mulberry32(42);
   for (let i = 0; i < 5; i++) assert.equal(a(), b());
@@ -42,7 +42,7 @@ void test('simulator: mulberry32 and ids are deterministic', () => {
   assert.ok(daylight(NOON) > 0.99);
 });
 
-void test('simulator: N devices emit OpenTRV JSON stats lines on schedule, with plausible values', async () => {
+test('simulator: N devices emit OpenTRV JSON stats lines on schedule, with plausible values', async () => {
   const clock = new ManualClock(NOON);
   const ctx = inputContext({ id: 'sim', clock });
   const input = simulatorInput.create({ ...OPTS, badFrameRate: 0 }, ctx);
@@ -85,7 +85,7 @@ void test('simulator: N devices emit OpenTRV JSON stats lines on schedule, with 
   }
 });
 
-void test('simulator: same seed, same frames; light follows the day', async () => {
+test('simulator: same seed, same frames; light follows the day', async () => {
   const frames = async (seed: number, start: number) => {
     const clock = new ManualClock(start);
     const ctx = inputContext({ clock });
@@ -101,7 +101,7 @@ void test('simulator: same seed, same frames; light follows the day', async () =
   assert.ok(night.every((s) => (s['L'] as number) < 20));
 });
 
-void test('simulator: bad frames come at roughly the configured rate', async () => {
+test('simulator: bad frames come at roughly the configured rate', async () => {
   const clock = new ManualClock(NOON);
   const ctx = inputContext({ clock });
   const input = simulatorInput.create({ ...OPTS, devices: 20, intervalMs: 1000, badFrameRate: 0.1, count: 200 }, ctx);
@@ -117,7 +117,7 @@ void test('simulator: bad frames come at roughly the configured rate', async () 
   await input.stop();
 });
 
-void test('simulator: count stops each device and resolves done(); emits are awaited before the next frame', async () => {
+test('simulator: count stops each device and resolves done(); emits are awaited before the next frame', async () => {
   const clock = new ManualClock(NOON);
   const base = inputContext({ clock });
   let pending: Array<() => void> = [];
@@ -149,7 +149,7 @@ void test('simulator: count stops each device and resolves done(); emits are awa
   await input.stop();
 });
 
-void test('simulator: the opentrv decoder reads the good frames and rejects the damaged ones', async () => {
+test('simulator: the opentrv decoder reads the good frames and rejects the damaged ones', async () => {
   const { opentrvDecoder } = await import('../../src/decoders/opentrv/index.js');
   const decode = opentrvDecoder.create({});
   const clock = new ManualClock(NOON);

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { formatConsoleLine } from '../../src/sinks/console/index.js';
 import { offline, reading, T0, valve } from './messages.js';
 
-void test('console text format: time, device#seq, name=value<unit>', () => {
+test('console text format: time, device#seq, name=value<unit>', () => {
   assert.equal(
     formatConsoleLine(valve),
     '2026-01-01T00:00:00.000Z 819c#12 temperature=16.625Cel battery=2.55V occupancy=2 boiler=true status=ok',
@@ -18,7 +18,7 @@ void test('console text format: time, device#seq, name=value<unit>', () => {
   assert.equal(formatConsoleLine(offline), '2026-01-01T00:01:00.000Z [warning] device.offline 819c: silent for 2h silentMs=7200000');
 });
 
-void test('console json format: the messageToJson object', () => {
+test('console json format: the messageToJson object', () => {
   const line = formatConsoleLine(valve, 'json');
   assert.deepEqual(JSON.parse(line), {
     device: '819c',
@@ -32,7 +32,7 @@ void test('console json format: the messageToJson object', () => {
   });
 });
 
-void test('console sink writes one line per message to the chosen stream (real child process)', () => {
+test('console sink writes one line per message to the chosen stream (real child process)', () => {
   const mod = fileURLToPath(new URL('../../src/sinks/console/index.js', import.meta.url));
   const ctxMod = fileURLToPath(new URL('../helpers/context.js', import.meta.url));
   const msgMod = fileURLToPath(new URL('./messages.js', import.meta.url));

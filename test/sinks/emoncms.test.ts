@@ -162,7 +162,7 @@ async function fakeEmoncms(base: string, opts: { status?: number; refuseNodes?: 
 
 const secs = (ms: number) => Math.floor(ms / 1000);
 
-void test('emoncms post: one input/post per reading, node from the device or the nodes map, numbers only, Bearer key', async () => {
+test('emoncms post: one input/post per reading, node from the device or the nodes map, numbers only, Bearer key', async () => {
   const emon = await fakeEmoncms('/emoncms');
   try {
     const sink = emoncmsSink.create({ url: `${emon.url}/`, apikey: KEY, nodes: { b39a: 17, 'x y': 'Living room!' } }, sinkContext());
@@ -195,7 +195,7 @@ void test('emoncms post: one input/post per reading, node from the device or the
   }
 });
 
-void test('emoncms post: a refused node rejects only its readings; the others are delivered', async () => {
+test('emoncms post: a refused node rejects only its readings; the others are delivered', async () => {
   const emon = await fakeEmoncms('', { refuseNodes: ['bad'] });
   try {
     const sink = emoncmsSink.create({ url: emon.url, apikey: KEY }, sinkContext());
@@ -219,7 +219,7 @@ void test('emoncms post: a refused node rejects only its readings; the others ar
   }
 });
 
-void test('emoncms bulk: one input/bulk per batch, named values by default, bulkColumns positional', async () => {
+test('emoncms bulk: one input/bulk per batch, named values by default, bulkColumns positional', async () => {
   const emon = await fakeEmoncms('/emon');
   try {
     const batch = [
@@ -264,7 +264,7 @@ void test('emoncms bulk: one input/bulk per batch, named values by default, bulk
   }
 });
 
-void test('emoncms bulk: a refusal rejects the items of the upload', async () => {
+test('emoncms bulk: a refusal rejects the items of the upload', async () => {
   const emon = await fakeEmoncms('', { refuseNodes: ['bad'] });
   try {
     const sink = emoncmsSink.create({ url: emon.url, apikey: KEY, mode: 'bulk' }, sinkContext());
@@ -281,7 +281,7 @@ void test('emoncms bulk: a refusal rejects the items of the upload', async () =>
   }
 });
 
-void test('emoncms: a wrong key stops the sink, 5xx and an unreachable server are retryable, a wrong base url is not', async () => {
+test('emoncms: a wrong key stops the sink, 5xx and an unreachable server are retryable, a wrong base url is not', async () => {
   const emon = await fakeEmoncms('');
   const down = await fakeEmoncms('', { status: 503 });
   try {

@@ -14,7 +14,7 @@ function lines(path: string): unknown[] {
     .map((l) => JSON.parse(l) as unknown);
 }
 
-void test('file sink: default path in the data folder, one JSON object per line, appends across reopen', async () => {
+test('file sink: default path in the data folder, one JSON object per line, appends across reopen', async () => {
   const dir = tempDir();
   try {
     const ctx = driverContext({ dataDir: dir.path });
@@ -33,7 +33,7 @@ void test('file sink: default path in the data folder, one JSON object per line,
   }
 });
 
-void test('file sink: creates a missing folder for a relative path', async () => {
+test('file sink: creates a missing folder for a relative path', async () => {
   const dir = tempDir();
   try {
     const sink = fileSink.create({ path: 'logs/deep/out.jsonl' }, driverContext({ dataDir: dir.path }));
@@ -46,7 +46,7 @@ void test('file sink: creates a missing folder for a relative path', async () =>
   }
 });
 
-void test('file sink: rotates before exceeding maxBytes and keeps maxFiles', async () => {
+test('file sink: rotates before exceeding maxBytes and keeps maxFiles', async () => {
   const dir = tempDir();
   try {
     const path = join(dir.path, 'r.jsonl');
@@ -75,7 +75,7 @@ void test('file sink: rotates before exceeding maxBytes and keeps maxFiles', asy
   }
 });
 
-void test('file sink: small batches share a file until the next would exceed maxBytes', async () => {
+test('file sink: small batches share a file until the next would exceed maxBytes', async () => {
   const dir = tempDir();
   try {
     const path = join(dir.path, 's.jsonl');

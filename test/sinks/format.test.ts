@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { messageToJson, messageToSenml, renderTopic, topicLevel, topicTemplateError } from '../../src/sinks/format.js';
 import { offline, reading, T0, valve } from './messages.js';
 
-void test('messageToJson: a reading carries device, ts, time, seq, values, units, authenticated, input', () => {
+test('messageToJson: a reading carries device, ts, time, seq, values, units, authenticated, input', () => {
   assert.deepEqual(messageToJson(valve), {
     device: '819c',
     ts: T0,
@@ -19,7 +19,7 @@ void test('messageToJson: a reading carries device, ts, time, seq, values, units
   assert.deepEqual(Object.keys(bare), ['device', 'ts', 'time', 'values', 'authenticated', 'input']);
 });
 
-void test('messageToJson: an event', () => {
+test('messageToJson: an event', () => {
   assert.deepEqual(messageToJson(offline), {
     event: 'device.offline',
     ts: T0 + 60_000,
@@ -31,7 +31,7 @@ void test('messageToJson: an event', () => {
   });
 });
 
-void test('messageToSenml: bn/bt on the first record, v/vb/vs with units', () => {
+test('messageToSenml: bn/bt on the first record, v/vb/vs with units', () => {
   assert.deepEqual(messageToSenml(valve), [
     { bn: '819c:', bt: T0 / 1000, n: 'temperature', u: 'Cel', v: 16.625 },
     { n: 'battery', u: 'V', v: 2.55 },
@@ -42,7 +42,7 @@ void test('messageToSenml: bn/bt on the first record, v/vb/vs with units', () =>
   assert.deepEqual(messageToSenml(reading('x', 1500, {})), [{ bn: 'x:', bt: 1.5 }]);
 });
 
-void test('renderTopic: placeholders filled, wildcards and separators in values neutralised', () => {
+test('renderTopic: placeholders filled, wildcards and separators in values neutralised', () => {
   assert.equal(renderTopic('backhaul/{device}/{measurement}', { device: '819c', measurement: 'temperature' }), 'backhaul/819c/temperature');
   assert.equal(renderTopic('a/{device}/{measurement}', { device: 'x/#/+', measurement: '' }), 'a/x____/_');
   assert.equal(renderTopic('ev/{type}/{device}', { type: 'device.offline' }), 'ev/device.offline/_');

@@ -18,7 +18,7 @@ function isSinkError(retryable: boolean, text?: RegExp) {
   };
 }
 
-void test('http sink: a 2xx answer accepts the batch; body is a JSON array of messages, headers sent', async () => {
+test('http sink: a 2xx answer accepts the batch; body is a JSON array of messages, headers sent', async () => {
   const srv = await httpRecorder((_r, res) => {
     res.statusCode = 204;
     res.end();
@@ -47,7 +47,7 @@ void test('http sink: a 2xx answer accepts the batch; body is a JSON array of me
   }
 });
 
-void test('http sink: 503 and 429 are retryable, 400 rejects every item, 401/404 stop the sink', async () => {
+test('http sink: 503 and 429 are retryable, 400 rejects every item, 401/404 stop the sink', async () => {
   let status = 503;
   const srv = await httpRecorder((_r, res) => {
     res.statusCode = status;
@@ -83,7 +83,7 @@ void test('http sink: 503 and 429 are retryable, 400 rejects every item, 401/404
   }
 });
 
-void test('http sink: a server that does not answer in timeoutMs, or is not there, is retryable', async () => {
+test('http sink: a server that does not answer in timeoutMs, or is not there, is retryable', async () => {
   const srv = await httpRecorder(() => {
     /* never answer */
   });
@@ -105,7 +105,7 @@ void test('http sink: a server that does not answer in timeoutMs, or is not ther
   await gone.close();
 });
 
-void test('http sink: user:password in the url becomes Basic auth and never appears in errors', async () => {
+test('http sink: user:password in the url becomes Basic auth and never appears in errors', async () => {
   const srv = await httpRecorder((_r, res) => {
     res.statusCode = 403;
     res.end();

@@ -77,7 +77,7 @@ async function opened(options: Parameters<typeof mqttSink.create>[0]): Promise<S
   return sink;
 }
 
-void test('mqtt sink: one QoS 1 message per value on backhaul/{device}/{measurement}, events on backhaul/events/{type}', async () => {
+test('mqtt sink: one QoS 1 message per value on backhaul/{device}/{measurement}, events on backhaul/events/{type}', async () => {
   const broker = await startBroker(0, {}, 150);
   const sub = await subscriber(broker.url, 'backhaul/#');
   const sink = await opened({ url: broker.url });
@@ -122,7 +122,7 @@ void test('mqtt sink: one QoS 1 message per value on backhaul/{device}/{measurem
   }
 });
 
-void test('mqtt sink: per-reading topics with JSON or SenML payloads, retain, custom event topic', async () => {
+test('mqtt sink: per-reading topics with JSON or SenML payloads, retain, custom event topic', async () => {
   const broker = await startBroker();
   const sub = await subscriber(broker.url, 'site/#');
   const json = await opened({ url: broker.url, topic: 'site/{input}/{device}', eventTopic: 'site/ev/{device}/{type}', retain: true });
@@ -157,7 +157,7 @@ void test('mqtt sink: per-reading topics with JSON or SenML payloads, retain, cu
   }
 });
 
-void test('mqtt sink: broker down → open still resolves, write throws retryable at once; reconnects when the broker returns', async () => {
+test('mqtt sink: broker down → open still resolves, write throws retryable at once; reconnects when the broker returns', async () => {
   const port = await freePort();
   const sink = mqttSink.create({ url: `mqtt://127.0.0.1:${port}`, timeoutMs: 2000 }, sinkContext());
   await sink.open();
@@ -196,7 +196,7 @@ void test('mqtt sink: broker down → open still resolves, write throws retryabl
   }
 });
 
-void test('mqtt sink: a broker that does not acknowledge within timeoutMs fails the batch, retryable', async () => {
+test('mqtt sink: a broker that does not acknowledge within timeoutMs fails the batch, retryable', async () => {
   const broker = await startBroker(0, {}, 1500);
   const sink = await opened({ url: broker.url, timeoutMs: 300 });
   try {
@@ -207,7 +207,7 @@ void test('mqtt sink: a broker that does not acknowledge within timeoutMs fails 
   }
 });
 
-void test('mqtt sink: refused credentials and bad templates are not retryable; the password never appears', async () => {
+test('mqtt sink: refused credentials and bad templates are not retryable; the password never appears', async () => {
   const broker = await startBroker(0, {
     authenticate: (_c, username, password, done) => {
       if (username === 'hub' && password?.toString() === 'right-pass') return done(null, true);
@@ -246,7 +246,7 @@ void test('mqtt sink: refused credentials and bad templates are not retryable; t
 
 const mosquittoSkip = await serviceSkip(MOSQUITTO);
 
-void test('mqtt sink against the real Mosquitto: QoS 1 delivery of readings and events', { skip: mosquittoSkip }, async () => {
+test('mqtt sink against the real Mosquitto: QoS 1 delivery of readings and events', { skip: mosquittoSkip }, async () => {
   const run = `bh-test-${randomBytes(6).toString('hex')}`;
   const sub = await subscriber(MOSQUITTO.url, `${run}/#`);
   const sink = await opened({ url: MOSQUITTO.url, topic: `${run}/{device}/{measurement}`, eventTopic: `${run}/events/{type}` });

@@ -10,7 +10,7 @@ import { offline, reading, T0, valve } from './messages.js';
 
 const H = 3_600_000;
 
-void test('sqlite sink: readings and events stored, queried by device, measurement and time; survive reopening', async () => {
+test('sqlite sink: readings and events stored, queried by device, measurement and time; survive reopening', async () => {
   const dir = tempDir();
   try {
     const ctx = driverContext({ dataDir: dir.path });
@@ -79,7 +79,7 @@ void test('sqlite sink: readings and events stored, queried by device, measureme
     const db = new Database(path, { readonly: true });
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     const idx = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'readings' ORDER BY name").pluck().all();
-    assert.deepEqual(idx, ['readings_device_measurement_ts', 'readings_measurement_ts']);
+    assert.deepEqual(idx, ['readings_device_measurement_ts', 'readings_identity', 'readings_measurement_ts']);
     const plan = db
       .prepare("EXPLAIN QUERY PLAN SELECT * FROM readings WHERE measurement = 'x' AND ts >= 1")
       .all()
@@ -92,7 +92,7 @@ void test('sqlite sink: readings and events stored, queried by device, measureme
   }
 });
 
-void test('sqlite sink: a relative path resolves against the config folder; retentionDays prunes old rows', async () => {
+test('sqlite sink: a relative path resolves against the config folder; retentionDays prunes old rows', async () => {
   const dir = tempDir();
   try {
     const clock = new ManualClock(T0 + 10 * 24 * H);
@@ -120,7 +120,7 @@ void test('sqlite sink: a relative path resolves against the config folder; rete
   }
 });
 
-void test('sqlite sink: a file that cannot be opened is a non-retryable SinkError', async () => {
+test('sqlite sink: a file that cannot be opened is a non-retryable SinkError', async () => {
   const dir = tempDir();
   try {
     writeFileSync(join(dir.path, 'blocker'), 'a file where a folder should be');
@@ -128,6 +128,28 @@ void test('sqlite sink: a file that cannot be opened is a non-retryable SinkErro
     await assert.rejects(sink.open(), (e: Error & { retryable?: boolean }) => e.name === 'SinkError' && e.retryable === false);
     await assert.rejects(sink.write([valve]), (e: Error & { retryable?: boolean }) => e.name === 'SinkError');
     await sink.close();
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('sqlite sink: different values in one millisecond are all kept; identical ones once', async () => {
+  const dir = tempDir();
+  try {
+    const ctx = driverContext({ dataDir: dir.path });
+    const sink = sqliteSink.create({}, ctx);
+    await sink.open();
+    const a = reading('0d49', T0, { temperature: 17.375 });
+    const b = reading('0d49', T0, { temperature: 17.4375 });
+    await sink.write([a, b, a]);
+    await sink.write([b]);
+    await sink.close();
+    const h = Historian.open(join(dir.path, 'history.sqlite'));
+    try {
+      assert.deepEqual(h.queryReadings({ device: '0d49' }).map((r) => r.value), [17.375, 17.4375]);
+    } finally {
+      h.close();
+    }
   } finally {
     dir.cleanup();
   }

@@ -24,7 +24,11 @@ CREATE TABLE IF NOT EXISTS readings (
   input         TEXT,
   authenticated INTEGER NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX IF NOT EXISTS readings_device_measurement_ts ON readings (device, measurement, ts);
+-- Idempotent on the whole value, not just (device, measurement, ts): a redelivered batch is stored once, but two
+-- different values that share a millisecond (a file replay reads many lines in one) are both kept.
+CREATE UNIQUE INDEX IF NOT EXISTS readings_identity
+  ON readings (device, measurement, ts, ifnull(seq, -1), ifnull(num, 0), ifnull(text, ''), ifnull(bool, -1));
+CREATE INDEX IF NOT EXISTS readings_device_measurement_ts ON readings (device, measurement, ts);
 CREATE INDEX IF NOT EXISTS readings_measurement_ts ON readings (measurement, ts);
 CREATE TABLE IF NOT EXISTS events (
   id       INTEGER PRIMARY KEY,
