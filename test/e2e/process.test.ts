@@ -162,12 +162,12 @@ test('a slow sink does not delay an MQTT sink on the same route', async (t) => {
   t.after(() => dir.cleanup());
   const port = await freePort();
   let mqttArrivedWhileHttpPending = false;
-  let sub: Awaited<ReturnType<typeof subscribe>> | undefined;
+  const live: { sub?: Awaited<ReturnType<typeof subscribe>> } = {};
   // The HTTP sink's server answers after 2 s.
   const slow = await httpRecorder(async (_req, res) => {
     await new Promise((r) => setTimeout(r, 2000));
     // Was the reading published on MQTT before this request was answered?
-    mqttArrivedWhileHttpPending = (sub?.messages.length ?? 0) > 0;
+    mqttArrivedWhileHttpPending = (live.sub?.messages.length ?? 0) > 0;
     res.statusCode = 200;
     res.end();
   });
@@ -188,7 +188,8 @@ test('a slow sink does not delay an MQTT sink on the same route', async (t) => {
   const app = runBackhaul(['start', '-c', cfg]);
   t.after(() => app.stop());
   await app.waitFor((l) => l.msg === 'backhaul running');
-  sub = await subscribe(`mqtt://127.0.0.1:${port}`, ['backhaul/#']);
+  const sub = await subscribe(`mqtt://127.0.0.1:${port}`, ['backhaul/#']);
+  live.sub = sub;
   t.after(() => sub.close());
   const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
   t.after(() => pub.endAsync());

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Message, Reading } from '../../src/core/types.js';
-import type { Static, TSchema } from '@sinclair/typebox';
+import type { TSchema } from '@sinclair/typebox';
 import type { StageDefinition } from '../../src/core/driver.js';
 import { filterStage } from '../../src/pipeline/stages/filter/index.js';
 import { mapStage } from '../../src/pipeline/stages/map/index.js';
