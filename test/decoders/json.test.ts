@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getPath, jsonDecoder, parsePath } from '../../src/decoders/json/index.js';
-import { BackhaulError, type ErrorCode } from '../../src/core/errors.js';
 import type { DecodeResult } from '../../src/core/driver.js';
 import type { Frame, Reading } from '../../src/core/types.js';
+import { throwsCode } from '../helpers/assert.js';
 
 const NOW = Date.UTC(2024, 4, 1, 12, 0, 0);
 const frame = (payload: unknown, extra: Partial<Frame> = {}): Frame => ({
@@ -27,18 +27,6 @@ function only(r: DecodeResult): Reading {
   return first;
 }
 
-function throwsCode(fn: () => unknown, code: ErrorCode, path?: string): BackhaulError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof BackhaulError, `expected a BackhaulError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (path !== undefined) assert.equal(caught.path, path, caught.message);
-  return caught;
-}
 
 test('paths: dots, indexes (negative from the end), quoted keys, an optional `$`', () => {
   assert.deepEqual(parsePath('sensor.id'), ['sensor', 'id']);

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { canonicalNodeId, opentrvDecoder } from '../../src/decoders/opentrv/index.js';
-import { BackhaulError, type ErrorCode } from '../../src/core/errors.js';
 import type { DecodeResult } from '../../src/core/driver.js';
 import type { Frame, Reading } from '../../src/core/types.js';
+import { throwsCode } from '../helpers/assert.js';
 
 // Tests run from dist/test/decoders/, the fixtures stay in test/fixtures/.
 const fixture = (name: string): URL => new URL(`../../../test/fixtures/opentrv/${name}`, import.meta.url);
@@ -22,18 +22,6 @@ function only(r: DecodeResult): Reading {
   return first;
 }
 
-function throwsCode(fn: () => unknown, code: ErrorCode, path?: string): BackhaulError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof BackhaulError, `expected a BackhaulError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (path !== undefined) assert.equal(caught.path, path, caught.message);
-  return caught;
-}
 
 type Expected = string | { device: string; seq?: number; values: Record<string, number | boolean> };
 

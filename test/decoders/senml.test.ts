@@ -7,9 +7,9 @@ import {
   senmlDecoder,
   type ResolvedRecord,
 } from '../../src/decoders/senml/index.js';
-import { BackhaulError, type ErrorCode } from '../../src/core/errors.js';
 import type { DecodeResult } from '../../src/core/driver.js';
 import type { Frame, Reading } from '../../src/core/types.js';
+import { throwsCode } from '../helpers/assert.js';
 
 // Tests run from dist/test/decoders/, the fixtures stay in test/fixtures/.
 const fixture = (name: string): URL => new URL(`../../../test/fixtures/senml/${name}`, import.meta.url);
@@ -28,18 +28,6 @@ function readings(r: DecodeResult): readonly Reading[] {
   return r.readings;
 }
 
-function throwsCode(fn: () => unknown, code: ErrorCode, path?: string): BackhaulError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof BackhaulError, `expected a BackhaulError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (path !== undefined) assert.equal(caught.path, path, caught.message);
-  return caught;
-}
 
 const resolve = (pack: unknown): ResolvedRecord[] => resolveSenml(pack, NOW);
 
