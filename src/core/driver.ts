@@ -9,6 +9,16 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Frame, Message, Reading } from './types.js';
 
+/**
+ * A problem JSON Schema cannot express (an MQTT topic filter's syntax, a mapping path), found by a driver's `check`
+ * at config load, so `backhaul check` reports it before anything starts. `path` is relative to the instance's
+ * options, e.g. `topics[1]`.
+ */
+export interface ConfigProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
 export interface DriverContext {
   /** Instance id: the input or sink key in the config, or `route/stage` for stages. */
   readonly id: string;
@@ -55,6 +65,7 @@ export interface InputDefinition<S extends TSchema = TSchema> {
   readonly options: S;
   /** Decoder used when the config names none. */
   readonly defaultDecoder: string;
+  check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>, ctx: InputContext): Input;
 }
 
@@ -72,6 +83,7 @@ export interface DecoderDefinition<S extends TSchema = TSchema> {
   readonly description: string;
   /** Options schema, without `type`. */
   readonly options: S;
+  check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>): Decode;
 }
 
@@ -98,6 +110,7 @@ export interface StageDefinition<S extends TSchema = TSchema> {
   readonly type: string;
   readonly description: string;
   readonly options: S;
+  check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>, ctx: StageContext): Stage;
 }
 
@@ -126,6 +139,7 @@ export interface SinkDefinition<S extends TSchema = TSchema> {
   readonly description: string;
   /** Options schema, without the common keys `type` and `outbox`. */
   readonly options: S;
+  check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>, ctx: SinkContext): Sink;
 }
 

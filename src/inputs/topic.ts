@@ -33,3 +33,13 @@ export function topicFilterError(filter: string): string | null {
   }
   return null;
 }
+
+/** Config-time check of a list of topic filters: one problem per bad filter, at `<key>[i]`. */
+export function topicProblems(filters: readonly string[], key: string): Array<{ path: string; message: string }> {
+  const out: Array<{ path: string; message: string }> = [];
+  filters.forEach((f, i) => {
+    const why = topicFilterError(f);
+    if (why) out.push({ path: `${key}[${i}]`, message: `${why}: ${JSON.stringify(f)}` });
+  });
+  return out;
+}

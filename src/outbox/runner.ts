@@ -39,6 +39,7 @@ export class SinkRunner {
   private wakeStop: (() => void) | undefined;
   private readonly stopped: Promise<void>;
   private loopDone: Promise<void> = Promise.resolve();
+  private started = false;
   private readonly throttle: LogThrottle;
 
   constructor(
@@ -54,6 +55,7 @@ export class SinkRunner {
   }
 
   start(): void {
+    this.started = true;
     this.loopDone = this.loop().catch((e: unknown) => {
       // The loop handles every sink error itself; reaching here is a bug, but must not take the process down.
       this.state = 'stopped';
@@ -90,7 +92,7 @@ export class SinkRunner {
    */
   async stop(drainMs = 5000): Promise<void> {
     const deadline = this.deps.clock.now() + drainMs;
-    while (this.outbox.size() > 0 && this.state !== 'stopped' && this.deps.clock.now() < deadline) {
+    while (this.started && this.outbox.size() > 0 && this.state !== 'stopped' && this.deps.clock.now() < deadline) {
       await this.sleepUnlessStopping(50);
     }
     this.stopping = true;

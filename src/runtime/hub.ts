@@ -71,14 +71,13 @@ export class Hub {
     this.started = true;
     mkdirSync(this.config.dataDir, { recursive: true });
     try {
-      // Sinks first: by the time an input accepts anything, every outbox exists.
+      // Outboxes first: by the time an input accepts anything, every one exists.
       for (const spec of this.config.sinks) {
         const ctx = this.context({ sink: spec.id }, spec.id);
         const sink = spec.def.create(spec.options, ctx);
         const outbox = new MemoryOutbox(spec.outbox.maxItems, spec.outbox.overflow);
         const runner = new SinkRunner(spec.id, spec.def.type, sink, outbox, spec.outbox, ctx);
         this.runners.set(spec.id, runner);
-        runner.start();
       }
 
       const routes: RouteRuntime[] = [];
@@ -114,6 +113,9 @@ export class Hub {
         await input.start();
         ctx.logger.info({ type: spec.def.type, decoder: spec.decoder.def.type, ...(input.info?.() ?? {}) }, 'input started');
       }
+      // Sinks connect last: their outboxes took messages from the start, and a sink that publishes back into an
+      // embedded broker (the demo) finds it listening.
+      for (const runner of this.runners.values()) runner.start();
     } catch (e) {
       await this.stop();
       throw e;

@@ -214,3 +214,23 @@ test('a missing config file is BH_CONFIG_READ', () => {
     (e: unknown) => e instanceof ConfigErrors && e.errors[0]!.code === 'BH_CONFIG_READ' && /ENOENT/.test(e.message),
   );
 });
+
+test('problems a schema cannot see (topic filters, topic templates, mapping paths) are found at load, with their path', () => {
+  const text = `{
+    "inputs": {
+      "devices": { "type": "broker", "port": 0, "topics": ["devices/#", "a/#/b"], "decoder": { "type": "json", "device": "sensor..id" } },
+      "up": { "type": "mqtt", "url": "mqtt://127.0.0.1:1", "topics": ["x+/y"] }
+    },
+    "sinks": { "out": { "type": "mqtt", "url": "mqtt://127.0.0.1:1", "topic": "city/#/{device}" } },
+    "routes": [ { "to": ["out"] } ]
+  }`;
+  assert.deepEqual(
+    errorsOf(text).map((e) => [e.code, e.path]),
+    [
+      ['BH_CONFIG_SCHEMA', 'inputs.devices.decoder.device'],
+      ['BH_CONFIG_SCHEMA', 'inputs.devices.topics[1]'],
+      ['BH_CONFIG_SCHEMA', 'inputs.up.topics[0]'],
+      ['BH_CONFIG_SCHEMA', 'sinks.out.topic'],
+    ],
+  );
+});

@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
-import type { DecoderDefinition, DriverRegistry, InputDefinition, SinkDefinition, StageDefinition } from '../driver.js';
+import type { TSchema } from '@sinclair/typebox';
+import type { ConfigProblem, DecoderDefinition, DriverRegistry, InputDefinition, SinkDefinition, StageDefinition } from '../driver.js';
 import { BackhaulError, ConfigErrors, joinPath } from '../errors.js';
 import { ConfigFile, Match, OutboxOptions } from './schema.js';
 import { SecretStore, isSecretRef } from './secrets.js';
@@ -63,6 +64,23 @@ export interface LoadOptions {
 }
 
 const validator = new SchemaValidator();
+
+/** `inputs.x` + `topics[1]` → `inputs.x.topics[1]`. */
+function subPath(base: string, rel: string): string {
+  if (!rel) return base;
+  return rel.startsWith('[') ? `${base}${rel}` : `${base}.${rel}`;
+}
+
+/** Schema first; only options that pass it are handed to the driver's own `check`. */
+function validateOptions(
+  def: { readonly options: TSchema; check?(o: unknown): readonly ConfigProblem[] },
+  options: unknown,
+  path: string,
+): BackhaulError[] {
+  const errs = validator.validate(def.options, options, path);
+  if (errs.length > 0 || !def.check) return errs;
+  return def.check(options).map((p) => new BackhaulError('BH_CONFIG_SCHEMA', p.message, { path: subPath(path, p.path) }));
+}
 
 export function loadConfigFile(file: string, opts: LoadOptions): LoadedConfig {
   const abs = resolve(file);
@@ -178,14 +196,14 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
         const dDef = lookup('decoder', reg.decoders, String(dInst['type']), typeof decoderRaw === 'string' ? dPath : joinPath(dPath, 'type'));
         if (dDef) {
           const dOpts = options(dInst, ['type']);
-          errs.push(...validator.validate(dDef.options, dOpts, dPath));
+          errs.push(...validateOptions(dDef, dOpts, dPath));
           decoder = { def: dDef, options: dOpts };
         }
       }
     }
     if (def) {
       const o = options(inst, ['type', 'decoder']);
-      errs.push(...validator.validate(def.options, o, path));
+      errs.push(...validateOptions(def, o, path));
       if (decoder) inputs.push({ id, def, options: o, decoder });
     }
   }
@@ -199,7 +217,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     errs.push(...validator.validate(OutboxOptions, outbox, joinPath(path, 'outbox')));
     if (def) {
       const o = options(inst, ['type', 'outbox']);
-      errs.push(...validator.validate(def.options, o, path));
+      errs.push(...validateOptions(def, o, path));
       sinks.push({ id, def, options: o, outbox: outbox as OutboxOptions });
     }
   }
@@ -237,7 +255,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       const def = lookup('stage', reg.stages, String(inst['type']), joinPath(sPath, 'type'));
       if (def) {
         const o = options(inst, ['type']);
-        errs.push(...validator.validate(def.options, o, sPath));
+        errs.push(...validateOptions(def, o, sPath));
         stages.push({ def, options: o, path: sPath });
       }
     });

@@ -3,7 +3,7 @@
 // The device may also come from a level of the frame's topic (`topic:1`, `topic:-1`). See README.md.
 import { Type } from '@sinclair/typebox';
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
-import { BackhaulError, joinPath } from '../../core/errors.js';
+import { BackhaulError, isBackhaulError, joinPath } from '../../core/errors.js';
 import type { Frame, Reading, Value } from '../../core/types.js';
 import { parseIsoTime } from '../time.js';
 
@@ -175,6 +175,14 @@ export const jsonDecoder = defineDecoder({
   type: 'json',
   description: 'Generic JSON with a configured mapping of device id (body path or topic level), time and values.',
   options: Options,
+  check(o) {
+    try {
+      jsonDecoder.create(o);
+      return [];
+    } catch (e) {
+      return [{ path: isBackhaulError(e) ? (e.path ?? '') : '', message: isBackhaulError(e) ? e.detail : String(e) }];
+    }
+  },
   create(o) {
     const deviceOpt = o.device ?? 'device';
     const topicMatch = /^topic:(-?\d+)$/.exec(deviceOpt);

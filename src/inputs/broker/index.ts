@@ -10,7 +10,7 @@ import { defineInput, type Input } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import { LogThrottle } from '../../core/throttle.js';
 import type { Frame, TransportIdentity } from '../../core/types.js';
-import { anyTopicMatches, topicFilterError } from '../topic.js';
+import { anyTopicMatches, topicFilterError, topicProblems } from '../topic.js';
 import { bytes, errorMessage, InFlight, listenError, reachableHost } from '../util.js';
 
 const options = Type.Object(
@@ -35,6 +35,9 @@ export const brokerInput = defineInput({
   description: 'Embedded MQTT broker (QoS 0 and 1): devices publish to it; matching publishes become frames.',
   options,
   defaultDecoder: 'json',
+  check(opts) {
+    return [...topicProblems(opts.topics ?? [], 'topics'), ...topicProblems(opts.exclude ?? [], 'exclude')];
+  },
   create(opts, ctx): Input {
     const host = opts.host ?? '0.0.0.0';
     const port = opts.port ?? 1883;
@@ -109,8 +112,13 @@ export const brokerInput = defineInput({
               callback(new Error('$SYS topics are reserved'));
               return;
             }
-            if (!accepting || !anyTopicMatches(topics, topic) || anyTopicMatches(exclude, topic)) {
+            if (!anyTopicMatches(topics, topic) || anyTopicMatches(exclude, topic)) {
               callback(null);
+              return;
+            }
+            if (!accepting) {
+              // Stopping: a QoS 1 publish must not be acknowledged when it will not be ingested; the device resends.
+              callback(packet.qos > 0 ? new Error('Backhaul is stopping') : null);
               return;
             }
             ingest(client, topic, packet.payload, packet.qos).then(

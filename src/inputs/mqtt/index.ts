@@ -13,7 +13,7 @@ import { defineInput, type Input } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import { LogThrottle } from '../../core/throttle.js';
 import type { Frame } from '../../core/types.js';
-import { topicFilterError } from '../topic.js';
+import { topicFilterError, topicProblems } from '../topic.js';
 import { bytes, errorMessage, InFlight } from '../util.js';
 
 const options = Type.Object(
@@ -66,6 +66,9 @@ export const mqttInput = defineInput({
   description: 'MQTT client: subscribes to topic filters on an external broker; each message becomes a frame.',
   options,
   defaultDecoder: 'json',
+  check(opts) {
+    return topicProblems(opts.topics ?? [], 'topics');
+  },
   create(opts, ctx): Input {
     const url = publicUrl(opts.url);
     const topics = opts.topics;

@@ -4,7 +4,7 @@
 // background.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { connect, type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { defineSink, SinkError } from '../../core/driver.js';
 import type { Message, Reading } from '../../core/types.js';
@@ -103,17 +103,27 @@ function configError(o: MqttPayloadOptions): string | null {
   return null;
 }
 
+function payloadOptions(o: Static<typeof Options>): MqttPayloadOptions {
+  return {
+    topic: o.topic ?? 'backhaul/{device}/{measurement}',
+    eventTopic: o.eventTopic ?? 'backhaul/events/{type}',
+    payload: o.payload ?? 'json',
+  };
+}
+
 export const mqttSink = defineSink({
   kind: 'sink',
   type: 'mqtt',
   description: 'Publish readings (per value or per reading, JSON or SenML) and events to an MQTT broker.',
   options: Options,
+  check(o) {
+    const bad = configError(payloadOptions(o));
+    if (!bad) return [];
+    const at = bad.indexOf(': ');
+    return [{ path: bad.slice(0, at), message: bad.slice(at + 2) }];
+  },
   create(o, ctx) {
-    const fmt: MqttPayloadOptions = {
-      topic: o.topic ?? 'backhaul/{device}/{measurement}',
-      eventTopic: o.eventTopic ?? 'backhaul/events/{type}',
-      payload: o.payload ?? 'json',
-    };
+    const fmt = payloadOptions(o);
     const qos = o.qos ?? 1;
     const retain = o.retain ?? false;
     const timeoutMs = o.timeoutMs ?? 10000;
