@@ -1,5 +1,5 @@
 // The `backhaul` command. Exit codes: 0 fine, 1 config invalid or start failed, 2 usage error.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildConfig, loadConfigFile, type LoadedConfig } from '../core/config/load.js';
@@ -9,12 +9,17 @@ import { Hub } from '../runtime/hub.js';
 import { builtinRegistry } from '../runtime/registry.js';
 import { demoConfig, pickPort } from './demo.js';
 import { summarize } from './summary.js';
+import { dataDirOf, formatStatus } from './status.js';
+import { ControlServer, fetchStatus } from '../runtime/control.js';
 
 const HELP = `backhaul — IoT concentrator: gather frames, decode, route, deliver.
 
 Usage:
   backhaul start -c FILE     run with a config file (JSON, comments and trailing commas allowed)
+      --discard-orphan-outboxes   delete the queues of sinks removed from the config (kept by default)
   backhaul check -c FILE     validate a config and print what would run; exit 1 on any error
+  backhaul status -c FILE    ask the running instance (same data folder) for its inputs and sinks
+      --json                 the raw status as JSON
   backhaul demo [options]    embedded broker + simulated valves + SQLite historian + JSON-lines file
       --port N               broker port (default 1883, or a free port if 1883 is taken)
       --data DIR             data folder (default ./data)
@@ -57,13 +62,27 @@ function load(file: string | undefined): LoadedConfig | undefined {
   }
 }
 
-async function run(cfg: LoadedConfig, logger: Logger, onStarted?: (hub: Hub) => void): Promise<void> {
-  const hub = new Hub({ config: cfg, logger });
+async function run(cfg: LoadedConfig, logger: Logger, opts: { discardOrphanOutboxes?: boolean } = {}, onStarted?: (hub: Hub) => void): Promise<void> {
+  const hub = new Hub({ config: cfg, logger, discardOrphanOutboxes: opts.discardOrphanOutboxes ?? false });
+  const startedAt = Date.now();
+  const control = new ControlServer(cfg.dataDir, () => ({
+    pid: process.pid,
+    version: version(),
+    startedAt,
+    now: Date.now(),
+    dataDir: cfg.dataDir,
+    inputs: hub.inputStatus(),
+    sinks: hub.sinkStatus(),
+  }));
   for (const w of cfg.warnings) logger.warn(w);
   try {
+    // The control socket first: it refuses to start a second instance on the same data folder.
+    mkdirSync(cfg.dataDir, { recursive: true });
+    await control.start();
     await hub.start();
   } catch (e) {
     printConfigError(e);
+    await control.stop();
     logger.flush();
     process.exitCode = 1;
     return;
@@ -81,7 +100,10 @@ async function run(cfg: LoadedConfig, logger: Logger, onStarted?: (hub: Hub) => 
         process.exit(1);
       }
       logger.info({ signal: sig }, 'stopping: inputs closed, delivering what is queued');
-      hub.stop().then(
+      hub
+        .stop()
+        .then(() => control.stop())
+        .then(
         () => {
           logger.info('stopped');
           resolveStop();
@@ -107,6 +129,8 @@ async function main(argv: string[]): Promise<void> {
       allowPositionals: true,
       options: {
         config: { type: 'string', short: 'c' },
+        json: { type: 'boolean' },
+        'discard-orphan-outboxes': { type: 'boolean' },
         port: { type: 'string' },
         data: { type: 'string' },
         devices: { type: 'string' },
@@ -141,7 +165,23 @@ async function main(argv: string[]): Promise<void> {
       const cfg = load(values.config);
       if (!cfg) return;
       const logger = createLogger({ level: cfg.logLevel, secrets: () => cfg.secretValues });
-      await run(cfg, logger);
+      await run(cfg, logger, { discardOrphanOutboxes: values['discard-orphan-outboxes'] ?? false });
+      return;
+    }
+    case 'status': {
+      const dataDir = values.data ? resolve(values.data) : values.config ? dataDirOf(values.config) : undefined;
+      if (!dataDir) {
+        process.stderr.write('BH_USAGE status needs -c FILE (the config of the running instance) or --data DIR\n');
+        process.exitCode = 2;
+        return;
+      }
+      const report = await fetchStatus(dataDir);
+      if (!report) {
+        process.stderr.write(`BH_NOT_RUNNING no Backhaul is running with the data folder ${dataDir}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
       return;
     }
     case 'demo': {
@@ -172,7 +212,7 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       const logger = createLogger({ level: cfg.logLevel });
-      await run(cfg, logger, () => {
+      await run(cfg, logger, {}, () => {
         const taken = port < 0 && chosen !== 1883 ? ' (1883 was taken)' : '';
         process.stdout.write(
           [

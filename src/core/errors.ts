@@ -17,6 +17,8 @@ export const ERROR_CATALOG = {
   BH_PORT_IN_USE: 'A listener could not bind its port because something else holds it.',
   BH_INPUT_FAILED: 'An input could not start or failed while running.',
   BH_SINK_OPEN: 'A sink could not open its connection or file.',
+  BH_DATA_IN_USE: 'Another Backhaul instance is running with the same data folder; two would deliver every outbox twice.',
+  BH_NOT_RUNNING: '`backhaul status` found no running instance for that config\'s data folder.',
   BH_USAGE: 'The command line is wrong (unknown command or option).',
   // decoding (counted per input and code in backhaul_decode_errors_total)
   BH_DECODE_SYNTAX: 'A frame is not valid JSON or CBOR.',
@@ -33,6 +35,7 @@ export const ERROR_CATALOG = {
   BH_HTTP_BODY: 'An HTTP ingest request has a body that cannot be decoded.',
   BH_HTTP_MEDIA_TYPE: 'An HTTP ingest request has a Content-Type the input does not take.',
   // delivery
+  BH_OUTBOX_OPEN: 'A sink\'s durable outbox file could not be opened (permissions, disk full, not a SQLite file).',
   BH_SINK_WRITE: 'A sink failed to deliver a batch; it will be retried.',
   BH_SINK_REJECTED: 'A sink refused an item for good (for example HTTP 4xx); the item is dropped and counted.',
   BH_OUTBOX_OVERFLOW: 'A sink\'s outbox was full and its overflow policy dropped an item.',

@@ -1,68 +1,118 @@
-// A bounded in-memory outbox. Fast and simple; loses its content if the process dies (the durable outbox does not).
+// A bounded in-memory outbox: fast, and lost if the process dies. For sinks whose data is worthless after a
+// restart (a console, a live view) and for tests; the durable SQLite outbox is the default.
+import type { Clock } from '../core/clock.js';
 import type { Message } from '../core/types.js';
-import type { Outbox, OutboxEntry, PutResult } from './outbox.js';
+import { OutboxClosedError, type Outbox, type OutboxEntry, type OutboxLimits, type OutboxStats, type PutResult } from './outbox.js';
 
-export type OverflowPolicy = 'drop-oldest' | 'drop-newest';
+interface Slot extends OutboxEntry {
+  readonly bytes: number;
+  readonly at: number;
+}
 
 export class MemoryOutbox implements Outbox {
-  private entries: OutboxEntry[] = [];
+  private entries: Slot[] = [];
   private head = 0;
   private nextId = 1;
-  private waiters: Array<() => void> = [];
+  private bytes = 0;
+  private readers: Array<() => void> = [];
+  private room: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private closed = false;
 
   constructor(
-    private readonly maxItems: number,
-    private readonly overflow: OverflowPolicy,
+    private readonly limits: OutboxLimits,
+    private readonly clock: Clock,
   ) {}
 
-  put(msgs: readonly Message[]): Promise<PutResult> {
+  async put(msgs: readonly Message[]): Promise<PutResult> {
     let dropped = 0;
     for (const msg of msgs) {
-      if (this.size() >= this.maxItems) {
-        dropped++;
-        if (this.overflow === 'drop-newest') continue;
-        this.head++;
+      if (this.closed) throw new OutboxClosedError();
+      const bytes = JSON.stringify(msg).length; // an estimate of its size, for the byte cap
+      if (bytes > this.limits.maxBytes) {
+        dropped++; // could never fit
+        continue;
       }
-      this.entries.push({ id: this.nextId++, msg });
+      let refused = false;
+      while (this.full(bytes)) {
+        if (this.limits.overflow === 'block') {
+          await this.waitForRoom();
+        } else if (this.limits.overflow === 'drop-newest') {
+          refused = true;
+          break;
+        } else {
+          const old = this.entries[this.head++]!;
+          this.bytes -= old.bytes;
+          dropped++;
+        }
+      }
+      if (refused) {
+        dropped++;
+        continue;
+      }
+      this.entries.push({ id: this.nextId++, msg, bytes, at: this.clock.now() });
+      this.bytes += bytes;
+      this.wake();
     }
     this.compact();
-    if (this.size() > 0) this.wake();
-    return Promise.resolve({ dropped });
+    return { dropped };
   }
 
-  peek(max: number): readonly OutboxEntry[] {
-    return this.entries.slice(this.head, this.head + max);
+  peek(max: number): Promise<readonly OutboxEntry[]> {
+    return Promise.resolve(this.entries.slice(this.head, this.head + max));
   }
 
-  remove(ids: readonly number[]): void {
-    if (ids.length === 0) return;
+  remove(ids: readonly number[]): Promise<void> {
+    if (ids.length === 0) return Promise.resolve();
     const gone = new Set(ids);
     const maxId = Math.max(...ids);
     // Entries are in id order and a batch is taken from the head, so only the head region needs looking at.
     let i = this.head;
     while (i < this.entries.length && this.entries[i]!.id <= maxId) i++;
-    const region = this.entries.slice(this.head, i).filter((e) => !gone.has(e.id));
-    this.entries.splice(this.head, i - this.head, ...region);
+    const region = this.entries.slice(this.head, i);
+    const kept = region.filter((e) => !gone.has(e.id));
+    for (const e of region) if (gone.has(e.id)) this.bytes -= e.bytes;
+    this.entries.splice(this.head, i - this.head, ...kept);
     this.compact();
-  }
-
-  size(): number {
-    return this.entries.length - this.head;
-  }
-
-  whenReadable(): Promise<void> {
-    if (this.size() > 0) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  close(): Promise<void> {
-    this.wake();
+    const waiters = this.room;
+    this.room = [];
+    for (const w of waiters) w.resolve();
     return Promise.resolve();
   }
 
+  stats(): OutboxStats {
+    return { items: this.size(), bytes: this.bytes, oldestAt: this.entries[this.head]?.at };
+  }
+
+  whenReadable(): Promise<void> {
+    if (this.size() > 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.readers.push(resolve));
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    this.wake();
+    const waiters = this.room;
+    this.room = [];
+    for (const w of waiters) w.reject(new OutboxClosedError());
+    return Promise.resolve();
+  }
+
+  private size(): number {
+    return this.entries.length - this.head;
+  }
+
+  private full(extraBytes: number): boolean {
+    return this.size() + 1 > this.limits.maxItems || this.bytes + extraBytes > this.limits.maxBytes;
+  }
+
+  private waitForRoom(): Promise<void> {
+    if (this.closed) return Promise.reject(new OutboxClosedError());
+    return new Promise((resolve, reject) => this.room.push({ resolve, reject }));
+  }
+
   private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
+    const w = this.readers;
+    this.readers = [];
     for (const f of w) f();
   }
 

@@ -1,6 +1,6 @@
 // The outbox interface: each sink owns one. The hub puts routed messages in; the sink's runner takes batches out in
-// order and removes them once delivered. This issue ships a bounded in-memory outbox; the durable SQLite one
-// implements the same interface.
+// order and removes them once delivered. Two implementations pass one conformance suite
+// (test/outbox/conformance.ts): `SqliteOutbox` (durable, the default) and `MemoryOutbox`.
 import type { Message } from '../core/types.js';
 
 export interface OutboxEntry {
@@ -14,16 +14,42 @@ export interface PutResult {
   readonly dropped: number;
 }
 
+export type OverflowPolicy = 'drop-oldest' | 'drop-newest' | 'block';
+
+export interface OutboxLimits {
+  readonly maxItems: number;
+  readonly maxBytes: number;
+  readonly overflow: OverflowPolicy;
+}
+
+export interface OutboxStats {
+  readonly items: number;
+  readonly bytes: number;
+  /** When the oldest waiting message was put in (ms since the epoch), if any. */
+  readonly oldestAt: number | undefined;
+}
+
 export interface Outbox {
-  /** Add messages in order. Resolves once they are as durable as this outbox makes them. */
+  /**
+   * Add messages in order. Resolves once they are as durable as this outbox makes them (committed to disk for the
+   * SQLite outbox). With the `block` policy it waits for room, which is how backpressure reaches the inputs.
+   */
   put(msgs: readonly Message[]): Promise<PutResult>;
   /** Up to `max` of the oldest entries, left in place. */
-  peek(max: number): readonly OutboxEntry[];
+  peek(max: number): Promise<readonly OutboxEntry[]>;
   /** Remove entries (delivered, or rejected for good). Ids no longer present (dropped meanwhile) are ignored. */
-  remove(ids: readonly number[]): void;
-  /** Messages waiting. */
-  size(): number;
+  remove(ids: readonly number[]): Promise<void>;
+  stats(): OutboxStats;
   /** Resolves as soon as the outbox is not empty. */
   whenReadable(): Promise<void>;
+  /** Release files and wake every waiter (blocked puts reject). */
   close(): Promise<void>;
+}
+
+/** Raised to blocked puts when the outbox closes under them. */
+export class OutboxClosedError extends Error {
+  constructor() {
+    super('outbox closed');
+    this.name = 'OutboxClosedError';
+  }
 }

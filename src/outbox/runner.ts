@@ -16,7 +16,11 @@ export interface SinkStatus {
   readonly id: string;
   readonly type: string;
   readonly state: SinkState;
+  /** Messages waiting in the outbox. */
   readonly backlog: number;
+  readonly backlogBytes: number;
+  /** Age of the oldest waiting message, ms (0 when empty). */
+  readonly oldestAgeMs: number;
   readonly delivered: number;
   readonly dropped: number;
   readonly retries: number;
@@ -40,6 +44,8 @@ export class SinkRunner {
   private readonly stopped: Promise<void>;
   private loopDone: Promise<void> = Promise.resolve();
   private started = false;
+  private tokens = 0;
+  private tokensAt = 0;
   private readonly throttle: LogThrottle;
 
   constructor(
@@ -70,15 +76,18 @@ export class SinkRunner {
     const labels = { sink: this.id };
     this.deps.metrics.sinkEnqueued.inc(labels, msgs.length);
     if (dropped > 0) this.countDropped('overflow', dropped, `outbox full (maxItems ${this.opts.maxItems}), ${this.opts.overflow} dropped messages`);
-    this.deps.metrics.sinkBacklog.set(labels, this.outbox.size());
+    this.deps.metrics.sinkBacklog.set(labels, this.outbox.stats().items);
   }
 
   status(): SinkStatus {
+    const st = this.outbox.stats();
     const s = {
       id: this.id,
       type: this.type,
       state: this.state,
-      backlog: this.outbox.size(),
+      backlog: st.items,
+      backlogBytes: st.bytes,
+      oldestAgeMs: st.oldestAt === undefined ? 0 : Math.max(0, this.deps.clock.now() - st.oldestAt),
       delivered: this.delivered,
       dropped: this.dropped,
       retries: this.retries,
@@ -92,13 +101,13 @@ export class SinkRunner {
    */
   async stop(drainMs = 5000): Promise<void> {
     const deadline = this.deps.clock.now() + drainMs;
-    while (this.started && this.outbox.size() > 0 && this.state !== 'stopped' && this.deps.clock.now() < deadline) {
+    while (this.started && this.outbox.stats().items > 0 && this.state !== 'stopped' && this.deps.clock.now() < deadline) {
       await this.sleepUnlessStopping(50);
     }
     this.stopping = true;
     this.wakeStop?.();
     await this.loopDone;
-    const left = this.outbox.size();
+    const left = this.outbox.stats().items;
     if (left > 0) this.deps.logger.warn({ backlog: left }, `sink stopped with ${left} message(s) undelivered`);
     try {
       await this.sink.close();
@@ -126,6 +135,31 @@ export class SinkRunner {
         resolve();
       });
     });
+  }
+
+  /**
+   * Token bucket (Kura's lesson: a backlog replayed at full speed trips a remote service's rate limits). Waits until
+   * at least one token is there and returns how many messages the next batch may hold. No limit: the batch size.
+   */
+  private async takeTokens(want: number): Promise<number> {
+    const rate = this.opts.ratePerSecond;
+    if (rate === undefined) return want;
+    const burst = this.opts.rateBurst ?? Math.max(1, Math.ceil(rate));
+    if (this.tokensAt === 0) {
+      this.tokens = burst; // start with a full bucket
+      this.tokensAt = this.deps.clock.now();
+    }
+    for (;;) {
+      const now = this.deps.clock.now();
+      this.tokens = Math.min(burst, this.tokens + ((now - this.tokensAt) / 1000) * rate);
+      this.tokensAt = now;
+      if (this.tokens >= 1 || this.stopping) return Math.max(1, Math.min(want, Math.floor(this.tokens)));
+      await this.sleepUnlessStopping(Math.ceil(((1 - this.tokens) / rate) * 1000));
+    }
+  }
+
+  private spendTokens(n: number): void {
+    if (this.opts.ratePerSecond !== undefined) this.tokens -= n;
   }
 
   private backoff(attempt: number): number {
@@ -166,37 +200,41 @@ export class SinkRunner {
           continue;
         }
       }
-      if (this.outbox.size() === 0) {
+      if (this.outbox.stats().items === 0) {
         await Promise.race([this.outbox.whenReadable(), this.stopped]);
         continue;
       }
-      if (this.opts.lingerMs > 0 && this.outbox.size() < this.opts.batchSize) await this.sleepUnlessStopping(this.opts.lingerMs);
-      const batch = this.outbox.peek(this.opts.batchSize);
+      if (this.opts.lingerMs > 0 && this.outbox.stats().items < this.opts.batchSize) await this.sleepUnlessStopping(this.opts.lingerMs);
+      const size = await this.takeTokens(this.opts.batchSize);
+      if (this.stopping) break;
+      const batch = await this.outbox.peek(size);
+      if (batch.length === 0) continue;
       try {
         const res = await this.sink.write(batch.map((e) => e.msg));
         const rejected = res?.rejected ?? [];
         for (const r of rejected) {
           this.countDropped('rejected', 1, `sink refused a message for good: ${r.error.toString()}`);
         }
-        this.outbox.remove(batch.map((e) => e.id));
+        await this.outbox.remove(batch.map((e) => e.id));
+        this.spendTokens(batch.length);
         const ok = batch.length - rejected.length;
         this.delivered += ok;
         this.deps.metrics.sinkDelivered.inc(labels, ok);
-        this.deps.metrics.sinkBacklog.set(labels, this.outbox.size());
+        this.deps.metrics.sinkBacklog.set(labels, this.outbox.stats().items);
         this.state = 'up';
         attempt = 0;
       } catch (e) {
         const message = this.recordError(e, 'BH_SINK_WRITE');
         if (e instanceof SinkError && !e.retryable) {
           this.state = 'stopped';
-          log.error({ err: message, backlog: this.outbox.size() }, 'sink failed and will not retry; its messages are kept until restart');
+          log.error({ err: message, backlog: this.outbox.stats().items }, 'sink failed and will not retry; its messages are kept until restart');
           return;
         }
         this.retries++;
         this.deps.metrics.sinkRetries.inc(labels);
         this.state = 'retrying';
         const suppressed = this.throttle.take('write');
-        if (suppressed !== null) log.warn({ err: message, backlog: this.outbox.size(), earlierSuppressed: suppressed }, 'sink write failed, retrying');
+        if (suppressed !== null) log.warn({ err: message, backlog: this.outbox.stats().items, earlierSuppressed: suppressed }, 'sink write failed, retrying');
         await this.sleepUnlessStopping(this.backoff(attempt++));
       }
     }

@@ -6,12 +6,16 @@ import { isAbsolute, resolve } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { LoadedConfig } from '../core/config/load.js';
 import type { Decode, DriverContext, Input, Stage } from '../core/driver.js';
-import { isBackhaulError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Metrics } from '../core/metrics.js';
 import { LogThrottle } from '../core/throttle.js';
 import type { Frame, Message } from '../core/types.js';
+import type { OutboxOptions } from '../core/config/schema.js';
+import { BackhaulError, isBackhaulError } from '../core/errors.js';
+import { deleteOutboxFile, findOrphanOutboxes, outboxPath } from '../outbox/files.js';
 import { MemoryOutbox } from '../outbox/memory.js';
+import type { Outbox } from '../outbox/outbox.js';
+import { SqliteOutbox } from '../outbox/sqlite.js';
 import { SinkRunner, type SinkStatus } from '../outbox/runner.js';
 import { Router, type RouteRuntime } from '../pipeline/router.js';
 
@@ -20,8 +24,10 @@ export interface HubOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly metrics?: Metrics;
-  /** How long `stop()` lets each sink deliver what is queued. */
+  /** How long `stop()` lets each sink deliver what is queued (the rest waits in its outbox). */
   readonly drainMs?: number;
+  /** Delete the outboxes of sinks no longer in the config, even when they still hold messages. */
+  readonly discardOrphanOutboxes?: boolean;
 }
 
 export interface InputStatus {
@@ -70,12 +76,13 @@ export class Hub {
     if (this.started) throw new Error('hub already started');
     this.started = true;
     mkdirSync(this.config.dataDir, { recursive: true });
+    this.handleOrphanOutboxes();
     try {
       // Outboxes first: by the time an input accepts anything, every one exists.
       for (const spec of this.config.sinks) {
         const ctx = this.context({ sink: spec.id }, spec.id);
         const sink = spec.def.create(spec.options, ctx);
-        const outbox = new MemoryOutbox(spec.outbox.maxItems, spec.outbox.overflow);
+        const outbox = this.openOutbox(spec.id, spec.outbox);
         const runner = new SinkRunner(spec.id, spec.def.type, sink, outbox, spec.outbox, ctx);
         this.runners.set(spec.id, runner);
       }
@@ -122,6 +129,40 @@ export class Hub {
     }
   }
 
+  private openOutbox(sinkId: string, o: OutboxOptions): Outbox {
+    const limits = { maxItems: o.maxItems, maxBytes: o.maxBytes, overflow: o.overflow };
+    if (o.type === 'memory') return new MemoryOutbox(limits, this.clock);
+    const path = outboxPath(this.config.dataDir, sinkId);
+    try {
+      return SqliteOutbox.open(path, { ...limits, sync: o.sync }, this.clock);
+    } catch (e) {
+      throw new BackhaulError('BH_OUTBOX_OPEN', `cannot open the outbox file ${path}: ${e instanceof Error ? e.message : String(e)}`, {
+        path: `sinks.${sinkId}.outbox`,
+        cause: e,
+      });
+    }
+  }
+
+  /**
+   * A sink removed from the config may leave undelivered messages in its outbox. They are kept (and reported) until
+   * the sink comes back, unless the operator asked to discard them.
+   */
+  private handleOrphanOutboxes(): void {
+    const ids = new Set(this.config.sinks.map((s) => s.id));
+    for (const o of findOrphanOutboxes(this.config.dataDir, ids)) {
+      if (o.items === 0 || this.opts.discardOrphanOutboxes) {
+        deleteOutboxFile(o.path);
+        if (o.items !== 0) this.logger.warn({ sink: o.sink, items: o.items, path: o.path }, 'discarded the outbox of a sink no longer in the config');
+      } else {
+        this.logger.warn(
+          { sink: o.sink, items: o.items, path: o.path },
+          `sink "${o.sink}" is no longer in the config but its outbox keeps ${o.items < 0 ? 'an unreadable number of' : o.items} message(s); ` +
+            'put the sink back to deliver them, or start with --discard-orphan-outboxes to delete them',
+        );
+      }
+    }
+  }
+
   private track<T>(p: Promise<T>): Promise<T> {
     this.inflight.add(p);
     void p.finally(() => this.inflight.delete(p)).catch(() => undefined);
@@ -152,7 +193,9 @@ export class Hub {
     }
     this.metrics.readingsTotal.inc({ input }, result.readings.length);
     // The device gate (registry, liveness) slots in here.
-    for (const r of result.readings) await this.router!.route(r);
+    // Every reading of the frame is handed to its outboxes before anything awaits, so frames emitted back to back
+    // (a pipelining input) keep their order in every outbox.
+    await Promise.all(result.readings.map((r) => this.router!.route(r)));
     return result.readings.length;
   }
 

@@ -39,7 +39,8 @@ test('a valid JSONC config loads, with defaults filled in and route names defaul
     [['sim', 'simulator', 'opentrv']],
   );
   assert.deepEqual(cfg.routes.map((r) => r.name), ['all', 'route-1']);
-  assert.equal(cfg.sinks[0]!.outbox.maxItems, 100_000);
+  assert.equal(cfg.sinks[0]!.outbox.maxItems, 1_000_000);
+  assert.equal(cfg.sinks[0]!.outbox.type, 'sqlite');
   assert.equal(cfg.sinks[0]!.outbox.overflow, 'drop-oldest');
   assert.equal(cfg.dataDir, '/tmp/data');
   assert.deepEqual(cfg.warnings, []);
@@ -79,7 +80,7 @@ test('wrong types, bad enums and missing keys name their JSON path', () => {
     'BH_CONFIG_SCHEMA routes[0].stages[0].factor: must be number, not string',
     'BH_CONFIG_SCHEMA routes[0].stages[0].measurement: is required',
     'BH_CONFIG_SCHEMA sinks.s.outbox.maxItems: must be integer, not string',
-    'BH_CONFIG_SCHEMA sinks.s.outbox.overflow: must be one of: "drop-oldest", "drop-newest"',
+    'BH_CONFIG_SCHEMA sinks.s.outbox.overflow: must be one of: "drop-oldest", "drop-newest", "block"',
   ]);
 });
 

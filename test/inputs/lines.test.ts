@@ -52,30 +52,39 @@ test('lines: a regular file gives one frame per line, CRLF stripped, an overlong
   await input.stop();
 });
 
-test('lines: emit is awaited before the next line is read', async (t) => {
+test('lines: at most a window of 256 lines is in the data path; emits are made in order', async (t) => {
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const file = join(dir.path, 'many.txt');
-  writeFileSync(file, Array.from({ length: 20 }, (_, i) => `line ${i}`).join('\n') + '\n');
+  const N = 1000;
+  writeFileSync(file, Array.from({ length: N }, (_, i) => `line ${i}`).join('\n') + '\n');
   const base = inputContext({ dataDir: dir.path });
-  let inEmit = 0;
-  let maxInEmit = 0;
+  const called: string[] = [];
+  const gates: Array<() => void> = [];
   const ctx = {
     ...base,
-    emit: async (f: Frame) => {
-      inEmit++;
-      maxInEmit = Math.max(maxInEmit, inEmit);
-      await delay(2);
-      base.frames.push(f);
-      inEmit--;
+    // A data path that holds every frame until the test lets it go.
+    emit: (f: Frame) => {
+      called.push(String(f.payload));
+      return new Promise<void>((resolve) => gates.push(resolve));
     },
   };
   const input = linesInput.create({ ...DEFAULTS, path: file }, ctx);
   await input.start();
+  await waitFor(() => called.length === 256);
+  await delay(50);
+  assert.equal(called.length, 256, 'the reader waits while 256 lines are unacknowledged');
+  gates.splice(0, 10).forEach((g) => g());
+  await waitFor(() => called.length === 266);
+  let finished = false;
+  void input.done().then(() => (finished = true));
+  while (called.length < N || gates.length > 0) {
+    gates.splice(0).forEach((g) => g());
+    await delay(1);
+  }
   await input.done();
-  assert.equal(base.frames.length, 20);
-  assert.equal(maxInEmit, 1);
-  assert.equal(base.frames[19]?.payload, 'line 19');
+  assert.ok(finished);
+  assert.deepEqual(called, Array.from({ length: N }, (_, i) => `line ${i}`));
 });
 
 test('lines: follow reads lines appended later', async (t) => {

@@ -7,6 +7,7 @@ import type { Message, Reading } from '../../src/core/types.js';
 import { MemoryOutbox } from '../../src/outbox/memory.js';
 import { SinkRunner } from '../../src/outbox/runner.js';
 import { driverContext } from '../helpers/context.js';
+import { ManualClock, systemClock } from '../../src/core/clock.js';
 
 const r = (n: number): Reading => ({
   kind: 'reading',
@@ -18,19 +19,6 @@ const r = (n: number): Reading => ({
   source: { input: 'i', decoder: 'json' },
 });
 const seqs = (ms: readonly Message[]) => ms.map((m) => (m.kind === 'reading' ? m.seq : -1));
-
-test('memory outbox: order, drop-oldest and drop-newest overflow, remove', async () => {
-  const old = new MemoryOutbox(3, 'drop-oldest');
-  assert.deepEqual(await old.put([r(1), r(2), r(3), r(4), r(5)]), { dropped: 2 });
-  assert.deepEqual(seqs(old.peek(10).map((e) => e.msg)), [3, 4, 5]);
-  const newest = new MemoryOutbox(3, 'drop-newest');
-  assert.deepEqual(await newest.put([r(1), r(2), r(3), r(4), r(5)]), { dropped: 2 });
-  assert.deepEqual(seqs(newest.peek(10).map((e) => e.msg)), [1, 2, 3]);
-  const ids = newest.peek(2).map((e) => e.id);
-  newest.remove(ids);
-  assert.deepEqual(seqs(newest.peek(10).map((e) => e.msg)), [3]);
-  assert.equal(newest.size(), 1);
-});
 
 /** A real Sink implementation whose faults the test switches (the fault is injected; the runner is what's tested). */
 class FlakySink implements Sink {
@@ -62,7 +50,7 @@ class FlakySink implements Sink {
   }
 }
 
-const opts = { maxItems: 1000, overflow: 'drop-oldest' as const, batchSize: 7, lingerMs: 0, retryMinMs: 5, retryMaxMs: 20 };
+const opts = { type: 'memory' as const, sync: 'full' as const, maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' as const, batchSize: 7, lingerMs: 0, retryMinMs: 5, retryMaxMs: 20 };
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -75,7 +63,7 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 test('runner delivers in order in batches, and after failures retries without loss or reordering', async () => {
   const ctx = driverContext({ id: 's' });
   const sink = new FlakySink();
-  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(1000, 'drop-oldest'), opts, ctx);
+  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
   runner.start();
   await runner.enqueue([r(0), r(1), r(2)]);
   await until(() => sink.delivered.length === 3);
@@ -96,7 +84,7 @@ test('items refused for good are removed and counted; the rest are delivered', a
   const ctx = driverContext({ id: 's' });
   const sink = new FlakySink();
   sink.mode = 'reject-odd';
-  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(1000, 'drop-oldest'), opts, ctx);
+  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
   runner.start();
   await runner.enqueue(Array.from({ length: 10 }, (_, i) => r(i)));
   await until(() => runner.status().backlog === 0);
@@ -109,7 +97,7 @@ test('a fatal error stops the sink and keeps its queue', async () => {
   const ctx = driverContext({ id: 's' });
   const sink = new FlakySink();
   sink.mode = 'fatal';
-  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(1000, 'drop-oldest'), opts, ctx);
+  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
   runner.start();
   await runner.enqueue([r(1), r(2)]);
   await until(() => runner.status().state === 'stopped');
@@ -122,7 +110,7 @@ test('overflow drops are counted per sink', async () => {
   const ctx = driverContext({ id: 's' });
   const sink = new FlakySink();
   sink.mode = 'retryable';
-  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(5, 'drop-oldest'), { ...opts, maxItems: 5 }, ctx);
+  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox({ maxItems: 5, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), { ...opts, maxItems: 5 }, ctx);
   runner.start();
   await runner.enqueue(Array.from({ length: 12 }, (_, i) => r(i)));
   assert.equal(await ctx.metrics.value('backhaul_sink_dropped_total', { sink: 's', reason: 'overflow' }), 7);
@@ -130,4 +118,40 @@ test('overflow drops are counted per sink', async () => {
   await until(() => sink.delivered.length === 5);
   assert.deepEqual(seqs(sink.delivered), [7, 8, 9, 10, 11]);
   await runner.stop();
+});
+
+test('a rate limit (token bucket) paces delivery; without one a backlog drains at once', async () => {
+  const clock = new ManualClock(1_000_000);
+  const ctx = driverContext({ id: 's', clock });
+  const sink = new FlakySink();
+  const limits = { maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' as const };
+  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(limits, clock), { ...opts, batchSize: 100, ratePerSecond: 10, rateBurst: 10 }, ctx);
+  runner.start();
+  await runner.enqueue(Array.from({ length: 35 }, (_, i) => r(i)));
+  const settle = () => new Promise((res) => setTimeout(res, 20));
+  await settle();
+  assert.equal(sink.delivered.length, 10, 'the first burst');
+  clock.advance(1000);
+  await settle();
+  assert.equal(sink.delivered.length, 20);
+  clock.advance(500);
+  await settle();
+  assert.equal(sink.delivered.length, 25);
+  clock.advance(1000);
+  await settle();
+  assert.equal(sink.delivered.length, 35);
+  assert.deepEqual(seqs(sink.delivered), Array.from({ length: 35 }, (_, i) => i));
+  const stopping = runner.stop(0);
+  clock.advance(100);
+  await stopping;
+
+  const free = new FlakySink();
+  const unpaced = new SinkRunner('u', 'flaky', free, new MemoryOutbox(limits, clock), { ...opts, batchSize: 100 }, driverContext({ id: 'u', clock }));
+  unpaced.start();
+  await unpaced.enqueue(Array.from({ length: 350 }, (_, i) => r(i)));
+  await settle();
+  assert.equal(free.delivered.length, 350, 'no limit: drained without waiting for the clock');
+  const s2 = unpaced.stop(0);
+  clock.advance(100);
+  await s2;
 });

@@ -12,15 +12,26 @@ export const DriverInstance = Type.Object(
 
 export const OutboxOptions = Type.Object(
   {
-    maxItems: Type.Integer({ minimum: 1, default: 100_000, description: 'Most messages waiting for this sink.' }),
-    overflow: Type.Union([Type.Literal('drop-oldest'), Type.Literal('drop-newest')], {
+    type: Type.Union([Type.Literal('sqlite'), Type.Literal('memory')], {
+      default: 'sqlite',
+      description: 'sqlite: durable, survives crashes and restarts (one file per sink under <data>/outbox/). memory: lost on exit.',
+    }),
+    sync: Type.Union([Type.Literal('full'), Type.Literal('normal')], {
+      default: 'full',
+      description: 'sqlite: `full` survives a power cut; `normal` survives a process crash and is faster.',
+    }),
+    maxItems: Type.Integer({ minimum: 1, default: 1_000_000, description: 'Most messages waiting for this sink.' }),
+    maxBytes: Type.Integer({ minimum: 1024, default: 268_435_456, description: 'Most bytes of messages waiting for this sink (256 MiB).' }),
+    overflow: Type.Union([Type.Literal('drop-oldest'), Type.Literal('drop-newest'), Type.Literal('block')], {
       default: 'drop-oldest',
-      description: 'What a full outbox drops.',
+      description: 'When full: drop the oldest, refuse the newest, or block (slow the inputs down; nothing is dropped).',
     }),
     batchSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: 'Most messages per write.' }),
     lingerMs: Type.Integer({ minimum: 0, maximum: 60_000, default: 0, description: 'Wait this long for a batch to fill.' }),
     retryMinMs: Type.Integer({ minimum: 1, default: 500, description: 'First retry delay after a failed write.' }),
     retryMaxMs: Type.Integer({ minimum: 1, default: 60_000, description: 'Longest retry delay.' }),
+    ratePerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Most messages delivered per second (token bucket); no limit when absent.' })),
+    rateBurst: Type.Optional(Type.Integer({ minimum: 1, description: 'Bucket size: messages that may go at once after a quiet spell (default: one second\'s worth).' })),
   },
   { additionalProperties: false },
 );

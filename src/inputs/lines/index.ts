@@ -1,6 +1,6 @@
-// One frame per line from a serial port, a regular file, a FIFO or stdin. The next line is read only after the
-// previous one's emit resolved (async iteration over the stream pauses it), so a slow data path slows the reader
-// instead of filling memory.
+// One frame per line from a serial port, a regular file, a FIFO or stdin. At most a window of lines is in the data
+// path at once (async iteration over the stream pauses it while the window is full), so a slow data path slows the
+// reader instead of filling memory.
 import { constants as fsc, createReadStream, open as openCb, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Socket } from 'node:net';
@@ -101,12 +101,18 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
       }, ms);
     });
 
+  // Up to PIPELINE lines are in the data path at once: their emits are made in order (so they are queued in order),
+  // and the durable outbox commits them together instead of paying one disk sync per line. Reading waits when the
+  // window is full, so a slow data path still slows the reader.
+  const PIPELINE = 256;
+  const window: Array<Promise<void>> = [];
   const emitLine = async (line: string): Promise<void> => {
-    try {
-      await inflight.track(ctx.emit({ input: ctx.id, payload: line, receivedAt: ctx.clock.now() }));
-    } catch (err) {
-      countError('emit', 'could not hand a line to the data path; line lost', { err: errorMessage(err) });
-    }
+    window.push(
+      inflight.track(ctx.emit({ input: ctx.id, payload: line, receivedAt: ctx.clock.now() })).catch((err: unknown) => {
+        countError('emit', 'could not hand a line to the data path; line lost', { err: errorMessage(err) });
+      }),
+    );
+    if (window.length >= PIPELINE) await window.shift();
   };
 
   const handle = async (piece: { line: string } | { tooLong: number } | undefined): Promise<void> => {
@@ -294,6 +300,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
           ctx.metrics.inputErrors.inc({ input: ctx.id });
           log.error({ err: errorMessage(err) }, 'line reader failed');
         })
+        .then(() => inflight.settle()) // the last window of lines
         .finally(() => {
           finished.resolve();
         });

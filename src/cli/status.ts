@@ -1,0 +1,73 @@
+// `backhaul status`: what a running instance reports about its inputs and sinks.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseJsonc } from 'jsonc-parser';
+import type { StatusReport } from '../runtime/control.js';
+
+/** The data folder a config file names, without validating the rest (status needs no secrets). */
+export function dataDirOf(configFile: string): string {
+  const abs = resolve(configFile);
+  const raw = parseJsonc(readFileSync(abs, 'utf8'), [], { allowTrailingComma: true }) as { data?: unknown } | undefined;
+  const data = typeof raw?.data === 'string' ? raw.data : './data';
+  return resolve(dirname(abs), data);
+}
+
+export function humanBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function humanDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+}
+
+export function formatStatus(r: StatusReport): string {
+  const out: string[] = [];
+  out.push(`Backhaul ${r.version}, pid ${r.pid}, up ${humanDuration(r.now - r.startedAt)}, data ${r.dataDir}`);
+  out.push('');
+  out.push('inputs:');
+  out.push(
+    table([
+      ['  id', 'type', 'reach'],
+      ...r.inputs.map((i) => [`  ${i.id}`, i.type, Object.entries(i.info).map(([k, v]) => `${k}=${v}`).join(' ')]),
+    ]),
+  );
+  out.push('');
+  out.push('sinks:');
+  out.push(
+    table([
+      ['  id', 'type', 'state', 'backlog', 'bytes', 'oldest', 'delivered', 'retried', 'dropped', 'last error'],
+      ...r.sinks.map((s) => [
+        `  ${s.id}`,
+        s.type,
+        s.state,
+        String(s.backlog),
+        humanBytes(s.backlogBytes),
+        s.backlog > 0 ? humanDuration(s.oldestAgeMs) : '-',
+        String(s.delivered),
+        String(s.retries),
+        String(s.dropped),
+        s.lastError ? `${new Date(s.lastError.at).toISOString()} ${s.lastError.message}` : '',
+      ]),
+    ]),
+  );
+  return out.join('\n');
+}

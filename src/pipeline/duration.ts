@@ -1,0 +1,38 @@
+// Durations in stage options: a person writes `"15m"`, `"90s"`, `"1h"`, `"500ms"` or `"1d"`, or a number of
+// milliseconds. The schema accepts both; stages call `durationMs` on the validated value.
+import { Type, type TUnion, type TInteger, type TString } from '@sinclair/typebox';
+
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$';
+const RE = new RegExp(PATTERN);
+
+export type DurationValue = number | string;
+
+/** Schema of a duration option: an integer of ms or a string such as `"15m"`. */
+export function Duration(opts: { description: string; default?: DurationValue; minimumMs?: number }): TUnion<[TInteger, TString]> {
+  const { description, minimumMs = 0 } = opts;
+  return Type.Union(
+    [
+      Type.Integer({ minimum: minimumMs }),
+      Type.String({ pattern: PATTERN }),
+    ],
+    { description: `${description} A duration: \`"15m"\`, \`"30s"\`, \`"1h"\`, \`"500ms"\`, \`"1d"\`, or ms.`, ...(opts.default !== undefined ? { default: opts.default } : {}) },
+  );
+}
+
+/** Milliseconds of a validated duration value. */
+export function durationMs(d: DurationValue): number {
+  if (typeof d === 'number') return d;
+  const m = RE.exec(d);
+  if (!m) throw new Error(`not a duration: ${d}`);
+  const unit = m[2] as keyof typeof UNIT_MS;
+  return Math.round(Number(d.slice(0, d.length - unit.length)) * UNIT_MS[unit]);
+}
+
+/** Human form of a ms duration for messages: 900000 → "15m". */
+export function formatDuration(ms: number): string {
+  for (const [u, f] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= f && ms % f === 0) return `${ms / f}${u}`;
+  }
+  return `${ms}ms`;
+}
