@@ -99,7 +99,7 @@ export class SqliteOutbox implements Outbox {
   async put(msgs: readonly Message[]): Promise<PutResult> {
     if (this.closed) throw new OutboxClosedError();
     if (msgs.length === 0) return { dropped: 0 };
-    const rows = msgs.map((m) => ({ body: cbor.encode(m) as Buffer }));
+    const rows = msgs.map((m) => ({ body: cbor.encode(m) }));
     let dropped = 0;
     let admitted = rows;
     let reserved = 0;
