@@ -15,6 +15,11 @@ export class Metrics {
     'input',
     'reason',
   ]);
+  readonly framesUnacknowledged = this.counter(
+    'backhaul_frames_qos0_total',
+    'MQTT frames received at QoS 0 (fire-and-forget: the sender gets no acknowledgement and would not resend), by input.',
+    ['input'],
+  );
   readonly readingsTotal = this.counter('backhaul_readings_total', 'Readings decoded, by input.', ['input']);
   readonly routeMessages = this.counter('backhaul_route_messages_total', 'Messages that matched a route, by route.', ['route']);
   readonly stageDropped = this.counter('backhaul_stage_dropped_total', 'Messages or values a stage removed, by route, stage and reason.', [

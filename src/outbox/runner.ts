@@ -118,6 +118,11 @@ export class SinkRunner {
     this.state = 'closed';
   }
 
+  /** Close the outbox early (blocked puts fail); what it holds stays in it. Used when a stop cannot wait any more. */
+  closeOutbox(): Promise<void> {
+    return this.outbox.close();
+  }
+
   private countDropped(reason: 'overflow' | 'rejected', n: number, message: string): void {
     this.dropped += n;
     this.deps.metrics.sinkDropped.inc({ sink: this.id, reason }, n);
@@ -208,7 +213,10 @@ export class SinkRunner {
       const size = await this.takeTokens(this.opts.batchSize);
       if (this.stopping) break;
       const batch = await this.outbox.peek(size);
-      if (batch.length === 0) continue;
+      if (batch.length === 0) {
+        await this.sleepUnlessStopping(100); // the outbox was closed under us (a stop that could not wait)
+        continue;
+      }
       try {
         const res = await this.sink.write(batch.map((e) => e.msg));
         const rejected = res?.rejected ?? [];

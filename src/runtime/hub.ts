@@ -219,16 +219,28 @@ export class Hub {
   }
 
   private async doStop(): Promise<void> {
-    for (const { id, input } of [...this.inputs].reverse()) {
-      try {
-        await input.stop();
-      } catch (e) {
-        this.logger.warn({ input: id, err: e }, 'input stop failed');
+    const drainMs = this.opts.drainMs ?? 5000;
+    // Inputs wait for their in-flight frames; a frame blocked on a full outbox (overflow `block`, sink down) would
+    // wait forever, so after drainMs the outboxes close and such frames fail: they were never acknowledged, and
+    // their senders resend them.
+    const unblock = setTimeout(() => {
+      this.logger.warn('inputs still waiting for full outboxes; closing the outboxes so the stop can finish');
+      for (const r of this.runners.values()) void r.closeOutbox();
+    }, drainMs);
+    const inputsStopped = (async () => {
+      for (const { id, input } of [...this.inputs].reverse()) {
+        try {
+          await input.stop();
+        } catch (e) {
+          this.logger.warn({ input: id, err: e }, 'input stop failed');
+        }
       }
-    }
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    })();
+    await inputsStopped;
+    clearTimeout(unblock);
     for (const s of this.stages) s.stop?.();
-    await Promise.all([...this.runners.values()].map((r) => r.stop(this.opts.drainMs ?? 5000)));
+    await Promise.all([...this.runners.values()].map((r) => r.stop(drainMs)));
     this.ac.abort();
   }
 }

@@ -5,7 +5,7 @@ import { BackhaulError } from '../../src/core/errors.js';
 import type { Frame } from '../../src/core/types.js';
 import { inputContext } from '../helpers/context.js';
 
-const OPTS = { host: '127.0.0.1', port: 0, path: '/ingest', bodyLimit: 1024 };
+const OPTS = { host: '127.0.0.1', port: 0, path: '/ingest', bodyLimit: 1024, acceptTimeoutMs: 300 };
 
 interface ErrorReply {
   error: { code: string; message: string; path?: string };
@@ -120,4 +120,21 @@ test('http: a port in use fails with BH_PORT_IN_USE and the path; stop frees the
   const third = httpInput.create({ ...OPTS, port }, inputContext({ id: 'c' }));
   await third.start();
   await third.stop();
+});
+
+test('http: readings that cannot be queued in acceptTimeoutMs (a blocked outbox) get 503 with Retry-After', async (t) => {
+  const base = inputContext({ id: 'web' });
+  const held: Array<() => void> = [];
+  // A data path that does not take the readings until the test ends.
+  const ctx = { ...base, emitStrict: () => new Promise<number>((resolve) => held.push(() => resolve(0))) };
+  const input = httpInput.create(OPTS, ctx);
+  await input.start();
+  t.after(() => {
+    held.forEach((release) => release());
+    return input.stop();
+  });
+  const res = await fetch(String(input.info?.().url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+  assert.equal(res.status, 503);
+  assert.equal(res.headers.get('retry-after'), '5');
+  assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'BH_INPUT_FAILED');
 });

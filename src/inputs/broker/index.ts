@@ -74,6 +74,7 @@ export const brokerInput = defineInput({
     };
 
     const ingest = async (client: Client | null, topic: string, payload: Buffer | string, qos: number): Promise<void> => {
+      if (qos === 0) ctx.metrics.framesUnacknowledged.inc({ input: ctx.id });
       const identity = identityOf(client);
       const frame: Frame = {
         input: ctx.id,

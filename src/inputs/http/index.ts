@@ -18,6 +18,11 @@ const options = Type.Object(
     port: Type.Integer({ description: 'TCP port; 0 picks any free port (see the logged url).', minimum: 0, maximum: 65535, default: 8080 }),
     path: Type.String({ description: 'The one path that takes POSTs.', pattern: '^/', default: '/ingest' }),
     bodyLimit: Type.Integer({ description: 'Largest body accepted, in bytes; larger gets 413.', minimum: 1, default: 1048576 }),
+    acceptTimeoutMs: Type.Integer({
+      description: 'Longest wait for the readings to be queued (a full outbox with overflow `block`); then 503 with Retry-After.',
+      minimum: 100,
+      default: 10000,
+    }),
   },
   { additionalProperties: false },
 );
@@ -53,7 +58,11 @@ export const httpInput = defineInput({
       if (suppressed !== null) log.warn({ ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, msg);
     };
 
-    const reject = (reply: FastifyReply, status: number, body: ErrorBody) => reply.code(status).type('application/json').send(body);
+    const acceptTimeoutMs = opts.acceptTimeoutMs ?? 10000;
+    const reject = (reply: FastifyReply, status: number, body: ErrorBody) => {
+      if (status === 503) void reply.header('retry-after', '5');
+      return reply.code(status).type('application/json').send(body);
+    };
 
     return {
       async start() {
@@ -106,14 +115,24 @@ export const httpInput = defineInput({
             contentType,
             identity: { remoteAddress: req.socket.remoteAddress ?? req.ip },
           };
+          let timer: NodeJS.Timeout | undefined;
+          const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), acceptTimeoutMs)));
           try {
-            const accepted = await inflight.track(ctx.emitStrict(frame));
+            const accepted = await Promise.race([inflight.track(ctx.emitStrict(frame)), timedOut]);
+            if (accepted === 'timeout') {
+              // The readings may still be queued later; the client's retry then duplicates them (at least once).
+              ctx.metrics.inputErrors.inc({ input: ctx.id });
+              warn('timeout', {}, `readings not queued within ${acceptTimeoutMs} ms (outbox full?); answered 503`);
+              return reject(reply, 503, errorBody('BH_INPUT_FAILED', 'Backhaul cannot queue readings now (an outbox is full); retry later'));
+            }
             return reply.code(202).send({ accepted });
           } catch (err) {
             if (isBackhaulError(err)) return reject(reply, 400, errorBody(err.code, err.detail, err.path));
             ctx.metrics.inputErrors.inc({ input: ctx.id });
             warn('emit', { err: errorMessage(err) }, 'could not hand a request to the data path; answered 503');
             return reject(reply, 503, errorBody('BH_INPUT_FAILED', 'the data path cannot take readings now; retry later'));
+          } finally {
+            clearTimeout(timer);
           }
         });
 

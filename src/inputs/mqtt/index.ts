@@ -93,6 +93,7 @@ export const mqttInput = defineInput({
     const handle = async (packet: IPublishPacket): Promise<void> => {
       const payload = typeof packet.payload === 'string' ? new TextEncoder().encode(packet.payload) : bytes(packet.payload);
       const frame: Frame = { input: ctx.id, payload, receivedAt: ctx.clock.now(), topic: packet.topic };
+      if (packet.qos === 0) ctx.metrics.framesUnacknowledged.inc({ input: ctx.id });
       await inflight.track(ctx.emit(frame));
     };
 

@@ -1,7 +1,8 @@
-// filter: keep or drop messages by device, value condition, and values by measurement name.
+// filter: keep or drop messages by device, value condition or expression, and values by measurement name.
 import { Type } from '@sinclair/typebox';
 import { defineStage } from '../../../core/driver.js';
 import type { Message, Value } from '../../../core/types.js';
+import { compileExpression, expressionProblem } from '../../expression.js';
 import { globMatcher } from '../../glob.js';
 import { pickValues } from '../../values.js';
 
@@ -22,6 +23,12 @@ const Options = Type.Object(
     }),
     devices: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Device ids or globs.' })),
     when: Type.Optional(Type.Array(Condition, { minItems: 1, description: 'Value conditions, all of which must hold.' })),
+    expr: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'A condition in CEL, e.g. `temperature > 30 && device.startsWith("81")`; see the `expr` stage for the variables. A message it cannot be evaluated on (a value it names is absent) does not match.',
+      }),
+    ),
     measurements: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Measurements kept (keep) or removed (drop) from each reading.' }),
     ),
@@ -52,15 +59,21 @@ function compare(a: Value, op: string, b: Value): boolean {
 export const filterStage = defineStage({
   kind: 'stage',
   type: 'filter',
-  description: 'Keep or drop messages by device and value conditions, and values by measurement.',
+  description: 'Keep or drop messages by device, value conditions or an expression, and values by measurement.',
   options: Options,
+  check(o) {
+    const problem = o.expr === undefined ? undefined : expressionProblem(o.expr, 'condition');
+    return problem ? [{ path: 'expr', message: problem }] : [];
+  },
   create(o, ctx) {
     const action = o.action ?? 'keep';
     const device = globMatcher(o.devices);
     const measurements = o.measurements ? new Set(o.measurements) : undefined;
     const when = o.when ?? [];
+    const expr = o.expr === undefined ? undefined : compileExpression(o.expr, 'condition');
     const messageMatches = (m: Message): boolean => {
       if (device && (m.device === undefined || !device(m.device))) return false;
+      if (expr && !expr.test(m)) return false;
       if (when.length > 0) {
         if (m.kind !== 'reading') return false;
         for (const c of when) {
