@@ -2,6 +2,14 @@
 // as in tests, never share counts). The API issue exposes `registry` at /metrics.
 import { Counter, Gauge, Registry } from 'prom-client';
 
+/** What the sampled sink gauges need from a sink. */
+export interface SinkGaugeSource {
+  readonly id: string;
+  readonly state: string;
+  readonly backlogBytes: number;
+  readonly oldestAgeMs: number;
+}
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -32,7 +40,36 @@ export class Metrics {
   readonly sinkRetries = this.counter('backhaul_sink_retries_total', 'Batch deliveries retried after an error.', ['sink']);
   readonly sinkDropped = this.counter('backhaul_sink_dropped_total', 'Messages a sink dropped, by reason.', ['sink', 'reason']);
   readonly sinkBacklog = this.gauge('backhaul_sink_backlog_items', 'Messages waiting in a sink\'s outbox.', ['sink']);
+  // Read from the sinks when scraped, so they are never stale.
+  private sinkSource: () => readonly SinkGaugeSource[] = () => [];
+  readonly sinkBacklogBytes = this.sampled('backhaul_sink_backlog_bytes', 'Bytes of messages waiting in a sink\'s outbox.', (s) => s.backlogBytes);
+  readonly sinkOldestAge = this.sampled(
+    'backhaul_sink_oldest_age_seconds',
+    'Age of the oldest message waiting in a sink\'s outbox (0 when empty).',
+    (s) => s.oldestAgeMs / 1000,
+  );
+  readonly sinkUp = this.sampled('backhaul_sink_up', '1 when the sink delivers, 0 when it is retrying or stopped.', (s) => (s.state === 'up' ? 1 : 0));
   readonly inputErrors = this.counter('backhaul_input_errors_total', 'Input failures (connection lost, read error), by input.', ['input']);
+
+  /** Where the sampled sink gauges read from (the hub binds its sink runners). */
+  bindSinks(source: () => readonly SinkGaugeSource[]): void {
+    this.sinkSource = source;
+  }
+
+  private sampled(name: string, help: string, pick: (s: SinkGaugeSource) => number): Gauge<'sink'> {
+    // `collect` runs on every scrape with `this` bound to the gauge; the arrow keeps hold of the Metrics instance.
+    const sinks = () => this.sinkSource();
+    return new Gauge({
+      name,
+      help,
+      labelNames: ['sink'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of sinks()) this.set({ sink: s.id }, pick(s));
+      },
+    });
+  }
 
   private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
     return new Counter({ name, help, labelNames, registers: [this.registry] });

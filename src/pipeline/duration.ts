@@ -1,6 +1,7 @@
 // Durations in stage options: a person writes `"15m"`, `"90s"`, `"1h"`, `"500ms"` or `"1d"`, or a number of
 // milliseconds. The schema accepts both; stages call `durationMs` on the validated value.
 import { Type, type TUnion, type TInteger, type TString } from '@sinclair/typebox';
+import type { ConfigProblem } from '../core/driver.js';
 
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$';
@@ -14,10 +15,29 @@ export function Duration(opts: { description: string; default?: DurationValue; m
   return Type.Union(
     [
       Type.Integer({ minimum: minimumMs }),
-      Type.String({ pattern: PATTERN }),
+      // The form is checked by `durationProblems` (from the stage's `check`), which says what is expected.
+      Type.String({ minLength: 1 }),
     ],
     { description: `${description} A duration: \`"15m"\`, \`"30s"\`, \`"1h"\`, \`"500ms"\`, \`"1d"\`, or ms.`, ...(opts.default !== undefined ? { default: opts.default } : {}) },
   );
+}
+
+/**
+ * Problems with the duration options `keys` of a stage's options: not a duration, or zero where `positive`. For the
+ * stage's `check`; `durationMs` trusts its input afterwards.
+ */
+export function durationProblems(o: object, keys: Readonly<Record<string, 'positive' | 'any'>>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const [key, rule] of Object.entries(keys)) {
+    const v: unknown = (o as Record<string, unknown>)[key];
+    if (v === undefined) continue;
+    if (typeof v === 'string' && !RE.test(v)) {
+      problems.push({ path: key, message: `${JSON.stringify(v)} is not a duration: write e.g. "15m", "30s", "1h", "500ms", "1d", or a number of ms` });
+    } else if (rule === 'positive' && durationMs(v as DurationValue) <= 0) {
+      problems.push({ path: key, message: 'must be more than 0' });
+    }
+  }
+  return problems;
 }
 
 /** Milliseconds of a validated duration value. */

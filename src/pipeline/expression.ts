@@ -5,9 +5,11 @@
 // The variables an expression sees (its scope):
 //   readings: every value by name (`temperature > 30`), `values` (all values as a map: `values["T|C16"]`,
 //             `has(values.humidity)`), `units`, `device`, `ts` (ms since the epoch), `seq`, `input`, `topic`, `kind`
-//   events:   `kind`, `type`, `severity`, `message`, `device`, `ts`, `data` (a map)
+//   events:   `kind`, `event` (the event's type: `type` is a CEL builtin), `severity`, `message`, `device`, `ts`,
+//             `data` (a map)
 // Reserved for the device registry (not filled yet): `location` (site, building, room) and `meta`. Reserved names win
-// over values of the same name, which stay reachable through `values`.
+// over values of the same name, which stay reachable through `values`, as do values named like CEL's own identifiers
+// (`type`, `int`, `string`, `size`, `duration`, ...).
 import { Environment, type ParseResult } from '@marcbachmann/cel-js';
 import type { Message, Value } from '../core/types.js';
 
@@ -20,6 +22,7 @@ export const RESERVED_NAMES: ReadonlySet<string> = new Set([
   'topic',
   'values',
   'units',
+  'event',
   'type',
   'severity',
   'message',
@@ -151,7 +154,7 @@ export function scopeOf(m: Message): Record<string, unknown> {
     s['units'] = dict(m.units);
   } else {
     s['kind'] = 'event';
-    s['type'] = m.type;
+    s['event'] = m.type;
     s['severity'] = m.severity;
     s['message'] = m.message;
     s['ts'] = m.ts;

@@ -57,6 +57,7 @@ export class Hub {
     this.clock = opts.clock ?? systemClock;
     this.metrics = opts.metrics ?? new Metrics();
     this.decodeLog = new LogThrottle(this.clock);
+    this.metrics.bindSinks(() => this.sinkStatus());
   }
 
   private context(bindings: Record<string, string>, id: string): DriverContext {

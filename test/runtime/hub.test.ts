@@ -56,6 +56,12 @@ test('bad frames are counted per input and code, logged once per code per minute
   assert.equal(dropped().filter((l) => l.includes('BH_DECODE_SYNTAX')).length, 1, 'logged once for five');
   assert.equal(dropped().filter((l) => l.includes('BH_DECODE_NO_DEVICE')).length, 1);
 
+  // The sampled sink gauges read the sinks at scrape time.
+  const text = await m.registry.metrics();
+  assert.match(text, /backhaul_sink_up\{sink="jsonl"\} [01]/);
+  assert.match(text, /backhaul_sink_backlog_bytes\{sink="jsonl"\} \d+/);
+  assert.match(text, /backhaul_sink_oldest_age_seconds\{sink="jsonl"\} [\d.]+/);
+
   // A minute later the next one is logged again, with the count of those held back.
   clock.advance(61_000);
   assert.equal((await post('{')).status, 400);

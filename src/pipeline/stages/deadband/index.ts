@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
 import type { Value } from '../../../core/types.js';
-import { Duration, durationMs } from '../../duration.js';
+import { Duration, durationMs, durationProblems } from '../../duration.js';
 import { pickValues } from '../../values.js';
 
 const Options = Type.Object(
@@ -39,7 +39,7 @@ export const deadbandStage = defineStage({
   description: 'Report by exception: pass a value only when it changed by more than an absolute or relative amount, or after a maximum silence.',
   options: Options,
   check(o) {
-    const problems: ConfigProblem[] = [];
+    const problems: ConfigProblem[] = durationProblems(o, { maxSilence: 'positive' });
     if (o.absolute === undefined && o.relative === undefined) problems.push({ path: '', message: 'give absolute, relative or both' });
     return problems;
   },

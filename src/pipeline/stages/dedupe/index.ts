@@ -3,7 +3,7 @@
 import { Type } from '@sinclair/typebox';
 import { defineStage } from '../../../core/driver.js';
 import type { Reading } from '../../../core/types.js';
-import { Duration, durationMs } from '../../duration.js';
+import { Duration, durationMs, durationProblems } from '../../duration.js';
 
 const Options = Type.Object(
   {
@@ -35,6 +35,9 @@ export const dedupeStage = defineStage({
   type: 'dedupe',
   description: 'Drop repeats of the same (device, sequence number) within a time window, counted as duplicate.',
   options: Options,
+  check(o) {
+    return durationProblems(o, { window: 'any' });
+  },
   create(o, ctx) {
     const windowMs = durationMs(o.window ?? '1m');
     const byContent = (o.by ?? 'seq') === 'content';

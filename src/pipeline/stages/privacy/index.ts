@@ -5,7 +5,7 @@ import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
 import type { Message } from '../../../core/types.js';
 import { AGG_OPS } from '../../aggregate.js';
-import { Duration, durationMs } from '../../duration.js';
+import { Duration, durationMs, durationProblems } from '../../duration.js';
 import { globMatcher } from '../../glob.js';
 import { HOURS_PATTERN, Zone, inRange, parseHours, zoneProblem } from '../../localtime.js';
 import { pickValues } from '../../values.js';
@@ -53,7 +53,8 @@ export const privacyStage = defineStage({
   description: 'During configured local hours, suppress readings or replace them by a coarser aggregate (e.g. hourly counts).',
   options: Options,
   check(o) {
-    const problems: ConfigProblem[] = [];
+    const problems: ConfigProblem[] = durationProblems(o, { every: 'positive', grace: 'any' });
+    if (problems.length > 0) return problems;
     const tz = zoneProblem(o.tz ?? 'UTC');
     if (tz) problems.push({ path: 'tz', message: tz });
     const hours = typeof o.hours === 'string' ? [o.hours] : o.hours;

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
 import { AGG_OPS, type AggOp } from '../../aggregate.js';
-import { Duration, durationMs } from '../../duration.js';
+import { Duration, durationMs, durationProblems } from '../../duration.js';
 import { WindowEngine, mod } from './engine.js';
 
 const Op = Type.Union(
@@ -61,9 +61,9 @@ export const windowStage = defineStage({
   description: 'Tumbling time windows per device and measurement: mean, median, min, max, count, sum or last, in event time.',
   options: Options,
   check(o) {
-    const problems: ConfigProblem[] = [];
+    const problems: ConfigProblem[] = durationProblems(o, { every: 'positive', grace: 'any', correctFor: 'any' });
+    if (problems.length > 0) return problems;
     const every = durationMs(o.every);
-    if (every <= 0) problems.push({ path: 'every', message: 'the window length must be more than 0' });
     if (every > 7 * 86_400_000) problems.push({ path: 'every', message: 'the window length must be at most 7d' });
     if (o.op !== undefined && o.ops !== undefined) problems.push({ path: 'ops', message: 'give either op or ops, not both' });
     if (o.late === 'correct' && every > 0 && durationMs(o.correctFor ?? '1h') / every > 1000) {
