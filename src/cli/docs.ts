@@ -22,7 +22,10 @@ function typeOf(s: JsonSchema): string {
     return s.anyOf.map(typeOf).join(' \\| ');
   }
   if (s.const !== undefined) return JSON.stringify(s.const);
-  if (s.type === 'array') return `${s.items ? typeOf(s.items) : 'any'}[]`;
+  if (s.type === 'array') {
+    const inner = s.items ? typeOf(s.items) : 'any';
+    return inner.includes(' \\| ') ? `(${inner})[]` : `${inner}[]`;
+  }
   if (Array.isArray(s.type)) return s.type.join(' \\| ');
   return s.type ?? 'any';
 }

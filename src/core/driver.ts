@@ -101,7 +101,7 @@ export interface StageContext extends DriverContext {
 export interface Stage {
   /** Zero or more messages out for one in. */
   process(msg: Message): readonly Message[];
-  /** Release timers; emit nothing more. */
+  /** Release timers. May emit final output (a closing window) through `ctx.emit`, synchronously; nothing after. */
   stop?(): void;
 }
 

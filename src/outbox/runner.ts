@@ -44,6 +44,8 @@ export class SinkRunner {
   private readonly stopped: Promise<void>;
   private loopDone: Promise<void> = Promise.resolve();
   private started = false;
+  /** Resolved when the outbox is empty or the sink has stopped for good (a stop waiting to drain). */
+  private drainWaiters: Array<() => void> = [];
   private tokens = 0;
   private tokensAt = 0;
   private readonly throttle: LogThrottle;
@@ -100,9 +102,14 @@ export class SinkRunner {
    * with the in-memory outbox it is lost, which is why the durable outbox exists.
    */
   async stop(drainMs = 5000): Promise<void> {
-    const deadline = this.deps.clock.now() + drainMs;
-    while (this.started && this.outbox.stats().items > 0 && this.state !== 'stopped' && this.deps.clock.now() < deadline) {
-      await this.sleepUnlessStopping(50);
+    if (this.started && this.outbox.stats().items > 0 && this.state !== 'stopped') {
+      // The drain budget is wall-clock time (a shutdown must end), not the injected clock that drives retries.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.drainWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, drainMs))),
+      ]);
+      clearTimeout(timer);
     }
     this.stopping = true;
     this.wakeStop?.();
@@ -121,6 +128,13 @@ export class SinkRunner {
   /** Close the outbox early (blocked puts fail); what it holds stays in it. Used when a stop cannot wait any more. */
   closeOutbox(): Promise<void> {
     return this.outbox.close();
+  }
+
+  private notifyDrained(): void {
+    if (this.outbox.stats().items > 0 && this.state !== 'stopped') return;
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
   }
 
   private countDropped(reason: 'overflow' | 'rejected', n: number, message: string): void {
@@ -197,6 +211,7 @@ export class SinkRunner {
           if (e instanceof SinkError && !e.retryable) {
             this.state = 'stopped';
             log.error({ err: message }, 'sink cannot open and will not retry; its messages are kept until restart');
+            this.notifyDrained();
             return;
           }
           this.state = 'retrying';
@@ -231,11 +246,13 @@ export class SinkRunner {
         this.deps.metrics.sinkBacklog.set(labels, this.outbox.stats().items);
         this.state = 'up';
         attempt = 0;
+        this.notifyDrained();
       } catch (e) {
         const message = this.recordError(e, 'BH_SINK_WRITE');
         if (e instanceof SinkError && !e.retryable) {
           this.state = 'stopped';
           log.error({ err: message, backlog: this.outbox.stats().items }, 'sink failed and will not retry; its messages are kept until restart');
+          this.notifyDrained();
           return;
         }
         this.retries++;

@@ -241,6 +241,8 @@ export class Hub {
     await inputsStopped;
     clearTimeout(unblock);
     for (const s of this.stages) s.stop?.();
+    // What stages emitted on stop (a closing window) is still on its way into the outboxes.
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     await Promise.all([...this.runners.values()].map((r) => r.stop(drainMs)));
     this.ac.abort();
   }

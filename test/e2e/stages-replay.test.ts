@@ -111,12 +111,9 @@ test('a valve log replayed through dedupe → 15-minute median window lands in t
   assert.equal(at('2016-02-04T08:30:00Z'), 21.5);
 });
 
-// The window open at shutdown is emitted by the stage's stop() through ctx.emit. The hub stops stages and then
-// drains the sinks without waiting for that output to reach the outboxes (with the SQLite outbox, a put completes
-// on a later turn of the event loop), so it is lost. Hub.doStop needs, after stopping the stages:
-//   while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
-// Remove `todo` once it has that.
-test('the window open at shutdown reaches the historian', { todo: 'Hub.doStop must wait for stage output emitted by stop()' }, () => {
+// The window open at shutdown is emitted by the stage's stop() through ctx.emit; the hub waits for it to reach the
+// outboxes before it drains the sinks.
+test('the window open at shutdown reaches the historian', () => {
   assert.ok(replayed, 'the replay test ran');
   const { rows, expected } = replayed;
   assert.equal(rows.length, expected.size);

@@ -96,6 +96,17 @@ test('privacy aggregate: buckets follow a half-hour zone; stop() emits open buck
   assert.deepEqual(readings(ctx.emitted).map((r) => [new Date(r.ts).toISOString(), r.values]), [['2024-06-01T20:30:00.000Z', { people: 6 }]]);
 });
 
+test('privacy aggregate: 100,000 private series at the default limit; the next is suppressed (counted)', () => {
+  const { stage, ctx } = make(privacyStage, { hours: '00:00-05:00', action: 'aggregate', measurements: ['people'] }, REPLAY());
+  const ts = at('2024-06-01T02:00:00Z');
+  for (let i = 0; i < 100_000; i++) stage.process(reading(`s${i}`, ts, { people: 1 }));
+  assert.equal(ctx.drops.get('max_keys'), undefined);
+  assert.deepEqual(stage.process(reading('one-more', ts, { people: 1, battery: 3 })), [reading('one-more', ts, { battery: 3 })]);
+  assert.equal(ctx.drops.get('max_keys'), 1);
+  stage.stop?.();
+  assert.equal(ctx.emitted.length, 100_000);
+});
+
 test('privacy: config problems', () => {
   assert.deepEqual(problems(privacyStage, { hours: '00:00-05:00', tz: 'Europe/Londres' }), [
     'tz: unknown time zone "Europe/Londres" (use an IANA name such as "Europe/London" or "UTC")',

@@ -95,7 +95,7 @@ export class WindowEngine {
     if (this.stopped) return [];
     const now = this.ctx.clock.now();
     if (r.ts > now + FUTURE_LIMIT_MS) {
-      this.ctx.dropped('future');
+      if (values.length > 0) this.ctx.dropped('future');
       return [];
     }
     const dev = this.device(r.device, now);
