@@ -82,6 +82,7 @@ export function renderErrors(): string {
     [/^BH_(DECODE|OPENTRV|SENML)/, 'Decoding frames'],
     [/^BH_HTTP/, 'HTTP ingest'],
     [/^BH_(SINK|OUTBOX)/, 'Delivery'],
+    [/^BH_(DEVICE|MANIFEST|REGISTRY)/, 'Devices and the registry'],
   ];
   for (const [code, text] of Object.entries(ERROR_CATALOG)) {
     const g = groups.find(([re]) => re.test(code))?.[1] ?? 'Other';

@@ -11,6 +11,7 @@ import { demoConfig, pickPort } from './demo.js';
 import { summarize } from './summary.js';
 import { dataDirOf, formatStatus } from './status.js';
 import { ControlServer, fetchStatus } from '../runtime/control.js';
+import { devicesMain, isDevicesCommand } from './devices.js';
 
 const HELP = `backhaul — IoT concentrator: gather frames, decode, route, deliver.
 
@@ -20,6 +21,8 @@ Usage:
   backhaul check -c FILE     validate a config and print what would run; exit 1 on any error
   backhaul status -c FILE    ask the running instance (same data folder) for its inputs and sinks
       --json                 the raw status as JSON
+  backhaul devices COMMAND   the device registry: list, show, add, set, enable, disable, import,
+                             reset-credentials, types (backhaul devices --help)
   backhaul demo [options]    embedded broker + simulated valves + SQLite historian + JSON-lines file
       --port N               broker port (default 1883, or a free port if 1883 is taken)
       --data DIR             data folder (default ./data)
@@ -122,6 +125,11 @@ async function run(cfg: LoadedConfig, logger: Logger, opts: { discardOrphanOutbo
 }
 
 async function main(argv: string[]): Promise<void> {
+  // `devices` has options of its own, which the strict parse below would refuse: src/cli/devices.ts parses them.
+  if (isDevicesCommand(argv)) {
+    process.exitCode = await devicesMain(argv);
+    return;
+  }
   let parsed;
   try {
     parsed = parseArgs({

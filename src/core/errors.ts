@@ -39,6 +39,18 @@ export const ERROR_CATALOG = {
   BH_SINK_WRITE: 'A sink failed to deliver a batch; it will be retried.',
   BH_SINK_REJECTED: 'A sink refused an item for good (for example HTTP 4xx); the item is dropped and counted.',
   BH_OUTBOX_OVERFLOW: 'A sink\'s outbox was full and its overflow policy dropped an item.',
+  // devices and the registry
+  BH_DEVICE_ID: 'A device id is not a valid id of its kind (MAC, DevEUI, UUID, OpenTRV node id, other), or its kind cannot be told.',
+  BH_DEVICE_TYPE: 'A device names a device type that does not exist, or a new device has no type.',
+  BH_DEVICE_CONFIG: 'A device\'s config does not match its type\'s schema (the path names the field at fault).',
+  BH_DEVICE_LOCATION: 'A location field (site, building, room) is empty or too long, holds `/`, `+`, `#` or control characters, starts with `$`, or is a reserved name; it would widen an MQTT topic.',
+  BH_DEVICE_FIELD: 'A device attribute has the wrong form (tag, threshold, description, enabled flag).',
+  BH_DEVICE_NOT_FOUND: 'No device with that id is in the registry.',
+  BH_DEVICE_EXISTS: 'A device with that id (or a login with that username) already exists.',
+  BH_DEVICE_READ_ONLY: 'The device is declared in the config file; change it there, not through the CLI, API or a manifest.',
+  BH_MANIFEST_FORMAT: 'A device manifest (CSV or JSON lines) cannot be read: unknown column, unclosed quote, a line that is not a JSON object.',
+  BH_MANIFEST_DUPLICATE: 'A device manifest lists the same device twice; the later row is refused.',
+  BH_REGISTRY_OPEN: 'The device registry file could not be opened (permissions, not a SQLite file, written by a newer Backhaul).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -17,6 +17,8 @@ export class MemoryOutbox implements Outbox {
   private readers: Array<() => void> = [];
   private room: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private closed = false;
+  /** Highest id handed out by the last peek: the batch being delivered, which overflow must not drop. */
+  private leased = 0;
 
   constructor(
     private readonly limits: OutboxLimits,
@@ -40,8 +42,12 @@ export class MemoryOutbox implements Outbox {
           refused = true;
           break;
         } else {
-          const old = this.entries[this.head++]!;
-          this.bytes -= old.bytes;
+          // drop-oldest, but never the batch being delivered; with only that left, go over the cap by one batch.
+          let i = this.head;
+          while (i < this.entries.length && this.entries[i]!.id <= this.leased) i++;
+          if (i >= this.entries.length) break;
+          const [old] = this.entries.splice(i, 1);
+          this.bytes -= old!.bytes;
           dropped++;
         }
       }
@@ -58,10 +64,13 @@ export class MemoryOutbox implements Outbox {
   }
 
   peek(max: number): Promise<readonly OutboxEntry[]> {
-    return Promise.resolve(this.entries.slice(this.head, this.head + max));
+    const batch = this.entries.slice(this.head, this.head + max);
+    this.leased = batch.at(-1)?.id ?? 0;
+    return Promise.resolve(batch);
   }
 
   remove(ids: readonly number[]): Promise<void> {
+    this.leased = 0;
     if (ids.length === 0) return Promise.resolve();
     const gone = new Set(ids);
     const maxId = Math.max(...ids);
@@ -77,6 +86,10 @@ export class MemoryOutbox implements Outbox {
     this.room = [];
     for (const w of waiters) w.resolve();
     return Promise.resolve();
+  }
+
+  release(): void {
+    this.leased = 0;
   }
 
   stats(): OutboxStats {

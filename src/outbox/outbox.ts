@@ -35,8 +35,14 @@ export interface Outbox {
    * SQLite outbox). With the `block` policy it waits for room, which is how backpressure reaches the inputs.
    */
   put(msgs: readonly Message[]): Promise<PutResult>;
-  /** Up to `max` of the oldest entries, left in place. */
+  /**
+   * Up to `max` of the oldest entries, left in place. They are the batch being written until `remove` or `release`:
+   * `drop-oldest` overflow does not drop them meanwhile (with only they left, the outbox goes over its cap by at most
+   * that batch), so a message is never both delivered and counted as dropped.
+   */
   peek(max: number): Promise<readonly OutboxEntry[]>;
+  /** The batch taken by `peek` is no longer being written (the write failed and waits for a retry). */
+  release(): void;
   /** Remove entries (delivered, or rejected for good). Ids no longer present (dropped meanwhile) are ignored. */
   remove(ids: readonly number[]): Promise<void>;
   stats(): OutboxStats;

@@ -44,6 +44,7 @@ export class SinkRunner {
   private readonly stopped: Promise<void>;
   private loopDone: Promise<void> = Promise.resolve();
   private started = false;
+  private readonly dropsSinceLog = new Map<string, number>();
   /** Resolved when the outbox is empty or the sink has stopped for good (a stop waiting to drain). */
   private drainWaiters: Array<() => void> = [];
   private tokens = 0;
@@ -140,9 +141,14 @@ export class SinkRunner {
   private countDropped(reason: 'overflow' | 'rejected', n: number, message: string): void {
     this.dropped += n;
     this.deps.metrics.sinkDropped.inc({ sink: this.id, reason }, n);
-    const suppressed = this.throttle.take(`drop:${reason}`);
+    // One line a minute per reason, carrying every message dropped since the last line.
+    const count = (this.dropsSinceLog.get(reason) ?? 0) + n;
+    this.dropsSinceLog.set(reason, count);
     const code = reason === 'overflow' ? 'BH_OUTBOX_OVERFLOW' : 'BH_SINK_REJECTED';
-    if (suppressed !== null) this.deps.logger.warn({ code, reason, count: n, earlierSuppressed: suppressed }, message);
+    if (this.throttle.take(`drop:${reason}`) !== null) {
+      this.dropsSinceLog.set(reason, 0);
+      this.deps.logger.warn({ code, reason, count, totalDropped: this.dropped }, `${message} (${count} since the last such line)`);
+    }
   }
 
   private sleepUnlessStopping(ms: number): Promise<void> {
@@ -248,6 +254,7 @@ export class SinkRunner {
         attempt = 0;
         this.notifyDrained();
       } catch (e) {
+        this.outbox.release(); // while it waits for a retry, overflow may drop from it again
         const message = this.recordError(e, 'BH_SINK_WRITE');
         if (e instanceof SinkError && !e.retryable) {
           this.state = 'stopped';

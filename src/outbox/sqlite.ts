@@ -49,10 +49,12 @@ export class SqliteOutbox implements Outbox {
   private reservedItems = 0;
   private reservedBytes = 0;
   private removedSinceVacuum = 0;
+  /** Highest id handed out by the last peek: the batch being delivered, which overflow must not drop. */
+  private leased = 0;
   private closed = false;
   private readonly stmt: {
     insert: Database.Statement<[number, number, Buffer]>;
-    dropOldest: Database.Statement<[number], { bytes: number }>;
+    dropOldest: Database.Statement<[number, number], { bytes: number }>;
     peek: Database.Statement<[number], { id: number; body: Buffer }>;
     remove: Database.Statement<[number], { bytes: number }>;
     oldest: Database.Statement<[], { at: number }>;
@@ -66,7 +68,8 @@ export class SqliteOutbox implements Outbox {
   ) {
     this.stmt = {
       insert: db.prepare('INSERT INTO items (at, bytes, body) VALUES (?, ?, ?)'),
-      dropOldest: db.prepare('DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY id LIMIT ?) RETURNING bytes'),
+      // Never the batch being delivered (ids up to `leased`): those are on their way, not waiting.
+      dropOldest: db.prepare('DELETE FROM items WHERE id IN (SELECT id FROM items WHERE id > ? ORDER BY id LIMIT ?) RETURNING bytes'),
       peek: db.prepare('SELECT id, body FROM items ORDER BY id LIMIT ?'),
       remove: db.prepare('DELETE FROM items WHERE id = ? RETURNING bytes'),
       oldest: db.prepare('SELECT at FROM items ORDER BY id LIMIT 1'),
@@ -109,11 +112,11 @@ export class SqliteOutbox implements Outbox {
       admitted = rows.filter((r) => r.body.length <= this.opts.maxBytes);
       dropped = rows.length - admitted.length;
       const n = Math.min(admitted.length, this.opts.maxItems);
-      reservedBytes = admitted.reduce((s, r) => s + r.body.length, 0);
       if (n < admitted.length) {
         dropped += admitted.length - n; // a single put larger than the whole outbox
         admitted = admitted.slice(0, n);
       }
+      reservedBytes = admitted.reduce((s, r) => s + r.body.length, 0);
       await this.reserve(admitted.length, reservedBytes);
       reserved = admitted.length;
     }
@@ -185,13 +188,14 @@ export class SqliteOutbox implements Outbox {
                 }
                 // drop-oldest: make room from the head
                 const need = Math.max(1, this.items + 1 - this.opts.maxItems);
-                for (const d of this.stmt.dropOldest.all(need)) {
+                // When only the batch in delivery is left, the new item goes in over the cap (by at most one batch).
+                for (const d of this.stmt.dropOldest.all(this.leased, need)) {
                   this.items--;
                   this.bytes -= d.bytes;
                   dropped++;
                 }
                 while (this.items > 0 && this.bytes + size > this.opts.maxBytes) {
-                  const d = this.stmt.dropOldest.get(1);
+                  const d = this.stmt.dropOldest.get(this.leased, 1);
                   if (!d) break;
                   this.items--;
                   this.bytes -= d.bytes;
@@ -229,10 +233,13 @@ export class SqliteOutbox implements Outbox {
 
   peek(max: number): Promise<readonly OutboxEntry[]> {
     if (this.closed) return Promise.resolve([]);
-    return Promise.resolve(this.stmt.peek.all(max).map((r) => ({ id: r.id, msg: cbor.decode(r.body) as Message })));
+    const rows = this.stmt.peek.all(max);
+    this.leased = rows.at(-1)?.id ?? 0;
+    return Promise.resolve(rows.map((r) => ({ id: r.id, msg: cbor.decode(r.body) as Message })));
   }
 
   remove(ids: readonly number[]): Promise<void> {
+    this.leased = 0;
     if (ids.length === 0 || this.closed) return Promise.resolve();
     this.db.transaction(() => {
       for (const id of ids) {
@@ -257,6 +264,10 @@ export class SqliteOutbox implements Outbox {
       this.db.pragma('incremental_vacuum');
       if (this.items === 0) this.db.pragma('wal_checkpoint(TRUNCATE)');
     }
+  }
+
+  release(): void {
+    this.leased = 0;
   }
 
   stats(): OutboxStats {

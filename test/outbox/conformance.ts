@@ -95,6 +95,26 @@ export function outboxConformance(name: string, maker: OutboxMaker): void {
     }
   });
 
+  test(`${name}: drop-oldest never drops the batch being delivered (taken by peek, not yet removed)`, async () => {
+    const o = maker.make({ ...open, maxItems: 4 });
+    try {
+      await o.put([r(1), r(2), r(3), r(4)]);
+      const inFlight = await o.peek(2);
+      assert.deepEqual(await o.put([r(5), r(6)]), { dropped: 2 });
+      assert.deepEqual(seqs(await o.peek(10)), [1, 2, 5, 6], '3 and 4 went, not the batch in delivery');
+      await o.peek(4); // now all four are in delivery: a new one goes over the cap rather than drop them
+      assert.deepEqual(await o.put([r(7)]), { dropped: 0 });
+      // the write failed: released, the batch is just waiting again, and overflow takes the oldest
+      o.release();
+      assert.deepEqual(await o.put([r(8)]), { dropped: 2 });
+      assert.deepEqual(seqs(await o.peek(10)), [5, 6, 7, 8]);
+      await o.remove(inFlight.map((e) => e.id)); // ids already gone are ignored
+      assert.deepEqual(seqs(await o.peek(10)), [5, 6, 7, 8]);
+    } finally {
+      await o.close();
+    }
+  });
+
   test(`${name}: drop-newest keeps the first maxItems and counts the refusals`, async () => {
     const o = maker.make({ ...open, maxItems: 3, overflow: 'drop-newest' });
     try {

@@ -1,0 +1,164 @@
+// Device types: an extensible list. Each type has a name, a short topic name (the `<kind>` level of its devices'
+// topics), default thresholds, and a TypeBox (JSON Schema) schema for the per-device config an operator may set and
+// the device fetches at bootstrap. A third party adds a type with `DeviceTypes.register`.
+import { Type, type TSchema } from '@sinclair/typebox';
+import { BackhaulError } from '../core/errors.js';
+import { SchemaValidator, suggest } from '../core/config/validate.js';
+import { shown, type IdKind, type JsonObject, type Thresholds } from './types.js';
+
+export interface DeviceType {
+  /** `opentrv-valve`: lower case, digits and `-`. */
+  readonly name: string;
+  /** The `<kind>` topic level of its devices: `u4/301/<topicName>`. */
+  readonly topicName: string;
+  readonly description: string;
+  /** The id kinds its devices usually have (informative). */
+  readonly idKinds?: readonly IdKind[];
+  /** Thresholds of a device of this type that sets none of its own. */
+  readonly defaults: Thresholds;
+  /** Schema of the per-device config; `additionalProperties: false` catches typos. */
+  readonly config: TSchema;
+}
+
+const TYPE_NAME = /^[a-z][a-z0-9-]{0,39}$/;
+const TOPIC_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+const MIN = 60_000;
+
+export const BUILTIN_DEVICE_TYPES: readonly DeviceType[] = [
+  {
+    name: 'opentrv-valve',
+    topicName: 'valve',
+    description: 'OpenTRV radiator valve (868 MHz radio, battery powered).',
+    idKinds: ['opentrv'],
+    defaults: { maxSilentMs: 30 * MIN, batteryFloor: 2.4 },
+    config: Type.Object(
+      {
+        targetC: Type.Optional(Type.Number({ minimum: 5, maximum: 30, description: 'Comfort temperature (°C).' })),
+        frostC: Type.Optional(Type.Number({ minimum: 5, maximum: 12, description: 'Frost-protection temperature (°C).' })),
+        ecoBias: Type.Optional(Type.Boolean({ description: 'Favour saving energy over comfort.' })),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  {
+    name: 'room-sensor',
+    topicName: 'sensors',
+    description: 'Room sensor module (temperature, humidity, CO2, light, noise, presence), usually over WiFi MQTT.',
+    idKinds: ['mac', 'uuid'],
+    defaults: { maxSilentMs: 15 * MIN },
+    config: Type.Object(
+      {
+        reportIntervalS: Type.Optional(Type.Integer({ minimum: 10, maximum: 3600, description: 'Seconds between reports.' })),
+        measurements: Type.Optional(
+          Type.Array(
+            Type.Union(['temperature', 'humidity', 'co2', 'luminosity', 'noise', 'presence'].map((m) => Type.Literal(m))),
+            { uniqueItems: true, description: 'What the module reports.' },
+          ),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  {
+    name: 'shutter',
+    topicName: 'shutter',
+    description: 'Motorised window shutter (up, down, stop, position).',
+    idKinds: ['mac', 'uuid'],
+    defaults: { maxSilentMs: 60 * MIN },
+    config: Type.Object(
+      {
+        travelTimeS: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 300, description: 'Seconds from fully open to fully closed.' })),
+        invert: Type.Optional(Type.Boolean({ description: 'The motor is wired the other way round.' })),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  {
+    name: 'lorawan-sensor',
+    topicName: 'lorawan',
+    description: 'LoRaWAN end device, through a network server.',
+    idKinds: ['deveui'],
+    defaults: { maxSilentMs: 120 * MIN },
+    config: Type.Object(
+      {
+        fPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 223, description: 'Application port of its uplinks.' })),
+        codec: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Payload codec name.' })),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  {
+    name: 'generic',
+    topicName: 'generic',
+    description: 'Any other device; its config is any JSON object.',
+    defaults: {},
+    config: Type.Record(Type.String(), Type.Unknown()),
+  },
+];
+
+export class DeviceTypes {
+  private readonly types = new Map<string, DeviceType>();
+  private readonly validator = new SchemaValidator();
+
+  constructor(types: readonly DeviceType[] = BUILTIN_DEVICE_TYPES) {
+    for (const t of types) this.register(t);
+  }
+
+  /** Add a type (its config schema is compiled here, once). Throws on a bad or duplicate name. */
+  register(t: DeviceType): void {
+    if (!TYPE_NAME.test(t.name)) throw new Error(`device type name ${shown(t.name)} must match ${TYPE_NAME.source}`);
+    if (!TOPIC_NAME.test(t.topicName)) throw new Error(`device type ${t.name}: topic name ${shown(t.topicName)} must match ${TOPIC_NAME.source}`);
+    if (this.types.has(t.name)) throw new Error(`two device types are named ${t.name}`);
+    this.validator.compile(t.config);
+    this.types.set(t.name, t);
+  }
+
+  get(name: string): DeviceType | undefined {
+    return this.types.get(name);
+  }
+
+  /** The type, or BH_DEVICE_TYPE naming the known ones. */
+  require(name: string, path = 'type'): DeviceType {
+    const t = this.types.get(name);
+    if (!t) {
+      const known = this.names();
+      throw new BackhaulError('BH_DEVICE_TYPE', `unknown device type ${shown(name)}${suggest(name, known)}; known: ${known.join(', ')}`, { path });
+    }
+    return t;
+  }
+
+  names(): string[] {
+    return [...this.types.keys()].sort();
+  }
+
+  list(): DeviceType[] {
+    return this.names().map((n) => this.types.get(n)!);
+  }
+
+  /**
+   * `config` checked against the type's schema: a copy with the schema's defaults filled in, or the first problem as
+   * BH_DEVICE_CONFIG with its path under `path` (`config.targetC`), the others listed in the message.
+   */
+  validateConfig(typeName: string, config: unknown, path = 'config'): JsonObject {
+    const t = this.require(typeName);
+    const copy: unknown = config === undefined ? {} : structuredClone(config);
+    const errs = this.validator.validate(t.config, copy, path);
+    const first = errs[0];
+    if (first) {
+      const more = errs.length > 1 ? ` (and ${errs.slice(1).map((e) => e.message).join('; ')})` : '';
+      throw new BackhaulError('BH_DEVICE_CONFIG', `${first.detail} (type ${t.name})${more}`, first.path === undefined ? {} : { path: first.path });
+    }
+    if (typeof copy !== 'object' || copy === null || Array.isArray(copy)) {
+      throw new BackhaulError('BH_DEVICE_CONFIG', 'must be a JSON object', { path });
+    }
+    return copy as JsonObject;
+  }
+}
+
+/** The device's thresholds, each falling back to its type's default. */
+export function effectiveThresholds(device: { readonly type: string; readonly thresholds: Thresholds }, types: DeviceTypes): Thresholds {
+  const d = types.get(device.type)?.defaults ?? {};
+  const maxSilentMs = device.thresholds.maxSilentMs ?? d.maxSilentMs;
+  const batteryFloor = device.thresholds.batteryFloor ?? d.batteryFloor;
+  return { ...(maxSilentMs !== undefined ? { maxSilentMs } : {}), ...(batteryFloor !== undefined ? { batteryFloor } : {}) };
+}

@@ -1,0 +1,73 @@
+// The SQLite device store: the conformance suite on real files, and what is SQLite's own (WAL, schema version).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { DeviceTypes } from '../../src/devices/device-types.js';
+import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
+import { tempDir } from '../helpers/context.js';
+import { throwsCode } from '../helpers/assert.js';
+import { deviceStoreConformance } from './store-conformance.js';
+
+const paths = new WeakMap<object, string>();
+
+deviceStoreConformance('SqliteDeviceStore', {
+  make({ types, clock }) {
+    const dir = tempDir('backhaul-registry-');
+    const path = registryPath(dir.path);
+    const store = SqliteDeviceStore.open(path, { types, clock });
+    paths.set(store, path);
+    return Promise.resolve(store);
+  },
+  async reopen(old, { types, clock }) {
+    const path = paths.get(old)!;
+    await old.close();
+    return SqliteDeviceStore.open(path, { types, clock });
+  },
+});
+
+test('SqliteDeviceStore: WAL mode, schema version in user_version, the file in <data>/registry.sqlite', async () => {
+  const dir = tempDir();
+  const path = registryPath(join(dir.path, 'data'));
+  assert.equal(path, join(dir.path, 'data', 'registry.sqlite'));
+  const store = SqliteDeviceStore.open(path, { types: new DeviceTypes() });
+  await store.close();
+  const db = new Database(path, { readonly: true });
+  try {
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(db.pragma('user_version', { simple: true }), 1);
+  } finally {
+    db.close();
+  }
+});
+
+test('SqliteDeviceStore: a registry from a newer Backhaul, or a file that is not SQLite, is refused with BH_REGISTRY_OPEN', () => {
+  const dir = tempDir();
+  const newer = join(dir.path, 'newer.sqlite');
+  const db = new Database(newer);
+  db.pragma('user_version = 99');
+  db.close();
+  const e = throwsCode(() => SqliteDeviceStore.open(newer, { types: new DeviceTypes() }), 'BH_REGISTRY_OPEN');
+  assert.match(e.message, /schema version 99/);
+  const junk = join(dir.path, 'junk.sqlite');
+  writeFileSync(junk, 'this is not a database, just some text that is long enough to look like a header..........');
+  throwsCode(() => SqliteDeviceStore.open(junk, { types: new DeviceTypes() }), 'BH_REGISTRY_OPEN');
+});
+
+test('SqliteDeviceStore: two handles on one file (the CLI while the hub runs) see each other\'s changes', async () => {
+  const dir = tempDir();
+  const path = registryPath(dir.path);
+  const types = new DeviceTypes();
+  const a = SqliteDeviceStore.open(path, { types });
+  const b = SqliteDeviceStore.open(path, { types });
+  try {
+    await a.create({ id: '0d49', kind: 'opentrv', type: 'opentrv-valve' });
+    assert.equal((await b.get('0d49'))?.type, 'opentrv-valve');
+    await b.setEnabled('0d49', false);
+    assert.equal((await a.get('0d49'))?.enabled, false);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

@@ -1,0 +1,45 @@
+// drop-oldest while a batch is being written: the batch is delivered and never also counted as dropped.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Sink } from '../../src/core/driver.js';
+import type { Message, Reading } from '../../src/core/types.js';
+import { systemClock } from '../../src/core/clock.js';
+import { SqliteOutbox } from '../../src/outbox/sqlite.js';
+import { SinkRunner } from '../../src/outbox/runner.js';
+import { driverContext, tempDir } from '../helpers/context.js';
+
+const r = (n: number): Reading => ({ kind: 'reading', device: 'd', ts: n, seq: n, values: { n }, authenticated: false, source: { input: 'i', decoder: 'json' } });
+
+test('runner: with drop-oldest, readings evicted while their batch is being written are not both delivered and dropped', async (t) => {
+  const d = tempDir();
+  t.after(() => d.cleanup());
+  const got: Message[] = [];
+  const slow: Sink = {
+    open: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+    write: async (batch) => {
+      await sleep(300);
+      got.push(...batch);
+    },
+  };
+  const opts = { type: 'sqlite' as const, sync: 'full' as const, maxItems: 10, maxBytes: 1 << 30, overflow: 'drop-oldest' as const, batchSize: 10, lingerMs: 0, retryMinMs: 50, retryMaxMs: 100 };
+  const outbox = SqliteOutbox.open(join(d.path, 'o.sqlite'), opts, systemClock);
+  const runner = new SinkRunner('s', 'test', slow, outbox, opts, driverContext());
+  t.after(() => runner.stop(100));
+  for (let i = 0; i < 10; i++) await runner.enqueue([r(i)]);
+  runner.start();
+  await sleep(50); // the runner has taken 0..9 and is writing them
+  for (let i = 10; i < 20; i++) await runner.enqueue([r(i)]); // the outbox is full
+  await sleep(1000);
+  const st = runner.status();
+  // 0..9 were being written: overflow drops from the newer ones instead, keeping the outbox at its cap.
+  assert.deepEqual(
+    got.slice(0, 10).map((m) => (m.kind === 'reading' ? m.seq : -1)),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
+  assert.equal(got.length, st.delivered, 'what the sink got is what status calls delivered');
+  // 20 readings went in; each is either delivered or dropped, never both.
+  assert.equal(st.delivered + st.dropped + st.backlog, 20, `delivered ${st.delivered} + dropped ${st.dropped} + backlog ${st.backlog}`);
+});
