@@ -37,6 +37,10 @@ export class ManualClock implements Clock {
   clearTimeout(t: ClockTimer): void {
     this.timers = this.timers.filter((x) => x.handle !== t);
   }
+  /** How many timers are set and not yet fired or cleared. */
+  pending(): number {
+    return this.timers.length;
+  }
   advance(ms: number): void {
     const until = this.t + ms;
     for (;;) {

@@ -48,6 +48,12 @@ export interface InputContext extends DriverContext {
    * (HTTP 400 with the code and path). The error is still counted.
    */
   emitStrict(frame: Frame): Promise<number>;
+  /**
+   * Check a device's login against the registry. True only for a known, enabled, not BLOCKED device whose password
+   * matches; inputs that take logins (the embedded broker) refuse the others. The username of a login that passed is
+   * the frame's `identity.username`, which is what makes its readings `authenticated`.
+   */
+  authenticate(username: string, password: string): Promise<boolean>;
 }
 
 export interface Input {

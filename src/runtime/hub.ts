@@ -16,6 +16,9 @@ import { deleteOutboxFile, findOrphanOutboxes, outboxPath } from '../outbox/file
 import { MemoryOutbox } from '../outbox/memory.js';
 import type { Outbox } from '../outbox/outbox.js';
 import { SqliteOutbox } from '../outbox/sqlite.js';
+import { DeviceTypes } from '../devices/device-types.js';
+import { DeviceGate } from '../devices/gate.js';
+import { registryPath, SqliteDeviceStore } from '../devices/registry.js';
 import { SinkRunner, type SinkStatus } from '../outbox/runner.js';
 import { Router, type RouteRuntime } from '../pipeline/router.js';
 
@@ -46,6 +49,8 @@ export class Hub {
   private readonly runners = new Map<string, SinkRunner>();
   private readonly stages: Stage[] = [];
   private router: Router | undefined;
+  private store: SqliteDeviceStore | undefined;
+  private gate: DeviceGate | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly decodeLog: LogThrottle;
   private started = false;
@@ -109,6 +114,20 @@ export class Hub {
       }
       this.router = new Router(routes, this.metrics);
 
+      this.store = SqliteDeviceStore.open(registryPath(this.config.dataDir), { types: new DeviceTypes(), clock: this.clock });
+      this.gate = new DeviceGate({
+        store: this.store,
+        policy: this.config.devices.unknown,
+        refreshMs: this.config.devices.refreshMs,
+        logger: this.logger.child({ part: 'devices' }),
+        metrics: this.metrics,
+        clock: this.clock,
+        publish: (e) => {
+          this.publish(e).catch((err: unknown) => this.logger.error({ err }, 'routing an event failed'));
+        },
+      });
+      await this.gate.start();
+
       for (const spec of this.config.inputs) {
         const ctx = this.context({ input: spec.id }, spec.id);
         const decode = spec.decoder.def.create(spec.decoder.options);
@@ -116,6 +135,7 @@ export class Hub {
           ...ctx,
           emit: (f: Frame) => this.track(this.accept(decode, f, false, ctx.logger)).then(() => undefined),
           emitStrict: (f: Frame) => this.track(this.accept(decode, f, true, ctx.logger)),
+          authenticate: (username: string, password: string) => this.gate!.verify(username, password),
         });
         this.inputs.push({ id: spec.id, type: spec.def.type, input });
         await input.start();
@@ -193,10 +213,14 @@ export class Hub {
       return 0;
     }
     this.metrics.readingsTotal.inc({ input }, result.readings.length);
-    // The device gate (registry, liveness) slots in here.
     // Every reading of the frame is handed to its outboxes before anything awaits, so frames emitted back to back
     // (a pipelining input) keep their order in every outbox.
-    await Promise.all(result.readings.map((r) => this.router!.route(r)));
+    const pending: Array<Promise<void>> = [];
+    for (const r of result.readings) {
+      const admitted = this.gate!.admit(r, frame);
+      if (admitted) pending.push(this.router!.route(admitted));
+    }
+    await Promise.all(pending);
     return result.readings.length;
   }
 
@@ -244,6 +268,12 @@ export class Hub {
     // What stages emitted on stop (a closing window) is still on its way into the outboxes.
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     await Promise.all([...this.runners.values()].map((r) => r.stop(drainMs)));
+    try {
+      await this.gate?.stop();
+      await this.store?.close();
+    } catch (e) {
+      this.logger.warn({ err: e }, 'closing the device registry failed');
+    }
     this.ac.abort();
   }
 }

@@ -64,6 +64,8 @@ export function inputContext(opts: TestContextOptions = {}): InputContext & { fr
       frames.push(f);
       return Promise.resolve(1);
     },
+    // No registry here: logins are refused, as for an unknown device.
+    authenticate: () => Promise.resolve(false),
   };
 }
 

@@ -52,6 +52,8 @@ test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolv
       base.frames.push(f);
       events.push(`emit-done ${f.topic}`);
     },
+    // The registry's answer, here: alice with her password.
+    authenticate: (u: string, p: string) => Promise.resolve(u === 'alice' && p === 'pw-not-logged'),
   };
   const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'] }, ctx);
   await input.start();
@@ -176,4 +178,22 @@ test('broker: when the data path fails, a QoS 1 publish is not acknowledged; the
     ['kWh 42'],
   );
   assert.equal(await base.metrics.value('backhaul_input_errors_total', { input: 'flaky' }), 1);
+});
+
+test('broker: a client giving a username must have the right password (checked by the hub), else CONNACK 4', async (t) => {
+  const base = inputContext({ id: 'devices' });
+  const ctx = { ...base, authenticate: (u: string, p: string) => Promise.resolve(u === 'valve-7' && p === 'right-password') };
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'] }, ctx);
+  await input.start();
+  t.after(() => input.stop());
+  const url = String(input.info?.().url);
+  await assert.rejects(
+    mqtt.connectAsync(url, { username: 'valve-7', password: 'wrong', reconnectPeriod: 0 }),
+    /Bad username or password|bad user/i,
+  );
+  const ok = await mqtt.connectAsync(url, { username: 'valve-7', password: 'right-password', reconnectPeriod: 0 });
+  await ok.publishAsync('x/y', '{}', { qos: 1 });
+  await ok.endAsync();
+  assert.equal(base.frames[0]?.identity?.username, 'valve-7');
+  assert.ok((await base.metrics.value('backhaul_input_errors_total', { input: 'devices' })) >= 1, 'the refusal is counted');
 });

@@ -61,17 +61,17 @@ function deepFreeze<T>(x: T): T {
 
 /** A ManualClock that knows which timers are still pending. */
 class CountingClock extends ManualClock {
-  readonly pending = new Set<ClockTimer>();
+  readonly live = new Set<ClockTimer>();
   override setTimeout(fn: () => void, ms: number): ClockTimer {
     const h: ClockTimer = super.setTimeout(() => {
-      this.pending.delete(h);
+      this.live.delete(h);
       fn();
     }, ms);
-    this.pending.add(h);
+    this.live.add(h);
     return h;
   }
   override clearTimeout(t: ClockTimer): void {
-    this.pending.delete(t);
+    this.live.delete(t);
     super.clearTimeout(t);
   }
 }
@@ -130,7 +130,7 @@ function run(def: StageDefinition, options: Record<string, unknown>) {
     stage.stop?.();
   });
   assert.deepEqual(input, before, 'input messages are unchanged');
-  assert.equal(clock.pending.size, 0, 'no timer is left after stop()');
+  assert.equal(clock.live.size, 0, 'no timer is left after stop()');
   const emitted = ctx.emitted.length;
   clock.advance(7 * 24 * 3_600_000);
   assert.equal(ctx.emitted.length, emitted, 'nothing is emitted after stop()');

@@ -47,6 +47,7 @@ export interface LoadedConfig {
   readonly dir: string;
   readonly dataDir: string;
   readonly logLevel: string | undefined;
+  readonly devices: { readonly unknown: 'register' | 'quarantine' | 'drop'; readonly refreshMs: number };
   readonly inputs: readonly InputSpec[];
   readonly sinks: readonly SinkSpec[];
   readonly routes: readonly RouteSpec[];
@@ -123,6 +124,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     data?: string;
     secrets?: string;
     log?: { level?: string };
+    devices?: { unknown?: 'register' | 'quarantine' | 'drop'; refreshMs?: number };
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
     routes: Array<{ name?: string; match?: unknown; stages?: Array<Record<string, unknown>>; to: string[] }>;
@@ -275,6 +277,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     dir: where.dir,
     dataDir: resolve(where.dir, cfg.data ?? './data'),
     logLevel: cfg.log?.level,
+    devices: { unknown: cfg.devices?.unknown ?? 'register', refreshMs: cfg.devices?.refreshMs ?? 10_000 },
     inputs,
     sinks,
     routes,

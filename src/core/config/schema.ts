@@ -81,6 +81,18 @@ export const ConfigFile = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    devices: Type.Optional(
+      Type.Object(
+        {
+          unknown: Type.Union([Type.Literal('register'), Type.Literal('quarantine'), Type.Literal('drop')], {
+            default: 'register',
+            description: 'Readings of a device not in the registry: register it (INIT), quarantine it (registered disabled, readings dropped), or drop them.',
+          }),
+          refreshMs: Type.Integer({ minimum: 100, default: 10_000, description: 'How often the registry is re-read (changes made with `backhaul devices`).' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     inputs: Type.Record(Type.String({ pattern: ID_PATTERN }), DriverInstance, { default: {} }),
     sinks: Type.Record(Type.String({ pattern: ID_PATTERN }), DriverInstance),
     routes: Type.Array(Route, { minItems: 1 }),

@@ -103,9 +103,25 @@ export const brokerInput = defineInput({
         }
         const b = await Aedes.createBroker({
           // Anonymous clients are allowed for now; the username is kept for the frame's identity.
-          authenticate: (client, username, _password, done) => {
-            usernames.set(client, username);
-            done(null, true);
+          // A client that gives a username must prove it (its password is checked against the device registry);
+          // only then does the username travel with its frames. Anonymous clients are still allowed for now.
+          authenticate: (client, username, password, done) => {
+            if (username === undefined || username === '') {
+              done(null, true);
+              return;
+            }
+            ctx.authenticate(username, password ? Buffer.from(password).toString('utf8') : '').then(
+              (ok) => {
+                if (ok) {
+                  usernames.set(client, username);
+                  done(null, true);
+                  return;
+                }
+                countError('auth', 'MQTT login refused (unknown user, wrong password, or device disabled)', new Error(`user ${username}`));
+                done(Object.assign(new Error('bad username or password'), { returnCode: 4 }), false);
+              },
+              (err: unknown) => done(Object.assign(err instanceof Error ? err : new Error(String(err)), { returnCode: 3 }), false),
+            );
           },
           authorizePublish: (client, packet, callback) => {
             const topic = packet.topic;
