@@ -8,7 +8,9 @@ import type { Metrics } from '../core/metrics.js';
 import type { Frame, HubEvent, Reading } from '../core/types.js';
 import { verifyPassword } from './credentials.js';
 import type { DeviceStore } from './registry.js';
-import { guessIdKind, isIdKind, normaliseId, type DeviceState, type IdKind } from './types.js';
+import { effectiveThresholds } from './device-types.js';
+import { LivenessMonitor } from './liveness.js';
+import { guessIdKind, isIdKind, normaliseId, type Device, type DeviceState, type IdKind, type Thresholds } from './types.js';
 
 export type UnknownPolicy = 'register' | 'quarantine' | 'drop';
 
@@ -16,6 +18,10 @@ interface Known {
   readonly enabled: boolean;
   readonly state: DeviceState;
   readonly username: string | undefined;
+  /** Effective thresholds (the device's own, else its type's defaults), for liveness. */
+  readonly thresholds: Thresholds;
+  /** The type's topic name, to name the device in messages (`valve 819c`). */
+  readonly kindName: string;
 }
 
 export interface DeviceGateOptions {
@@ -46,12 +52,25 @@ export class DeviceGate {
   private lastRefresh = 0;
   private stopped = false;
   private writes: Promise<unknown> = Promise.resolve();
+  private liveness: LivenessMonitor | undefined;
 
   constructor(private readonly o: DeviceGateOptions) {}
 
   async start(): Promise<void> {
-    await this.refresh();
+    const devices = await this.refresh();
+    this.liveness = new LivenessMonitor({
+      clock: this.o.clock,
+      emit: this.o.publish,
+      thresholdsOf: (id) => this.known.get(id)?.thresholds,
+      describe: (id) => `${this.known.get(id)?.kindName ?? 'device'} ${id}`,
+    });
+    this.liveness.start(devices.map((d) => ({ id: d.id, lastSeen: d.lastSeen })));
     this.schedule();
+  }
+
+  /** Liveness counts for metrics and the dashboard: active, outdated, unknown. */
+  livenessCounts(): { active: number; outdated: number; unknown: number } | undefined {
+    return this.liveness?.counts();
   }
 
   private schedule(): void {
@@ -72,14 +91,25 @@ export class DeviceGate {
   }
 
   /** Reload the view of the registry. */
-  async refresh(): Promise<void> {
+  async refresh(): Promise<readonly Device[]> {
     const devices = await this.o.store.list();
+    const types = this.o.store.types;
     const next = new Map<string, Known>();
-    for (const d of devices) next.set(d.id, { enabled: d.enabled, state: d.state, username: d.credentials?.username });
+    for (const d of devices) {
+      next.set(d.id, {
+        enabled: d.enabled,
+        state: d.state,
+        username: d.credentials?.username,
+        thresholds: effectiveThresholds(d, types),
+        kindName: types.get(d.type)?.topicName ?? 'device',
+      });
+    }
     // Devices registered by this gate but not written yet stay known.
     for (const [id, k] of this.known) if (!next.has(id) && this.announced.has(id)) next.set(id, k);
     this.known = next;
     this.lastRefresh = this.o.clock.now();
+    this.liveness?.refresh(); // thresholds may have changed
+    return devices;
   }
 
   /**
@@ -110,8 +140,9 @@ export class DeviceGate {
     const username = frame.identity?.username;
     const authenticated = username !== undefined && k.username !== undefined && username === k.username;
     this.seen.set(id, Math.max(this.seen.get(id) ?? 0, frame.receivedAt));
-    if (id === r.device && authenticated === r.authenticated) return r;
-    return { ...r, device: id, authenticated };
+    const out = id === r.device && authenticated === r.authenticated ? r : { ...r, device: id, authenticated };
+    this.liveness?.observe(out, frame.receivedAt);
+    return out;
   }
 
   /** A device login: known by its username, enabled, not BLOCKED, and the password matches its scrypt hash. */
@@ -132,7 +163,14 @@ export class DeviceGate {
     const at = this.o.clock.now();
     if (policy !== 'drop') {
       // quarantine: registered but disabled, so an operator sees it and decides; register: admitted as INIT.
-      this.known.set(id, { enabled: policy === 'register', state: 'INIT', username: undefined });
+      const type = this.o.store.types.get('generic');
+      this.known.set(id, {
+        enabled: policy === 'register',
+        state: 'INIT',
+        username: undefined,
+        thresholds: type?.defaults ?? {},
+        kindName: type?.topicName ?? 'device',
+      });
       const input = {
         id,
         kind: isIdKind(kind) ? kind : 'other',
@@ -166,6 +204,7 @@ export class DeviceGate {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.liveness?.stop();
     if (this.timer) this.o.clock.clearTimeout(this.timer);
     await this.writes;
     await this.flushTouches();

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { buildConfig } from '../../src/core/config/load.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { ManualClock } from '../../src/core/clock.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';
 import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
 import { hashPassword } from '../../src/devices/credentials.js';
@@ -130,4 +131,48 @@ test('disabled and BLOCKED devices are dropped; a verified MQTT login of the dev
   assert.deepEqual(out().map((r) => r.authenticated), [true, false]); // logged in as valve-1; anonymous
   assert.equal(await hub.metrics.value('backhaul_gate_dropped_total', { reason: 'disabled' }), 1);
   assert.equal(await hub.metrics.value('backhaul_gate_dropped_total', { reason: 'blocked' }), 1);
+});
+
+test('liveness through the hub: device.offline once after the threshold, device.online on return, battery_low once', async (t) => {
+  const d = tempDir();
+  t.after(() => d.cleanup());
+  const s = SqliteDeviceStore.open(registryPath(d.path), { types: new DeviceTypes() });
+  await s.create({ id: 'valve-9', kind: 'other', type: 'generic', thresholds: { maxSilentMs: 60_000, batteryFloor: 2.4 } });
+  await s.close();
+  const clock = new ManualClock(Date.parse('2026-03-01T12:00:00Z'));
+  const port = await freePort();
+  const config = buildConfig(
+    {
+      data: d.path,
+      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, decoder: 'json' } },
+      sinks: { events: { type: 'file', path: join(d.path, 'events.jsonl') } },
+      routes: [{ match: { kind: 'event', events: ['device.*'] }, to: ['events'] }],
+    },
+    { source: 'test', dir: d.path },
+    { registry: builtinRegistry() },
+  );
+  const hub = new Hub({ config, logger: silentLogger(), clock });
+  await hub.start();
+  t.after(() => hub.stop());
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
+  t.after(() => c.endAsync());
+  const send = (battery: number) => c.publishAsync('devices/x', JSON.stringify({ device: 'valve-9', battery }), { qos: 1 });
+  const events = () =>
+    existsSync(join(d.path, 'events.jsonl'))
+      ? readFileSync(join(d.path, 'events.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { event: string }).event)
+      : [];
+  await send(2.39); // under the floor
+  await send(2.35);
+  await until(() => events().length === 1, 'battery_low');
+  clock.advance(60_000); // exactly the threshold: still online
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(events(), ['device.battery_low']);
+  clock.advance(1);
+  await until(() => events().length === 2, 'offline');
+  clock.advance(10 * 60_000);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(events(), ['device.battery_low', 'device.offline'], 'offline is raised once');
+  await send(2.8); // back, battery recovered
+  await until(() => events().length === 4, 'online and battery ok');
+  assert.deepEqual(events().slice(2).sort(), ['device.battery_ok', 'device.online']);
 });
