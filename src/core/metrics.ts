@@ -57,6 +57,26 @@ export class Metrics {
   readonly sinkUp = this.sampled('backhaul_sink_up', '1 when the sink delivers, 0 when it is retrying or stopped.', (s) => (s.state === 'up' ? 1 : 0));
   readonly inputErrors = this.counter('backhaul_input_errors_total', 'Input failures (connection lost, read error), by input.', ['input']);
 
+  private devicesSource: () => Readonly<Record<string, number>> | undefined = () => undefined;
+  readonly devicesByLiveness = new Gauge({
+    name: 'backhaul_devices',
+    help: 'Devices by liveness: active (heard within their threshold), outdated (silent longer), unknown (no threshold or not heard yet).',
+    labelNames: ['liveness'],
+    registers: [this.registry],
+    collect: (() => {
+      const read = () => this.devicesSource();
+      return function (this: Gauge<'liveness'>) {
+        this.reset();
+        for (const [k, v] of Object.entries(read() ?? {})) this.set({ liveness: k }, v);
+      };
+    })(),
+  });
+
+  /** Where the devices gauge reads from (the hub binds its device gate). */
+  bindDevices(source: () => Readonly<Record<string, number>> | undefined): void {
+    this.devicesSource = source;
+  }
+
   /** Where the sampled sink gauges read from (the hub binds its sink runners). */
   bindSinks(source: () => readonly SinkGaugeSource[]): void {
     this.sinkSource = source;

@@ -63,6 +63,7 @@ export class Hub {
     this.metrics = opts.metrics ?? new Metrics();
     this.decodeLog = new LogThrottle(this.clock);
     this.metrics.bindSinks(() => this.sinkStatus());
+    this.metrics.bindDevices(() => this.gate?.livenessCounts());
   }
 
   private context(bindings: Record<string, string>, id: string): DriverContext {
