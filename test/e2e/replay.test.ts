@@ -3,18 +3,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { buildConfig } from '../../src/core/config/load.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { Historian } from '../../src/sinks/sqlite/historian.js';
 import { tempDir } from '../helpers/context.js';
+import { fixture, valveLog } from '../helpers/fixtures.js';
 import { until } from '../helpers/servers.js';
 
-const fixture = (p: string) => new URL(`../../../test/fixtures/${p}`, import.meta.url);
 
 function hubFor(dir: string, input: Record<string, unknown>): Hub {
   const config = buildConfig(
@@ -87,10 +86,7 @@ test('an OpenTRV hub capture fed through a FIFO: every stats line becomes readin
 test('half a year of one valve\'s log replayed through a file input lands in the historian in full', async (t) => {
   const d = tempDir();
   t.after(() => d.cleanup());
-  const text = gunzipSync(readFileSync(fixture('opentrv/valve-2d1a-2016H1.json.gz'))).toString('utf8');
-  const file = join(d.path, '2d1a.json');
-  writeFileSync(file, text);
-  const records = text.split('\n').filter((l) => l.trim() !== '');
+  const { file, records } = valveLog(d.path);
   // What the historian should hold, computed independently of the decoder: one row per stats key except @ and +.
   // The historian stores identical values once (same device, measurement, time, seq and value): the log's exact
   // duplicate records (radio double transmissions, 59 lines) are delivered but stored once.

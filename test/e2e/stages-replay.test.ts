@@ -3,18 +3,16 @@
 // readings' own timestamps, so the replay (seconds of wall time) gives the same windows as the live half year did.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { buildConfig } from '../../src/core/config/load.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { Historian } from '../../src/sinks/sqlite/historian.js';
 import { tempDir } from '../helpers/context.js';
+import { valveLog } from '../helpers/fixtures.js';
 import { until } from '../helpers/servers.js';
 
-const fixture = (p: string) => new URL(`../../../test/fixtures/${p}`, import.meta.url);
 const WINDOW = 15 * 60_000;
 
 function median(xs: readonly number[]): number {
@@ -29,10 +27,7 @@ let replayed: { rows: Array<{ ts: number; value: unknown }>; expected: Map<numbe
 test('a valve log replayed through dedupe → 15-minute median window lands in the historian, window by window', async (t) => {
   const d = tempDir();
   t.after(() => d.cleanup());
-  const text = gunzipSync(readFileSync(fixture('opentrv/valve-2d1a-2016H1.json.gz'))).toString('utf8');
-  const file = join(d.path, '2d1a.json');
-  writeFileSync(file, text);
-  const records = text.split('\n').filter((l) => l.trim() !== '');
+  const { file, records } = valveLog(d.path);
 
   // What the route should produce, computed from the raw records without the decoder or the stages: temperature
   // records (T|C16, 1/16 °C); a repeat of a sequence number within 60 s of the one kept is a duplicate; windows are

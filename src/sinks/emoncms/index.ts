@@ -137,17 +137,32 @@ export const emoncmsSink = defineSink({
       return { index, error: new BackhaulError('BH_SINK_REJECTED', detail) };
     }
 
+    /**
+     * A reading's node and numeric inputs; undefined for what is not sent (events, readings without numbers) and for
+     * a device without a usable node name, which is added to `refused`.
+     */
+    function target(
+      index: number,
+      m: Message,
+      refused: Array<{ index: number; error: BackhaulError }>,
+    ): { node: string; inputs: ReturnType<typeof emoncmsInputs> } | undefined {
+      if (m.kind !== 'reading') return undefined;
+      const inputs = emoncmsInputs(m);
+      if (Object.keys(inputs).length === 0) return undefined;
+      const node = nodeOf(m.device);
+      if (node === '') {
+        refused.push(rejected(index, `device ${JSON.stringify(m.device)} has no usable emoncms node name; map it in nodes`));
+        return undefined;
+      }
+      return { node, inputs };
+    }
+
     async function writePost(b: Target, batch: readonly Message[]): Promise<SinkWriteResult | void> {
       const refused: Array<{ index: number; error: BackhaulError }> = [];
       for (const [index, m] of batch.entries()) {
-        if (m.kind !== 'reading') continue;
-        const inputs = emoncmsInputs(m);
-        if (Object.keys(inputs).length === 0) continue;
-        const node = nodeOf(m.device);
-        if (node === '') {
-          refused.push(rejected(index, `device ${JSON.stringify(m.device)} has no usable emoncms node name; map it in nodes`));
-          continue;
-        }
+        const t = target(index, m, refused);
+        if (!t) continue;
+        const { node, inputs } = t;
         const v = await send(b, 'post', { node, fulljson: JSON.stringify(inputs), time: String(Math.floor(m.ts / 1000)) });
         if (!v.ok) refused.push(rejected(index, `emoncms refused node ${node}: ${bodySnippet(v.message)}`));
       }
@@ -160,14 +175,9 @@ export const emoncmsSink = defineSink({
       const sent: number[] = [];
       let ref: number | undefined;
       for (const [index, m] of batch.entries()) {
-        if (m.kind !== 'reading') continue;
-        const inputs = emoncmsInputs(m);
-        if (Object.keys(inputs).length === 0) continue;
-        const node = nodeOf(m.device);
-        if (node === '') {
-          refused.push(rejected(index, `device ${JSON.stringify(m.device)} has no usable emoncms node name; map it in nodes`));
-          continue;
-        }
+        const found = target(index, m, refused);
+        if (!found) continue;
+        const { node, inputs } = found;
         const t = Math.floor(m.ts / 1000);
         ref ??= t;
         // Positional values first (a missing one is "", which emoncms skips while keeping the positions), then the
