@@ -22,19 +22,39 @@ export interface DemoOptions {
   readonly dataDir: string;
   readonly devices: number;
   readonly intervalMs: number;
+  /** Password of the demo's own logins on its broker (a person's `demo`, the live sink's `backhaul`): random per run. */
+  readonly password: string;
 }
 
 export function demoConfig(o: DemoOptions): Record<string, unknown> {
   return {
     data: o.dataDir,
     inputs: {
-      devices: { type: 'broker', host: '0.0.0.0', port: o.port, decoder: 'json' },
+      // Anonymous access stays off, as in any config: the demo makes a login for the person trying it and one for
+      // its own MQTT sink.
+      devices: {
+        type: 'broker',
+        host: '0.0.0.0',
+        port: o.port,
+        decoder: 'json',
+        users: [
+          { username: 'demo', password: o.password, publish: ['devices/#'], subscribe: ['#'] },
+          { username: 'backhaul', password: `${o.password}-sink`, publish: ['backhaul/#'], subscribe: [] },
+        ],
+      },
       valves: { type: 'simulator', devices: o.devices, intervalMs: o.intervalMs, decoder: 'opentrv' },
     },
     sinks: {
       history: { type: 'sqlite' },
       jsonl: { type: 'file' },
-      live: { type: 'mqtt', url: `mqtt://127.0.0.1:${o.port}`, topic: 'backhaul/{device}/{measurement}', qos: 0 },
+      live: {
+        type: 'mqtt',
+        url: `mqtt://127.0.0.1:${o.port}`,
+        topic: 'backhaul/{device}/{measurement}',
+        qos: 0,
+        username: 'backhaul',
+        password: `${o.password}-sink`,
+      },
     },
     routes: [
       { name: 'keep-everything', to: ['history', 'jsonl'] },

@@ -13,7 +13,10 @@ import { importManifest } from '../devices/manifest.js';
 import { registryPath, SqliteDeviceStore, type DeviceFilter, type DevicePatch, type DeviceStore } from '../devices/registry.js';
 import { TopicScheme } from '../devices/topics.js';
 import { DEVICE_STATES, ID_KINDS, guessIdKind, normaliseId, type Device, type DeviceState } from '../devices/types.js';
-import { dataDirOf, humanDuration } from './status.js';
+import { configBasics, humanDuration } from './status.js';
+import { sendCommandTo } from '../runtime/control.js';
+import type { CommandRecord } from '../devices/registry.js';
+import type { JsonObject, JsonValue } from '../devices/types.js';
 
 export const DEVICES_HELP = `backhaul devices — the device registry (<data>/registry.sqlite)
 
@@ -34,6 +37,11 @@ Usage: backhaul devices COMMAND [options] (-c FILE | --data DIR) [--json]
       --format csv|jsonl     (default: from the file name or its first line)
   reset-credentials ID       a new password, printed once; the old one stops working
       --bootstrap            print none: the device's next bootstrap call receives the new one
+  command ID ORDER           have the running Backhaul publish an order (reboot, reinstall, ...) on the device's
+                             command topic; recorded in the audit log (reinstall also resets its credentials)
+      --param k=v            a parameter (repeatable; v is JSON when it parses, else text)
+      --wait 30s             wait for the device's acknowledgement and exit 1 if none comes
+  commands [ID]              recent orders and what became of them (sent, acknowledged, failed, expired)
   types                      the device types and their defaults
 
 IDs may be written in any common form (AA-BB-CC-DD-EE-FF, 0D49, ...). Docs: src/devices/README.md.`;
@@ -61,6 +69,9 @@ const OPTIONS = {
   bootstrap: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
   format: { type: 'string' },
+  param: { type: 'string', multiple: true },
+  wait: { type: 'string' },
+  limit: { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -229,6 +240,7 @@ interface Ctx {
   readonly v: Values;
   readonly args: readonly string[];
   readonly io: Out;
+  readonly dataDir: string;
 }
 
 function needId(args: readonly string[], cmd: string): string {
@@ -304,6 +316,12 @@ async function show(c: Ctx): Promise<number> {
     ['last status', d.lastStatus === undefined ? '-' : JSON.stringify(d.lastStatus)],
   ];
   c.io.out(table(rows));
+  const orders = await c.store.listCommands({ device: d.id, limit: 5 });
+  if (orders.length > 0) {
+    c.io.out('');
+    c.io.out('recent orders:');
+    c.io.out(table(orders.map((r) => ['  ' + commandRow(r)[0]!, ...commandRow(r).slice(2)])));
+  }
   if (audit.length > 0) {
     c.io.out('');
     c.io.out('recent changes:');
@@ -448,6 +466,73 @@ async function resetCredentials(c: Ctx): Promise<number> {
   return 0;
 }
 
+/** `--param k=v` → `{k: v}`; v is JSON when it parses (`3`, `true`, `{"a":1}`), else the text. */
+export function paramsFrom(list: readonly string[] | undefined): JsonObject {
+  const out: JsonObject = {};
+  for (const p of list ?? []) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new BackhaulError('BH_COMMAND_ORDER', `a parameter is written k=v, not ${JSON.stringify(p)}`, { path: '--param' });
+    const v = p.slice(eq + 1);
+    let value: JsonValue;
+    try {
+      value = JSON.parse(v) as JsonValue;
+    } catch {
+      value = v;
+    }
+    out[p.slice(0, eq)] = value;
+  }
+  return out;
+}
+
+function commandRow(r: CommandRecord): string[] {
+  return [iso(r.sentAt), r.device, r.order, r.status, r.doneAt !== undefined ? iso(r.doneAt) : '-', r.actor, r.id];
+}
+
+async function command(c: Ctx): Promise<number> {
+  const [raw, order, ...rest] = c.args;
+  if (raw === undefined || order === undefined || rest.length > 0) {
+    throw new UsageError('command takes a device id and an ORDER: backhaul devices command ID ORDER [--param k=v]');
+  }
+  const d = await lookup(c.store, raw, c.v.kind);
+  let waitMs: number | undefined;
+  try {
+    waitMs = c.v.wait !== undefined ? durationMs(c.v.wait) : undefined;
+  } catch {
+    throw new UsageError(`--wait takes a duration such as 30s or 2m, not ${JSON.stringify(c.v.wait)}`);
+  }
+  const sent = await sendCommandTo(c.dataDir, { device: d.id, order, params: paramsFrom(c.v.param), actor: actor() });
+  let last = sent;
+  if (waitMs !== undefined) {
+    const until = Date.now() + waitMs;
+    while (last.status === 'sent' && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      last = (await c.store.getCommand(sent.id)) ?? last;
+    }
+  }
+  if (c.v.json) c.io.out(json(last));
+  else {
+    c.io.out(`${order} sent to ${d.id} on ${sent.topic} (order ${sent.id})`);
+    if (waitMs === undefined) c.io.out('Its acknowledgement is recorded when the device reports back: backhaul devices commands ' + d.id);
+    else if (last.status === 'sent') c.io.out(`no acknowledgement within ${c.v.wait}`);
+    else c.io.out(`${last.status}${last.result !== undefined ? `: ${JSON.stringify(last.result)}` : ''}`);
+  }
+  if (waitMs !== undefined && last.status !== 'acknowledged') return 1;
+  return 0;
+}
+
+async function commandsCmd(c: Ctx): Promise<number> {
+  if (c.args.length > 1) throw new UsageError('commands takes at most one device id');
+  const raw = c.args[0];
+  const device = raw !== undefined ? (await lookup(c.store, raw, c.v.kind)).id : undefined;
+  const limit = c.v.limit !== undefined ? Number(c.v.limit) : 20;
+  if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit takes a whole number above 0');
+  const list = await c.store.listCommands({ ...(device !== undefined ? { device } : {}), limit });
+  if (c.v.json) c.io.out(json(list));
+  else if (list.length === 0) c.io.out('no orders yet');
+  else c.io.out(table([['SENT', 'DEVICE', 'ORDER', 'STATUS', 'SETTLED', 'BY', 'ID'], ...list.map(commandRow)]));
+  return 0;
+}
+
 function typesCmd(c: Pick<Ctx, 'types' | 'v' | 'io'>): number {
   const list = c.types.list();
   if (c.v.json) {
@@ -493,7 +578,6 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
     return values.help || cmd === 'help' ? 0 : 2;
   }
   const types = opts.types ?? new DeviceTypes();
-  const scheme = new TopicScheme(types);
   const commands: Record<string, (c: Ctx) => Promise<number>> = {
     list,
     show,
@@ -503,6 +587,8 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
     disable: (c) => enable(c, false),
     import: importCmd,
     'reset-credentials': resetCredentials,
+    command,
+    commands: commandsCmd,
   };
   if (cmd === 'types') return typesCmd({ types, v: values, io });
   const run = commands[cmd];
@@ -512,10 +598,12 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
   }
   let store: DeviceStore | undefined;
   try {
-    const dataDir = values.data !== undefined ? resolve(values.data) : values.config !== undefined ? configDataDir(values.config) : undefined;
+    const basics = values.config !== undefined ? configOf(values.config) : undefined;
+    const dataDir = values.data !== undefined ? resolve(values.data) : basics?.dataDir;
     if (dataDir === undefined) throw new UsageError('devices needs -c FILE (the config, for its data folder) or --data DIR');
+    const scheme = new TopicScheme(types, basics?.topics ?? {});
     store = SqliteDeviceStore.open(registryPath(dataDir), { types });
-    return await run({ store, types, scheme, v: values, args, io });
+    return await run({ store, types, scheme, v: values, args, io, dataDir });
   } catch (e) {
     if (e instanceof UsageError) {
       io.err(`BH_USAGE ${e.message}`);
@@ -528,9 +616,9 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
   }
 }
 
-function configDataDir(file: string): string {
+function configOf(file: string): ReturnType<typeof configBasics> {
   try {
-    return dataDirOf(file);
+    return configBasics(file);
   } catch (e) {
     throw new BackhaulError('BH_CONFIG_READ', `cannot read config file ${resolve(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

@@ -82,7 +82,8 @@ export function renderErrors(): string {
     [/^BH_(DECODE|OPENTRV|SENML)/, 'Decoding frames'],
     [/^BH_HTTP/, 'HTTP ingest'],
     [/^BH_(SINK|OUTBOX)/, 'Delivery'],
-    [/^BH_(DEVICE|MANIFEST|REGISTRY)/, 'Devices and the registry'],
+    [/^BH_(DEVICE|MANIFEST|REGISTRY|COMMAND)/, 'Devices, the registry and orders'],
+    [/^BH_(API|BOOTSTRAP)/, 'HTTP API and device bootstrap'],
   ];
   for (const [code, text] of Object.entries(ERROR_CATALOG)) {
     const g = groups.find(([re]) => re.test(code))?.[1] ?? 'Other';

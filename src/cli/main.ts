@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { Hub } from '../runtime/hub.js';
 import { builtinRegistry } from '../runtime/registry.js';
 import { demoConfig, pickPort } from './demo.js';
+import { generatePassword } from '../devices/credentials.js';
 import { summarize } from './summary.js';
 import { dataDirOf, formatStatus } from './status.js';
 import { ControlServer, fetchStatus } from '../runtime/control.js';
@@ -68,15 +69,19 @@ function load(file: string | undefined): LoadedConfig | undefined {
 async function run(cfg: LoadedConfig, logger: Logger, opts: { discardOrphanOutboxes?: boolean } = {}, onStarted?: (hub: Hub) => void): Promise<void> {
   const hub = new Hub({ config: cfg, logger, discardOrphanOutboxes: opts.discardOrphanOutboxes ?? false });
   const startedAt = Date.now();
-  const control = new ControlServer(cfg.dataDir, () => ({
-    pid: process.pid,
-    version: version(),
-    startedAt,
-    now: Date.now(),
-    dataDir: cfg.dataDir,
-    inputs: hub.inputStatus(),
-    sinks: hub.sinkStatus(),
-  }));
+  const control = new ControlServer(
+    cfg.dataDir,
+    () => ({
+      pid: process.pid,
+      version: version(),
+      startedAt,
+      now: Date.now(),
+      dataDir: cfg.dataDir,
+      inputs: hub.inputStatus(),
+      sinks: hub.sinkStatus(),
+    }),
+    (req) => hub.sendCommand(req),
+  );
   for (const w of cfg.warnings) logger.warn(w);
   try {
     // The control socket first: it refuses to start a second instance on the same data folder.
@@ -211,9 +216,10 @@ async function main(argv: string[]): Promise<void> {
       }
       const chosen = port >= 0 ? port : await pickPort(1883);
       const dataDir = resolve(values.data ?? 'data');
+      const password = generatePassword();
       let cfg: LoadedConfig;
       try {
-        cfg = buildConfig(demoConfig({ port: chosen, dataDir, devices, intervalMs }), { source: 'demo', dir: process.cwd() }, { registry: builtinRegistry() });
+        cfg = buildConfig(demoConfig({ port: chosen, dataDir, devices, intervalMs, password }), { source: 'demo', dir: process.cwd() }, { registry: builtinRegistry() });
       } catch (e) {
         printConfigError(e);
         process.exitCode = 1;
@@ -226,8 +232,9 @@ async function main(argv: string[]): Promise<void> {
           [
             '',
             `Backhaul demo is running: ${devices} simulated valves, an MQTT broker on port ${chosen}${taken}.`,
-            `  watch the readings:   mosquitto_sub -h 127.0.0.1 -p ${chosen} -t 'backhaul/#' -v`,
-            `  devices may publish:  mosquitto_pub -h 127.0.0.1 -p ${chosen} -t devices/kitchen -m '{"device":"kitchen","temperature":21.5}'`,
+            `  watch the readings:   mosquitto_sub -h 127.0.0.1 -p ${chosen} -u demo -P ${password} -t 'backhaul/#' -v`,
+            `  publish one:          mosquitto_pub -h 127.0.0.1 -p ${chosen} -u demo -P ${password} -t devices/kitchen -m '{"device":"kitchen","temperature":21.5}'`,
+            '  (the demo login is made afresh each run; anonymous clients are refused)',
             `  history (SQLite):     ${resolve(dataDir, 'history.sqlite')}`,
             `  every reading (JSON): ${resolve(dataDir, 'readings.jsonl')}`,
             '  Ctrl-C stops it.',

@@ -6,10 +6,27 @@ import type { StatusReport } from '../runtime/control.js';
 
 /** The data folder a config file names, without validating the rest (status needs no secrets). */
 export function dataDirOf(configFile: string): string {
+  return configBasics(configFile).dataDir;
+}
+
+/**
+ * The data folder and the device topic scheme's options of a config file, read leniently (no validation): enough
+ * for commands that work on the data while Backhaul runs.
+ */
+export function configBasics(configFile: string): { dataDir: string; topics: { prefix?: string; homeSite?: string } } {
   const abs = resolve(configFile);
-  const raw = parseJsonc(readFileSync(abs, 'utf8'), [], { allowTrailingComma: true }) as { data?: unknown } | undefined;
+  const raw = parseJsonc(readFileSync(abs, 'utf8'), [], { allowTrailingComma: true }) as
+    | { data?: unknown; devices?: { topics?: { prefix?: unknown; homeSite?: unknown } } }
+    | undefined;
   const data = typeof raw?.data === 'string' ? raw.data : './data';
-  return resolve(dirname(abs), data);
+  const t = raw?.devices?.topics;
+  return {
+    dataDir: resolve(dirname(abs), data),
+    topics: {
+      ...(typeof t?.prefix === 'string' ? { prefix: t.prefix } : {}),
+      ...(typeof t?.homeSite === 'string' ? { homeSite: t.homeSite } : {}),
+    },
+  };
 }
 
 export function humanBytes(n: number): string {

@@ -49,11 +49,30 @@ export interface InputContext extends DriverContext {
    */
   emitStrict(frame: Frame): Promise<number>;
   /**
-   * Check a device's login against the registry. True only for a known, enabled, not BLOCKED device whose password
-   * matches; inputs that take logins (the embedded broker) refuse the others. The username of a login that passed is
-   * the frame's `identity.username`, which is what makes its readings `authenticated`.
+   * Check a device's login against the registry: the device's principal only for a known, enabled, not BLOCKED
+   * device whose password matches; inputs that take logins (the embedded broker) refuse the others. The username of
+   * a login that passed is the frame's `identity.username`, which is what makes its readings `authenticated`.
    */
-  authenticate(username: string, password: string): Promise<boolean>;
+  authenticate(username: string, password: string): Promise<Principal | undefined>;
+}
+
+/** A verified login and what it may do on a broker (the device's topic ACL, or a service account's filters). */
+export interface Principal {
+  readonly username: string;
+  /** The device this login proves; absent for Backhaul's own service accounts. */
+  readonly device?: string;
+  mayPublish(topic: string): boolean;
+  maySubscribe(filter: string): boolean;
+}
+
+/** What an input that is a broker offers the hub: carrying orders to devices, and dropping a device's session. */
+export interface BrokerPort {
+  /** Publish as the broker itself (no client, no ACL); resolves once handed to the subscribers. */
+  publish(topic: string, payload: Uint8Array, opts: { readonly qos: 0 | 1; readonly retain?: boolean }): Promise<void>;
+  /** Close every connection logged in as `username` (a device whose password was reset); returns how many. */
+  disconnect(username: string): number;
+  /** The port it listens on and the host devices should use (undefined: the host they reached Backhaul by). */
+  address(): { readonly host?: string; readonly port: number };
 }
 
 export interface Input {
@@ -61,6 +80,8 @@ export interface Input {
   stop(): Promise<void>;
   /** What a person needs to reach it once started (`{ url: "mqtt://127.0.0.1:1883" }`); logged and shown by the demo. */
   info?(): Readonly<Record<string, string | number>>;
+  /** Present on inputs devices connect to as a broker (the embedded broker). */
+  readonly broker?: BrokerPort;
 }
 
 export interface InputDefinition<S extends TSchema = TSchema> {

@@ -18,7 +18,7 @@ export const ERROR_CATALOG = {
   BH_INPUT_FAILED: 'An input could not start or failed while running.',
   BH_SINK_OPEN: 'A sink could not open its connection or file.',
   BH_DATA_IN_USE: 'Another Backhaul instance is running with the same data folder; two would deliver every outbox twice.',
-  BH_NOT_RUNNING: '`backhaul status` found no running instance for that config\'s data folder.',
+  BH_NOT_RUNNING: '`backhaul status` or `backhaul devices command` found no running instance for that config\'s data folder.',
   BH_USAGE: 'The command line is wrong (unknown command or option).',
   // decoding (counted per input and code in backhaul_decode_errors_total)
   BH_DECODE_SYNTAX: 'A frame is not valid JSON or CBOR.',
@@ -48,9 +48,21 @@ export const ERROR_CATALOG = {
   BH_DEVICE_NOT_FOUND: 'No device with that id is in the registry.',
   BH_DEVICE_EXISTS: 'A device with that id (or a login with that username) already exists.',
   BH_DEVICE_READ_ONLY: 'The device is declared in the config file; change it there, not through the CLI, API or a manifest.',
+  BH_COMMAND_ORDER: 'An order is not a word of letters, digits, `_ . -` (at most 64), or its parameters are too large or not `k=v`.',
+  BH_COMMAND_REFUSED: 'An order cannot go to that device: it is disabled, BLOCKED, or has no location and so no command topic.',
+  BH_COMMAND_NO_BROKER: 'Orders travel through the embedded broker, and the running config has no `broker` input.',
+  BH_COMMAND_FAILED: 'An order was recorded but could not be published (the broker is stopping); it is marked failed.',
   BH_MANIFEST_FORMAT: 'A device manifest (CSV or JSON lines) cannot be read: unknown column, unclosed quote, a line that is not a JSON object.',
   BH_MANIFEST_DUPLICATE: 'A device manifest lists the same device twice; the later row is refused.',
   BH_REGISTRY_OPEN: 'The device registry file could not be opened (permissions, not a SQLite file, written by a newer Backhaul).',
+  // device bootstrap over HTTP
+  BH_API_REQUEST: 'An API request is malformed: a query parameter, header or body field is missing or has the wrong form (the path names it, e.g. `querystring.mac`).',
+  BH_API_NOT_FOUND: 'No API route answers that method and path.',
+  BH_API_INTERNAL: 'An API request failed inside Backhaul (the log says why); retry later.',
+  BH_BOOTSTRAP_REFUSED: 'A device asked for its credentials but is disabled or BLOCKED, or is declared in the config file without a login; an operator must enable, unblock or configure it.',
+  BH_BOOTSTRAP_UNPLACED: 'A device asked for its credentials but has no topics yet (its location lacks a building or room); no password was issued, the next call after an operator places it gets one.',
+  BH_BOOTSTRAP_NO_BROKER: 'A device asked for its credentials but no MQTT broker is available to devices; nothing was issued, retry later.',
+  BH_BOOTSTRAP_AUTH: 'A device\'s config request lacks HTTP Basic credentials, or they are wrong, or the device is disabled, BLOCKED or has no password yet.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -1,16 +1,20 @@
 // The device gate: every Reading passes it between the decoder and the router. It knows every device from an
 // in-memory view of the registry (the hot path does no I/O), applies the unknown-device policy, drops readings of
 // disabled and BLOCKED devices, marks readings `authenticated` when the transport identity proves the device, makes
-// device ids canonical, and records last-seen times in batches.
+// device ids canonical, and records last-seen times in batches. It also answers for devices at the broker: a login
+// becomes a Principal whose topic ACL reads the same view (so disabling or moving a device applies to connections
+// already open, from the next refresh), and a device's status message on `<base>/device` is kept as its last status.
 import type { Clock, ClockTimer } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import type { Principal } from '../core/driver.js';
 import type { Frame, HubEvent, Reading } from '../core/types.js';
 import { verifyPassword } from './credentials.js';
 import type { DeviceStore } from './registry.js';
 import { effectiveThresholds } from './device-types.js';
 import { LivenessMonitor } from './liveness.js';
-import { guessIdKind, isIdKind, normaliseId, type Device, type DeviceState, type IdKind, type Thresholds } from './types.js';
+import { mayPublish, maySubscribe, STATUS_LEVEL, type TopicScheme } from './topics.js';
+import { guessIdKind, isIdKind, normaliseId, type Device, type DeviceState, type IdKind, type JsonValue, type Thresholds } from './types.js';
 
 export type UnknownPolicy = 'register' | 'quarantine' | 'drop';
 
@@ -22,10 +26,20 @@ interface Known {
   readonly thresholds: Thresholds;
   /** The type's topic name, to name the device in messages (`valve 819c`). */
   readonly kindName: string;
+  /** Undefined while the device has no location complete enough for topics. */
+  readonly baseTopic: string | undefined;
+}
+
+/** A status message a device sent on its status topic, parsed. */
+export interface DeviceStatus {
+  readonly device: string;
+  readonly at: number;
+  readonly status: JsonValue;
 }
 
 export interface DeviceGateOptions {
   readonly store: DeviceStore;
+  readonly scheme: TopicScheme;
   readonly policy: UnknownPolicy;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -36,6 +50,8 @@ export interface DeviceGateOptions {
   readonly refreshMs?: number;
   /** How often last-seen times are written. */
   readonly touchMs?: number;
+  /** Each status message of a logged-in device (after it is recorded), for command acknowledgements. */
+  readonly onStatus?: (s: DeviceStatus) => void;
 }
 
 /** The id kind a reading's device id has: OpenTRV node ids from the OpenTRV decoder, else guessed from its form. */
@@ -46,7 +62,10 @@ function kindFor(r: Reading): IdKind {
 
 export class DeviceGate {
   private known = new Map<string, Known>();
+  /** Login → device id. */
+  private logins = new Map<string, string>();
   private readonly seen = new Map<string, number>();
+  private readonly statuses = new Map<string, { at: number; status: JsonValue }>();
   private readonly announced = new Set<string>();
   private timer: ClockTimer | undefined;
   private lastRefresh = 0;
@@ -95,18 +114,23 @@ export class DeviceGate {
     const devices = await this.o.store.list();
     const types = this.o.store.types;
     const next = new Map<string, Known>();
+    const logins = new Map<string, string>();
     for (const d of devices) {
+      const username = d.credentials?.hash !== undefined ? d.credentials.username : undefined;
       next.set(d.id, {
         enabled: d.enabled,
         state: d.state,
-        username: d.credentials?.username,
+        username,
         thresholds: effectiveThresholds(d, types),
         kindName: types.get(d.type)?.topicName ?? 'device',
+        baseTopic: this.o.scheme.baseTopic(d),
       });
+      if (username !== undefined) logins.set(username, d.id);
     }
     // Devices registered by this gate but not written yet stay known.
     for (const [id, k] of this.known) if (!next.has(id) && this.announced.has(id)) next.set(id, k);
     this.known = next;
+    this.logins = logins;
     this.lastRefresh = this.o.clock.now();
     this.liveness?.refresh(); // thresholds may have changed
     return devices;
@@ -129,9 +153,9 @@ export class DeviceGate {
       const policy = this.o.policy;
       this.o.metrics.devicesUnknown.inc({ policy });
       if (!this.announced.has(id)) {
-      if (this.announced.size >= 100_000) this.announced.clear(); // a flood of made-up ids must not grow memory
-      this.announceUnknown(id, kind, r, policy);
-    }
+        if (this.announced.size >= 100_000) this.announced.clear(); // a flood of made-up ids must not grow memory
+        this.announceUnknown(id, kind, r, policy);
+      }
       if (policy === 'drop') return this.drop(r, 'unknown');
       k = this.known.get(id)!;
     }
@@ -145,12 +169,61 @@ export class DeviceGate {
     return out;
   }
 
-  /** A device login: known by its username, enabled, not BLOCKED, and the password matches its scrypt hash. */
-  async verify(username: string, password: string): Promise<boolean> {
+  /**
+   * A device login: known by its username, enabled, not BLOCKED, and the password matches its scrypt hash. The
+   * principal's ACL reads the gate's view on every check, so a device disabled, blocked, moved or whose password was
+   * reset loses its rights at the next refresh, even on a connection already open.
+   */
+  async verify(username: string, password: string): Promise<Principal | undefined> {
     const d = await this.o.store.getByUsername(username);
     const hash = d?.credentials?.hash;
-    if (!d || !d.enabled || d.state === 'BLOCKED' || !hash) return false;
-    return verifyPassword(password, hash);
+    if (!d || !d.enabled || d.state === 'BLOCKED' || !hash) return undefined;
+    if (!(await verifyPassword(password, hash))) return undefined;
+    const id = d.id;
+    const subject = () => {
+      const k = this.known.get(id);
+      // A device added since the last refresh is judged by what the login just read.
+      if (!k) return { enabled: d.enabled, state: d.state, baseTopic: this.o.scheme.baseTopic(d), username };
+      return k;
+    };
+    const current = () => {
+      const k = subject();
+      return k.username === username ? k : { ...k, enabled: false };
+    };
+    return {
+      username,
+      device: id,
+      mayPublish: (topic) => mayPublish(current(), topic),
+      maySubscribe: (filter) => maySubscribe(current(), filter),
+    };
+  }
+
+  /**
+   * When `frame` is a logged-in device's message on its own status topic: record it as the device's last status
+   * (kept as sent, when it is JSON), count it as a sign of life, and return true, so the hub does not decode it as
+   * readings. False for every other frame.
+   */
+  status(frame: Frame): boolean {
+    const username = frame.identity?.username;
+    if (username === undefined || frame.topic === undefined) return false;
+    const id = this.logins.get(username);
+    const k = id === undefined ? undefined : this.known.get(id);
+    if (id === undefined || !k || k.baseTopic === undefined || frame.topic !== `${k.baseTopic}/${STATUS_LEVEL}`) return false;
+    if (!k.enabled || k.state === 'BLOCKED') return true;
+    let status: JsonValue;
+    const text = typeof frame.payload === 'string' ? frame.payload : new TextDecoder().decode(frame.payload);
+    try {
+      status = JSON.parse(text) as JsonValue;
+    } catch {
+      status = text; // not JSON: kept as the text it is
+    }
+    const at = frame.receivedAt;
+    const prev = this.statuses.get(id);
+    if (!prev || at >= prev.at) this.statuses.set(id, { at, status });
+    this.seen.set(id, Math.max(this.seen.get(id) ?? 0, at));
+    this.liveness?.observe({ device: id }, at);
+    this.o.onStatus?.({ device: id, at, status });
+    return true;
   }
 
   private drop(r: Reading, reason: string): undefined {
@@ -170,6 +243,7 @@ export class DeviceGate {
         username: undefined,
         thresholds: type?.defaults ?? {},
         kindName: type?.topicName ?? 'device',
+        baseTopic: undefined,
       });
       const input = {
         id,
@@ -195,8 +269,10 @@ export class DeviceGate {
   }
 
   private async flushTouches(): Promise<void> {
-    if (this.seen.size === 0) return;
-    const items = [...this.seen].map(([id, at]) => ({ id, at }));
+    if (this.seen.size === 0 && this.statuses.size === 0) return;
+    // Statuses first: the store keeps a status only when it is not older than the last-seen time already written.
+    const items = [...[...this.statuses].map(([id, s]) => ({ id, at: s.at, status: s.status })), ...[...this.seen].map(([id, at]) => ({ id, at }))];
+    this.statuses.clear();
     this.seen.clear();
     await this.writes;
     await this.o.store.touchMany(items);

@@ -152,7 +152,7 @@ export class LivenessMonitor {
    * reading's own timestamp, so a device with a wrong clock or a replayed backlog does not fool it), raises
    * device.online after device.offline, re-arms its silence deadline, and checks its battery.
    */
-  observe(reading: Reading, at: number = this.o.clock.now()): void {
+  observe(reading: Pick<Reading, 'device'> & Partial<Pick<Reading, 'values' | 'units'>>, at: number = this.o.clock.now()): void {
     const e = this.entries.get(reading.device) ?? this.add(reading.device);
     if (!e) return;
     const t = this.o.thresholdsOf(e.id);
@@ -291,8 +291,8 @@ export class LivenessMonitor {
     }
   }
 
-  private battery(e: Entry, r: Reading, floor: number | undefined, at: number): HubEvent | undefined {
-    const raw: Value | undefined = r.values[this.measurement];
+  private battery(e: Entry, r: Partial<Pick<Reading, 'values' | 'units'>>, floor: number | undefined, at: number): HubEvent | undefined {
+    const raw: Value | undefined = r.values?.[this.measurement];
     if (raw === undefined) return undefined;
     const unit = r.units?.[this.measurement];
     if (typeof raw !== 'number' || !Number.isFinite(raw) || (unit !== undefined && unit !== 'V')) {

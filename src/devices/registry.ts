@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../core/clock.js';
 import { BackhaulError } from '../core/errors.js';
+import { whereClause } from '../core/sql.js';
 import type { DeviceTypes } from './device-types.js';
 import {
   checkDescription,
@@ -130,6 +131,40 @@ export interface AuditQuery {
   readonly limit?: number;
 }
 
+/** What becomes of an order: sent, then acknowledged or failed by the device, or expired without an answer. */
+export const COMMAND_STATUSES = ['sent', 'acknowledged', 'failed', 'expired'] as const;
+export type CommandStatus = (typeof COMMAND_STATUSES)[number];
+
+export interface CommandInput {
+  /** Unique; carried in the published order so the device's acknowledgement can name it. */
+  readonly id: string;
+  readonly device: string;
+  readonly order: string;
+  readonly params: JsonObject;
+  /** Who sent it: `cli:alice`, `api:bob`, `route:<name>`. */
+  readonly actor: string;
+  /** The command topic it was published on, and its `dest`. */
+  readonly topic: string;
+  readonly dest: string;
+  /** Default: the store's clock. */
+  readonly at?: number;
+}
+
+export interface CommandRecord extends Omit<CommandInput, 'at'> {
+  readonly sentAt: number;
+  readonly status: CommandStatus;
+  /** When it was acknowledged, failed or expired. */
+  readonly doneAt?: number;
+  /** What the device answered (its status message), or why it expired. */
+  readonly result?: JsonValue;
+}
+
+export interface CommandQuery {
+  readonly device?: string;
+  readonly status?: CommandStatus;
+  readonly limit?: number;
+}
+
 /** A device the config file declares, with optional credentials from a secret (hashed by the caller). */
 export interface ConfigDeviceInput extends DeviceInput {
   readonly credentials?: { readonly username: string; readonly hash: string };
@@ -188,6 +223,17 @@ export interface DeviceStore {
   appendAuditMany(entries: readonly AuditInput[]): Promise<number>;
   /** Newest first. */
   listAudit(q?: AuditQuery): Promise<AuditEntry[]>;
+  /** Record an order as sent. BH_DEVICE_EXISTS when its id is taken. */
+  recordCommand(c: CommandInput): Promise<CommandRecord>;
+  /**
+   * Close a sent order: acknowledged, failed or expired, with what the device answered. Only a `sent` order changes
+   * (an acknowledgement arriving twice, or after expiry, changes nothing); returns the record as it now is, undefined
+   * when there is no such order.
+   */
+  settleCommand(id: string, status: Exclude<CommandStatus, 'sent'>, result?: JsonValue, at?: number): Promise<CommandRecord | undefined>;
+  getCommand(id: string): Promise<CommandRecord | undefined>;
+  /** Newest first. */
+  listCommands(q?: CommandQuery): Promise<CommandRecord[]>;
   close(): Promise<void>;
 }
 
@@ -332,7 +378,52 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_device_at ON audit (device, at);
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TABLE IF NOT EXISTS commands (
+  id        TEXT PRIMARY KEY,
+  device    TEXT    NOT NULL,
+  name      TEXT    NOT NULL,
+  params    TEXT    NOT NULL DEFAULT '{}',
+  actor     TEXT    NOT NULL,
+  topic     TEXT    NOT NULL,
+  dest      TEXT    NOT NULL,
+  sent_at   INTEGER NOT NULL,
+  status    TEXT    NOT NULL DEFAULT 'sent',
+  done_at   INTEGER,
+  result    TEXT
+);
+CREATE INDEX IF NOT EXISTS commands_device_sent ON commands (device, sent_at);
+CREATE INDEX IF NOT EXISTS commands_sent ON commands (sent_at);
 `;
+
+interface CommandRow {
+  id: string;
+  device: string;
+  name: string;
+  params: string;
+  actor: string;
+  topic: string;
+  dest: string;
+  sent_at: number;
+  status: string;
+  done_at: number | null;
+  result: string | null;
+}
+
+function toCommand(r: CommandRow): CommandRecord {
+  return {
+    id: r.id,
+    device: r.device,
+    order: r.name,
+    params: parseJson<JsonObject>(r.params, {}),
+    actor: r.actor,
+    topic: r.topic,
+    dest: r.dest,
+    sentAt: r.sent_at,
+    status: (COMMAND_STATUSES as readonly string[]).includes(r.status) ? (r.status as CommandStatus) : 'sent',
+    ...(r.done_at !== null ? { doneAt: r.done_at } : {}),
+    ...(r.result !== null ? { result: parseJson<JsonValue>(r.result, null) } : {}),
+  };
+}
 
 interface DeviceRow {
   id: string;
@@ -827,21 +918,11 @@ export class SqliteDeviceStore implements DeviceStore {
   }
 
   private listAuditSync(q: AuditQuery): AuditEntry[] {
-    const clauses: string[] = [];
-    const params: Params = {};
-    if (q.device !== undefined) {
-      clauses.push('device = @device');
-      params['device'] = q.device;
-    }
-    if (q.action !== undefined) {
-      clauses.push('action = @action');
-      params['action'] = q.action;
-    }
-    if (q.since !== undefined) {
-      clauses.push('at >= @since');
-      params['since'] = q.since;
-    }
-    const where = clauses.length > 0 ? ` WHERE ${clauses.join(' AND ')}` : '';
+    const { sql: where, params } = whereClause([
+      ['device = @device', 'device', q.device],
+      ['action = @action', 'action', q.action],
+      ['at >= @since', 'since', q.since],
+    ]);
     params['limit'] = q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit));
     const rows = this.stmt(`SELECT * FROM audit${where} ORDER BY seq DESC LIMIT @limit`).all(params) as AuditRow[];
     return rows.map((r) => ({
@@ -853,6 +934,63 @@ export class SqliteDeviceStore implements DeviceStore {
         ...(r.detail !== null ? { detail: parseJson<JsonObject>(r.detail, {}) } : {}),
         ...(r.result !== null ? { result: r.result } : {}),
       }));
+  }
+
+  recordCommand(c: CommandInput): Promise<CommandRecord> {
+    return this.read(() => {
+      const at = c.at ?? this.clock.now();
+      try {
+        this.stmt('INSERT INTO commands (id, device, name, params, actor, topic, dest, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+          c.id,
+          c.device,
+          c.order,
+          JSON.stringify(c.params),
+          c.actor,
+          c.topic,
+          c.dest,
+          at,
+        );
+      } catch (e) {
+        if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+          throw new BackhaulError('BH_DEVICE_EXISTS', `an order with id ${shown(c.id)} exists already`, { path: 'id' });
+        }
+        throw e;
+      }
+      return this.commandSync(c.id)!;
+    });
+  }
+
+  settleCommand(id: string, status: Exclude<CommandStatus, 'sent'>, result?: JsonValue, at?: number): Promise<CommandRecord | undefined> {
+    return this.read(() => {
+      this.stmt("UPDATE commands SET status = ?, done_at = ?, result = ? WHERE id = ? AND status = 'sent'").run(
+        status,
+        at ?? this.clock.now(),
+        result === undefined ? null : JSON.stringify(result),
+        id,
+      );
+      return this.commandSync(id);
+    });
+  }
+
+  getCommand(id: string): Promise<CommandRecord | undefined> {
+    return this.read(() => this.commandSync(id));
+  }
+
+  private commandSync(id: string): CommandRecord | undefined {
+    const r = this.stmt('SELECT * FROM commands WHERE id = ?').get(id) as CommandRow | undefined;
+    return r ? toCommand(r) : undefined;
+  }
+
+  listCommands(q: CommandQuery = {}): Promise<CommandRecord[]> {
+    return this.read(() => {
+      const { sql: where, params } = whereClause([
+        ['device = @device', 'device', q.device],
+        ['status = @status', 'status', q.status],
+      ]);
+      params['limit'] = q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit));
+      const rows = this.stmt(`SELECT * FROM commands${where} ORDER BY sent_at DESC, rowid DESC LIMIT @limit`).all(params) as CommandRow[];
+      return rows.map(toCommand);
+    });
   }
 
   close(): Promise<void> {

@@ -13,13 +13,14 @@ export function reachableHost(host: string): string {
 }
 
 /** Maps a listen() failure to the coded error a person can act on. */
-export function listenError(err: unknown, host: string, port: number, inputId: string): BackhaulError {
+/** A listener's bind failure as a coded error at the config path of its port (`inputs.<id>.port`, `api.port`). */
+export function listenError(err: unknown, host: string, port: number, inputId: string, portPath = `inputs.${inputId}.port`): BackhaulError {
   const code = (err as { code?: unknown } | null)?.code;
-  const path = `inputs.${inputId}.port`;
+  const path = portPath;
   if (code === 'EADDRINUSE') {
     return new BackhaulError(
       'BH_PORT_IN_USE',
-      `port ${port} on ${host} is already in use; set inputs.${inputId}.port to a free port (or 0 for any)`,
+      `port ${port} on ${host} is already in use; set ${path} to a free port (or 0 for any)`,
       { path, cause: err },
     );
   }

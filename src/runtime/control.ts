@@ -1,13 +1,16 @@
 // The local control endpoint: HTTP over a Unix socket beside the data (mode 0600), so `backhaul status` can ask a
-// running instance without any network port. It also stops two instances from sharing one data folder, which would
-// deliver every outbox twice.
+// running instance without any network port, and `backhaul devices command` can have it send an order through its
+// broker. It also stops two instances from sharing one data folder, which would deliver every outbox twice.
+// Only the user who runs Backhaul (and root) can open the socket; that is the whole of its access control.
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BackhaulError } from '../core/errors.js';
+import { BackhaulError, isBackhaulError, type ErrorCode } from '../core/errors.js';
+import type { SendCommand } from '../devices/commands.js';
+import type { CommandRecord } from '../devices/registry.js';
 import type { InputStatus } from './hub.js';
 import type { SinkStatus } from '../outbox/runner.js';
 
@@ -45,6 +48,7 @@ export class ControlServer {
   constructor(
     private readonly dataDir: string,
     private readonly report: () => StatusReport,
+    private readonly command?: (req: SendCommand) => Promise<CommandRecord>,
   ) {}
 
   get path(): string {
@@ -62,9 +66,23 @@ export class ControlServer {
       unlinkSync(path); // left by a crash
     }
     const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
       if (req.method === 'GET' && req.url === '/status') {
-        res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify(this.report()));
+        return;
+      }
+      if (req.method === 'POST' && req.url === '/command' && this.command) {
+        const send = this.command;
+        readBody(req)
+          .then((body) => send(JSON.parse(body) as SendCommand))
+          .then(
+            (record) => res.end(JSON.stringify(record)),
+            (e: unknown) => {
+              res.statusCode = 400;
+              const error = isBackhaulError(e) ? { code: e.code, message: e.detail, ...(e.path ? { path: e.path } : {}) } : { message: e instanceof Error ? e.message : String(e) };
+              res.end(JSON.stringify({ error }));
+            },
+          );
         return;
       }
       res.statusCode = 404;
@@ -88,6 +106,51 @@ export class ControlServer {
     await new Promise<void>((resolve) => s.close(() => resolve()));
     if (existsSync(this.path)) unlinkSync(this.path);
   }
+}
+
+function readBody(req: import('node:http').IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      body += c;
+      if (body.length > 1 << 20) req.destroy(new Error('request too large'));
+    });
+    req.on('end', () => resolve(body));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Have the running instance send an order. Rejects with the instance's BackhaulError (its code, message and path),
+ * or BH_NOT_RUNNING when none answers.
+ */
+export function sendCommandTo(dataDir: string, req: SendCommand, timeoutMs = 15_000): Promise<CommandRecord> {
+  const socketPath = controlSocketPath(dataDir);
+  const notRunning = () =>
+    new BackhaulError('BH_NOT_RUNNING', `no Backhaul is running with the data folder ${dataDir}; orders are sent by the running instance's broker`);
+  if (!existsSync(socketPath)) return Promise.reject(notRunning());
+  return new Promise((resolve, reject) => {
+    const r = request({ socketPath, path: '/command', method: 'POST', timeout: timeoutMs, headers: { 'content-type': 'application/json' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          const v = JSON.parse(body) as CommandRecord | { error: { code?: ErrorCode; message: string; path?: string } };
+          if ('error' in v) {
+            const e = v.error;
+            reject(e.code ? new BackhaulError(e.code, e.message, e.path ? { path: e.path } : {}) : new Error(e.message));
+          } else resolve(v);
+        } catch (e) {
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      });
+    });
+    r.on('timeout', () => r.destroy(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`)));
+    r.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' ? reject(notRunning()) : reject(e)));
+    r.end(JSON.stringify(req));
+  });
 }
 
 /** Ask a running instance for its status; undefined when none answers. */

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { LoadedConfig } from '../core/config/load.js';
-import type { Decode, DriverContext, Input, Stage } from '../core/driver.js';
+import type { BrokerPort, Decode, DriverContext, Input, Stage } from '../core/driver.js';
 import type { Logger } from '../core/logger.js';
 import { Metrics } from '../core/metrics.js';
 import { LogThrottle } from '../core/throttle.js';
@@ -17,8 +17,13 @@ import { MemoryOutbox } from '../outbox/memory.js';
 import type { Outbox } from '../outbox/outbox.js';
 import { SqliteOutbox } from '../outbox/sqlite.js';
 import { DeviceTypes } from '../devices/device-types.js';
+import { CommandCenter, type SendCommand } from '../devices/commands.js';
+import { syncDeclared } from '../devices/declared.js';
 import { DeviceGate } from '../devices/gate.js';
-import { registryPath, SqliteDeviceStore } from '../devices/registry.js';
+import { registryPath, SqliteDeviceStore, type CommandRecord } from '../devices/registry.js';
+import { TopicScheme } from '../devices/topics.js';
+import { ApiServer, type ApiPlugin } from '../api/server.js';
+import { bootstrapRoutes } from '../api/bootstrap.js';
 import { SinkRunner, type SinkStatus } from '../outbox/runner.js';
 import { Router, type RouteRuntime } from '../pipeline/router.js';
 
@@ -51,6 +56,8 @@ export class Hub {
   private router: Router | undefined;
   private store: SqliteDeviceStore | undefined;
   private gate: DeviceGate | undefined;
+  private commands: CommandCenter | undefined;
+  private api: ApiServer | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly decodeLog: LogThrottle;
   private started = false;
@@ -115,19 +122,44 @@ export class Hub {
       }
       this.router = new Router(routes, this.metrics);
 
-      this.store = SqliteDeviceStore.open(registryPath(this.config.dataDir), { types: new DeviceTypes(), clock: this.clock });
+      const types = new DeviceTypes();
+      const scheme = new TopicScheme(types, this.config.devices.topics);
+      this.store = SqliteDeviceStore.open(registryPath(this.config.dataDir), { types, clock: this.clock });
+      const devLog = this.logger.child({ part: 'devices' });
+      const synced = await syncDeclared(this.store, this.config.devices.declared);
+      if (synced.created.length + synced.updated.length + synced.removed.length + synced.adopted.length > 0) {
+        devLog.info(
+          { created: synced.created.length, updated: synced.updated.length, removed: synced.removed, adopted: synced.adopted },
+          'devices declared in the config applied to the registry',
+        );
+      }
+      const routeEvent = (e: Message) => {
+        this.publish(e).catch((err: unknown) => this.logger.error({ err }, 'routing an event failed'));
+      };
       this.gate = new DeviceGate({
         store: this.store,
+        scheme,
         policy: this.config.devices.unknown,
         refreshMs: this.config.devices.refreshMs,
-        logger: this.logger.child({ part: 'devices' }),
+        logger: devLog,
         metrics: this.metrics,
         clock: this.clock,
-        publish: (e) => {
-          this.publish(e).catch((err: unknown) => this.logger.error({ err }, 'routing an event failed'));
+        publish: routeEvent,
+        onStatus: (st) => {
+          this.commands?.onStatus(st).catch((err: unknown) => devLog.warn({ err, device: st.device }, 'matching an acknowledgement failed'));
         },
       });
       await this.gate.start();
+      this.commands = new CommandCenter({
+        store: this.store,
+        scheme,
+        clock: this.clock,
+        logger: devLog,
+        broker: () => this.brokerPort(),
+        ackTimeoutMs: this.config.devices.commandTimeoutMs,
+        changed: () => this.gate!.refresh(),
+        publish: routeEvent,
+      });
 
       for (const spec of this.config.inputs) {
         const ctx = this.context({ input: spec.id }, spec.id);
@@ -142,6 +174,16 @@ export class Hub {
         await input.start();
         ctx.logger.info({ type: spec.def.type, decoder: spec.decoder.def.type, ...(input.info?.() ?? {}) }, 'input started');
       }
+      await this.commands.start();
+      if (this.config.api) {
+        const plugins: ApiPlugin[] = [];
+        if (this.config.api.bootstrap) {
+          plugins.push(bootstrapRoutes({ store: this.store, scheme, clock: this.clock, broker: () => this.brokerPort()?.address() }));
+        }
+        this.api = new ApiServer({ host: this.config.api.host, port: this.config.api.port, logger: this.logger.child({ part: 'api' }), plugins });
+        await this.api.start();
+        this.logger.info({ url: this.api.url }, 'HTTP API listening');
+      }
       // Sinks connect last: their outboxes took messages from the start, and a sink that publishes back into an
       // embedded broker (the demo) finds it listening.
       for (const runner of this.runners.values()) runner.start();
@@ -149,6 +191,22 @@ export class Hub {
       await this.stop();
       throw e;
     }
+  }
+
+  /** The broker devices connect to (the first `broker` input), for orders and bootstrap answers. */
+  private brokerPort(): BrokerPort | undefined {
+    return this.inputs.find((i) => i.input.broker !== undefined)?.input.broker;
+  }
+
+  /** Send an order to a device (CLI through the control socket, later the API). See devices/commands.ts. */
+  sendCommand(req: SendCommand): Promise<CommandRecord> {
+    if (!this.commands) return Promise.reject(new Error('the hub is not running'));
+    return this.commands.send(req);
+  }
+
+  /** The HTTP API's address, when the config has one. */
+  apiUrl(): string | undefined {
+    return this.api?.url;
   }
 
   private openOutbox(sinkId: string, o: OutboxOptions): Outbox {
@@ -195,6 +253,11 @@ export class Hub {
   private async accept(decode: Decode, frame: Frame, strict: boolean, log: Logger): Promise<number> {
     const input = frame.input;
     this.metrics.framesTotal.inc({ input });
+    if (this.gate!.status(frame)) {
+      // A logged-in device's status on `<base>/device`: kept as its last status, not decoded as readings.
+      this.metrics.framesSkipped.inc({ input, reason: 'device_status' });
+      return 0;
+    }
     let result;
     try {
       result = decode(frame);
@@ -269,6 +332,12 @@ export class Hub {
     // What stages emitted on stop (a closing window) is still on its way into the outboxes.
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     await Promise.all([...this.runners.values()].map((r) => r.stop(drainMs)));
+    this.commands?.stop();
+    try {
+      await this.api?.stop();
+    } catch (e) {
+      this.logger.warn({ err: e }, 'closing the HTTP API failed');
+    }
     try {
       await this.gate?.stop();
       await this.store?.close();

@@ -24,7 +24,7 @@ async function setup(t: import('node:test').TestContext, unknown: 'register' | '
     {
       data: d.path,
       devices: { unknown, refreshMs: 100 },
-      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, decoder: 'json' } },
+      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, anonymous: true, decoder: 'json' } },
       sinks: { out: { type: 'file', path: join(d.path, 'out.jsonl') }, events: { type: 'file', path: join(d.path, 'events.jsonl') } },
       routes: [{ to: ['out'] }, { match: { kind: 'event' }, to: ['events'] }],
     },
@@ -93,7 +93,7 @@ test('disabled and BLOCKED devices are dropped; a verified MQTT login of the dev
   t.after(() => d.cleanup());
   // Devices are in the registry before the hub starts.
   const s = SqliteDeviceStore.open(registryPath(d.path), { types: new DeviceTypes() });
-  await s.create({ id: 'valve-1', kind: 'other', type: 'generic' });
+  await s.create({ id: 'valve-1', kind: 'other', type: 'generic', location: { building: 'u4', room: '301' } });
   await s.setCredentials('valve-1', { username: 'valve-1', hash: await hashPassword('long-enough-password'), passwordIssued: true });
   await s.create({ id: 'valve-2', kind: 'other', type: 'generic', enabled: false });
   await s.create({ id: 'valve-3', kind: 'other', type: 'generic' });
@@ -104,7 +104,7 @@ test('disabled and BLOCKED devices are dropped; a verified MQTT login of the dev
     {
       data: d.path,
       devices: { unknown: 'drop' },
-      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, decoder: 'json' } },
+      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, anonymous: true, decoder: 'json' } },
       sinks: { out: { type: 'file', path: join(d.path, 'out.jsonl') } },
       routes: [{ to: ['out'] }],
     },
@@ -116,7 +116,8 @@ test('disabled and BLOCKED devices are dropped; a verified MQTT login of the dev
   t.after(() => hub.stop());
   const pub = async (device: string, username?: string, password = 'long-enough-password') => {
     const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, ...(username ? { username, password } : {}) });
-    await c.publishAsync('devices/x', JSON.stringify({ device, temperature: 1 }), { qos: 1 });
+    // A logged-in device publishes under its own base topic (the broker's ACL), others anywhere (anonymous: true).
+    await c.publishAsync(username ? 'u4/301/generic/data' : 'devices/x', JSON.stringify({ device, temperature: 1 }), { qos: 1 });
     await c.endAsync();
   };
   await pub('valve-1', 'valve-1');
@@ -144,7 +145,7 @@ test('liveness through the hub: device.offline once after the threshold, device.
   const config = buildConfig(
     {
       data: d.path,
-      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, decoder: 'json' } },
+      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, anonymous: true, decoder: 'json' } },
       sinks: { events: { type: 'file', path: join(d.path, 'events.jsonl') } },
       routes: [{ match: { kind: 'event', events: ['device.*'] }, to: ['events'] }],
     },

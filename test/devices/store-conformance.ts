@@ -368,6 +368,35 @@ export function deviceStoreConformance(name: string, maker: DeviceStoreMaker): v
     }
   });
 
+  test(`${name}: orders are recorded as sent and settled once; listed newest first, by device and status`, async () => {
+    const { store, clock } = await setup();
+    try {
+      const base = { params: { delay: 5 }, actor: 'cli:alice', topic: 'u4/302/valve/command', dest: '0d49' };
+      const c1 = await store.recordCommand({ ...base, id: 'c1', device: '0d49', order: 'reboot' });
+      assert.deepEqual(c1, { ...base, id: 'c1', device: '0d49', order: 'reboot', sentAt: T0, status: 'sent' });
+      clock.advance(10);
+      await store.recordCommand({ ...base, id: 'c2', device: '0d4a', order: 'reinstall', params: {} });
+      await rejectsCode(store.recordCommand({ ...base, id: 'c1', device: '0d49', order: 'reboot' }), 'BH_DEVICE_EXISTS', 'id');
+      clock.advance(5);
+      const acked = await store.settleCommand('c1', 'acknowledged', { ack: 'c1', result: 'ok' });
+      assert.equal(acked?.status, 'acknowledged');
+      assert.equal(acked?.doneAt, T0 + 15);
+      assert.deepEqual(acked?.result, { ack: 'c1', result: 'ok' });
+      // Settled once: a late expiry changes nothing.
+      const late = await store.settleCommand('c1', 'expired', 'no answer', T0 + 99);
+      assert.equal(late?.status, 'acknowledged');
+      assert.equal(late?.doneAt, T0 + 15);
+      assert.equal(await store.settleCommand('nope', 'failed'), undefined);
+      assert.deepEqual((await store.listCommands()).map((c) => c.id), ['c2', 'c1']);
+      assert.deepEqual((await store.listCommands({ device: '0d49' })).map((c) => c.id), ['c1']);
+      assert.deepEqual((await store.listCommands({ status: 'sent' })).map((c) => c.id), ['c2']);
+      assert.equal((await store.listCommands({ limit: 1 })).length, 1);
+      assert.deepEqual(await store.getCommand('c2'), { ...base, id: 'c2', device: '0d4a', order: 'reinstall', params: {}, sentAt: T0 + 10, status: 'sent' });
+    } finally {
+      await store.close();
+    }
+  });
+
   if (maker.reopen) {
     const reopen = maker.reopen.bind(maker);
     test(`${name}: everything survives a reopen`, async () => {

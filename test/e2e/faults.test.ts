@@ -137,7 +137,7 @@ function writeConfig(dir: string, name: string, cfg: unknown): string {
   return file;
 }
 
-const brokerInput = (port: number) => ({ type: 'broker', host: '127.0.0.1', port, decoder: { type: 'json', seq: 'seq' } });
+const brokerInput = (port: number) => ({ type: 'broker', host: '127.0.0.1', port, anonymous: true, decoder: { type: 'json', seq: 'seq' } });
 
 /** Start Backhaul; it is SIGKILLed after the test if still running (a test that wants a clean stop does it itself). */
 async function startBackhaul(t: TestContext, args: string[]): Promise<Running> {

@@ -44,7 +44,7 @@ test('devices → embedded broker → json decoder → every sink kind (mqtt, sq
       // written as a person would, comments and all
       "data": "data",
       "inputs": {
-        "devices": { "type": "broker", "host": "127.0.0.1", "port": ${port},
+        "devices": { "type": "broker", "host": "127.0.0.1", "port": ${port}, "anonymous": true,
                      "decoder": { "type": "json", "seq": "seq" } },
       },
       "sinks": {
@@ -177,7 +177,7 @@ test('a slow sink does not delay an MQTT sink on the same route', async (t) => {
     cfg,
     JSON.stringify({
       data: 'data',
-      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, decoder: 'json' } },
+      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, anonymous: true, decoder: 'json' } },
       sinks: {
         slow: { type: 'http', url: `${slow.url}/in` },
         fast: { type: 'mqtt', url: `mqtt://127.0.0.1:${port}`, topic: 'backhaul/{device}' },
@@ -245,7 +245,7 @@ test('start: a broker port already in use fails with the setting to change', asy
     cfg,
     JSON.stringify({
       data: 'data',
-      inputs: { devices: { type: 'broker', host: '127.0.0.1', port } },
+      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, anonymous: true } },
       sinks: { s: { type: 'console' } },
       routes: [{ to: ['s'] }],
     }),
@@ -262,8 +262,12 @@ test('demo: embedded broker, simulated valves, historian and JSON lines, no exte
   const app = runBackhaul(['demo', '--port', String(port), '--data', dir.path, '--devices', '3', '--interval', '100']);
   t.after(() => app.stop());
   await app.waitFor((l) => l.msg === 'backhaul running');
-  await until(() => app.output().includes(`mosquitto_sub -h 127.0.0.1 -p ${port} -t 'backhaul/#' -v`), 'the demo banner');
-  const sub = await subscribe(`mqtt://127.0.0.1:${port}`, ['backhaul/#']);
+  await until(() => /mosquitto_sub -h 127\.0\.0\.1 -p \d+ -u demo -P \S+ -t 'backhaul\/#' -v/.test(app.output()), 'the demo banner');
+  const password = new RegExp(`-p ${port} -u demo -P (\\S+) -t 'backhaul`).exec(app.output())?.[1];
+  assert.ok(password, 'the banner shows the demo login');
+  // Anonymous access is off even in the demo; the login it printed works.
+  await assert.rejects(mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 }), /Not authorized/i);
+  const sub = await subscribe(`mqtt://127.0.0.1:${port}`, ['backhaul/#'], { username: 'demo', password });
   t.after(() => sub.close());
   await sub.waitForCount(6);
   assert.ok(sub.messages.some((m) => /^backhaul\/[0-9a-f]{4}\/temperature$/.test(m.topic)), sub.messages.map((m) => m.topic).join(' '));

@@ -65,7 +65,7 @@ export function inputContext(opts: TestContextOptions = {}): InputContext & { fr
       return Promise.resolve(1);
     },
     // No registry here: logins are refused, as for an unknown device.
-    authenticate: () => Promise.resolve(false),
+    authenticate: () => Promise.resolve(undefined),
   };
 }
 

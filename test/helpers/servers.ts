@@ -73,8 +73,8 @@ export interface Subscriber {
   close(): Promise<void>;
 }
 
-export async function subscribe(url: string, filters: string[]): Promise<Subscriber> {
-  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
+export async function subscribe(url: string, filters: string[], login?: { username: string; password: string }): Promise<Subscriber> {
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, ...(login ?? {}) });
   const messages: Subscriber['messages'] = [];
   client.on('message', (topic, payload) => messages.push({ topic, payload: payload.toString('utf8'), at: Date.now() }));
   await client.subscribeAsync(filters, { qos: 1 });

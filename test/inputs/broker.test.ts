@@ -2,11 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt from 'mqtt';
-import { brokerInput } from '../../src/inputs/broker/index.js';
+import { brokerInput, filterWithin } from '../../src/inputs/broker/index.js';
+import type { Principal } from '../../src/core/driver.js';
 import { topicMatches, topicFilterError } from '../../src/inputs/topic.js';
 import { BackhaulError } from '../../src/core/errors.js';
 import type { Frame } from '../../src/core/types.js';
 import { inputContext } from '../helpers/context.js';
+
+/** A login allowed everywhere (the registry's ACL is tested through the hub, in test/devices/access.test.ts). */
+const anywhere = (username: string): Principal => ({ username, mayPublish: () => true, maySubscribe: () => true });
 
 const text = (p: Frame['payload']) => (typeof p === 'string' ? p : new TextDecoder().decode(p));
 
@@ -53,9 +57,9 @@ test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolv
       events.push(`emit-done ${f.topic}`);
     },
     // The registry's answer, here: alice with her password.
-    authenticate: (u: string, p: string) => Promise.resolve(u === 'alice' && p === 'pw-not-logged'),
+    authenticate: (u: string, p: string) => Promise.resolve(u === 'alice' && p === 'pw-not-logged' ? anywhere(u) : undefined),
   };
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'] }, ctx);
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'], anonymous: true }, ctx);
   await input.start();
   t.after(() => input.stop());
   const url = String(input.info?.().url);
@@ -103,7 +107,7 @@ test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolv
 
 test('broker: topics option limits what is ingested', async (t) => {
   const ctx = inputContext({ id: 'b2' });
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['dev/+/up'], exclude: ['backhaul/#'] }, ctx);
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['dev/+/up'], exclude: ['backhaul/#'], anonymous: true }, ctx);
   await input.start();
   t.after(() => input.stop());
   const pub = await mqtt.connectAsync(String(input.info?.().url), { reconnectPeriod: 0 });
@@ -119,7 +123,7 @@ test('broker: topics option limits what is ingested', async (t) => {
 });
 
 test('broker: a second broker on the same port fails with BH_PORT_IN_USE and the path', async (t) => {
-  const first = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, inputContext({ id: 'one' }));
+  const first = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true }, inputContext({ id: 'one' }));
   await first.start();
   t.after(() => first.stop());
   const port = Number(new URL(String(first.info?.().url)).port);
@@ -136,7 +140,7 @@ test('broker: a second broker on the same port fails with BH_PORT_IN_USE and the
 
 test('broker: stop closes clients and the port; no frames after stop', async () => {
   const ctx = inputContext({ id: 's' });
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, ctx);
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true }, ctx);
   await input.start();
   const url = String(input.info?.().url);
   const c = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
@@ -162,7 +166,7 @@ test('broker: when the data path fails, a QoS 1 publish is not acknowledged; the
       return Promise.resolve();
     },
   };
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, ctx);
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true }, ctx);
   await input.start();
   t.after(() => input.stop());
   const pub = await mqtt.connectAsync(String(input.info?.().url), { clientId: 'resender', reconnectPeriod: 100 });
@@ -182,8 +186,8 @@ test('broker: when the data path fails, a QoS 1 publish is not acknowledged; the
 
 test('broker: a client giving a username must have the right password (checked by the hub), else CONNACK 4', async (t) => {
   const base = inputContext({ id: 'devices' });
-  const ctx = { ...base, authenticate: (u: string, p: string) => Promise.resolve(u === 'valve-7' && p === 'right-password') };
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'] }, ctx);
+  const ctx = { ...base, authenticate: (u: string, p: string) => Promise.resolve(u === 'valve-7' && p === 'right-password' ? anywhere(u) : undefined) };
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'], anonymous: true }, ctx);
   await input.start();
   t.after(() => input.stop());
   const url = String(input.info?.().url);
@@ -196,4 +200,73 @@ test('broker: a client giving a username must have the right password (checked b
   await ok.endAsync();
   assert.equal(base.frames[0]?.identity?.username, 'valve-7');
   assert.ok((await base.metrics.value('backhaul_input_errors_total', { input: 'devices' })) >= 1, 'the refusal is counted');
+});
+
+test('filterWithin: a subscription is granted only inside an allowed filter', () => {
+  const yes: Array<[string, string]> = [
+    ['a/b', 'a/b'],
+    ['a/b', 'a/+'],
+    ['a/+', 'a/+'],
+    ['a/+', 'a/#'],
+    ['a/b/c', 'a/#'],
+    ['a', 'a/#'],
+    ['a/#', 'a/#'],
+    ['#', '#'],
+    ['x/+/y', '#'],
+  ];
+  const no: Array<[string, string]> = [
+    ['a/#', 'a/+'],
+    ['a/+', 'a/b'],
+    ['#', 'a/#'],
+    ['a/b/c', 'a/+'],
+    ['b/c', 'a/#'],
+    ['$SYS/#', '#'],
+    ['$SYS/x', '+/x'],
+  ];
+  for (const [f, a] of yes) assert.ok(filterWithin(f, a), `${f} within ${a}`);
+  for (const [f, a] of no) assert.ok(!filterWithin(f, a), `${f} not within ${a}`);
+});
+
+test('broker: anonymous clients are refused by default; service users log in with their password and stay inside their filters', async (t) => {
+  const base = inputContext({ id: 'devices' });
+  const input = brokerInput.create(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      topics: ['#'],
+      exclude: ['backhaul/#'],
+      users: [
+        { username: 'backhaul-sink', password: 'sink-secret', publish: ['backhaul/#'], subscribe: [] },
+        { username: 'dashboard', password: 'dash-secret', publish: [], subscribe: ['backhaul/#'] },
+      ],
+    },
+    base,
+  );
+  await input.start();
+  t.after(() => input.stop());
+  const url = String(input.info?.().url);
+  await assert.rejects(mqtt.connectAsync(url, { reconnectPeriod: 0 }), /Not authorized|Bad username/i);
+  await assert.rejects(mqtt.connectAsync(url, { username: 'backhaul-sink', password: 'nope', reconnectPeriod: 0 }), /Bad username or password/i);
+
+  const dash = await mqtt.connectAsync(url, { username: 'dashboard', password: 'dash-secret', reconnectPeriod: 0 });
+  t.after(() => dash.endAsync(true));
+  const granted = await dash.subscribeAsync('backhaul/#', { qos: 1 });
+  assert.deepEqual(granted.map((g) => [g.topic, g.qos]), [['backhaul/#', 1]]);
+  // SUBACK 0x80 for a filter outside its own (mqtt.js turns it into an error); the client stays connected.
+  await assert.rejects(dash.subscribeAsync('secret/#', { qos: 1 }), /Unspecified error/);
+  assert.ok(dash.connected);
+  const got: string[] = [];
+  dash.on('message', (topic) => got.push(topic));
+
+  const sink = await mqtt.connectAsync(url, { username: 'backhaul-sink', password: 'sink-secret', reconnectPeriod: 0 });
+  await sink.publishAsync('backhaul/819c/temperature', '17.5', { qos: 1 });
+  // Outside its filters: the broker closes the connection, and nothing is delivered or ingested.
+  const closed = new Promise<void>((resolve) => sink.once('close', () => resolve()));
+  sink.publish('u4/301/valve', '{"id":"0d49","t":1}', { qos: 1 });
+  await closed;
+  sink.end(true);
+  await delay(100);
+  assert.deepEqual(got, ['backhaul/819c/temperature']);
+  assert.deepEqual(base.frames.map((f) => f.topic), []); // backhaul/# is excluded from ingest; the refused one never came in
+  assert.ok((await base.metrics.value('backhaul_input_errors_total', { input: 'devices' })) >= 3, 'refusals are counted');
 });

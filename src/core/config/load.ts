@@ -10,6 +10,8 @@ import { BackhaulError, ConfigErrors, joinPath } from '../errors.js';
 import { ConfigFile, Match, OutboxOptions } from './schema.js';
 import { SecretStore, isSecretRef } from './secrets.js';
 import { SchemaValidator, suggest } from './validate.js';
+import { DeviceTypes } from '../../devices/device-types.js';
+import { declaredProblems, type DeclaredDeviceConfig } from '../../devices/declared.js';
 
 export interface InputSpec {
   readonly id: string;
@@ -47,7 +49,16 @@ export interface LoadedConfig {
   readonly dir: string;
   readonly dataDir: string;
   readonly logLevel: string | undefined;
-  readonly devices: { readonly unknown: 'register' | 'quarantine' | 'drop'; readonly refreshMs: number };
+  readonly devices: {
+    readonly unknown: 'register' | 'quarantine' | 'drop';
+    readonly refreshMs: number;
+    readonly topics: { readonly prefix?: string; readonly homeSite?: string };
+    readonly commandTimeoutMs: number;
+    /** Secrets resolved. */
+    readonly declared: readonly DeclaredDeviceConfig[];
+  };
+  /** Undefined: no HTTP API. */
+  readonly api: { readonly host: string; readonly port: number; readonly bootstrap: boolean } | undefined;
   readonly inputs: readonly InputSpec[];
   readonly sinks: readonly SinkSpec[];
   readonly routes: readonly RouteSpec[];
@@ -62,6 +73,8 @@ export interface LoadedConfig {
 export interface LoadOptions {
   readonly registry: DriverRegistry;
   readonly env?: NodeJS.ProcessEnv;
+  /** Device types declared devices are checked against (default: the built-in ones). */
+  readonly deviceTypes?: DeviceTypes;
 }
 
 const validator = new SchemaValidator();
@@ -124,7 +137,14 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     data?: string;
     secrets?: string;
     log?: { level?: string };
-    devices?: { unknown?: 'register' | 'quarantine' | 'drop'; refreshMs?: number };
+    devices?: {
+      unknown?: 'register' | 'quarantine' | 'drop';
+      refreshMs?: number;
+      topics?: { prefix?: string; homeSite?: string };
+      commandTimeoutMs?: number;
+      declared?: DeclaredDeviceConfig[];
+    };
+    api?: { host?: string; port?: number; bootstrap?: boolean };
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
     routes: Array<{ name?: string; match?: unknown; stages?: Array<Record<string, unknown>>; to: string[] }>;
@@ -160,6 +180,8 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   cfg.inputs = resolveSecrets(cfg.inputs, 'inputs') as typeof cfg.inputs;
   cfg.sinks = resolveSecrets(cfg.sinks, 'sinks') as typeof cfg.sinks;
   cfg.routes = resolveSecrets(cfg.routes, 'routes') as typeof cfg.routes;
+  const declared = resolveSecrets(cfg.devices?.declared ?? [], 'devices.declared') as DeclaredDeviceConfig[];
+  errs.push(...declaredProblems(declared, opts.deviceTypes ?? new DeviceTypes(), 'devices.declared'));
 
   const known = (m: ReadonlyMap<string, unknown>) => [...m.keys()].sort();
   /** `typePath` is where the type name is written: `inputs.x.type`, or `inputs.x.decoder` for `"decoder": "name"`. */
@@ -277,7 +299,14 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     dir: where.dir,
     dataDir: resolve(where.dir, cfg.data ?? './data'),
     logLevel: cfg.log?.level,
-    devices: { unknown: cfg.devices?.unknown ?? 'register', refreshMs: cfg.devices?.refreshMs ?? 10_000 },
+    devices: {
+      unknown: cfg.devices?.unknown ?? 'register',
+      refreshMs: cfg.devices?.refreshMs ?? 10_000,
+      topics: cfg.devices?.topics ?? {},
+      commandTimeoutMs: cfg.devices?.commandTimeoutMs ?? 60_000,
+      declared,
+    },
+    api: cfg.api === undefined ? undefined : { host: cfg.api.host ?? '0.0.0.0', port: cfg.api.port ?? 8080, bootstrap: cfg.api.bootstrap ?? true },
     inputs,
     sinks,
     routes,

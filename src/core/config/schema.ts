@@ -66,6 +66,32 @@ export const Route = Type.Object(
   { additionalProperties: false },
 );
 
+/** A device as the config file declares it (src/devices/declared.ts). */
+export const DeclaredDevice = Type.Object(
+  {
+    id: Type.String({ minLength: 1, description: 'MAC, DevEUI, UUID, OpenTRV node id, or another id (give `kind`).' }),
+    kind: Type.Optional(Type.Union(['mac', 'deveui', 'uuid', 'opentrv', 'other'].map((k) => Type.Literal(k)), { description: 'Default: told from the id\'s form.' })),
+    type: Type.String({ minLength: 1, description: 'Device type (`backhaul devices types`).' }),
+    site: Type.Optional(Type.String()),
+    building: Type.Optional(Type.String()),
+    room: Type.Optional(Type.String()),
+    description: Type.Optional(Type.String()),
+    tags: Type.Optional(Type.Array(Type.String())),
+    enabled: Type.Optional(Type.Boolean({ default: true })),
+    maxSilent: Type.Optional(Type.String({ minLength: 1, description: 'Silence after which it is offline, e.g. `30m`; default from its type.' })),
+    batteryFloor: Type.Optional(Type.Number({ description: 'Volts under which its battery is low; default from its type.' })),
+    config: Type.Optional(Type.Object({}, { description: 'Its config, valid against its type\'s schema.' })),
+    username: Type.Optional(Type.String({ minLength: 1, description: 'Its MQTT login on the embedded broker (default: its id when a password is given).' })),
+    // The top level is validated before secrets are resolved, so the reference form is allowed here.
+    password: Type.Optional(
+      Type.Union([Type.String({ minLength: 1 }), Type.Object({ secret: Type.String({ minLength: 1 }) }, { additionalProperties: false })], {
+        description: 'Its MQTT password: use `{"secret": NAME}`. Without one, it cannot log in.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ConfigFile = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
@@ -89,8 +115,40 @@ export const ConfigFile = Type.Object(
             description: 'Readings of a device not in the registry: register it (INIT), quarantine it (registered disabled, readings dropped), or drop them.',
           }),
           refreshMs: Type.Integer({ minimum: 100, default: 10_000, description: 'How often the registry is re-read (changes made with `backhaul devices`).' }),
+          topics: Type.Optional(
+            Type.Object(
+              {
+                prefix: Type.Optional(Type.String({ minLength: 1, description: 'Levels put before every device topic, e.g. `campus`.' })),
+                homeSite: Type.Optional(Type.String({ minLength: 1, description: 'This concentrator\'s own site: devices there (or with no site) are local; others are under `abroad/<site>/`.' })),
+              },
+              { additionalProperties: false, description: 'The topic scheme devices publish under (src/devices/topics.ts).' },
+            ),
+          ),
+          commandTimeoutMs: Type.Integer({
+            minimum: 1000,
+            default: 60_000,
+            description: 'An order no device acknowledges within this time is marked expired.',
+          }),
+          declared: Type.Optional(
+            Type.Array(DeclaredDevice, {
+              description: 'Devices declared here: read-only entries in the registry, beside those added by CLI, API or manifest.',
+            }),
+          ),
         },
         { additionalProperties: false },
+      ),
+    ),
+    api: Type.Optional(
+      Type.Object(
+        {
+          host: Type.String({ default: '0.0.0.0', description: 'Address the HTTP API listens on.' }),
+          port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Its TCP port; 0 picks a free one (see the log).' }),
+          bootstrap: Type.Boolean({
+            default: true,
+            description: 'Serve `/bootstrap/v1/credentials` and `/bootstrap/v1/config`, where devices fetch their login and config (src/api/README.md).',
+          }),
+        },
+        { additionalProperties: false, description: 'The HTTP API. Absent: none is started.' },
       ),
     ),
     inputs: Type.Record(Type.String({ pattern: ID_PATTERN }), DriverInstance, { default: {} }),

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { EventSeverity, HubEvent, Message, Reading, Value } from '../../core/types.js';
+import { whereClause, type SqlParams } from '../../core/sql.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -126,7 +127,7 @@ interface EventRow {
   data: string | null;
 }
 
-type Params = Record<string, string | number>;
+type Params = SqlParams;
 
 function rowValue(r: ReadingRow): Value {
   if (r.bool !== null) return r.bool !== 0;
@@ -165,25 +166,12 @@ function toEvent(r: EventRow): HistorianEvent {
 }
 
 function readingWhere(f: ReadingFilter): { sql: string; params: Params } {
-  const clauses: string[] = [];
-  const params: Params = {};
-  if (f.device !== undefined) {
-    clauses.push('device = @device');
-    params['device'] = f.device;
-  }
-  if (f.measurement !== undefined) {
-    clauses.push('measurement = @measurement');
-    params['measurement'] = f.measurement;
-  }
-  if (f.from !== undefined) {
-    clauses.push('ts >= @from');
-    params['from'] = f.from;
-  }
-  if (f.to !== undefined) {
-    clauses.push('ts < @to');
-    params['to'] = f.to;
-  }
-  return { sql: clauses.length > 0 ? ` WHERE ${clauses.join(' AND ')}` : '', params };
+  return whereClause([
+    ['device = @device', 'device', f.device],
+    ['measurement = @measurement', 'measurement', f.measurement],
+    ['ts >= @from', 'from', f.from],
+    ['ts < @to', 'to', f.to],
+  ]);
 }
 
 function limitClause(limit: number | undefined, params: Params): string {

@@ -1,0 +1,172 @@
+// The HTTP API server (Fastify 5): one listener that route plugins are added to (device bootstrap now, the REST API
+// later). Every route declares its schemas; every error answers `{error: {code, message, path?}}` with a catalog code,
+// whether a handler threw it, schema validation failed, or no route matched.
+import { Type, type Static } from '@sinclair/typebox';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { BackhaulError, isBackhaulError, joinPath, type BackhaulErrorOptions, type ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { listenError, reachableHost } from '../inputs/util.js';
+
+/** Adds routes (and hooks) to the server; each runs in its own Fastify context, so its hooks stay its own. */
+export type ApiPlugin = (app: FastifyInstance) => void | Promise<void>;
+
+export interface ApiServerOptions {
+  readonly host: string;
+  /** 0 picks a free port (see `url`). */
+  readonly port: number;
+  readonly logger: Logger;
+  readonly plugins: readonly ApiPlugin[];
+}
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    /** The field at fault: `querystring.mac`, `body.location.room`. */
+    path: Type.Optional(Type.String()),
+  }),
+});
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/** Response schemas for error answers, to spread into a route's `response`. */
+export const errorResponses = { '4xx': ErrorBody, '5xx': ErrorBody } as const;
+
+/** A BackhaulError with the HTTP status (and headers) to answer it with. */
+export class ApiError extends BackhaulError {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(status: number, code: ErrorCode, detail: string, opts: BackhaulErrorOptions & { readonly headers?: Record<string, string> } = {}) {
+    super(code, detail, opts);
+    this.status = status;
+    this.headers = opts.headers ?? {};
+  }
+}
+
+/** Statuses of codes that store and validation functions throw as plain BackhaulErrors. */
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  BH_API_REQUEST: 400,
+  BH_DEVICE_ID: 400,
+  BH_DEVICE_TYPE: 400,
+  BH_DEVICE_CONFIG: 400,
+  BH_DEVICE_LOCATION: 400,
+  BH_DEVICE_FIELD: 400,
+  BH_API_NOT_FOUND: 404,
+  BH_DEVICE_NOT_FOUND: 404,
+  BH_DEVICE_EXISTS: 409,
+  BH_DEVICE_READ_ONLY: 409,
+};
+
+export function errorBody(code: ErrorCode, message: string, path?: string): ErrorBody {
+  return { error: { code, message, ...(path !== undefined ? { path } : {}) } };
+}
+
+interface AjvIssue {
+  readonly keyword?: string;
+  readonly instancePath?: string;
+  readonly message?: string;
+  readonly params?: { readonly missingProperty?: unknown };
+}
+
+/** The field a schema validation error names (`querystring.mac`) and what is wrong with it. */
+function validationIssue(err: FastifyError): { path: string; message: string } {
+  const first = (err.validation?.[0] ?? {}) as AjvIssue;
+  let path: string = err.validationContext ?? 'request';
+  for (const seg of (first.instancePath ?? '').split('/').slice(1)) {
+    const key = seg.replace(/~1/g, '/').replace(/~0/g, '~');
+    path = joinPath(path, /^\d+$/.test(key) ? Number(key) : key);
+  }
+  if (first.keyword === 'required' && typeof first.params?.missingProperty === 'string') {
+    return { path: joinPath(path, first.params.missingProperty), message: 'is required' };
+  }
+  return { path, message: first.message ?? err.message };
+}
+
+export class ApiServer {
+  private app: FastifyInstance | undefined;
+  private boundPort: number;
+
+  constructor(private readonly o: ApiServerOptions) {
+    this.boundPort = o.port;
+  }
+
+  async start(): Promise<void> {
+    if (this.app) return;
+    const { host, port, logger } = this.o;
+    // Plugins see the plain FastifyInstance, not one typed with pino's own Logger.
+    const loggerInstance: FastifyBaseLogger = logger;
+    const app = Fastify({
+      // Each request logs through a child of this logger (with its reqId); the built-in per-request lines are off.
+      loggerInstance,
+      logController: new LogController({ disableRequestLogging: true }),
+      return503OnClosing: true,
+    });
+    app.addHook('onResponse', (req, reply, done) => {
+      // The path only: a query string may one day carry something that must not reach the log.
+      req.log.debug({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'api request');
+      done();
+    });
+    app.setErrorHandler((err: FastifyError, req, reply) => {
+      if (err.validation) {
+        const { path, message } = validationIssue(err);
+        return reply.code(400).send(errorBody('BH_API_REQUEST', message, path));
+      }
+      if (err instanceof ApiError) {
+        return reply.code(err.status).headers(err.headers).send(errorBody(err.code, err.detail, err.path));
+      }
+      if (isBackhaulError(err)) {
+        const status = STATUS[err.code];
+        if (status !== undefined) return reply.code(status).send(errorBody(err.code, err.detail, err.path));
+      } else {
+        // Fastify's own refusals (bad JSON body, body too large, wrong media type) keep their status.
+        const status = err.statusCode ?? 500;
+        if (status >= 400 && status < 500) return reply.code(status).send(errorBody('BH_API_REQUEST', err.message));
+      }
+      req.log.error({ err }, 'api request failed');
+      return reply.code(500).send(errorBody('BH_API_INTERNAL', 'internal error; the log says why'));
+    });
+    app.setNotFoundHandler((req, reply) => {
+      void reply.code(404).send(errorBody('BH_API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+    });
+    for (const plugin of this.o.plugins) {
+      void app.register(async (child) => {
+        await plugin(child);
+      });
+    }
+    try {
+      // A plugin that fails to load fails here, with its own error, not as a listen error.
+      await app.ready();
+    } catch (err) {
+      await app.close().catch(() => undefined);
+      throw err;
+    }
+    try {
+      await app.listen({ host, port });
+    } catch (err) {
+      await app.close().catch(() => undefined);
+      throw apiListenError(err, host, port);
+    }
+    const addr = app.server.address();
+    this.boundPort = typeof addr === 'object' && addr ? addr.port : port;
+    this.app = app;
+    logger.info({ url: this.url }, 'API listening');
+  }
+
+  async stop(): Promise<void> {
+    const app = this.app;
+    this.app = undefined;
+    if (app) await app.close();
+  }
+
+  /** `http://host:port`, with the port actually bound once started. */
+  get url(): string {
+    return `http://${reachableHost(this.o.host)}:${this.boundPort}`;
+  }
+
+  info(): { url: string } {
+    return { url: this.url };
+  }
+}
+
+function apiListenError(err: unknown, host: string, port: number): BackhaulError {
+  return listenError(err, host, port, 'api', 'api.port');
+}
