@@ -53,6 +53,11 @@ export function summarize(cfg: LoadedConfig): string {
   for (const s of cfg.sinks) {
     lines.push(`  ${pad(s.id, 14)}${pad(s.def.type, 10)}${written(cfg.redacted, 'sinks', s.id, ['type'])}`);
   }
+  const dv = cfg.devices;
+  const declared = dv.declared.length ? `, ${dv.declared.length} declared in this file (${dv.declared.filter((d) => d.password !== undefined).length} with a login)` : '';
+  const prefix = dv.topics.prefix !== undefined ? `, topics under ${dv.topics.prefix}/` : '';
+  lines.push(`devices: unknown ones ${dv.unknown === 'register' ? 'registered' : dv.unknown === 'quarantine' ? 'quarantined' : 'dropped'}${declared}${prefix}`);
+  if (cfg.api) lines.push(`api: http://${cfg.api.host}:${cfg.api.port}${cfg.api.bootstrap ? ' (device bootstrap on /bootstrap/v1)' : ''}`);
   if (cfg.warnings.length) {
     lines.push('');
     lines.push('warnings:');

@@ -22,6 +22,8 @@ interface Known {
   readonly enabled: boolean;
   readonly state: DeviceState;
   readonly username: string | undefined;
+  /** When its password was last set: a login verified against an older one loses its rights. */
+  readonly credentialsAt: number | undefined;
   /** Effective thresholds (the device's own, else its type's defaults), for liveness. */
   readonly thresholds: Thresholds;
   /** The type's topic name, to name the device in messages (`valve 819c`). */
@@ -112,20 +114,12 @@ export class DeviceGate {
   /** Reload the view of the registry. */
   async refresh(): Promise<readonly Device[]> {
     const devices = await this.o.store.list();
-    const types = this.o.store.types;
     const next = new Map<string, Known>();
     const logins = new Map<string, string>();
     for (const d of devices) {
-      const username = d.credentials?.hash !== undefined ? d.credentials.username : undefined;
-      next.set(d.id, {
-        enabled: d.enabled,
-        state: d.state,
-        username,
-        thresholds: effectiveThresholds(d, types),
-        kindName: types.get(d.type)?.topicName ?? 'device',
-        baseTopic: this.o.scheme.baseTopic(d),
-      });
-      if (username !== undefined) logins.set(username, d.id);
+      const k = this.knownOf(d);
+      next.set(d.id, k);
+      if (k.username !== undefined) logins.set(k.username, d.id);
     }
     // Devices registered by this gate but not written yet stay known.
     for (const [id, k] of this.known) if (!next.has(id) && this.announced.has(id)) next.set(id, k);
@@ -134,6 +128,19 @@ export class DeviceGate {
     this.lastRefresh = this.o.clock.now();
     this.liveness?.refresh(); // thresholds may have changed
     return devices;
+  }
+
+  private knownOf(d: Device): Known {
+    const types = this.o.store.types;
+    return {
+      enabled: d.enabled,
+      state: d.state,
+      username: d.credentials?.hash !== undefined ? d.credentials.username : undefined,
+      credentialsAt: d.credentials?.updatedAt,
+      thresholds: effectiveThresholds(d, types),
+      kindName: types.get(d.type)?.topicName ?? 'device',
+      baseTopic: this.o.scheme.baseTopic(d),
+    };
   }
 
   /**
@@ -180,15 +187,23 @@ export class DeviceGate {
     if (!d || !d.enabled || d.state === 'BLOCKED' || !hash) return undefined;
     if (!(await verifyPassword(password, hash))) return undefined;
     const id = d.id;
-    const subject = () => {
-      const k = this.known.get(id);
-      // A device added since the last refresh is judged by what the login just read.
-      if (!k) return { enabled: d.enabled, state: d.state, baseTopic: this.o.scheme.baseTopic(d), username };
-      return k;
-    };
+    // What the login just read is the freshest view of this device (it may have bootstrapped a moment ago): take it
+    // now rather than at the next refresh, so its status and readings are recognised at once.
+    const prev = this.known.get(id);
+    if (prev === undefined || (prev.credentialsAt ?? -Infinity) <= (d.credentials?.updatedAt ?? -Infinity)) {
+      const k = this.knownOf(d);
+      this.known.set(id, k);
+      this.logins.set(username, id);
+    }
+    const setAt = d.credentials?.updatedAt;
     const current = () => {
-      const k = subject();
-      return k.username === username ? k : { ...k, enabled: false };
+      const k = this.known.get(id);
+      // A device added, or given this login, since the last refresh: judged by what the login just read.
+      if (!k || (setAt !== undefined && (k.credentialsAt === undefined || k.credentialsAt < setAt))) {
+        return { enabled: k?.enabled ?? d.enabled, state: k?.state ?? d.state, baseTopic: k?.baseTopic ?? this.o.scheme.baseTopic(d) };
+      }
+      // Its password reset or its login changed since: the connection keeps no rights.
+      return k.username === username && k.credentialsAt === setAt ? k : { ...k, enabled: false };
     };
     return {
       username,
@@ -241,6 +256,7 @@ export class DeviceGate {
         enabled: policy === 'register',
         state: 'INIT',
         username: undefined,
+        credentialsAt: undefined,
         thresholds: type?.defaults ?? {},
         kindName: type?.topicName ?? 'device',
         baseTopic: undefined,

@@ -112,14 +112,26 @@ test('broker ACL: a device publishes under its own base topic only, subscribes o
   assert.ok((await hub.metrics.value('backhaul_input_errors_total', { input: 'devices' })) >= 5, 'every refusal is counted');
 });
 
-test('a device disabled while connected loses its rights at the next registry refresh', async (t) => {
+test('a device disabled, or whose password is reset, while connected loses its rights at the next registry refresh', async (t) => {
   const { url, lines, store } = await setup(t);
   const dev = await connect(t, url, SHUTTER, PASSWORD);
+  const other = await connect(t, url, SHUTTER, PASSWORD);
   assert.equal(await tryPublish(dev, 'u4/301/shutter/data', JSON.stringify({ device: SHUTTER, position: 1 })), true);
   await store().setEnabled(SHUTTER, false);
   await new Promise((r) => setTimeout(r, 400)); // refreshMs is 100 here
   assert.equal(await tryPublish(dev, 'u4/301/shutter/data', JSON.stringify({ device: SHUTTER, position: 2 })), false);
   assert.equal(lines('out.jsonl').length, 1);
+
+  // Enabled again, but a new password set (`backhaul devices reset-credentials`): the session opened with the old one
+  // stays refused; the new password logs in.
+  await store().setEnabled(SHUTTER, true);
+  await store().setCredentials(SHUTTER, { username: SHUTTER, hash: await hashPassword('the-new-password'), passwordIssued: true });
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(await tryPublish(other, 'u4/301/shutter/data', JSON.stringify({ device: SHUTTER, position: 3 })), false);
+  await assert.rejects(mqtt.connectAsync(url, { reconnectPeriod: 0, username: SHUTTER, password: PASSWORD }), /Bad username or password/i);
+  const renewed = await connect(t, url, SHUTTER, 'the-new-password');
+  assert.equal(await tryPublish(renewed, 'u4/301/shutter/data', JSON.stringify({ device: SHUTTER, position: 4 })), true);
+  await until(() => lines('out.jsonl').length === 2, 'the reading of the renewed login');
 });
 
 test('status on <base>/device is kept as the device\'s last status (as sent), not decoded as readings', async (t) => {
@@ -176,7 +188,7 @@ test('orders: published with dest on the command topic, audited, acknowledged by
 });
 
 test('bootstrap, then reinstall: the password comes on the first call only; reinstall resets it, the old one stops working, the next call brings a new one', async (t) => {
-  const { url, api, hub, store } = await setup(t);
+  const { url, api, hub, store, lines } = await setup(t);
   const room = 'aa:bb:cc:00:03:02'; // registered without a login
   const first = await fetch(`${api}/bootstrap/v1/credentials?mac=AA-BB-CC-00-03-02`);
   assert.equal(first.status, 200);
@@ -188,8 +200,12 @@ test('bootstrap, then reinstall: the password comes on the first call only; rein
   assert.equal(second.password, undefined);
   assert.equal(second.login, creds.login);
 
-  await new Promise((r) => setTimeout(r, 300)); // the broker's view of the registry refreshes every 100 ms
+  // Straight away, without waiting for the gate's next look at the registry: the login itself brings the news.
   const dev = await connect(t, `mqtt://${creds.broker.host}:${creds.broker.port}`, creds.login, creds.password);
+  assert.equal(await tryPublish(dev, `${creds.baseTopic}/device`, JSON.stringify({ booted: true })), true);
+  assert.equal(await tryPublish(dev, `${creds.baseTopic}/data`, JSON.stringify({ device: room, position: 10 })), true);
+  await until(() => lines('out.jsonl').length === 1, 'its reading');
+  assert.equal(lines('out.jsonl')[0]!['authenticated'], true);
   await dev.subscribeAsync(`${creds.baseTopic}/command`, { qos: 1 });
   const orders: string[] = [];
   dev.on('message', (_topic, payload) => orders.push(String((JSON.parse(payload.toString()) as { order: string }).order)));
@@ -203,7 +219,6 @@ test('bootstrap, then reinstall: the password comes on the first call only; rein
 
   const third = (await (await fetch(`${api}/bootstrap/v1/credentials?mac=${room}`)).json()) as { password?: string };
   assert.ok(third.password && third.password !== creds.password, 'a new password after the reset');
-  await new Promise((r) => setTimeout(r, 300));
   const back = await connect(t, url, creds.login, third.password);
   assert.ok(back.connected);
 });

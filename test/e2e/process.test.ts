@@ -205,7 +205,7 @@ test('check: valid config prints a summary without secrets; a broken one exits 1
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const cred = join(dir.path, 'credentials.json');
-  writeFileSync(cred, JSON.stringify({ emoncms: SECRET, 'public-broker': 'public-broker-password-1234' }));
+  writeFileSync(cred, JSON.stringify({ emoncms: SECRET, 'public-broker': 'public-broker-password-1234', 'sensor-309': 'sensor-309-password' }));
   chmodSync(cred, 0o600);
   const example = readFileSync(new URL('../../../examples/backhaul.jsonc', import.meta.url), 'utf8');
   const cfg = join(dir.path, 'backhaul.jsonc');
@@ -216,7 +216,9 @@ test('check: valid config prints a summary without secrets; a broken one exits 1
   assert.match(ok.stdout, /radio\s+lines\s+decoder opentrv/);
   assert.match(ok.stdout, /open-data\s+measurements temperature \| range → public/);
   assert.match(ok.stdout, /apikey=<secret emoncms>/);
-  assert.ok(!ok.stdout.includes(SECRET) && !ok.stdout.includes('public-broker-password-1234'));
+  assert.match(ok.stdout, /devices: unknown ones quarantined, 1 declared in this file \(1 with a login\)/);
+  assert.match(ok.stdout, /api: http:\/\/0\.0\.0\.0:8080 \(device bootstrap/);
+  assert.ok(!ok.stdout.includes(SECRET) && !ok.stdout.includes('public-broker-password-1234') && !ok.stdout.includes('sensor-309-password'));
 
   writeFileSync(cfg, example.replace('"to": ["emon"]', '"to": ["emonn"]').replace('"baud": 4800', '"baud": "fast"'));
   const bad = await runToEnd(['check', '-c', cfg]);
