@@ -23,6 +23,17 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard is a browser app with its own tsconfig (DOM, bundler resolution); its Vite config runs in Node.
+    files: ['dashboard/src/**/*.{ts,tsx}', 'dashboard/vite.config.ts'],
+    languageOptions: {
+      parserOptions: {
+        projectService: false,
+        project: ['./dashboard/tsconfig.json', './dashboard/tsconfig.node.json'],
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {

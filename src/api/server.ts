@@ -2,6 +2,7 @@
 // later). Every route declares its schemas; every error answers `{error: {code, message, path?}}` with a catalog code,
 // whether a handler threw it, schema validation failed, or no route matched.
 import { Type, type Static } from '@sinclair/typebox';
+import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { BackhaulError, isBackhaulError, joinPath, type BackhaulErrorOptions, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -16,6 +17,8 @@ export interface ApiServerOptions {
   readonly port: number;
   readonly logger: Logger;
   readonly plugins: readonly ApiPlugin[];
+  /** Describe every route in an OpenAPI document (served by the REST API at /api/v1/openapi.json). */
+  readonly openapi?: { readonly title: string; readonly version: string };
 }
 
 export const ErrorBody = Type.Object({
@@ -54,6 +57,13 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   BH_DEVICE_NOT_FOUND: 404,
   BH_DEVICE_EXISTS: 409,
   BH_DEVICE_READ_ONLY: 409,
+  BH_COMMAND_ORDER: 400,
+  BH_COMMAND_REFUSED: 409,
+  BH_COMMAND_NO_BROKER: 503,
+  BH_COMMAND_FAILED: 503,
+  BH_TOKEN_NAME: 400,
+  BH_TOKEN_ROLE: 400,
+  BH_TOKEN_NOT_FOUND: 404,
 };
 
 export function errorBody(code: ErrorCode, message: string, path?: string): ErrorBody {
@@ -99,7 +109,19 @@ export class ApiServer {
       loggerInstance,
       logController: new LogController({ disableRequestLogging: true }),
       return503OnClosing: true,
+      // Event streams never go idle: stopping must not wait for their clients to leave.
+      forceCloseConnections: true,
     });
+    if (this.o.openapi) {
+      // At the root, before the plugins, so it sees every route they add.
+      await app.register(fastifySwagger, {
+        openapi: {
+          info: { title: this.o.openapi.title, version: this.o.openapi.version },
+          components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token, bh_<id>_<secret>' } } },
+          security: [{ bearer: [] }],
+        },
+      });
+    }
     app.addHook('onResponse', (req, reply, done) => {
       // The path only: a query string may one day carry something that must not reach the log.
       req.log.debug({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'api request');

@@ -1,6 +1,8 @@
 // `backhaul demo`: the embedded default with nothing to configure. An embedded broker, simulated OpenTRV valves, and
 // three sinks: the SQLite historian, a JSON-lines file, and the broker itself (so `mosquitto_sub` shows the flow).
+import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { SqliteTokenStore, tokensPath } from '../api/tokens.js';
 
 /** The port when free, else any free port. */
 export function pickPort(preferred: number, host = '0.0.0.0'): Promise<number> {
@@ -19,6 +21,8 @@ export function pickPort(preferred: number, host = '0.0.0.0'): Promise<number> {
 
 export interface DemoOptions {
   readonly port: number;
+  /** HTTP API and dashboard, on this machine only. */
+  readonly apiPort: number;
   readonly dataDir: string;
   readonly devices: number;
   readonly intervalMs: number;
@@ -29,6 +33,7 @@ export interface DemoOptions {
 export function demoConfig(o: DemoOptions): Record<string, unknown> {
   return {
     data: o.dataDir,
+    api: { host: '127.0.0.1', port: o.apiPort },
     inputs: {
       // Anonymous access stays off, as in any config: the demo makes a login for the person trying it and one for
       // its own MQTT sink.
@@ -61,4 +66,16 @@ export function demoConfig(o: DemoOptions): Record<string, unknown> {
       { name: 'live', stages: [{ type: 'range', limits: { temperature: { min: -40, max: 85 } } }], to: ['live'] },
     ],
   };
+}
+
+/** A fresh admin token named `demo` for this run (the previous run's is revoked), to log in to the dashboard. */
+export function demoToken(dataDir: string): string {
+  mkdirSync(dataDir, { recursive: true });
+  const store = SqliteTokenStore.open(tokensPath(dataDir));
+  try {
+    for (const t of store.list()) if (t.name === 'demo' && t.revokedAt === undefined) store.revoke(t.id);
+    return store.create('demo', 'admin').token;
+  } finally {
+    store.close();
+  }
 }

@@ -7,12 +7,12 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BackhaulError, isBackhaulError } from '../core/errors.js';
 import { durationMs, formatDuration } from '../pipeline/duration.js';
-import { generatePassword, hashPassword } from '../devices/credentials.js';
+import { addDevice, resetDeviceCredentials } from '../devices/provision.js';
 import { DeviceTypes, effectiveThresholds } from '../devices/device-types.js';
 import { importManifest } from '../devices/manifest.js';
-import { registryPath, SqliteDeviceStore, type DeviceFilter, type DevicePatch, type DeviceStore } from '../devices/registry.js';
+import { findDevice, registryPath, SqliteDeviceStore, type DeviceFilter, type DevicePatch, type DeviceStore } from '../devices/registry.js';
 import { TopicScheme } from '../devices/topics.js';
-import { DEVICE_STATES, ID_KINDS, guessIdKind, normaliseId, type Device, type DeviceState } from '../devices/types.js';
+import { DEVICE_STATES, type Device, type DeviceState } from '../devices/types.js';
 import { configBasics, humanDuration } from './status.js';
 import { sendCommandTo } from '../runtime/control.js';
 import type { CommandRecord } from '../devices/registry.js';
@@ -150,23 +150,7 @@ function json(v: unknown): string {
   return JSON.stringify(v, null, 2);
 }
 
-/** Find a device from an id as a person typed it: as is, then made canonical for each kind that accepts it. */
-async function lookup(store: DeviceStore, raw: string, kind?: string): Promise<Device> {
-  const candidates = new Set<string>([raw.trim()]);
-  const kinds = kind !== undefined ? [kind] : [guessIdKind(raw), ...ID_KINDS].filter((k) => k !== undefined);
-  for (const k of kinds) {
-    try {
-      candidates.add(normaliseId(k as (typeof ID_KINDS)[number], raw));
-    } catch {
-      /* not that kind */
-    }
-  }
-  for (const id of candidates) {
-    const d = await store.get(id);
-    if (d) return d;
-  }
-  throw new BackhaulError('BH_DEVICE_NOT_FOUND', `no device ${JSON.stringify(raw)} in the registry`, { path: 'id' });
-}
+const lookup = findDevice;
 
 function patchFrom(v: Values): DevicePatch {
   const patch: {
@@ -335,16 +319,11 @@ async function add(c: Ctx): Promise<number> {
   if (c.v.type === undefined) throw new UsageError('add needs --type (see `backhaul devices types`)');
   if (c.v.enabled) throw new UsageError('devices are added enabled; --disabled adds one disabled');
   const patch = patchFrom(c.v);
-  let d = await c.store.create({ ...patch, id: raw, ...(c.v.kind !== undefined ? { kind: c.v.kind } : {}), ...(c.v.disabled ? { enabled: false } : {}) });
-  let password: string | undefined;
-  if (c.v.bootstrap) {
-    await c.store.resetCredentials(d.id);
-  } else {
-    password = generatePassword();
-    await c.store.setCredentials(d.id, { username: d.id, hash: await hashPassword(password), passwordIssued: true });
-  }
-  d = (await c.store.get(d.id)) ?? d;
-  await c.store.appendAudit({ actor: actor(), action: 'device.add', device: d.id, detail: { type: d.type, bootstrap: c.v.bootstrap ?? false }, result: 'ok' });
+  const { device: d, password } = await addDevice(
+    c.store,
+    { ...patch, id: raw, ...(c.v.kind !== undefined ? { kind: c.v.kind } : {}), ...(c.v.disabled ? { enabled: false } : {}) },
+    { bootstrap: c.v.bootstrap ?? false, actor: actor() },
+  );
   const topic = c.scheme.baseTopic(d);
   if (c.v.json) {
     c.io.out(json({ device: publicDevice(d, c.scheme, c.types), username: d.credentials?.username ?? d.id, password: password ?? null }));
@@ -443,20 +422,13 @@ async function importCmd(c: Ctx): Promise<number> {
 
 async function resetCredentials(c: Ctx): Promise<number> {
   const d = await lookup(c.store, needId(c.args, 'reset-credentials'), c.v.kind);
-  const username = d.credentials?.username ?? d.id;
-  if (c.v.bootstrap) {
-    await c.store.resetCredentials(d.id);
-    await c.store.appendAudit({ actor: actor(), action: 'credentials.reset', device: d.id, detail: { bootstrap: true }, result: 'ok' });
-    if (c.v.json) c.io.out(json({ id: d.id, username, password: null }));
-    else c.io.out(`${d.id}: the old password no longer works; the device's next bootstrap call receives a new one.`);
+  const { username, password } = await resetDeviceCredentials(c.store, d, { bootstrap: c.v.bootstrap ?? false, actor: actor() });
+  if (c.v.json) {
+    c.io.out(json({ id: d.id, username, password: password ?? null }));
     return 0;
   }
-  const password = generatePassword();
-  if (d.source === 'config') await c.store.resetCredentials(d.id); // throws BH_DEVICE_READ_ONLY
-  await c.store.setCredentials(d.id, { username, hash: await hashPassword(password), passwordIssued: true });
-  await c.store.appendAudit({ actor: actor(), action: 'credentials.reset', device: d.id, detail: { bootstrap: false }, result: 'ok' });
-  if (c.v.json) {
-    c.io.out(json({ id: d.id, username, password }));
+  if (password === undefined) {
+    c.io.out(`${d.id}: the old password no longer works; the device's next bootstrap call receives a new one.`);
     return 0;
   }
   c.io.out(`${d.id}: new credentials; the old password no longer works.`);

@@ -7,12 +7,13 @@ import { ConfigErrors, isBackhaulError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { Hub } from '../runtime/hub.js';
 import { builtinRegistry } from '../runtime/registry.js';
-import { demoConfig, pickPort } from './demo.js';
+import { demoConfig, demoToken, pickPort } from './demo.js';
 import { generatePassword } from '../devices/credentials.js';
 import { summarize } from './summary.js';
 import { dataDirOf, formatStatus } from './status.js';
 import { ControlServer, fetchStatus } from '../runtime/control.js';
 import { devicesMain, isDevicesCommand } from './devices.js';
+import { isTokensCommand, tokensMain } from './tokens.js';
 
 const HELP = `backhaul — IoT concentrator: gather frames, decode, route, deliver.
 
@@ -24,11 +25,14 @@ Usage:
       --json                 the raw status as JSON
   backhaul devices COMMAND   the device registry: list, show, add, set, enable, disable, import,
                              reset-credentials, types (backhaul devices --help)
+  backhaul tokens COMMAND    API tokens: create --role viewer|operator|admin, list, revoke ID
+                             (backhaul tokens --help)
   backhaul demo [options]    embedded broker + simulated valves + SQLite historian + JSON-lines file
       --port N               broker port (default 1883, or a free port if 1883 is taken)
       --data DIR             data folder (default ./data)
       --devices N            simulated devices (default 5)
       --interval MS          ms between a device's frames (default 2000)
+      --api-port N           HTTP API and dashboard port (default 8080, or a free port if taken)
   backhaul --version
   backhaul --help
 
@@ -67,7 +71,16 @@ function load(file: string | undefined): LoadedConfig | undefined {
 }
 
 async function run(cfg: LoadedConfig, logger: Logger, opts: { discardOrphanOutboxes?: boolean } = {}, onStarted?: (hub: Hub) => void): Promise<void> {
-  const hub = new Hub({ config: cfg, logger, discardOrphanOutboxes: opts.discardOrphanOutboxes ?? false });
+  const hub = new Hub({
+    config: cfg,
+    logger,
+    discardOrphanOutboxes: opts.discardOrphanOutboxes ?? false,
+    onFirstAdminToken: (token) =>
+      process.stdout.write(
+        `\nThe first API token (admin) was created. It is shown this once; only its hash is kept:\n\n  ${token}\n\n` +
+          'Use it as "Authorization: Bearer <token>", or paste it into the dashboard\'s login. More: backhaul tokens create --role viewer -c FILE\n\n',
+      ),
+  });
   const startedAt = Date.now();
   const control = new ControlServer(
     cfg.dataDir,
@@ -135,6 +148,10 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = await devicesMain(argv);
     return;
   }
+  if (isTokensCommand(argv)) {
+    process.exitCode = await tokensMain(argv);
+    return;
+  }
   let parsed;
   try {
     parsed = parseArgs({
@@ -148,6 +165,7 @@ async function main(argv: string[]): Promise<void> {
         data: { type: 'string' },
         devices: { type: 'string' },
         interval: { type: 'string' },
+        'api-port': { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -204,9 +222,10 @@ async function main(argv: string[]): Promise<void> {
         if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number`);
         return n;
       };
-      let port: number, devices: number, intervalMs: number;
+      let port: number, devices: number, intervalMs: number, apiPort: number;
       try {
         port = num(values.port, 'port', -1);
+        apiPort = num(values['api-port'], 'api-port', -1);
         devices = num(values.devices, 'devices', 5);
         intervalMs = num(values.interval, 'interval', 2000);
       } catch (e) {
@@ -215,18 +234,27 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       const chosen = port >= 0 ? port : await pickPort(1883);
+      const chosenApi = apiPort >= 0 ? apiPort : await pickPort(8080, '127.0.0.1');
       const dataDir = resolve(values.data ?? 'data');
       const password = generatePassword();
       let cfg: LoadedConfig;
+      let token: string;
       try {
-        cfg = buildConfig(demoConfig({ port: chosen, dataDir, devices, intervalMs, password }), { source: 'demo', dir: process.cwd() }, { registry: builtinRegistry() });
+        cfg = buildConfig(demoConfig({ port: chosen, apiPort: chosenApi, dataDir, devices, intervalMs, password }), { source: 'demo', dir: process.cwd() }, { registry: builtinRegistry() });
+      } catch (e) {
+        printConfigError(e);
+        process.exitCode = 1;
+        return;
+      }
+      try {
+        token = demoToken(dataDir);
       } catch (e) {
         printConfigError(e);
         process.exitCode = 1;
         return;
       }
       const logger = createLogger({ level: cfg.logLevel });
-      await run(cfg, logger, {}, () => {
+      await run(cfg, logger, {}, (hub) => {
         const taken = port < 0 && chosen !== 1883 ? ' (1883 was taken)' : '';
         process.stdout.write(
           [
@@ -237,6 +265,9 @@ async function main(argv: string[]): Promise<void> {
             '  (the demo login is made afresh each run; anonymous clients are refused)',
             `  history (SQLite):     ${resolve(dataDir, 'history.sqlite')}`,
             `  every reading (JSON): ${resolve(dataDir, 'readings.jsonl')}`,
+            `  dashboard:            ${hub.apiUrl() ?? '-'}/  (log in with the token below)`,
+            `  API token (admin):    ${token}`,
+            '  (a fresh demo token each run; the previous one is revoked)',
             '  Ctrl-C stops it.',
             '',
           ].join('\n'),

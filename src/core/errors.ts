@@ -59,10 +59,18 @@ export const ERROR_CATALOG = {
   BH_API_REQUEST: 'An API request is malformed: a query parameter, header or body field is missing or has the wrong form (the path names it, e.g. `querystring.mac`).',
   BH_API_NOT_FOUND: 'No API route answers that method and path.',
   BH_API_INTERNAL: 'An API request failed inside Backhaul (the log says why); retry later.',
+  BH_API_NO_HISTORIAN: 'Readings, latest values and stored events come from a `sqlite` sink (the historian), and the config has none (or `api.historian` names none), or it is not open yet.',
   BH_BOOTSTRAP_REFUSED: 'A device asked for its credentials but is disabled or BLOCKED, or is declared in the config file without a login; an operator must enable, unblock or configure it.',
   BH_BOOTSTRAP_UNPLACED: 'A device asked for its credentials but has no topics yet (its location lacks a building or room); no password was issued, the next call after an operator places it gets one.',
   BH_BOOTSTRAP_NO_BROKER: 'A device asked for its credentials but no MQTT broker is available to devices; nothing was issued, retry later.',
   BH_BOOTSTRAP_AUTH: 'A device\'s config request lacks HTTP Basic credentials, or they are wrong, or the device is disabled, BLOCKED or has no password yet.',
+  // API tokens and sessions
+  BH_API_UNAUTHENTICATED: 'An API request has no token or session, or an unknown, malformed or revoked one (`Authorization: Bearer bh_…` or the dashboard session cookie).',
+  BH_API_FORBIDDEN: 'The API token\'s role (viewer, operator, admin) is too low for that route.',
+  BH_TOKEN_NAME: 'An API token name is empty, longer than 64 characters, holds non-printable characters or spaces at either end, or is taken by a token that is not revoked.',
+  BH_TOKEN_ROLE: 'An API token role is not one of viewer, operator, admin.',
+  BH_TOKEN_NOT_FOUND: 'No API token with that id exists.',
+  BH_TOKEN_OPEN: 'The API token file (`<data>/tokens.sqlite`) could not be opened (permissions, not a SQLite file, written by a newer Backhaul).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

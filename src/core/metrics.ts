@@ -1,6 +1,7 @@
 // The hub's counters and gauges, on a registry of its own (no global default registry, so two hubs in one process,
-// as in tests, never share counts). The API issue exposes `registry` at /metrics.
-import { Counter, Gauge, Registry } from 'prom-client';
+// as in tests, never share counts), with the process metrics prom-client collects (`process_*`, `nodejs_*`). The
+// API serves `registry` at /metrics.
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 /** What the sampled sink gauges need from a sink. */
 export interface SinkGaugeSource {
@@ -12,6 +13,10 @@ export interface SinkGaugeSource {
 
 export class Metrics {
   readonly registry = new Registry();
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
 
   readonly framesTotal = this.counter('backhaul_frames_total', 'Frames received, by input.', ['input']);
   readonly framesSkipped = this.counter(
@@ -56,18 +61,24 @@ export class Metrics {
   );
   readonly sinkUp = this.sampled('backhaul_sink_up', '1 when the sink delivers, 0 when it is retrying or stopped.', (s) => (s.state === 'up' ? 1 : 0));
   readonly inputErrors = this.counter('backhaul_input_errors_total', 'Input failures (connection lost, read error), by input.', ['input']);
+  readonly eventsTotal = this.counter('backhaul_events_total', 'Events raised (device.offline, command.acknowledged, ...), by type and severity.', [
+    'type',
+    'severity',
+  ]);
 
   private devicesSource: () => Readonly<Record<string, number>> | undefined = () => undefined;
-  readonly devicesByLiveness = new Gauge({
+  readonly devicesByState = new Gauge({
     name: 'backhaul_devices',
-    help: 'Devices by liveness: active (heard within their threshold), outdated (silent longer), unknown (no threshold or not heard yet).',
-    labelNames: ['liveness'],
+    help:
+      'Devices by state: active (heard within their threshold), outdated (silent longer), unknown (no threshold or not heard yet), ' +
+      'blocked (BLOCKED), disabled.',
+    labelNames: ['state'],
     registers: [this.registry],
     collect: (() => {
       const read = () => this.devicesSource();
-      return function (this: Gauge<'liveness'>) {
+      return function (this: Gauge<'state'>) {
         this.reset();
-        for (const [k, v] of Object.entries(read() ?? {})) this.set({ liveness: k }, v);
+        for (const [k, v] of Object.entries(read() ?? {})) this.set({ state: k }, v);
       };
     })(),
   });

@@ -12,7 +12,7 @@ import type { Frame, HubEvent, Reading } from '../core/types.js';
 import { verifyPassword } from './credentials.js';
 import type { DeviceStore } from './registry.js';
 import { effectiveThresholds } from './device-types.js';
-import { LivenessMonitor } from './liveness.js';
+import { LivenessMonitor, type LivenessState } from './liveness.js';
 import { mayPublish, maySubscribe, STATUS_LEVEL, type TopicScheme } from './topics.js';
 import { guessIdKind, isIdKind, normaliseId, type Device, type DeviceState, type IdKind, type JsonValue, type Thresholds } from './types.js';
 
@@ -89,9 +89,25 @@ export class DeviceGate {
     this.schedule();
   }
 
-  /** Liveness counts for metrics and the dashboard: active, outdated, unknown. */
-  livenessCounts(): { active: number; outdated: number; unknown: number } | undefined {
-    return this.liveness?.counts();
+  /** Devices by state for metrics: active, outdated, unknown (by liveness), blocked, disabled. */
+  deviceCounts(): { active: number; outdated: number; unknown: number; blocked: number; disabled: number } {
+    const c = { active: 0, outdated: 0, unknown: 0, blocked: 0, disabled: 0 };
+    for (const [id, k] of this.known) {
+      if (!k.enabled) c.disabled++;
+      else if (k.state === 'BLOCKED') c.blocked++;
+      else {
+        const online = this.liveness?.state(id)?.online;
+        if (online === true) c.active++;
+        else if (online === false) c.outdated++;
+        else c.unknown++;
+      }
+    }
+    return c;
+  }
+
+  /** What the liveness monitor knows of a device. */
+  livenessOf(id: string): LivenessState | undefined {
+    return this.liveness?.state(id);
   }
 
   private schedule(): void {

@@ -21,6 +21,8 @@ import {
   checkLocation,
   checkTags,
   checkThresholds,
+  guessIdKind,
+  ID_KINDS,
   normaliseId,
   resolveIdKind,
   shown,
@@ -318,6 +320,27 @@ export function planDevice(
   const changed = COMPARED.filter((k) => stableJson(existing[k]) !== stableJson(base[k]));
   if (changed.length === 0) return { device: existing, change: 'unchanged', changed: [] };
   return { device: { ...existing, ...base, updatedAt: now }, change: 'updated', changed: [...changed] };
+}
+
+/**
+ * Find a device from an id as a person typed it (CLI, API): as is, then made canonical for each kind that accepts it.
+ * BH_DEVICE_NOT_FOUND at `path` when none matches.
+ */
+export async function findDevice(store: DeviceStore, raw: string, kind?: string, path = 'id'): Promise<Device> {
+  const candidates = new Set<string>([raw.trim()]);
+  const kinds = kind !== undefined ? [kind] : [guessIdKind(raw), ...ID_KINDS].filter((k) => k !== undefined);
+  for (const k of kinds) {
+    try {
+      candidates.add(normaliseId(k as IdKind, raw));
+    } catch {
+      /* not that kind */
+    }
+  }
+  for (const id of candidates) {
+    const d = await store.get(id);
+    if (d) return d;
+  }
+  throw new BackhaulError('BH_DEVICE_NOT_FOUND', `no device ${JSON.stringify(raw)} in the registry`, { path });
 }
 
 /** Canonical id and kind of an input (BH_DEVICE_ID at `id` or `kind`). */

@@ -4,7 +4,7 @@
 import type { Stage } from '../core/driver.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Match } from '../core/config/schema.js';
-import type { Message } from '../core/types.js';
+import type { HubEvent, Message } from '../core/types.js';
 import { topicMatches } from '../inputs/topic.js';
 import { globMatcher } from './glob.js';
 import { pickValues } from './values.js';
@@ -57,6 +57,8 @@ export class Router {
   constructor(
     routes: readonly RouteRuntime[],
     private readonly metrics: Metrics,
+    /** Every event, once, as it enters the router or a stage makes one: for the live feed and its counter. */
+    private readonly onEvent: (e: HubEvent) => void = () => undefined,
   ) {
     this.compiled = routes.map((route) => ({ route, matcher: compileMatch(route.match) }));
   }
@@ -64,12 +66,14 @@ export class Router {
   /** Route one message; resolves when every resulting message is in every outbox it was routed to. */
   async route(msg: Message): Promise<void> {
     const pending: Array<Promise<void>> = [];
+    if (msg.kind === 'event') this.onEvent(msg);
     for (const { route, matcher } of this.compiled) {
       const m = matcher(msg);
       if (!m) continue;
       this.metrics.routeMessages.inc({ route: route.name });
       const out = runStages(route.stages, 0, m);
       if (out.length === 0) continue;
+      if (msg.kind === 'reading') this.newEvents(out);
       for (const t of route.to) pending.push(t.enqueue(out));
     }
     await Promise.all(pending);
@@ -77,8 +81,14 @@ export class Router {
 
   /** Continue a message a stage produced on its own (a timer), from the stage after it. */
   async resume(route: RouteRuntime, afterStage: number, msg: Message): Promise<void> {
+    if (msg.kind === 'event') this.onEvent(msg); // made by a stage on a timer
     const out = runStages(route.stages, afterStage + 1, msg);
     if (out.length > 0) await Promise.all(route.to.map((t) => t.enqueue(out)));
+  }
+
+  /** Events in a route's output for a reading were made by its stages (severity): new events. */
+  private newEvents(out: readonly Message[]): void {
+    for (const m of out) if (m.kind === 'event') this.onEvent(m);
   }
 }
 

@@ -24,6 +24,13 @@ import { registryPath, SqliteDeviceStore, type CommandRecord } from '../devices/
 import { TopicScheme } from '../devices/topics.js';
 import { ApiServer, type ApiPlugin } from '../api/server.js';
 import { bootstrapRoutes } from '../api/bootstrap.js';
+import { SessionStore } from '../api/auth.js';
+import { restApi, type ApiDeps } from '../api/rest/index.js';
+import { ensureFirstAdmin, SqliteTokenStore, tokensPath } from '../api/tokens.js';
+import { Historian } from '../sinks/sqlite/historian.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HubEvent } from '../core/types.js';
 import { SinkRunner, type SinkStatus } from '../outbox/runner.js';
 import { Router, type RouteRuntime } from '../pipeline/router.js';
 
@@ -36,6 +43,11 @@ export interface HubOptions {
   readonly drainMs?: number;
   /** Delete the outboxes of sinks no longer in the config, even when they still hold messages. */
   readonly discardOrphanOutboxes?: boolean;
+  /**
+   * The first start with an API creates an admin token: it is handed here once (the CLI prints it) and only its hash
+   * is kept.
+   */
+  readonly onFirstAdminToken?: (token: string) => void;
 }
 
 export interface InputStatus {
@@ -58,6 +70,11 @@ export class Hub {
   private gate: DeviceGate | undefined;
   private commands: CommandCenter | undefined;
   private api: ApiServer | undefined;
+  private tokens: SqliteTokenStore | undefined;
+  private historian: Historian | undefined;
+  private readonly eventListeners = new Set<(e: HubEvent) => void>();
+  private running = false;
+  private readonly startedAt: number;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly decodeLog: LogThrottle;
   private started = false;
@@ -69,8 +86,9 @@ export class Hub {
     this.clock = opts.clock ?? systemClock;
     this.metrics = opts.metrics ?? new Metrics();
     this.decodeLog = new LogThrottle(this.clock);
+    this.startedAt = this.clock.now();
     this.metrics.bindSinks(() => this.sinkStatus());
-    this.metrics.bindDevices(() => this.gate?.livenessCounts());
+    this.metrics.bindDevices(() => this.gate?.deviceCounts());
   }
 
   private context(bindings: Record<string, string>, id: string): DriverContext {
@@ -120,7 +138,7 @@ export class Hub {
         });
         routes.push(route);
       }
-      this.router = new Router(routes, this.metrics);
+      this.router = new Router(routes, this.metrics, (e) => this.eventRaised(e));
 
       const types = new DeviceTypes();
       const scheme = new TopicScheme(types, this.config.devices.topics);
@@ -175,21 +193,75 @@ export class Hub {
         ctx.logger.info({ type: spec.def.type, decoder: spec.decoder.def.type, ...(input.info?.() ?? {}) }, 'input started');
       }
       await this.commands.start();
-      if (this.config.api) {
-        const plugins: ApiPlugin[] = [];
-        if (this.config.api.bootstrap) {
-          plugins.push(bootstrapRoutes({ store: this.store, scheme, clock: this.clock, broker: () => this.brokerPort()?.address() }));
-        }
-        this.api = new ApiServer({ host: this.config.api.host, port: this.config.api.port, logger: this.logger.child({ part: 'api' }), plugins });
-        await this.api.start();
-        this.logger.info({ url: this.api.url }, 'HTTP API listening');
-      }
+      if (this.config.api) await this.startApi(types, scheme);
       // Sinks connect last: their outboxes took messages from the start, and a sink that publishes back into an
       // embedded broker (the demo) finds it listening.
       for (const runner of this.runners.values()) runner.start();
+      this.running = true;
     } catch (e) {
       await this.stop();
       throw e;
+    }
+  }
+
+  private async startApi(types: DeviceTypes, scheme: TopicScheme): Promise<void> {
+    const api = this.config.api!;
+    const store = this.store!;
+    const log = this.logger.child({ part: 'api' });
+    const tokens = SqliteTokenStore.open(tokensPath(this.config.dataDir), { clock: this.clock });
+    this.tokens = tokens;
+    const first = ensureFirstAdmin(tokens);
+    if (first) {
+      log.warn({ token: first.info.id, role: 'admin' }, 'created the first API token (admin); it is shown once, on stdout, and only its hash is kept');
+      this.opts.onFirstAdminToken?.(first.token);
+    }
+    const deps: ApiDeps = {
+      store,
+      types,
+      scheme,
+      clock: this.clock,
+      metrics: this.metrics,
+      historian: () => this.openHistorian(),
+      sendCommand: (req) => this.sendCommand(req),
+      sinks: () => this.sinkStatus(),
+      liveness: (id) => this.gate?.livenessOf(id),
+      config: () => this.config.redacted,
+      onEvent: (listener) => {
+        this.eventListeners.add(listener);
+        return () => this.eventListeners.delete(listener);
+      },
+      ready: () => this.running,
+      startedAt: this.startedAt,
+    };
+    const plugins: ApiPlugin[] = [];
+    if (api.bootstrap) plugins.push(bootstrapRoutes({ store, scheme, clock: this.clock, broker: () => this.brokerPort()?.address() }));
+    plugins.push(restApi(deps, { tokens, sessions: new SessionStore({ clock: this.clock }) }, log));
+    this.api = new ApiServer({ host: api.host, port: api.port, logger: log, plugins, openapi: { title: 'Backhaul', version: '1' } });
+    await this.api.start();
+  }
+
+  /** The historian the API reads (read-only), once its sink has created the file. */
+  private openHistorian(): Historian | undefined {
+    if (this.historian?.isOpen) return this.historian;
+    const want = this.config.api?.historian;
+    const spec = this.config.sinks.find((s) => s.def.type === 'sqlite' && (want === undefined || s.id === want));
+    if (!spec) return undefined;
+    const p = (spec.options as { path?: unknown }).path;
+    const path = typeof p === 'string' ? (isAbsolute(p) ? p : resolve(this.config.dir, p)) : join(this.config.dataDir, 'history.sqlite');
+    if (!existsSync(path)) return undefined;
+    this.historian = Historian.open(path, { readonly: true });
+    return this.historian;
+  }
+
+  /** An event entered the router (or a stage made one): count it and tell the live feeds. */
+  private eventRaised(e: HubEvent): void {
+    this.metrics.eventsTotal.inc({ type: e.type, severity: e.severity });
+    for (const l of this.eventListeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.logger.warn({ err }, 'an event listener failed');
+      }
     }
   }
 
@@ -308,6 +380,7 @@ export class Hub {
   }
 
   private async doStop(): Promise<void> {
+    this.running = false;
     const drainMs = this.opts.drainMs ?? 5000;
     // Inputs wait for their in-flight frames; a frame blocked on a full outbox (overflow `block`, sink down) would
     // wait forever, so after drainMs the outboxes close and such frames fail: they were never acknowledged, and
@@ -335,6 +408,8 @@ export class Hub {
     this.commands?.stop();
     try {
       await this.api?.stop();
+      this.tokens?.close();
+      this.historian?.close();
     } catch (e) {
       this.logger.warn({ err: e }, 'closing the HTTP API failed');
     }

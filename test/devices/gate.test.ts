@@ -173,9 +173,9 @@ test('liveness through the hub: device.offline once after the threshold, device.
   clock.advance(10 * 60_000);
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(events(), ['device.battery_low', 'device.offline'], 'offline is raised once');
-  assert.match(await hub.metrics.registry.metrics(), /backhaul_devices\{liveness="outdated"\} 1/);
+  assert.match(await hub.metrics.registry.metrics(), /backhaul_devices\{state="outdated"\} 1/);
   await send(2.8); // back, battery recovered
   await until(() => events().length === 4, 'online and battery ok');
   assert.deepEqual(events().slice(2).sort(), ['device.battery_ok', 'device.online']);
-  assert.match(await hub.metrics.registry.metrics(), /backhaul_devices\{liveness="active"\} 1/);
+  assert.match(await hub.metrics.registry.metrics(), /backhaul_devices\{state="active"\} 1/);
 });

@@ -58,7 +58,7 @@ export interface LoadedConfig {
     readonly declared: readonly DeclaredDeviceConfig[];
   };
   /** Undefined: no HTTP API. */
-  readonly api: { readonly host: string; readonly port: number; readonly bootstrap: boolean } | undefined;
+  readonly api: { readonly host: string; readonly port: number; readonly bootstrap: boolean; readonly historian?: string } | undefined;
   readonly inputs: readonly InputSpec[];
   readonly sinks: readonly SinkSpec[];
   readonly routes: readonly RouteSpec[];
@@ -144,7 +144,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       commandTimeoutMs?: number;
       declared?: DeclaredDeviceConfig[];
     };
-    api?: { host?: string; port?: number; bootstrap?: boolean };
+    api?: { host?: string; port?: number; bootstrap?: boolean; historian?: string };
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
     routes: Array<{ name?: string; match?: unknown; stages?: Array<Record<string, unknown>>; to: string[] }>;
@@ -290,6 +290,13 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     if (names.has(r.name)) errs.push(new BackhaulError('BH_CONFIG_SCHEMA', `route name "${r.name}" is used twice`, { path: `routes[${r.index}].name` }));
     names.add(r.name);
   }
+  const hist = cfg.api?.historian;
+  if (hist !== undefined && cfg.sinks[hist]?.['type'] !== 'sqlite') {
+    const names = Object.entries(cfg.sinks)
+      .filter(([, v]) => v['type'] === 'sqlite')
+      .map(([k]) => k);
+    errs.push(new BackhaulError('BH_CONFIG_REF', `no sqlite sink named "${hist}"; sqlite sinks: ${names.join(', ') || '(none)'}`, { path: 'api.historian' }));
+  }
   for (const id of Object.keys(cfg.sinks)) if (!used.has(id)) warnings.push(`${joinPath('sinks', id)}: no route sends to this sink`);
   if (Object.keys(cfg.inputs).length === 0) warnings.push('inputs: there are no inputs, so nothing will arrive');
 
@@ -306,7 +313,15 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       commandTimeoutMs: cfg.devices?.commandTimeoutMs ?? 60_000,
       declared,
     },
-    api: cfg.api === undefined ? undefined : { host: cfg.api.host ?? '0.0.0.0', port: cfg.api.port ?? 8080, bootstrap: cfg.api.bootstrap ?? true },
+    api:
+      cfg.api === undefined
+        ? undefined
+        : {
+            host: cfg.api.host ?? '0.0.0.0',
+            port: cfg.api.port ?? 8080,
+            bootstrap: cfg.api.bootstrap ?? true,
+            ...(cfg.api.historian !== undefined ? { historian: cfg.api.historian } : {}),
+          },
     inputs,
     sinks,
     routes,

@@ -143,6 +143,9 @@ export const ConfigFile = Type.Object(
         {
           host: Type.String({ default: '0.0.0.0', description: 'Address the HTTP API listens on.' }),
           port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Its TCP port; 0 picks a free one (see the log).' }),
+          historian: Type.Optional(
+            Type.String({ description: 'The `sqlite` sink whose file the API reads readings and events from; default: the first one.' }),
+          ),
           bootstrap: Type.Boolean({
             default: true,
             description: 'Serve `/bootstrap/v1/credentials` and `/bootstrap/v1/config`, where devices fetch their login and config (src/api/README.md).',

@@ -61,6 +61,21 @@ export interface ReadingQuery extends ReadingFilter {
   readonly order?: 'asc' | 'desc';
 }
 
+export interface DownsampleQuery extends ReadingFilter {
+  /** Bucket width, ms: one point per measurement and bucket, at the bucket's start. */
+  readonly step: number;
+  /** How a bucket's numeric values become one: average (default), minimum, maximum, or the newest. */
+  readonly agg?: 'avg' | 'min' | 'max' | 'last';
+  readonly limit?: number;
+}
+
+export interface HistorianPoint {
+  measurement: string;
+  ts: number;
+  value: number;
+  unit?: string;
+}
+
 export interface HistorianReading {
   device: string;
   ts: number;
@@ -282,6 +297,21 @@ export class Historian {
     const dir = q.order === 'desc' ? 'DESC' : 'ASC';
     const full = `SELECT device, ts, measurement, num, text, bool, unit, seq FROM readings${sql} ORDER BY ts ${dir}, id ${dir}${limitClause(q.limit, params)}`;
     return (this.stmt(full).all(params) as ReadingRow[]).map(toReading);
+  }
+
+  /** Numeric values in buckets of `step` ms (for charts), oldest first; text and booleans are left out. */
+  downsample(q: DownsampleQuery): HistorianPoint[] {
+    const { sql, params } = readingWhere(q);
+    const step = Math.max(1, Math.floor(q.step));
+    const agg = q.agg ?? 'avg';
+    // `last`: SQLite takes the bare columns of an aggregate from the row holding the MAX.
+    const value = agg === 'last' ? 'num' : `${agg}(num)`;
+    const extra = agg === 'last' ? ', max(ts) AS newest' : '';
+    const where = sql ? `${sql} AND num IS NOT NULL` : ' WHERE num IS NOT NULL';
+    const full = `SELECT measurement, (ts / ${step}) * ${step} AS bucket, ${value} AS value, max(unit) AS unit${extra}
+      FROM readings${where} GROUP BY measurement, bucket ORDER BY bucket, measurement${limitClause(q.limit, params)}`;
+    const rows = this.stmt(full).all(params) as Array<{ measurement: string; bucket: number; value: number; unit: string | null }>;
+    return rows.map((r) => ({ measurement: r.measurement, ts: r.bucket, value: r.value, ...(r.unit !== null ? { unit: r.unit } : {}) }));
   }
 
   countReadings(f: ReadingFilter = {}): number {

@@ -1,0 +1,258 @@
+// Every device with its liveness colour and label, polled every 5 s. Site, building, room and type filters and the
+// search box go to the server as query parameters; the liveness chips and the sort order act on what it answered.
+import { useEffect, useId, useMemo, useState } from 'react';
+import { listDevices, type Device, type DeviceType, type Liveness, type Location } from '../api';
+import { ErrorBox, Freshness, LivenessBadge, Loading } from '../components/common';
+import { ago, fmtLocation, LIVENESS_LABEL, LIVENESS_RANK, livenessOf } from '../format';
+import { useDebounced, usePoll } from '../hooks';
+
+export const POLL_MS = 5000;
+
+export type SortOrder = 'problems' | 'id' | 'location';
+
+export interface DeviceFiltersState {
+  readonly site: string;
+  readonly building: string;
+  readonly room: string;
+  readonly type: string;
+  readonly search: string;
+  readonly liveness: Liveness | '';
+  readonly sort: SortOrder;
+}
+
+export const NO_FILTERS: DeviceFiltersState = { site: '', building: '', room: '', type: '', search: '', liveness: '', sort: 'problems' };
+
+const LIVENESS_ORDER: readonly Liveness[] = ['outdated', 'late', 'unknown', 'active', 'disabled'];
+
+function locKey(l: Location): string {
+  return JSON.stringify([l.site ?? '', l.building ?? '', l.room ?? '']);
+}
+
+function uniqSorted(values: Iterable<string>): string[] {
+  return [...new Set([...values].filter((v) => v !== ''))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+}
+
+function sortDevices(items: readonly Device[], sort: SortOrder): Device[] {
+  const byId = (a: Device, b: Device): number => a.id.localeCompare(b.id, undefined, { numeric: true });
+  const out = [...items];
+  if (sort === 'id') return out.sort(byId);
+  if (sort === 'location') return out.sort((a, b) => fmtLocation(a.location).localeCompare(fmtLocation(b.location), undefined, { numeric: true }) || byId(a, b));
+  return out.sort((a, b) => LIVENESS_RANK[livenessOf(a.liveness)] - LIVENESS_RANK[livenessOf(b.liveness)] || byId(a, b));
+}
+
+interface SelectProps {
+  readonly label: string;
+  readonly value: string;
+  readonly options: readonly string[];
+  readonly onChange: (v: string) => void;
+  readonly testId: string;
+}
+
+function FilterSelect({ label, value, options, onChange, testId }: SelectProps) {
+  const id = useId();
+  const all = value !== '' && !options.includes(value) ? [value, ...options] : options;
+  return (
+    <div className="field compact">
+      <label htmlFor={id}>{label}</label>
+      <select id={id} value={value} onChange={(e) => onChange(e.target.value)} data-testid={testId}>
+        <option value="">All</option>
+        {all.map((o) => (
+          <option key={o} value={o}>
+            {o}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+function DeviceCard({ d, now }: { d: Device; now: number }) {
+  const liveness = livenessOf(d.liveness);
+  return (
+    <li>
+      <a
+        className={`device-card live-${liveness}`}
+        href={`#/devices/${encodeURIComponent(d.id)}`}
+        data-testid={`device-${d.id}`}
+        data-liveness={d.liveness}
+        aria-label={`${d.id}${d.description ? `, ${d.description}` : ''}: ${LIVENESS_LABEL[liveness]}`}
+      >
+        <div className="device-card-top">
+          <span className="device-id">{d.id}</span>
+          <LivenessBadge liveness={liveness} />
+        </div>
+        {d.description ? <div className="device-desc">{d.description}</div> : null}
+        <dl className="device-meta">
+          <div>
+            <dt>Type</dt>
+            <dd>{d.type}</dd>
+          </div>
+          <div>
+            <dt>Where</dt>
+            <dd>{fmtLocation(d.location)}</dd>
+          </div>
+          <div>
+            <dt>Last seen</dt>
+            <dd title={d.lastSeen !== undefined ? new Date(d.lastSeen).toLocaleString() : undefined}>{ago(d.lastSeen, now)}</dd>
+          </div>
+        </dl>
+        {!d.enabled || d.state === 'BLOCKED' ? (
+          <div className="device-note">
+            {!d.enabled ? 'disabled' : ''}
+            {d.state === 'BLOCKED' ? `blocked${d.blockedReason ? `: ${d.blockedReason}` : ''}` : ''}
+          </div>
+        ) : null}
+        {d.tags.length ? (
+          <div className="tags">
+            {d.tags.map((t) => (
+              <span key={t} className="tag">
+                {t}
+              </span>
+            ))}
+          </div>
+        ) : null}
+      </a>
+    </li>
+  );
+}
+
+export function DevicesPage({
+  filters,
+  setFilters,
+  types,
+}: {
+  filters: DeviceFiltersState;
+  setFilters: (f: DeviceFiltersState) => void;
+  types: readonly DeviceType[] | undefined;
+}) {
+  const searchId = useId();
+  const sortId = useId();
+  const search = useDebounced(filters.search, 300);
+  const q = { site: filters.site, building: filters.building, room: filters.room, type: filters.type, search };
+  const qKey = JSON.stringify(q);
+  const list = usePoll((signal) => listDevices(q, signal), POLL_MS, [qKey]);
+
+  // Every location and type seen in any answer, so filtering by one site does not hide the others from the selects.
+  const [seen, setSeen] = useState<{ locations: Map<string, Location>; types: Set<string> }>(() => ({ locations: new Map(), types: new Set() }));
+  useEffect(() => {
+    const items = list.data?.items;
+    if (!items) return;
+    setSeen((old) => {
+      let changed = false;
+      const locations = new Map(old.locations);
+      const typeNames = new Set(old.types);
+      for (const d of items) {
+        const k = locKey(d.location);
+        if (!locations.has(k)) {
+          locations.set(k, d.location);
+          changed = true;
+        }
+        if (!typeNames.has(d.type)) {
+          typeNames.add(d.type);
+          changed = true;
+        }
+      }
+      return changed ? { locations, types: typeNames } : old;
+    });
+  }, [list.data]);
+
+  const locs = [...seen.locations.values()];
+  const sites = uniqSorted(locs.map((l) => l.site ?? ''));
+  const inSite = locs.filter((l) => !filters.site || l.site === filters.site);
+  const buildings = uniqSorted(inSite.map((l) => l.building ?? ''));
+  const rooms = uniqSorted(inSite.filter((l) => !filters.building || l.building === filters.building).map((l) => l.room ?? ''));
+  const typeNames = uniqSorted([...(types ?? []).map((t) => t.name), ...seen.types]);
+
+  const items = useMemo(() => list.data?.items ?? [], [list.data]);
+  const counts = useMemo(() => {
+    const c: Record<Liveness, number> = { active: 0, late: 0, outdated: 0, disabled: 0, unknown: 0 };
+    for (const d of items) c[livenessOf(d.liveness)]++;
+    return c;
+  }, [items]);
+  const shown = useMemo(
+    () => sortDevices(filters.liveness ? items.filter((d) => livenessOf(d.liveness) === filters.liveness) : items, filters.sort),
+    [items, filters.liveness, filters.sort],
+  );
+  const set = (patch: Partial<DeviceFiltersState>): void => setFilters({ ...filters, ...patch });
+  const anyFilter = filters.site || filters.building || filters.room || filters.type || filters.search || filters.liveness;
+  const now = list.updatedAt ?? Date.now();
+
+  return (
+    <section aria-labelledby="devices-title">
+      <div className="page-head">
+        <h1 id="devices-title">Devices</h1>
+        <Freshness updatedAt={list.updatedAt} error={list.error} loading={list.loading} />
+      </div>
+
+      <form className="filters" role="search" aria-label="Filter devices" onSubmit={(e) => e.preventDefault()}>
+        <div className="field compact grow">
+          <label htmlFor={searchId}>Search</label>
+          <input
+            id={searchId}
+            type="search"
+            value={filters.search}
+            placeholder="id, description, tag…"
+            onChange={(e) => set({ search: e.target.value })}
+            data-testid="filter-search"
+          />
+        </div>
+        <FilterSelect label="Site" value={filters.site} options={sites} onChange={(site) => set({ site, building: '', room: '' })} testId="filter-site" />
+        <FilterSelect label="Building" value={filters.building} options={buildings} onChange={(building) => set({ building, room: '' })} testId="filter-building" />
+        <FilterSelect label="Room" value={filters.room} options={rooms} onChange={(room) => set({ room })} testId="filter-room" />
+        <FilterSelect label="Type" value={filters.type} options={typeNames} onChange={(type) => set({ type })} testId="filter-type" />
+        <div className="field compact">
+          <label htmlFor={sortId}>Sort</label>
+          <select id={sortId} value={filters.sort} onChange={(e) => set({ sort: e.target.value as SortOrder })}>
+            <option value="problems">Problems first</option>
+            <option value="id">Id</option>
+            <option value="location">Location</option>
+          </select>
+        </div>
+        {anyFilter ? (
+          <button type="button" className="btn link" onClick={() => setFilters({ ...NO_FILTERS, sort: filters.sort })}>
+            Clear filters
+          </button>
+        ) : null}
+      </form>
+
+      {list.data ? (
+        <div className="summary" role="group" aria-label="Show only devices that are">
+          {LIVENESS_ORDER.map((l) => (
+            <button
+              key={l}
+              type="button"
+              className={`chip live-${l}`}
+              aria-pressed={filters.liveness === l}
+              onClick={() => set({ liveness: filters.liveness === l ? '' : l })}
+              data-testid={`count-${l}`}
+            >
+              <span className="dot" aria-hidden="true" />
+              {LIVENESS_LABEL[l]} <strong>{counts[l]}</strong>
+            </button>
+          ))}
+        </div>
+      ) : null}
+
+      {list.error && !list.data ? <ErrorBox error={list.error} title="Devices could not be loaded" onRetry={list.refresh} /> : null}
+      {!list.data && !list.error ? <Loading what="devices" /> : null}
+
+      {list.data ? (
+        <>
+          <p className="muted count-line" aria-live="polite">
+            {shown.length === items.length ? `${items.length} device${items.length === 1 ? '' : 's'}` : `${shown.length} of ${items.length} devices`}
+            {list.data.total > items.length ? ` (the first ${items.length} of ${list.data.total}: narrow the filters to see the rest)` : ''}
+          </p>
+          {shown.length ? (
+            <ul className="device-grid" data-testid="device-list">
+              {shown.map((d) => (
+                <DeviceCard key={d.id} d={d} now={now} />
+              ))}
+            </ul>
+          ) : (
+            <p className="empty-state">{anyFilter ? 'No device matches these filters.' : 'No devices yet.'}</p>
+          )}
+        </>
+      ) : null}
+    </section>
+  );
+}

@@ -1,0 +1,135 @@
+// What the REST routes need from the running hub, passed in (no singletons), and the device view they answer with.
+import { Type, type Static } from '@sinclair/typebox';
+import type { Clock } from '../../core/clock.js';
+import type { HubEvent } from '../../core/types.js';
+import type { Metrics } from '../../core/metrics.js';
+import type { SendCommand } from '../../devices/commands.js';
+import { effectiveThresholds, type DeviceTypes } from '../../devices/device-types.js';
+import type { LivenessState } from '../../devices/liveness.js';
+import type { CommandRecord, DeviceStore } from '../../devices/registry.js';
+import type { TopicScheme } from '../../devices/topics.js';
+import type { Device } from '../../devices/types.js';
+import type { SinkStatus } from '../../outbox/runner.js';
+import type { Historian } from '../../sinks/sqlite/historian.js';
+
+export interface ApiDeps {
+  readonly store: DeviceStore;
+  readonly types: DeviceTypes;
+  readonly scheme: TopicScheme;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  /** The historian the readings, latest values and events come from; undefined when the config has none. */
+  historian(): Historian | undefined;
+  sendCommand(req: SendCommand): Promise<CommandRecord>;
+  sinks(): readonly SinkStatus[];
+  /** What the liveness monitor knows of a device (fresher than the registry's lastSeen, written in batches). */
+  liveness(id: string): LivenessState | undefined;
+  /** The config as written, secrets as `{"secret": NAME}`. */
+  config(): unknown;
+  /** Every hub event as it is raised; returns the unsubscribe function. */
+  onEvent(listener: (e: HubEvent) => void): () => void;
+  /** True once every input started and the registry is open. */
+  ready(): boolean;
+  readonly startedAt: number;
+}
+
+export const LIVENESS = ['active', 'late', 'outdated', 'unknown', 'disabled'] as const;
+export type Liveness = (typeof LIVENESS)[number];
+
+/**
+ * What the dashboard colours: disabled (grey), outdated (red: silent past its threshold), late (amber: past half of
+ * it), active (green), unknown (never heard from, or no threshold).
+ */
+export function livenessOf(d: Device, types: DeviceTypes, state: LivenessState | undefined, now: number): Liveness {
+  if (!d.enabled || d.state === 'BLOCKED') return 'disabled';
+  if (state?.online === false) return 'outdated';
+  const last = Math.max(state?.lastSeen ?? -Infinity, d.lastSeen ?? -Infinity);
+  const max = effectiveThresholds(d, types).maxSilentMs;
+  if (!Number.isFinite(last) || max === undefined) return 'unknown';
+  const silent = now - last;
+  if (silent > max) return 'outdated';
+  return silent > max / 2 ? 'late' : 'active';
+}
+
+const Location = Type.Object({ site: Type.Optional(Type.String()), building: Type.Optional(Type.String()), room: Type.Optional(Type.String()) });
+
+export const DeviceView = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  type: Type.String(),
+  location: Location,
+  description: Type.String(),
+  tags: Type.Array(Type.String()),
+  enabled: Type.Boolean(),
+  state: Type.String(),
+  blockedReason: Type.Optional(Type.String()),
+  thresholds: Type.Object({ maxSilentMs: Type.Optional(Type.Number()), batteryFloor: Type.Optional(Type.Number()) }),
+  lastSeen: Type.Optional(Type.Number()),
+  lastStatus: Type.Optional(Type.Unknown()),
+  config: Type.Object({}, { additionalProperties: true }),
+  username: Type.Optional(Type.String()),
+  passwordIssued: Type.Boolean(),
+  source: Type.String(),
+  topics: Type.Optional(Type.Object({ base: Type.String(), status: Type.String(), command: Type.String() })),
+  liveness: Type.Union(LIVENESS.map((l) => Type.Literal(l))),
+});
+export type DeviceView = Static<typeof DeviceView>;
+
+export function deviceView(d: Device, deps: Pick<ApiDeps, 'types' | 'scheme' | 'liveness' | 'clock'>): DeviceView {
+  const state = deps.liveness(d.id);
+  const lastSeen = Math.max(state?.lastSeen ?? -Infinity, d.lastSeen ?? -Infinity);
+  const topics = deps.scheme.topics(d);
+  return {
+    id: d.id,
+    kind: d.kind,
+    type: d.type,
+    location: { ...d.location },
+    description: d.description,
+    tags: [...d.tags],
+    enabled: d.enabled,
+    state: d.state,
+    ...(d.blockedReason !== undefined ? { blockedReason: d.blockedReason } : {}),
+    thresholds: effectiveThresholds(d, deps.types),
+    ...(Number.isFinite(lastSeen) ? { lastSeen } : {}),
+    ...(d.lastStatus !== undefined ? { lastStatus: d.lastStatus } : {}),
+    config: d.config,
+    ...(d.credentials ? { username: d.credentials.username } : {}),
+    passwordIssued: d.credentials?.passwordIssued ?? false,
+    source: d.source,
+    ...(topics ? { topics: { ...topics } } : {}),
+    liveness: livenessOf(d, deps.types, state, deps.clock.now()),
+  };
+}
+
+export const CommandView = Type.Object({
+  id: Type.String(),
+  device: Type.String(),
+  order: Type.String(),
+  params: Type.Object({}, { additionalProperties: true }),
+  actor: Type.String(),
+  topic: Type.String(),
+  dest: Type.String(),
+  sentAt: Type.Number(),
+  status: Type.String(),
+  doneAt: Type.Optional(Type.Number()),
+  result: Type.Optional(Type.Unknown()),
+});
+
+export const AuditView = Type.Object({
+  seq: Type.Number(),
+  at: Type.Number(),
+  actor: Type.String(),
+  action: Type.String(),
+  device: Type.Optional(Type.String()),
+  detail: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  result: Type.Optional(Type.String()),
+});
+
+export const EventView = Type.Object({
+  ts: Type.Number(),
+  type: Type.String(),
+  severity: Type.String(),
+  device: Type.Optional(Type.String()),
+  message: Type.String(),
+  data: Type.Optional(Type.Object({}, { additionalProperties: true })),
+});

@@ -1,0 +1,244 @@
+// /api/v1/devices, /device-types and /commands: the registry and orders (docs/api.md).
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { BackhaulError, isBackhaulError } from '../../core/errors.js';
+import { addDevice, resetDeviceCredentials } from '../../devices/provision.js';
+import { COMMAND_STATUSES, findDevice, type DeviceFilter, type DevicePatch } from '../../devices/registry.js';
+import { DEVICE_STATES, ID_KINDS, type Device } from '../../devices/types.js';
+import { ApiError, errorResponses } from '../server.js';
+import { actorOf } from './audit.js';
+import { AuditView, CommandView, DeviceView, deviceView, type ApiDeps } from './deps.js';
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200, description: 'Device id, any spelling.' }) });
+
+const ListQuery = Type.Object(
+  {
+    site: Type.Optional(Type.String()),
+    building: Type.Optional(Type.String()),
+    room: Type.Optional(Type.String()),
+    type: Type.Optional(Type.String()),
+    state: Type.Optional(Type.Union(DEVICE_STATES.map((s) => Type.Literal(s)))),
+    tag: Type.Optional(Type.String()),
+    search: Type.Optional(Type.String({ maxLength: 200 })),
+    enabled: Type.Optional(Type.Boolean()),
+    limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }),
+    offset: Type.Integer({ minimum: 0, default: 0 }),
+  },
+  { additionalProperties: false },
+);
+
+const LocationBody = Type.Object(
+  { site: Type.Optional(Type.String()), building: Type.Optional(Type.String()), room: Type.Optional(Type.String()) },
+  { additionalProperties: false },
+);
+const ThresholdsBody = Type.Object(
+  {
+    maxSilentMs: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
+    batteryFloor: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+const PatchBody = Type.Object(
+  {
+    type: Type.Optional(Type.String({ minLength: 1 })),
+    location: Type.Optional(LocationBody),
+    description: Type.Optional(Type.String()),
+    tags: Type.Optional(Type.Array(Type.String())),
+    thresholds: Type.Optional(ThresholdsBody),
+    config: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  },
+  { additionalProperties: false },
+);
+// One object, not an intersection: Fastify's Ajv removes properties a sub-schema with additionalProperties: false
+// does not name, so an allOf would strip the other half.
+const CreateBody = Type.Object(
+  {
+    ...PatchBody.properties,
+    id: Type.String({ minLength: 1, maxLength: 200 }),
+    kind: Type.Optional(Type.Union(ID_KINDS.map((k) => Type.Literal(k)))),
+    type: Type.String({ minLength: 1 }),
+    enabled: Type.Optional(Type.Boolean()),
+    bootstrap: Type.Optional(Type.Boolean({ description: 'Make no password now: the device\'s first bootstrap call receives one.' })),
+  },
+  { additionalProperties: false },
+);
+const Issued = Type.Object({ device: DeviceView, username: Type.String(), password: Type.Optional(Type.String()) });
+const ResetBody = Type.Object({ bootstrap: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+const CommandBody = Type.Object(
+  {
+    order: Type.String({ minLength: 1, maxLength: 64 }),
+    params: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  },
+  { additionalProperties: false },
+);
+const CommandQuery = Type.Object(
+  {
+    device: Type.Optional(Type.String()),
+    status: Type.Optional(Type.Union(COMMAND_STATUSES.map((s) => Type.Literal(s)))),
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  },
+  { additionalProperties: false },
+);
+
+/** A store's error about a body field, with the path as the API names it (`body.location.room`). */
+function inBody(e: unknown): never {
+  if (isBackhaulError(e) && e.path !== undefined && !e.path.startsWith('body')) {
+    throw new BackhaulError(e.code, e.detail, { path: `body.${e.path}`, cause: e });
+  }
+  throw e;
+}
+
+export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
+  const view = (d: Device) => deviceView(d, deps);
+  const find = (raw: string) => findDevice(deps.store, raw, undefined, 'params.id');
+
+  return (app) => {
+    app.get<{ Querystring: Static<typeof ListQuery> }>(
+      '/api/v1/devices',
+      { schema: { tags: ['devices'], querystring: ListQuery, response: { 200: Type.Object({ items: Type.Array(DeviceView), total: Type.Integer() }), ...errorResponses } } },
+      async (req) => {
+        const q = req.query;
+        const filter: DeviceFilter = {
+          ...(q.site !== undefined ? { site: q.site } : {}),
+          ...(q.building !== undefined ? { building: q.building } : {}),
+          ...(q.room !== undefined ? { room: q.room } : {}),
+          ...(q.type !== undefined ? { type: q.type } : {}),
+          ...(q.state !== undefined ? { state: q.state } : {}),
+          ...(q.tag !== undefined ? { tag: q.tag } : {}),
+          ...(q.search !== undefined && q.search !== '' ? { search: q.search } : {}),
+          ...(q.enabled !== undefined ? { enabled: q.enabled } : {}),
+        };
+        const [items, total] = await Promise.all([deps.store.list({ ...filter, limit: q.limit, offset: q.offset }), deps.store.count(filter)]);
+        return { items: items.map(view), total };
+      },
+    );
+
+    app.get<{ Params: Static<typeof IdParams> }>(
+      '/api/v1/devices/:id',
+      {
+        schema: {
+          tags: ['devices'],
+          params: IdParams,
+          response: { 200: Type.Intersect([DeviceView, Type.Object({ audit: Type.Array(AuditView), commands: Type.Array(CommandView) })]), ...errorResponses },
+        },
+      },
+      async (req) => {
+        const d = await find(req.params.id);
+        const [audit, commands] = await Promise.all([deps.store.listAudit({ device: d.id, limit: 20 }), deps.store.listCommands({ device: d.id, limit: 10 })]);
+        return { ...view(d), audit, commands };
+      },
+    );
+
+    app.post<{ Body: Static<typeof CreateBody> }>(
+      '/api/v1/devices',
+      { config: { role: 'operator' }, schema: { tags: ['devices'], body: CreateBody, response: { 201: Issued, ...errorResponses } } },
+      async (req, reply) => {
+        const { bootstrap, ...input } = req.body;
+        const issued = await addDevice(deps.store, input, { bootstrap: bootstrap ?? false, actor: actorOf(req) }).catch(inBody);
+        reply.code(201).header('cache-control', 'no-store');
+        return { device: view(issued.device), username: issued.username, ...(issued.password !== undefined ? { password: issued.password } : {}) };
+      },
+    );
+
+    app.patch<{ Params: Static<typeof IdParams>; Body: Static<typeof PatchBody> }>(
+      '/api/v1/devices/:id',
+      { config: { role: 'operator' }, schema: { tags: ['devices'], params: IdParams, body: PatchBody, response: { 200: DeviceView, ...errorResponses } } },
+      async (req) => {
+        const d = await find(req.params.id);
+        const patch: DevicePatch = req.body;
+        const r = await deps.store.update(d.id, patch).catch(inBody);
+        if (r.change !== 'unchanged') {
+          await deps.store.appendAudit({ actor: actorOf(req), action: 'device.set', device: d.id, detail: { changed: [...r.changed] }, result: 'ok' });
+        }
+        return view(r.device);
+      },
+    );
+
+    for (const on of [true, false]) {
+      app.post<{ Params: Static<typeof IdParams> }>(
+        `/api/v1/devices/:id/${on ? 'enable' : 'disable'}`,
+        { config: { role: 'operator' }, schema: { tags: ['devices'], params: IdParams, response: { 200: DeviceView, ...errorResponses } } },
+        async (req) => {
+          const d = await find(req.params.id);
+          const after = await deps.store.setEnabled(d.id, on);
+          await deps.store.appendAudit({ actor: actorOf(req), action: on ? 'device.enable' : 'device.disable', device: d.id, result: 'ok' });
+          return view(after);
+        },
+      );
+    }
+
+    app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof ResetBody> | undefined }>(
+      '/api/v1/devices/:id/reset-credentials',
+      {
+        config: { role: 'operator' },
+        schema: { tags: ['devices'], params: IdParams, body: ResetBody, response: { 200: Type.Object({ username: Type.String(), password: Type.Optional(Type.String()) }), ...errorResponses } },
+      },
+      async (req, reply) => {
+        const d = await find(req.params.id);
+        const r = await resetDeviceCredentials(deps.store, d, { bootstrap: req.body?.bootstrap ?? false, actor: actorOf(req) });
+        reply.header('cache-control', 'no-store');
+        return { username: r.username, ...(r.password !== undefined ? { password: r.password } : {}) };
+      },
+    );
+
+    app.get(
+      '/api/v1/device-types',
+      {
+        schema: {
+          tags: ['devices'],
+          response: {
+            200: Type.Array(
+              Type.Object({
+                name: Type.String(),
+                topicName: Type.String(),
+                description: Type.String(),
+                defaults: Type.Object({ maxSilentMs: Type.Optional(Type.Number()), batteryFloor: Type.Optional(Type.Number()) }),
+                config: Type.Unknown(),
+              }),
+            ),
+          },
+        },
+      },
+      () => deps.types.list().map((t) => ({ name: t.name, topicName: t.topicName, description: t.description, defaults: t.defaults, config: t.config })),
+    );
+
+    app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof CommandBody> }>(
+      '/api/v1/devices/:id/commands',
+      { config: { role: 'operator' }, schema: { tags: ['commands'], params: IdParams, body: CommandBody, response: { 201: CommandView, ...errorResponses } } },
+      async (req, reply) => {
+        const d = await find(req.params.id);
+        const record = await deps
+          .sendCommand({ device: d.id, order: req.body.order, params: req.body.params ?? {}, actor: actorOf(req) })
+          .catch((e: unknown) => {
+            if (isBackhaulError(e) && (e.path === 'order' || e.path === 'params')) inBody(e);
+            throw e;
+          });
+        reply.code(201);
+        return record;
+      },
+    );
+
+    app.get<{ Querystring: Static<typeof CommandQuery> }>(
+      '/api/v1/commands',
+      { schema: { tags: ['commands'], querystring: CommandQuery, response: { 200: Type.Array(CommandView), ...errorResponses } } },
+      async (req) => {
+        const device = req.query.device !== undefined ? (await findDevice(deps.store, req.query.device, undefined, 'querystring.device')).id : undefined;
+        return deps.store.listCommands({
+          ...(device !== undefined ? { device } : {}),
+          ...(req.query.status !== undefined ? { status: req.query.status } : {}),
+          limit: req.query.limit,
+        });
+      },
+    );
+
+    app.get<{ Params: { id: string } }>(
+      '/api/v1/commands/:id',
+      { schema: { tags: ['commands'], params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }), response: { 200: CommandView, ...errorResponses } } },
+      async (req) => {
+        const c = await deps.store.getCommand(req.params.id);
+        if (!c) throw new ApiError(404, 'BH_API_NOT_FOUND', `no order ${JSON.stringify(req.params.id)}`, { path: 'params.id' });
+        return c;
+      },
+    );
+  };
+}

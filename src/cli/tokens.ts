@@ -1,0 +1,175 @@
+// `backhaul tokens …`: API tokens from the command line, on `<data>/tokens.sqlite` of the config's data folder
+// (`-c FILE`) or of `--data DIR`; safe while Backhaul runs (SQLite WAL), and a revocation takes effect on the API's
+// next request. Errors print as `CODE path: message` on stderr; exit 1 for errors, 2 for usage.
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BackhaulError, isBackhaulError } from '../core/errors.js';
+import { ROLES, SqliteTokenStore, tokensPath, type Role, type TokenInfo } from '../api/tokens.js';
+import { configBasics } from './status.js';
+
+export const TOKENS_HELP = `backhaul tokens — API tokens (<data>/tokens.sqlite)
+
+Usage: backhaul tokens COMMAND [options] (-c FILE | --data DIR) [--json]
+  create --role ${ROLES.join('|')}   a new token, printed once (only its hash is kept)
+      --name N               a name unique among live tokens (default <role>-<id>)
+  list                       every token, revoked ones too (never the tokens themselves)
+  revoke ID                  the token stops working at once, its dashboard sessions too
+
+Roles: viewer reads; operator also sends orders and edits devices; admin also manages tokens. Docs: docs/api.md.`;
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  data: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  role: { type: 'string' },
+  name: { type: 'string' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+/** True when the first word of the command line is `tokens` (options may come before it). */
+export function isTokensCommand(argv: readonly string[]): boolean {
+  try {
+    const { positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: false });
+    return positionals[0] === 'tokens';
+  } catch {
+    return false;
+  }
+}
+
+class UsageError extends Error {}
+
+interface Out {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+const stdio: Out = {
+  out: (s) => process.stdout.write(`${s}\n`),
+  err: (s) => process.stderr.write(`${s}\n`),
+};
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+}
+
+function iso(ms: number | undefined): string {
+  return ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function json(v: unknown): string {
+  return JSON.stringify(v, null, 2);
+}
+
+interface Ctx {
+  readonly store: SqliteTokenStore;
+  readonly v: Values;
+  readonly args: readonly string[];
+  readonly io: Out;
+}
+
+function create(c: Ctx): number {
+  if (c.args.length > 0) throw new UsageError('create takes no arguments (the name is --name N)');
+  if (c.v.role === undefined) throw new UsageError(`create needs --role ${ROLES.join('|')}`);
+  // An unknown role is the store's to refuse: BH_TOKEN_ROLE, exit 1.
+  const { info, token } = c.store.create(c.v.name, c.v.role as Role);
+  if (c.v.json) {
+    c.io.out(json({ id: info.id, name: info.name, role: info.role, token }));
+    return 0;
+  }
+  c.io.out(`created token ${info.id} "${info.name}" (${info.role})`);
+  c.io.out(`token: ${token}`);
+  c.io.out('The token is shown this once and will not be shown again; only its hash is kept.');
+  return 0;
+}
+
+function list(c: Ctx): number {
+  if (c.args.length > 0) throw new UsageError('list takes no arguments');
+  const tokens = c.store.list();
+  if (c.v.json) {
+    c.io.out(json(tokens));
+    return 0;
+  }
+  if (tokens.length === 0) {
+    c.io.out('no tokens');
+    return 0;
+  }
+  c.io.out(
+    table([
+      ['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'REVOKED'],
+      ...tokens.map((t: TokenInfo) => [t.id, t.name, t.role, iso(t.createdAt), iso(t.lastUsedAt), iso(t.revokedAt)]),
+    ]),
+  );
+  const live = tokens.filter((t) => t.revokedAt === undefined).length;
+  c.io.out(`${tokens.length} token${tokens.length === 1 ? '' : 's'}, ${live} active`);
+  return 0;
+}
+
+function revoke(c: Ctx): number {
+  const id = c.args[0];
+  if (id === undefined || c.args.length > 1) throw new UsageError('revoke takes one token id (see `backhaul tokens list`)');
+  const before = c.store.get(id);
+  const info = c.store.revoke(id);
+  const already = before?.revokedAt !== undefined;
+  if (c.v.json) c.io.out(json({ ...info, changed: !already }));
+  else c.io.out(already ? `token ${info.id} "${info.name}" was already revoked at ${iso(info.revokedAt)}` : `token ${info.id} "${info.name}" revoked`);
+  return 0;
+}
+
+export interface TokensRunOptions {
+  readonly io?: Out;
+}
+
+/** Run `backhaul tokens …` (argv as given to `backhaul`); resolves with the exit code. */
+export function tokensMain(argv: readonly string[], opts: TokensRunOptions = {}): Promise<number> {
+  return Promise.resolve(run(argv, opts.io ?? stdio));
+}
+
+function run(argv: readonly string[], io: Out): number {
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }));
+  } catch (e) {
+    io.err(`BH_USAGE ${(e as Error).message}\n\n${TOKENS_HELP}`);
+    return 2;
+  }
+  // positionals[0] is `tokens`
+  const [, cmd, ...args] = positionals;
+  if (values.help || cmd === undefined || cmd === 'help') {
+    io.out(TOKENS_HELP);
+    return values.help || cmd === 'help' ? 0 : 2;
+  }
+  const commands: Record<string, (c: Ctx) => number> = { create, list, revoke };
+  const cmdFn = commands[cmd];
+  if (!cmdFn) {
+    io.err(`BH_USAGE unknown tokens command "${cmd}"\n\n${TOKENS_HELP}`);
+    return 2;
+  }
+  let store: SqliteTokenStore | undefined;
+  try {
+    const dataDir = values.data !== undefined ? resolve(values.data) : values.config !== undefined ? dataDirOf(values.config) : undefined;
+    if (dataDir === undefined) throw new UsageError('tokens needs -c FILE (the config, for its data folder) or --data DIR');
+    store = SqliteTokenStore.open(tokensPath(dataDir));
+    return cmdFn({ store, v: values, args, io });
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`BH_USAGE ${e.message}`);
+      return 2;
+    }
+    io.err(isBackhaulError(e) ? e.toString() : e instanceof Error ? e.message : String(e));
+    return 1;
+  } finally {
+    store?.close();
+  }
+}
+
+function dataDirOf(file: string): string {
+  try {
+    return configBasics(file).dataDir;
+  } catch (e) {
+    throw new BackhaulError('BH_CONFIG_READ', `cannot read config file ${resolve(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
