@@ -70,7 +70,7 @@ export function fmtLocation(l: { site?: string; building?: string; room?: string
 export const LIVENESS_LABEL: Readonly<Record<Liveness, string>> = {
   active: 'Active',
   late: 'Late',
-  outdated: 'Silent',
+  outdated: 'Outdated',
   disabled: 'Disabled',
   unknown: 'Unknown',
 };

@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { SqliteTokenStore, tokensPath } from '../api/tokens.js';
+import { simulatedIds } from '../inputs/simulator/index.js';
 
 /** The port when free, else any free port. */
 export function pickPort(preferred: number, host = '0.0.0.0'): Promise<number> {
@@ -34,6 +35,19 @@ export function demoConfig(o: DemoOptions): Record<string, unknown> {
   return {
     data: o.dataDir,
     api: { host: '127.0.0.1', port: o.apiPort },
+    // The simulated valves are declared, placed in rooms of a demo house, so the dashboard shows them with their
+    // topics and turns them amber, then red, if they fall silent.
+    devices: {
+      declared: simulatedIds(1, o.devices).map((id, i) => ({
+        id,
+        kind: 'opentrv',
+        type: 'opentrv-valve',
+        building: 'demo-house',
+        room: `room-${i + 1}`,
+        description: `simulated valve ${i + 1}`,
+        maxSilent: `${Math.max(10_000, o.intervalMs * 5)}ms`,
+      })),
+    },
     inputs: {
       // Anonymous access stays off, as in any config: the demo makes a login for the person trying it and one for
       // its own MQTT sink.
@@ -47,7 +61,7 @@ export function demoConfig(o: DemoOptions): Record<string, unknown> {
           { username: 'backhaul', password: `${o.password}-sink`, publish: ['backhaul/#'], subscribe: [] },
         ],
       },
-      valves: { type: 'simulator', devices: o.devices, intervalMs: o.intervalMs, decoder: 'opentrv' },
+      valves: { type: 'simulator', devices: o.devices, seed: 1, intervalMs: o.intervalMs, decoder: 'opentrv' },
     },
     sinks: {
       history: { type: 'sqlite' },

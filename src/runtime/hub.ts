@@ -25,6 +25,7 @@ import { TopicScheme } from '../devices/topics.js';
 import { ApiServer, type ApiPlugin } from '../api/server.js';
 import { bootstrapRoutes } from '../api/bootstrap.js';
 import { SessionStore } from '../api/auth.js';
+import { dashboardRoot, dashboardRoutes } from '../api/dashboard.js';
 import { restApi, type ApiDeps } from '../api/rest/index.js';
 import { ensureFirstAdmin, SqliteTokenStore, tokensPath } from '../api/tokens.js';
 import { Historian } from '../sinks/sqlite/historian.js';
@@ -236,6 +237,7 @@ export class Hub {
     const plugins: ApiPlugin[] = [];
     if (api.bootstrap) plugins.push(bootstrapRoutes({ store, scheme, clock: this.clock, broker: () => this.brokerPort()?.address() }));
     plugins.push(restApi(deps, { tokens, sessions: new SessionStore({ clock: this.clock }) }, log));
+    plugins.push(dashboardRoutes({ root: dashboardRoot() }));
     this.api = new ApiServer({ host: api.host, port: api.port, logger: log, plugins, openapi: { title: 'Backhaul', version: '1' } });
     await this.api.start();
   }

@@ -261,7 +261,7 @@ test('demo: embedded broker, simulated valves, historian and JSON lines, no exte
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const port = await freePort();
-  const app = runBackhaul(['demo', '--port', String(port), '--data', dir.path, '--devices', '3', '--interval', '100']);
+  const app = runBackhaul(['demo', '--port', String(port), '--api-port', String(await freePort()), '--data', dir.path, '--devices', '3', '--interval', '100']);
   t.after(() => app.stop());
   await app.waitFor((l) => l.msg === 'backhaul running');
   await until(() => /mosquitto_sub -h 127\.0\.0\.1 -p \d+ -u demo -P \S+ -t 'backhaul\/#' -v/.test(app.output()), 'the demo banner');
@@ -273,6 +273,19 @@ test('demo: embedded broker, simulated valves, historian and JSON lines, no exte
   t.after(() => sub.close());
   await sub.waitForCount(6);
   assert.ok(sub.messages.some((m) => /^backhaul\/[0-9a-f]{4}\/temperature$/.test(m.topic)), sub.messages.map((m) => m.topic).join(' '));
+
+  // The dashboard at the URL the banner prints, and the API with the token it prints: the valves, placed and alive.
+  const dashboard = /dashboard:\s+(http:\/\/\S+?)\/\s/.exec(app.output())?.[1];
+  const token = /API token \(admin\):\s+(bh_\S+)/.exec(app.output())?.[1];
+  assert.ok(dashboard && token, 'the banner shows the dashboard URL and a token');
+  const page = await fetch(`${dashboard}/`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<div id="root">/);
+  await until(async () => {
+    const r = await fetch(`${dashboard}/api/v1/devices`, { headers: { authorization: `Bearer ${token}` } });
+    const body = (await r.json()) as { items: Array<{ liveness: string; topics?: { base: string } }> };
+    return body.items.length === 3 && body.items.every((d) => d.liveness === 'active' && d.topics?.base.startsWith('demo-house/room-'));
+  }, 'three placed, active valves in the API');
   assert.equal(await app.stop('SIGINT'), 0);
   const h = Historian.open(join(dir.path, 'history.sqlite'));
   try {

@@ -1,5 +1,6 @@
 // External services (Mosquitto, PostgreSQL, ...). On a newcomer's machine without them the test skips with a message
 // naming the service; in CI (`BACKHAUL_REQUIRE_SERVICES=1`) a missing service fails the run.
+import { accessSync, constants } from 'node:fs';
 import { createConnection } from 'node:net';
 
 export const requireServices = process.env['BACKHAUL_REQUIRE_SERVICES'] === '1';
@@ -27,4 +28,18 @@ export async function serviceSkip(svc: { host: string; port: number; name: strin
   if (await tcpReachable(svc.host, svc.port)) return false;
   if (requireServices) throw new Error(`${svc.name} is required (BACKHAUL_REQUIRE_SERVICES=1) but is not reachable`);
   return `needs ${svc.name}; start it or set BACKHAUL_REQUIRE_SERVICES=1 in CI`;
+}
+
+/** Debian's Chromium, which the dashboard's browser tests drive with playwright-core (`apt-get install -y chromium`). */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Like serviceSkip, for the browser. */
+export function chromiumSkip(): string | false {
+  try {
+    accessSync(CHROMIUM, constants.X_OK);
+    return false;
+  } catch {
+    if (requireServices) throw new Error(`Chromium at ${CHROMIUM} is required (BACKHAUL_REQUIRE_SERVICES=1) but is not there`);
+    return `needs Debian's Chromium at ${CHROMIUM} (apt-get install -y chromium)`;
+  }
 }

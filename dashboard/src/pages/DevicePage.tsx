@@ -177,12 +177,16 @@ function Commands({ commands }: { commands: readonly Command[] }) {
               {ago(c.sentAt)}
             </td>
             <td data-label="Order">
-              <strong>{c.order}</strong>
-              {Object.keys(c.params).length ? <code className="params-inline"> {JSON.stringify(c.params)}</code> : null}
+              <span>
+                <strong>{c.order}</strong>
+                {Object.keys(c.params).length ? <code className="params-inline"> {JSON.stringify(c.params)}</code> : null}
+              </span>
             </td>
             <td data-label="Status">
-              <Badge tone={COMMAND_TONE[c.status] ?? 'info'}>{c.status}</Badge>
-              {c.doneAt !== undefined ? <span className="muted small"> {ago(c.doneAt)}</span> : null}
+              <span>
+                <Badge tone={COMMAND_TONE[c.status] ?? 'info'}>{c.status}</Badge>
+                {c.doneAt !== undefined ? <span className="muted small" title={fmtDateTime(c.doneAt)}> {ago(c.doneAt)}</span> : null}
+              </span>
             </td>
             <td data-label="By">{c.actor}</td>
             <td data-label="Result">{c.result !== undefined ? <code className="params-inline">{JSON.stringify(c.result)}</code> : <span className="muted">-</span>}</td>

@@ -39,7 +39,7 @@ export function LoginPage({ onLogin, notice }: { onLogin: (s: Session) => void; 
             {notice}
           </p>
         ) : notice ? (
-          <ErrorBox error={notice} />
+          <ErrorBox error={notice} title="Could not ask Backhaul who is logged in" />
         ) : null}
         <div className="field">
           <label htmlFor="token">API token</label>
