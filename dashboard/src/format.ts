@@ -30,8 +30,7 @@ export function humanDuration(ms: number): string {
 export function ago(ts: number | undefined, now = Date.now()): string {
   if (ts === undefined) return 'never';
   const d = now - ts;
-  if (d < 0) return 'just now';
-  if (d < 5000) return 'just now';
+  if (d < 1000) return 'just now';
   return `${humanDuration(d)} ago`;
 }
 

@@ -64,7 +64,9 @@ export function SinksPage() {
               return (
                 <tr key={s.id} data-testid={`sink-${s.id}`} data-state={state}>
                   <th scope="row" data-label="Sink">
-                    <strong>{s.id}</strong> <span className="muted small">{s.type}</span>
+                    <span>
+                      <strong>{s.id}</strong> <span className="muted small">{s.type}</span>
+                    </span>
                   </th>
                   <td data-label="State">
                     <Badge tone={state === 'down' ? 'bad' : (STATE_TONE[state] ?? 'off')}>{state}</Badge>
@@ -89,12 +91,12 @@ export function SinksPage() {
                   </td>
                   <td data-label="Last error" className="last-error">
                     {s.lastError ? (
-                      <>
+                      <span>
                         <span title={fmtDateTime(s.lastError.at)} className="muted small">
                           {ago(s.lastError.at)}:
                         </span>{' '}
                         {s.lastError.message}
-                      </>
+                      </span>
                     ) : (
                       <span className="muted">none</span>
                     )}
