@@ -133,6 +133,10 @@ test('API: no token → 401 on every route but health and readiness; a viewer ge
   }
   // A viewer reads.
   assert.equal((await api.call('GET', '/api/v1/devices', { token: viewer })).status, 200);
+  // The refusals are audited under the viewer's name; the calls without a token are not (they changed nothing).
+  const audit = (await api.call('GET', '/api/v1/audit?limit=1000', { token: api.admin })).body as Array<{ actor: string; result?: string }>;
+  assert.equal(audit.filter((a) => a.actor === 'api:viewer-test' && a.result === 'error: BH_API_FORBIDDEN').length, mutating.length);
+  assert.equal(audit.filter((a) => a.actor === 'api:anonymous').length, 0);
 });
 
 test('API: devices listed, filtered, created, edited with schema errors naming the field, enabled and disabled; every change audited', async (t) => {

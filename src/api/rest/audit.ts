@@ -1,5 +1,5 @@
 // Every mutating API call (POST, PATCH, DELETE) is audited: who (`api:<token name>`), what (method and route), when,
-// on which device, and how it ended — whether the handler succeeded or failed. Handlers that change the registry
+// on which device, and how it ended (succeeded, refused for its role, or failed). Handlers that change the registry
 // also write their own, more specific entry (`device.set`, `command.reboot`), as the CLI does.
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { isBackhaulError } from '../../core/errors.js';
@@ -27,7 +27,9 @@ export function registerAudit(app: FastifyInstance, store: DeviceStore, logger: 
   });
   app.addHook('onResponse', (req, reply, done) => {
     const url = req.routeOptions.url;
-    if (!MUTATING.has(req.method) || url === undefined || skip.includes(url)) {
+    // Requests without a valid token are refused before anything happens; they are counted in the log, not the audit
+    // (anyone could fill the audit log with them).
+    if (!MUTATING.has(req.method) || url === undefined || skip.includes(url) || !req.principal) {
       done();
       return;
     }
