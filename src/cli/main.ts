@@ -12,6 +12,7 @@ import { generatePassword } from '../devices/credentials.js';
 import { summarize } from './summary.js';
 import { dataDirOf, formatStatus } from './status.js';
 import { ControlServer, fetchStatus } from '../runtime/control.js';
+import { findOrphanOutboxes } from '../outbox/files.js';
 import { devicesMain, isDevicesCommand } from './devices.js';
 import { isTokensCommand, tokensMain } from './tokens.js';
 
@@ -189,7 +190,15 @@ async function main(argv: string[]): Promise<void> {
   switch (cmd) {
     case 'check': {
       const cfg = load(values.config);
-      if (cfg) process.stdout.write(`${summarize(cfg)}\n`);
+      if (!cfg) return;
+      // Queues left by sinks no longer in the config: `start` keeps them (and says so); say it here first.
+      const orphans = findOrphanOutboxes(cfg.dataDir, new Set(cfg.sinks.map((s) => s.id))).filter((o) => o.items !== 0);
+      const extra = orphans.map(
+        (o) =>
+          `outbox of removed sink "${o.sink}": ${o.items < 0 ? 'an unreadable number of' : o.items} message(s) wait in ${o.path}; ` +
+          'put the sink back to deliver them, or start with --discard-orphan-outboxes',
+      );
+      process.stdout.write(`${summarize(cfg, extra)}\n`);
       return;
     }
     case 'start': {

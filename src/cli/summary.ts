@@ -26,7 +26,8 @@ function pad(s: string, n: number): string {
   return s.length >= n ? `${s} ` : s + ' '.repeat(n - s.length);
 }
 
-export function summarize(cfg: LoadedConfig): string {
+/** `extraWarnings`: things found outside the config itself (queues of removed sinks in the data folder). */
+export function summarize(cfg: LoadedConfig, extraWarnings: readonly string[] = []): string {
   const lines: string[] = [];
   lines.push(`config ${cfg.source} is valid`);
   lines.push(`data folder: ${cfg.dataDir}`);
@@ -58,10 +59,11 @@ export function summarize(cfg: LoadedConfig): string {
   const prefix = dv.topics.prefix !== undefined ? `, topics under ${dv.topics.prefix}/` : '';
   lines.push(`devices: unknown ones ${dv.unknown === 'register' ? 'registered' : dv.unknown === 'quarantine' ? 'quarantined' : 'dropped'}${declared}${prefix}`);
   if (cfg.api) lines.push(`api: http://${cfg.api.host}:${cfg.api.port}${cfg.api.bootstrap ? ' (device bootstrap on /bootstrap/v1)' : ''}`);
-  if (cfg.warnings.length) {
+  const warnings = [...cfg.warnings, ...extraWarnings];
+  if (warnings.length) {
     lines.push('');
     lines.push('warnings:');
-    for (const w of cfg.warnings) lines.push(`  ${w}`);
+    for (const w of warnings) lines.push(`  ${w}`);
   }
   return lines.join('\n');
 }

@@ -672,7 +672,10 @@ test('config change: a removed sink keeps its outbox (and says so), resumes when
   assert.ok(app.logs.some((l) => l['sink'] === 'hook' && /50 message\(s\) undelivered/.test(l.msg)), 'the stop says what stays queued');
   assert.ok(existsSync(outboxFile));
 
-  // 2. Restart without the sink: its outbox is kept, and the log says so with the count.
+  // 2. `check` on the config without the sink warns first; a restart keeps its outbox, and the log says so.
+  const checked = await runToEnd(['check', '-c', withoutHook]);
+  assert.equal(checked.code, 0, checked.stderr);
+  assert.match(checked.stdout, /outbox of removed sink "hook": 50 message\(s\) wait in .*hook\.sqlite; .*--discard-orphan-outboxes/);
   app = await startBackhaul(t, ['start', '-c', withoutHook]);
   const kept = await app.waitFor((l) => l['sink'] === 'hook' && l.level === 40);
   assert.equal(kept['items'], 50);
