@@ -1,0 +1,1131 @@
+// End-to-end benchmark: simulated devices publish over MQTT (QoS 1) to a real Backhaul (`bin/backhaul.js start`),
+// which decodes, checks the device, filters, scales and queues every reading durably for an MQTT sink and the SQLite
+// historian; a subscriber on the sink's broker measures what arrives, how late, how much is lost or doubled. A bare
+// aedes broker and Node-RED 5 (installed on the side, never a dependency) run the same load from the same load
+// generator in the same run, so their figures can be compared on one machine at one moment.
+// Not a test: nothing here asserts anything. See bench/README.md for what each scenario and figure means.
+//
+//   npm run bench                       the full run (about 12–15 minutes), then the outbox benchmark
+//   npm run bench -- --quick            under 2 minutes: fewer loads, shorter runs, K = 10 only
+//   npm run bench -- --profile          also a 5k msg/s run of Backhaul under --cpu-prof, summarised
+//   node dist/bench/e2e.js --help
+import { execFile } from 'node:child_process';
+import { mkdirSync, readdirSync, copyFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import type { ChildProcess } from 'node:child_process';
+import { hashPassword, type ScryptParams } from '../src/devices/credentials.js';
+import { DeviceTypes } from '../src/devices/device-types.js';
+import { registryPath, SqliteDeviceStore } from '../src/devices/registry.js';
+import { fetchStatus } from '../src/runtime/control.js';
+import {
+  ask,
+  expect,
+  fmtInt,
+  frame,
+  fmtMs,
+  forkHelper,
+  freePort,
+  gitInfo,
+  installCleanup,
+  LineWatcher,
+  loadAvg,
+  machineInfo,
+  makeTempDir,
+  nowMs,
+  ProcSampler,
+  removeTempDir,
+  ROOT,
+  round1,
+  sleep,
+  spawnTracked,
+  stopChild,
+  table,
+  type BrokerReply,
+  type ConnectResult,
+  type Percentiles,
+  type ProcWindow,
+  type RunResult,
+  type SimDevice,
+  type SubscriberStats,
+} from './e2e-lib.js';
+import { findNodeRed, installNodeRed, startNodeRed, type NodeRed } from './e2e-nodered.js';
+import { formatProfile, summariseProfile, type ProfileSummary } from './e2e-profile.js';
+
+const execFileP = promisify(execFile);
+
+// ---------------------------------------------------------------- options
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    k: { type: 'string' },
+    loads: { type: 'string' },
+    duration: { type: 'string' },
+    idle: { type: 'string' },
+    'node-red-dir': { type: 'string' },
+    'no-node-red': { type: 'boolean', default: false },
+    'no-outbox': { type: 'boolean', default: false },
+    'backhaul-env': { type: 'string', multiple: true },
+    'backhaul-bin': { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+
+const HELP = `node dist/bench/e2e.js [options]          (npm run bench -- [options] builds first)
+  --quick             under 2 minutes: loads 2k and 5k msg/s + unpaced, 3 s runs, K = 10, 2,000 idle devices,
+                      a short backlog; Node-RED only if already installed in the cache folder; no outbox benchmark
+  --profile           also run Backhaul under node --cpu-prof for one 5k msg/s run and summarise the hot functions
+  --only LIST         scenarios to run, comma-separated: backhaul, aedes, nodered, idle, backlog, profile
+                      (default: all but profile; profile also with --profile)
+  --k LIST            publishers per run (default 10,1000; quick 10)
+  --loads LIST        paced loads in msg/s (default 2000,5000,10000,20000; quick 2000,5000)
+  --duration MS       length of each measured run (default 8000; quick 3000)
+  --idle N            devices in the idle scenario (default 10000; quick 2000)
+  --node-red-dir DIR  where Node-RED is installed and looked for (default bench/.cache/node-red)
+  --no-node-red       leave Node-RED out
+  --no-outbox         do not run the outbox benchmark after a full run
+  --backhaul-env K=V  an environment variable for the Backhaul processes (repeatable), for experiments such as
+                      MALLOC_ARENA_MAX=2 or UV_THREADPOOL_SIZE=2; recorded in the results
+  --backhaul-bin FILE the bin/backhaul.js to run (default this checkout's), e.g. another checkout's build to compare
+  --out FILE          results file (default bench/results/e2e[-quick]-<date>-<git sha>.json)
+`;
+if (args.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+
+function list(v: string | undefined, dflt: number[]): number[] {
+  if (v === undefined) return dflt;
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isFinite(x) || x <= 0)) {
+    process.stderr.write(`not a list of positive numbers: ${v}\n`);
+    process.exit(2);
+  }
+  return xs;
+}
+
+const QUICK = args.quick ?? false;
+const KS = list(args.k, QUICK ? [10] : [10, 1000]);
+const LOADS = list(args.loads, QUICK ? [2000, 5000] : [2000, 5000, 10000, 20000]);
+const DURATION = list(args.duration, [QUICK ? 3000 : 8000])[0]!;
+const IDLE_N = list(args.idle, [QUICK ? 2000 : 10000])[0]!;
+const REFINE_STEPS = QUICK ? 1 : 2;
+const WARM_MS = QUICK ? 1500 : 3000;
+const QUIET_MS = QUICK ? 1500 : 2500;
+const UNPACED_WINDOW = 512;
+const SCENARIOS = new Set(
+  (args.only ?? 'backhaul,aedes,nodered,idle,backlog').split(',').map((s) => s.trim()).concat(args.profile ? ['profile'] : []),
+);
+for (const s of SCENARIOS) {
+  if (!['backhaul', 'aedes', 'nodered', 'idle', 'backlog', 'profile'].includes(s)) {
+    process.stderr.write(`unknown scenario "${s}"; known: backhaul, aedes, nodered, idle, backlog, profile\n`);
+    process.exit(2);
+  }
+}
+const BACKHAUL_ENV: Record<string, string> = {};
+for (const kv of args['backhaul-env'] ?? []) {
+  const i = kv.indexOf('=');
+  if (i <= 0) {
+    process.stderr.write(`--backhaul-env wants NAME=VALUE, not ${kv}\n`);
+    process.exit(2);
+  }
+  BACKHAUL_ENV[kv.slice(0, i)] = kv.slice(i + 1);
+}
+const NODE_RED_DIR = args['node-red-dir'] ?? join(ROOT, 'bench', '.cache', 'node-red');
+const BIN = args['backhaul-bin'] ? resolve(args['backhaul-bin']) : join(ROOT, 'bin', 'backhaul.js');
+/** The shared password of the simulated devices (each device has its own login; the password may be the same). */
+const DEVICE_PASSWORD = 'bench-device-password-0123';
+
+type SystemName = 'backhaul' | 'aedes' | 'nodered';
+const SYSTEM_LABEL: Record<SystemName, string> = { backhaul: 'Backhaul', aedes: 'bare aedes', nodered: 'Node-RED 5' };
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+// ---------------------------------------------------------------- results
+
+interface Run {
+  system: SystemName;
+  k: number;
+  /** 'warm-up', 'paced', 'unpaced', 'search' (a paced run looking for the highest lossless rate). */
+  kind: 'warm-up' | 'paced' | 'unpaced' | 'search';
+  /** msg/s asked for; 0 for unpaced. */
+  offered: number;
+  sendRate: number;
+  sent: number;
+  acked: number;
+  /** Publishes never acknowledged (connection lost, or no PUBACK within a minute of the end). */
+  unacked: number;
+  delivered: number;
+  /** Acknowledged frames that never reached the subscriber. */
+  lost: number;
+  duplicates: number;
+  /** Distinct deliveries per second, from the first publish to the last delivery. */
+  deliveredRate: number;
+  latency: Percentiles;
+  /** Median latency of the first and last quarter of the frames (by send time). */
+  latencyTrend: { firstP50: number; lastP50: number };
+  ack: Percentiles;
+  /** CPU of the system under test (its processes summed), % of one core, while publishing; RSS of its main process. */
+  cpuPct: number;
+  rssMaxMiB: number;
+  /** CPU of everything else the benchmark runs (load generator, subscriber, output broker), % of one core. */
+  othersCpuPct: number;
+  procs: Record<string, ProcWindow>;
+  /** Backhaul only: what its outboxes held when the subscriber had everything, and how long they took to empty. */
+  backlogAtEnd?: Record<string, number>;
+  historianDrainMs?: number;
+  disconnects: number;
+  sustained: boolean;
+  why?: string;
+  loadAverage: string;
+}
+
+interface SystemResult {
+  system: SystemName;
+  k: number;
+  setup: Record<string, number | string>;
+  runs: Run[];
+  maxLossless?: number;
+  /** Whether the highest lossless rate is a paced load that held or the unpaced (closed-loop) run's rate. */
+  maxLosslessFrom?: 'paced' | 'unpaced';
+  unpaced?: { rate: number; lossless: boolean };
+  error?: string;
+}
+
+const results = {
+  bench: 'e2e',
+  mode: QUICK ? 'quick' : 'full',
+  date: new Date().toISOString(),
+  git: gitInfo(),
+  machine: machineInfo(),
+  options: {
+    ks: KS,
+    loads: LOADS,
+    durationMs: DURATION,
+    idleDevices: IDLE_N,
+    refineSteps: REFINE_STEPS,
+    unpacedWindow: UNPACED_WINDOW,
+    scenarios: [...SCENARIOS],
+    backhaulEnv: BACKHAUL_ENV,
+    backhaulBin: BIN,
+  },
+  frameExample: frame('1a2b', 17, 1_763_800_000_123.456),
+  nodeRed: undefined as undefined | { version: string; node: string; dir: string; installedMs?: number } | { skipped: string },
+  systems: [] as SystemResult[],
+  idle: undefined as undefined | Record<string, unknown>,
+  backlog: undefined as undefined | Record<string, unknown>,
+  profile: undefined as undefined | (ProfileSummary & { offered: number; run: Run | undefined; savedAs?: string }) | { error: string },
+  goals: [] as Array<{ goal: string; target: string; measured: string; met: boolean | null }>,
+  notes: [] as string[],
+};
+
+// ---------------------------------------------------------------- helpers: brokers, Backhaul
+
+interface Broker {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly url: string;
+}
+
+async function startBroker(): Promise<Broker> {
+  const port = await freePort();
+  const child = forkHelper('e2e-broker', ['--port', String(port)]);
+  await expect<Extract<BrokerReply, { t: 'ready' }>>(child, 'ready', 15_000);
+  return { child, port, url: `mqtt://127.0.0.1:${port}` };
+}
+
+function devicesFor(k: number, withLogin: boolean): SimDevice[] {
+  return Array.from({ length: k }, (_, i) => {
+    const id = (0x1000 + i).toString(16);
+    return { id, topic: `b1/r${i}/valve/frame`, ...(withLogin ? { username: id, password: DEVICE_PASSWORD } : {}) };
+  });
+}
+
+/** The Backhaul config under test: embedded broker → json decoder → device gate → filter, scale → mqtt + sqlite. */
+function backhaulConfig(port: number, outUrl: string): object {
+  return {
+    data: './data',
+    log: { level: 'info' },
+    devices: { unknown: 'drop' },
+    inputs: {
+      devices: {
+        type: 'broker',
+        host: '127.0.0.1',
+        port,
+        topics: ['+/+/valve/#'],
+        decoder: { type: 'json', device: 'id', seq: 'seq', values: { sent: 'sent', temperature_c16: '$["T|C16"]', battery_cv: '$["B|cV"]' } },
+      },
+    },
+    sinks: {
+      out: { type: 'mqtt', url: outUrl, topic: 'backhaul/{device}', qos: 1, outbox: { retryMaxMs: 2000 } },
+      history: { type: 'sqlite' },
+    },
+    routes: [
+      {
+        name: 'valves',
+        stages: [
+          { type: 'filter', when: [{ measurement: 'temperature_c16', op: '>', value: -800 }] },
+          { type: 'scale', measurement: 'temperature_c16', factor: 0.0625, unit: 'Cel', as: 'temperature', decimals: 2 },
+          { type: 'scale', measurement: 'battery_cv', factor: 0.01, unit: 'V', as: 'battery', decimals: 2 },
+        ],
+        to: ['out', 'history'],
+      },
+    ],
+  };
+}
+
+interface Backhaul {
+  readonly child: ChildProcess;
+  readonly out: LineWatcher;
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly url: string;
+  readonly devices: SimDevice[];
+  readonly setup: Record<string, number | string>;
+}
+
+/**
+ * A fresh Backhaul: its own temp folder, K devices registered with `backhaul devices import` (one per room, so each
+ * has its own base topic b1/r<i>/valve), each given a login, then `bin/backhaul.js start`.
+ */
+async function startBackhaul(k: number, outUrl: string, o: { cheapHash?: { params: ScryptParams; from: number }; profileDir?: string } = {}): Promise<Backhaul> {
+  const dir = makeTempDir('backhaul-bench-e2e-');
+  const dataDir = join(dir, 'data');
+  const port = await freePort();
+  const cfg = join(dir, 'backhaul.json');
+  writeFileSync(cfg, JSON.stringify(backhaulConfig(port, outUrl), null, 2));
+  const devices = devicesFor(k, true);
+  const manifest = join(dir, 'devices.csv');
+  writeFileSync(manifest, `id,kind,type,building,room\n${devices.map((d, i) => `${d.id},opentrv,opentrv-valve,b1,r${i}`).join('\n')}\n`);
+  const setup: Record<string, number | string> = {};
+  let t = nowMs();
+  const imp = await execFileP(process.execPath, [BIN, 'devices', 'import', '-c', cfg, manifest], { cwd: dir, maxBuffer: 64 * 1024 * 1024 });
+  setup.importMs = Math.round(nowMs() - t);
+  setup.importSummary = imp.stdout.trim().split('\n').pop() ?? '';
+  // Logins: what `backhaul devices reset-credentials` does, for every device in one go (the CLI would start one
+  // process and hash one password per device). One scrypt hash of the shared password serves them all.
+  t = nowMs();
+  const hash = await hashPassword(DEVICE_PASSWORD);
+  const cheap = o.cheapHash ? await hashPassword(DEVICE_PASSWORD, o.cheapHash.params) : hash;
+  const cheapFrom = o.cheapHash?.from ?? k;
+  setup.passwordHash = hash.split('$').slice(0, 3).join('$');
+  if (o.cheapHash) setup.passwordHashFrom = `${cheap.split('$').slice(0, 3).join('$')} from device ${cheapFrom}`;
+  const store = SqliteDeviceStore.open(registryPath(dataDir), { types: new DeviceTypes(), synchronous: 'NORMAL' });
+  try {
+    for (const [i, d] of devices.entries()) await store.setCredentials(d.id, { username: d.id, hash: i < cheapFrom ? hash : cheap, passwordIssued: true });
+  } finally {
+    await store.close();
+  }
+  setup.credentialsMs = Math.round(nowMs() - t);
+  t = nowMs();
+  const execArgv = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [];
+  const child = spawnTracked(process.execPath, [...execArgv, BIN, 'start', '-c', cfg], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...BACKHAUL_ENV },
+  });
+  const out = new LineWatcher(child);
+  await out.waitFor(/backhaul running/, 120_000);
+  setup.startMs = Math.round(nowMs() - t);
+
+  return { child, out, dir, dataDir, url: `mqtt://127.0.0.1:${port}`, devices, setup };
+}
+
+async function stopBackhaul(b: Backhaul): Promise<void> {
+  await stopChild(b.child, 'SIGINT', 30_000);
+  removeTempDir(b.dir);
+}
+
+/** Backlog (items) of each of Backhaul's sinks, asked over its control socket. */
+async function backlogs(b: Backhaul): Promise<Record<string, number>> {
+  const s = await fetchStatus(b.dataDir, 5000).catch(() => undefined);
+  const out: Record<string, number> = {};
+  for (const sink of s?.sinks ?? []) out[sink.id] = sink.backlog;
+  return out;
+}
+
+// ---------------------------------------------------------------- one measured run
+
+interface Rig {
+  readonly system: SystemName;
+  readonly k: number;
+  readonly loadgen: ChildProcess;
+  readonly sub: ChildProcess;
+  readonly sampler: ProcSampler;
+  /** Process names in the sampler that make up the system under test; the first is its main process. */
+  readonly sut: string[];
+  readonly backhaul?: Backhaul;
+}
+
+async function measure(rig: Rig, kind: Run['kind'], offered: number, durationMs: number): Promise<Run> {
+  await ask(rig.sub, { t: 'reset', since: nowMs() }, 'count', 10_000);
+  const t0 = nowMs();
+  rig.sampler.sample();
+  const r = await ask<RunResult>(
+    rig.loadgen,
+    { t: 'run', rate: offered, durationMs, maxInflight: Math.max(2000, offered * 2), window: UNPACED_WINDOW },
+    'ran',
+    durationMs + 180_000,
+  );
+  rig.sampler.sample();
+  const s = await ask<SubscriberStats>(rig.sub, { t: 'wait', expected: r.acked, quietMs: QUIET_MS, timeoutMs: 90_000 }, 'stats', 120_000);
+  rig.sampler.sample();
+  const t1 = nowMs();
+  const busy = rig.sampler.between(r.startedAt, r.startedAt + r.durationMs);
+  const whole = rig.sampler.between(t0, t1);
+  const procs: Record<string, ProcWindow> = {};
+  for (const [name, w] of Object.entries(busy)) procs[name] = { cpuPct: w.cpuPct, rssMaxMiB: whole[name]?.rssMaxMiB ?? w.rssMaxMiB, rssEndMiB: whole[name]?.rssEndMiB ?? w.rssEndMiB };
+  const cpuPct = round1(rig.sut.reduce((n, p) => n + (procs[p]?.cpuPct ?? 0), 0));
+  const othersCpuPct = round1(Object.entries(procs).reduce((n, [p, w]) => n + (rig.sut.includes(p) ? 0 : w.cpuPct), 0));
+  const lastAt = Math.max(s.lastAt, r.lastAckAt);
+  const deliveredRate = s.unique > 0 ? round1((s.unique / Math.max(1, lastAt - r.startedAt)) * 1000) : 0;
+  const run: Run = {
+    system: rig.system,
+    k: rig.k,
+    kind,
+    offered,
+    sendRate: r.sendRate,
+    sent: r.sent,
+    acked: r.acked,
+    unacked: r.failed,
+    delivered: s.unique,
+    lost: Math.max(0, r.acked - s.unique),
+    duplicates: s.duplicates,
+    deliveredRate,
+    latency: s.latency,
+    latencyTrend: s.trend,
+    ack: r.ack,
+    cpuPct,
+    rssMaxMiB: procs[rig.sut[0]!]?.rssMaxMiB ?? 0,
+    othersCpuPct,
+    procs,
+    disconnects: r.disconnects,
+    sustained: false,
+    loadAverage: loadAvg(),
+  };
+  if (rig.backhaul) {
+    run.backlogAtEnd = await backlogs(rig.backhaul);
+    // Let every outbox empty before the next run, so a lagging historian does not eat the next run's CPU.
+    const t = nowMs();
+    for (;;) {
+      const b = await backlogs(rig.backhaul);
+      if (Object.values(b).every((n) => n === 0) || nowMs() - t > 120_000) break;
+      await sleep(250);
+    }
+    run.historianDrainMs = Math.round(nowMs() - t);
+  }
+  const why: string[] = [];
+  if (run.lost > 0) why.push(`${fmtInt(run.lost)} lost`);
+  if (run.unacked > 0) why.push(`${fmtInt(run.unacked)} unacknowledged`);
+  if (run.disconnects > 0) why.push(`${fmtInt(run.disconnects)} publishers disconnected`);
+  if (offered > 0 && run.sendRate < offered * 0.95) why.push(`generator held back to ${fmtInt(run.sendRate)}/s (PUBACKs too slow)`);
+  if (offered > 0 && run.deliveredRate < offered * 0.95) why.push(`delivered only ${fmtInt(run.deliveredRate)}/s`);
+  if (run.latency.p99 > 1000) why.push(`p99 ${fmtMs(run.latency.p99)} ms`);
+  const { firstP50, lastP50 } = s.trend;
+  if (lastP50 > Math.max(2 * firstP50, firstP50 + 50)) why.push(`latency rising (p50 ${fmtMs(firstP50)} → ${fmtMs(lastP50)} ms)`);
+  const lag = run.backlogAtEnd?.history ?? 0;
+  const rate = offered > 0 ? offered : run.sendRate;
+  if (lag > Math.max(500, rate * 0.5)) why.push(`historian ${fmtInt(lag)} behind`);
+  run.sustained = why.length === 0;
+  if (why.length > 0) run.why = why.join('; ');
+  return run;
+}
+
+function runLine(r: Run): string {
+  const load = r.kind === 'unpaced' ? 'unpaced' : `${fmtInt(r.offered)}/s${r.kind === 'search' ? ' (search)' : ''}`;
+  return (
+    `  ${SYSTEM_LABEL[r.system]} K=${r.k} ${load}: sent ${fmtInt(r.sendRate)}/s, delivered ${fmtInt(r.delivered)}/${fmtInt(r.acked)} ` +
+    `(${fmtInt(r.deliveredRate)}/s), p50 ${fmtMs(r.latency.p50)} p99 ${fmtMs(r.latency.p99)} ms, cpu ${r.cpuPct}%, rss ${r.rssMaxMiB} MiB` +
+    `${r.sustained ? '' : ` — not sustained: ${r.why ?? ''}`}`
+  );
+}
+
+// ---------------------------------------------------------------- throughput scenarios
+
+interface Sut {
+  readonly publishUrl: string;
+  readonly devices: SimDevice[];
+  readonly outUrl: string;
+  readonly outTopic: string;
+  readonly pids: Record<string, number | undefined>;
+  readonly sut: string[];
+  readonly setup: Record<string, number | string>;
+  readonly backhaul?: Backhaul;
+  readonly logTail: () => string;
+  stop(): Promise<void>;
+}
+
+async function startSut(system: SystemName, k: number, outBroker: Broker, nodeRed: NodeRed | undefined): Promise<Sut> {
+  if (system === 'backhaul') {
+    const b = await startBackhaul(k, outBroker.url);
+    return {
+      publishUrl: b.url,
+      devices: b.devices,
+      outUrl: outBroker.url,
+      outTopic: 'backhaul/#',
+      pids: { backhaul: b.child.pid, 'output broker': outBroker.child.pid },
+      sut: ['backhaul'],
+      setup: b.setup,
+      backhaul: b,
+      logTail: () => b.out.lastLines(),
+      stop: () => stopBackhaul(b),
+    };
+  }
+  if (system === 'aedes') {
+    const br = await startBroker();
+    return {
+      publishUrl: br.url,
+      devices: devicesFor(k, false),
+      outUrl: br.url,
+      outTopic: '+/+/valve/#',
+      pids: { aedes: br.child.pid },
+      sut: ['aedes'],
+      setup: {},
+      logTail: () => '',
+      stop: () => stopChild(br.child),
+    };
+  }
+  if (!nodeRed) throw new Error('Node-RED is not installed');
+  const input = await startBroker();
+  const userDir = makeTempDir('backhaul-bench-node-red-');
+  const t = nowMs();
+  let nr: Awaited<ReturnType<typeof startNodeRed>>;
+  try {
+    nr = await startNodeRed(nodeRed, userDir, input.port, outBroker.port);
+  } catch (e) {
+    await stopChild(input.child);
+    removeTempDir(userDir);
+    throw e;
+  }
+  return {
+    publishUrl: input.url,
+    devices: devicesFor(k, false),
+    outUrl: outBroker.url,
+    outTopic: 'nodered/#',
+    pids: { nodered: nr.child.pid, 'input broker': input.child.pid, 'output broker': outBroker.child.pid },
+    sut: ['nodered', 'input broker'],
+    setup: { startMs: Math.round(nowMs() - t) },
+    logTail: () => nr.out.lastLines(),
+    stop: async () => {
+      await stopChild(nr.child, 'SIGINT', 15_000);
+      await stopChild(input.child);
+      removeTempDir(userDir);
+    },
+  };
+}
+
+async function scenarioSystem(system: SystemName, k: number, outBroker: Broker, nodeRed: NodeRed | undefined): Promise<SystemResult> {
+  const res: SystemResult = { system, k, setup: {}, runs: [] };
+  results.systems.push(res);
+  log(`\n${SYSTEM_LABEL[system]}, K = ${fmtInt(k)} publishers`);
+  let sut: Sut | undefined;
+  let loadgen: ChildProcess | undefined;
+  let sub: ChildProcess | undefined;
+  let sampler: ProcSampler | undefined;
+  try {
+    sut = await startSut(system, k, outBroker, nodeRed);
+    Object.assign(res.setup, sut.setup);
+    await sleep(500);
+    res.setup.rssAfterStartMiB = new ProcSampler({ main: sut.pids[sut.sut[0]!] }).rssNowMiB('main') ?? '-';
+    sub = forkHelper('e2e-subscriber');
+    await ask(sub, { t: 'subscribe', url: sut.outUrl, topic: sut.outTopic, clientId: `bench-sub-${system}-${k}`, clean: true }, 'subscribed', 15_000);
+    loadgen = forkHelper('e2e-loadgen');
+    const conn = await ask<ConnectResult>(
+      loadgen,
+      { t: 'connect', url: sut.publishUrl, devices: sut.devices, concurrency: 50, keepalive: 60, clientPrefix: `bench-${system}-` },
+      'connected',
+      600_000,
+    );
+    res.setup.connectMs = conn.ms;
+    res.setup.connectsPerSecond = round1((conn.ok / Math.max(1, conn.ms)) * 1000);
+    log(`  ${fmtInt(conn.ok)} publishers connected in ${fmtInt(conn.ms)} ms${conn.failed ? `, ${conn.failed} failed: ${conn.errors.join('; ')}` : ''}`);
+    if (conn.ok === 0) throw new Error(`no publisher could connect: ${conn.errors.join('; ')}`);
+    sampler = new ProcSampler({ ...sut.pids, loadgen: loadgen.pid, subscriber: sub.pid }).start();
+    res.setup.rssAtRestMiB = sampler.rssNowMiB(sut.sut[0]!) ?? '-';
+    const rig: Rig = { system, k, loadgen, sub, sampler, sut: sut.sut, ...(sut.backhaul ? { backhaul: sut.backhaul } : {}) };
+
+    const warm = await measure(rig, 'warm-up', 1000, WARM_MS);
+    res.runs.push(warm);
+    if (warm.delivered === 0) throw new Error(`nothing reached the subscriber during the warm-up; last lines of its output:\n${sut.logTail()}`);
+
+    const paced = new Map<number, boolean>();
+    for (const rate of LOADS) {
+      const r = await measure(rig, 'paced', rate, DURATION);
+      res.runs.push(r);
+      paced.set(rate, r.sustained);
+      log(runLine(r));
+    }
+    const u = await measure(rig, 'unpaced', 0, DURATION);
+    res.runs.push(u);
+    res.unpaced = { rate: u.deliveredRate, lossless: u.lost === 0 && u.unacked === 0 };
+    log(runLine(u));
+
+    // The highest lossless rate: the best paced load that held, refined between it and the first that did not (or
+    // the unpaced rate when every load held).
+    // An unpaced run that was lossless with a bounded latency (p99 ≤ 1 s) and whose historian kept up is itself a
+    // lossless rate: the system's closed-loop maximum.
+    let lo = Math.max(0, ...[...paced].filter(([, ok]) => ok).map(([rate]) => rate));
+    let from: 'paced' | 'unpaced' = 'paced';
+    if (u.sustained && u.deliveredRate > lo) {
+      lo = Math.floor(u.deliveredRate);
+      from = 'unpaced';
+    }
+    const failing = [...paced].filter(([rate, ok]) => !ok && rate > lo).map(([rate]) => rate);
+    let hi = failing.length > 0 ? Math.min(...failing) : !u.sustained && u.deliveredRate > lo * 1.05 ? Math.round(u.deliveredRate) : undefined;
+    for (let i = 0; i < REFINE_STEPS && hi !== undefined && hi - lo > Math.max(250, lo * 0.1); i++) {
+      const mid = Math.round((lo + hi) / 2 / 250) * 250;
+      if (mid <= lo || mid >= hi) break;
+      const r = await measure(rig, 'search', mid, DURATION);
+      res.runs.push(r);
+      log(runLine(r));
+      if (r.sustained) {
+        lo = mid;
+        from = 'paced';
+      } else hi = mid;
+    }
+    res.maxLossless = lo;
+    res.maxLosslessFrom = from;
+    log(`  highest lossless rate found: ${fmtInt(lo)} msg/s (${from})${hi !== undefined ? `; ${fmtInt(hi)} did not hold` : ''}`);
+  } catch (e) {
+    res.error = e instanceof Error ? e.message : String(e);
+    log(`  ${SYSTEM_LABEL[system]} K=${k} failed: ${res.error}`);
+  } finally {
+    sampler?.stop();
+    if (loadgen?.connected) await ask(loadgen, { t: 'disconnect' }, 'disconnected', 30_000).catch(() => undefined);
+    if (loadgen) await stopChild(loadgen);
+    if (sub) await stopChild(sub);
+    if (sut) await sut.stop().catch(() => undefined);
+  }
+  return res;
+}
+
+// ---------------------------------------------------------------- idle devices
+
+async function scenarioIdle(outBroker: Broker): Promise<void> {
+  // The first devices log in with the default password hash (scrypt ln=14: 16 MiB and ~40 ms each, on libuv's
+  // thread pool), so the mark those logins leave on RSS is measured; the rest with a cheaper one (ln=10: 1 MiB,
+  // ~2 ms), because 10,000 logins at the default cost would take minutes of CPU on 2 cores. What a connection
+  // keeps in memory does not depend on the hash.
+  const expensive = Math.min(50, IDLE_N);
+  const cheap: ScryptParams = { ln: 10, r: 8, p: 1 };
+  log(`\nIdle: ${fmtInt(IDLE_N)} devices connected to Backhaul, publishing nothing`);
+  let b: Backhaul | undefined;
+  let loadgen: ChildProcess | undefined;
+  let sampler: ProcSampler | undefined;
+  try {
+    b = await startBackhaul(IDLE_N, outBroker.url, { cheapHash: { params: cheap, from: expensive } });
+    sampler = new ProcSampler({ backhaul: b.child.pid }).start();
+    const settle = QUICK ? 2000 : 4000;
+    const rssOver = async (ms: number) => {
+      const t = nowMs();
+      await sleep(ms);
+      return sampler!.between(t, nowMs()).backhaul;
+    };
+    await sleep(settle);
+    const before = await rssOver(2000);
+    loadgen = forkHelper('e2e-loadgen');
+    const connect = (devices: SimDevice[]) =>
+      ask<ConnectResult>(loadgen!, { t: 'connect', url: b!.url, devices, concurrency: 100, keepalive: 60, clientPrefix: 'bench-idle-' }, 'connected', 900_000);
+    const first = await connect(b.devices.slice(0, expensive));
+    await sleep(settle);
+    const afterFirst = await rssOver(2000);
+    const rest = await connect(b.devices.slice(expensive));
+    const connected = nowMs();
+    await sleep(settle);
+    const after = await rssOver(QUICK ? 3000 : 5000);
+    const connectWindow = sampler.between(connected - rest.ms, connected).backhaul;
+    const ok = first.ok + rest.ok;
+    const rssBefore = before?.rssEndMiB ?? NaN;
+    const rssFirst = afterFirst?.rssEndMiB ?? NaN;
+    const rssAfter = after?.rssMaxMiB ?? NaN;
+    results.idle = {
+      devices: IDLE_N,
+      connected: ok,
+      failed: first.failed + rest.failed,
+      errors: [...first.errors, ...rest.errors],
+      defaultHashLogins: first.ok,
+      defaultHashConnectMs: first.ms,
+      cheapHash: `scrypt ln=${cheap.ln},r=${cheap.r},p=${cheap.p} from device ${expensive}`,
+      connectMs: rest.ms,
+      connectsPerSecond: round1((rest.ok / Math.max(1, rest.ms)) * 1000),
+      cpuWhileConnectingPct: connectWindow?.cpuPct,
+      rssBeforeMiB: rssBefore,
+      rssAfterDefaultHashLoginsMiB: rssFirst,
+      rssConnectedMiB: rssAfter,
+      rssPeakWhileConnectingMiB: connectWindow?.rssMaxMiB,
+      kibPerConnection: round1(((rssAfter - rssFirst) * 1024) / Math.max(1, rest.ok)),
+      cpuIdleConnectedPct: after?.cpuPct,
+      setup: b.setup,
+    };
+    log(
+      `  ${fmtInt(ok)} connected (${first.failed + rest.failed} failed); RSS ${rssBefore} MiB before, ${rssFirst} MiB after ${first.ok} logins at the ` +
+        `default hash cost, ${rssAfter} MiB with all (${results.idle.kibPerConnection as number} KiB per connection); CPU idle ${after?.cpuPct ?? '-'}%`,
+    );
+  } catch (e) {
+    results.idle = { devices: IDLE_N, error: e instanceof Error ? e.message : String(e) };
+    log(`  idle scenario failed: ${String(results.idle.error)}`);
+  } finally {
+    sampler?.stop();
+    if (loadgen?.connected) await ask(loadgen, { t: 'disconnect' }, 'disconnected', 60_000).catch(() => undefined);
+    if (loadgen) await stopChild(loadgen);
+    if (b) await stopBackhaul(b).catch(() => undefined);
+  }
+}
+
+// ---------------------------------------------------------------- backlog
+
+async function scenarioBacklog(outBroker: Broker): Promise<void> {
+  const k = 10;
+  const rate = QUICK ? 1000 : 2000;
+  const beforeMs = 3000;
+  const downMs = QUICK ? 6000 : 20_000;
+  const afterMs = QUICK ? 12_000 : 30_000;
+  log(`\nBacklog: ${fmtInt(rate)} msg/s from ${k} devices; the output broker goes down for ${downMs / 1000} s, then comes back`);
+  let b: Backhaul | undefined;
+  let loadgen: ChildProcess | undefined;
+  let sub: ChildProcess | undefined;
+  let sampler: ProcSampler | undefined;
+  try {
+    b = await startBackhaul(k, outBroker.url);
+    sub = forkHelper('e2e-subscriber');
+    await ask(sub, { t: 'subscribe', url: outBroker.url, topic: 'backhaul/#', clientId: 'bench-sub-backlog', clean: false }, 'subscribed', 15_000);
+    loadgen = forkHelper('e2e-loadgen');
+    await ask<ConnectResult>(loadgen, { t: 'connect', url: b.url, devices: b.devices, concurrency: 10, keepalive: 60, clientPrefix: 'bench-backlog-' }, 'connected', 60_000);
+    sampler = new ProcSampler({ backhaul: b.child.pid, loadgen: loadgen.pid, subscriber: sub.pid, 'output broker': outBroker.child.pid }).start();
+    const rig: Rig = { system: 'backhaul', k, loadgen, sub, sampler, sut: ['backhaul'], backhaul: b };
+    await measure(rig, 'warm-up', 1000, WARM_MS);
+
+    await ask(sub, { t: 'reset', since: nowMs() }, 'count', 10_000);
+    const bh = b;
+    const series: Array<{ t: number; backlog: number }> = [];
+    const start = nowMs();
+    const running = ask<RunResult>(loadgen, { t: 'run', rate, durationMs: beforeMs + downMs + afterMs, maxInflight: rate * 4, window: 0 }, 'ran', 600_000);
+    let done = false;
+    void running.finally(() => (done = true)).catch(() => undefined);
+    const poll = (async () => {
+      while (!done) {
+        const n = (await backlogs(bh)).out;
+        if (n !== undefined) series.push({ t: Math.round(nowMs() - start), backlog: n });
+        await sleep(250);
+      }
+    })();
+    await sleep(beforeMs);
+    await ask(outBroker.child, { t: 'down' }, 'down', 10_000);
+    const downAt = nowMs() - start;
+    await sleep(downMs);
+    await ask(outBroker.child, { t: 'up' }, 'up', 10_000);
+    const upAt = nowMs() - start;
+    const r = await running;
+    await poll;
+    const s = await ask<SubscriberStats>(sub, { t: 'wait', expected: r.acked, quietMs: 3000, timeoutMs: 120_000 }, 'stats', 150_000);
+
+    const atUp = series.filter((p) => p.t <= upAt + 250).pop()?.backlog ?? 0;
+    const peak = Math.max(0, ...series.map((p) => p.backlog));
+    // Drained: the first sample after the broker came back with the backlog down to what one second of arrivals
+    // keeps in flight in the steady state (well under 1 s worth of readings).
+    const steady = Math.max(200, rate * 0.25);
+    const drainedAt = series.find((p) => p.t > upAt && p.backlog <= steady)?.t;
+    // The subscriber's timeline (deliveries per 250 ms) gives the delivery rate while draining.
+    const bucket = 250;
+    const fromB = Math.ceil(upAt / bucket);
+    const toB = drainedAt !== undefined ? Math.floor(drainedAt / bucket) : s.timeline.length;
+    // The sink's first delivery after the broker came back (its reconnect and retry delay), then the drain proper:
+    // from that delivery until the backlog is down to the steady state.
+    const firstB = s.timeline.findIndex((n, i) => i >= fromB && n > 0);
+    const firstAfterUp = firstB >= 0 ? firstB * bucket : undefined;
+    const deliveredWhileDraining = firstB >= 0 ? s.timeline.slice(firstB, toB).reduce((a, n) => a + n, 0) : 0;
+    const drainSecs = drainedAt !== undefined && firstAfterUp !== undefined ? Math.max(bucket, drainedAt - firstAfterUp) / 1000 : undefined;
+    const backlogAtFirst = series.filter((p) => firstAfterUp !== undefined && p.t <= firstAfterUp + bucket).pop()?.backlog ?? atUp;
+    const cpu =
+      firstAfterUp !== undefined && drainSecs !== undefined
+        ? sampler.between(start + firstAfterUp, start + firstAfterUp + Math.max(1000, drainSecs * 1000)).backhaul
+        : undefined;
+    results.backlog = {
+      devices: k,
+      rate,
+      downForMs: downMs,
+      downAtMs: Math.round(downAt),
+      upAtMs: Math.round(upAt),
+      backlogAtUp: atUp,
+      peakBacklog: peak,
+      firstDeliveryAfterUpMs: firstAfterUp !== undefined ? Math.max(0, Math.round(firstAfterUp - upAt)) : null,
+      backlogAtFirstDelivery: backlogAtFirst,
+      drainMs: drainSecs !== undefined ? Math.round(drainSecs * 1000) : null,
+      // Delivered meanwhile, less what kept arriving: how fast the backlog itself came down.
+      netDrainPerSecond: drainSecs ? round1(deliveredWhileDraining / drainSecs - rate) : null,
+      deliveryRateWhileDraining: drainSecs ? round1(deliveredWhileDraining / drainSecs) : null,
+      sent: r.sent,
+      acked: r.acked,
+      delivered: s.unique,
+      lost: Math.max(0, r.acked - s.unique),
+      duplicates: s.duplicates,
+      ackLatency: r.ack,
+      latency: s.latency,
+      cpuWhileDrainingPct: cpu?.cpuPct,
+      rssMaxMiB: cpu?.rssMaxMiB,
+      backlogSeries: series,
+    };
+    const bl = results.backlog;
+    log(
+      `  backlog ${fmtInt(atUp)} when the broker came back (peak ${fmtInt(peak)}); ` +
+        (drainSecs !== undefined
+          ? `first delivery ${((firstAfterUp! - upAt) / 1000).toFixed(2)} s after, then drained in ${drainSecs.toFixed(1)} s: ${fmtInt(bl.netDrainPerSecond as number)}/s net, ${fmtInt(bl.deliveryRateWhileDraining as number)}/s delivered`
+          : `not drained within ${afterMs / 1000} s`) +
+        `; lost ${fmtInt(bl.lost as number)}, duplicates ${fmtInt(s.duplicates)}; PUBACK p99 ${fmtMs(r.ack.p99)} ms throughout`,
+    );
+  } catch (e) {
+    results.backlog = { error: e instanceof Error ? e.message : String(e) };
+    log(`  backlog scenario failed: ${String(results.backlog.error)}`);
+  } finally {
+    sampler?.stop();
+    if (loadgen?.connected) await ask(loadgen, { t: 'disconnect' }, 'disconnected', 30_000).catch(() => undefined);
+    if (loadgen) await stopChild(loadgen);
+    if (sub?.connected) await ask(sub, { t: 'close' }, 'closed', 10_000).catch(() => undefined);
+    if (sub) await stopChild(sub);
+    if (b) await stopBackhaul(b).catch(() => undefined);
+  }
+}
+
+// ---------------------------------------------------------------- profile
+
+async function scenarioProfile(outBroker: Broker): Promise<void> {
+  const k = 10;
+  const rate = 5000;
+  const dur = QUICK ? 5000 : 10_000;
+  log(`\nProfile: Backhaul under --cpu-prof, ${fmtInt(rate)} msg/s from ${k} devices for ${dur / 1000} s`);
+  const profDir = makeTempDir('backhaul-bench-prof-');
+  let b: Backhaul | undefined;
+  let loadgen: ChildProcess | undefined;
+  let sub: ChildProcess | undefined;
+  let sampler: ProcSampler | undefined;
+  let run: Run | undefined;
+  try {
+    b = await startBackhaul(k, outBroker.url, { profileDir: profDir });
+    sub = forkHelper('e2e-subscriber');
+    await ask(sub, { t: 'subscribe', url: outBroker.url, topic: 'backhaul/#', clientId: 'bench-sub-profile', clean: true }, 'subscribed', 15_000);
+    loadgen = forkHelper('e2e-loadgen');
+    await ask<ConnectResult>(loadgen, { t: 'connect', url: b.url, devices: b.devices, concurrency: 10, keepalive: 60, clientPrefix: 'bench-prof-' }, 'connected', 60_000);
+    sampler = new ProcSampler({ backhaul: b.child.pid, loadgen: loadgen.pid, subscriber: sub.pid, 'output broker': outBroker.child.pid }).start();
+    const rig: Rig = { system: 'backhaul', k, loadgen, sub, sampler, sut: ['backhaul'], backhaul: b };
+    await measure(rig, 'warm-up', 1000, WARM_MS);
+    run = await measure(rig, 'paced', rate, dur);
+    log(`${runLine(run)} (profiled)`);
+    await ask(loadgen, { t: 'disconnect' }, 'disconnected', 30_000).catch(() => undefined);
+    await stopChild(b.child, 'SIGINT', 30_000); // the profile is written as the process exits
+    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+    if (!file) throw new Error('Backhaul wrote no .cpuprofile (did it exit normally?)');
+    const summary = summariseProfile(join(profDir, file), 25);
+    const keepDir = join(ROOT, 'bench', '.cache', 'profiles');
+    mkdirSync(keepDir, { recursive: true });
+    const saved = join(keepDir, `backhaul-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
+    copyFileSync(join(profDir, file), saved);
+    results.profile = { ...summary, file: saved, offered: rate, run, savedAs: saved };
+  } catch (e) {
+    results.profile = { error: e instanceof Error ? e.message : String(e) };
+    log(`  profile failed: ${results.profile.error}`);
+  } finally {
+    sampler?.stop();
+    if (loadgen) await stopChild(loadgen);
+    if (sub) await stopChild(sub);
+    if (b) await stopBackhaul(b).catch(() => undefined);
+    removeTempDir(profDir);
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+function systemsTable(): string {
+  const rows: string[][] = [
+    ['system', 'K', 'load', 'sent/s', 'delivered/s', 'lost', 'dup', 'p50 ms', 'p99 ms', 'max ms', 'PUBACK p99', 'CPU %', 'RSS MiB', 'others CPU %', 'held'],
+  ];
+  for (const s of results.systems) {
+    for (const r of s.runs) {
+      if (r.kind === 'warm-up') continue;
+      rows.push([
+        SYSTEM_LABEL[r.system],
+        fmtInt(r.k),
+        r.kind === 'unpaced' ? 'unpaced' : `${fmtInt(r.offered)}${r.kind === 'search' ? ' (search)' : ''}`,
+        fmtInt(r.sendRate),
+        fmtInt(r.deliveredRate),
+        fmtInt(r.lost),
+        fmtInt(r.duplicates),
+        fmtMs(r.latency.p50),
+        fmtMs(r.latency.p99),
+        fmtMs(r.latency.max),
+        fmtMs(r.ack.p99),
+        r.cpuPct.toFixed(0),
+        r.rssMaxMiB.toFixed(0),
+        r.othersCpuPct.toFixed(0),
+        r.sustained ? 'yes' : `no: ${r.why ?? ''}`,
+      ]);
+    }
+    if (s.error) rows.push([SYSTEM_LABEL[s.system], fmtInt(s.k), 'failed', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', s.error.split('\n')[0]!.slice(0, 80)]);
+  }
+  return table(rows);
+}
+
+function find(system: SystemName, k: number): SystemResult | undefined {
+  return results.systems.find((s) => s.system === system && s.k === k && !s.error);
+}
+
+function ratio(a: number | undefined, b: number | undefined): string {
+  return a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : '-';
+}
+
+function comparisonTable(): string {
+  const rows: string[][] = [['K', 'system', 'highest lossless msg/s', 'unpaced msg/s', 'p99 @5k ms', 'RSS @10k MiB', 'Backhaul / it (lossless)', 'Backhaul / it (unpaced)']];
+  for (const k of KS) {
+    const bh = find('backhaul', k);
+    for (const system of ['backhaul', 'aedes', 'nodered'] as const) {
+      const s = find(system, k);
+      if (!s) continue;
+      const at = (rate: number) => s.runs.find((r) => r.kind === 'paced' && r.offered === rate);
+      rows.push([
+        fmtInt(k),
+        SYSTEM_LABEL[system],
+        `${fmtInt(s.maxLossless)}${s.maxLosslessFrom === 'unpaced' ? ' (unpaced)' : ''}`,
+        `${fmtInt(s.unpaced?.rate)}${s.unpaced && !s.unpaced.lossless ? ' (loss)' : ''}`,
+        fmtMs(at(5000)?.latency.p99),
+        at(10000) ? at(10000)!.rssMaxMiB.toFixed(0) : '-',
+        system === 'backhaul' ? '' : ratio(bh?.maxLossless, s.maxLossless),
+        system === 'backhaul' ? '' : ratio(bh?.unpaced?.rate, s.unpaced?.rate),
+      ]);
+    }
+  }
+  return table(rows);
+}
+
+function goals(): void {
+  const g = results.goals;
+  for (const k of KS) {
+    const bh = find('backhaul', k);
+    const nr = find('nodered', k);
+    const ae = find('aedes', k);
+    const at = (s: SystemResult | undefined, rate: number) => s?.runs.find((r) => r.kind === 'paced' && r.offered === rate);
+    const r1 = bh?.maxLossless !== undefined && nr?.maxLossless ? bh.maxLossless / nr.maxLossless : undefined;
+    g.push({
+      goal: `K=${k}: lossless durable QoS 1 rate vs Node-RED's lossless rate`,
+      target: '≥ 2.5×',
+      measured: r1 !== undefined ? `${fmtInt(bh!.maxLossless)} / ${fmtInt(nr!.maxLossless)} = ${r1.toFixed(2)}×` : 'not measured',
+      met: r1 !== undefined ? r1 >= 2.5 : null,
+    });
+    const r2 = bh?.maxLossless !== undefined && ae?.maxLossless ? bh.maxLossless / ae.maxLossless : undefined;
+    g.push({
+      goal: `K=${k}: lossless durable QoS 1 rate vs bare aedes' QoS 1 rate`,
+      target: '≥ 0.8×',
+      measured: r2 !== undefined ? `${fmtInt(bh!.maxLossless)} / ${fmtInt(ae!.maxLossless)} = ${r2.toFixed(2)}×` : 'not measured',
+      met: r2 !== undefined ? r2 >= 0.8 : null,
+    });
+    const p = at(bh, 5000);
+    g.push({
+      goal: `K=${k}: p99 latency at 5k msg/s offered`,
+      target: '≤ 15 ms',
+      measured: p ? `${fmtMs(p.latency.p99)} ms${p.sustained ? '' : ' (load not sustained)'}` : 'not measured',
+      met: p ? p.latency.p99 <= 15 && p.sustained : null,
+    });
+    const m = at(bh, 10000);
+    g.push({
+      goal: `K=${k}: RSS at 10k msg/s`,
+      target: '≤ 150 MB',
+      measured: m ? `${m.rssMaxMiB.toFixed(0)} MiB peak${m.sustained ? '' : ' (load not sustained)'}` : 'not measured',
+      met: m ? m.rssMaxMiB <= 150 : null,
+    });
+  }
+  const idle = results.idle as { devices?: number; connected?: number; rssConnectedMiB?: number } | undefined;
+  const full = idle?.devices === 10_000 && idle.connected === 10_000;
+  g.push({
+    goal: '10,000 idle connected devices: RSS',
+    target: '≤ 250 MB',
+    measured:
+      idle?.rssConnectedMiB !== undefined
+        ? `${idle.rssConnectedMiB.toFixed(0)} MiB with ${fmtInt(idle.connected)} of ${fmtInt(idle.devices)}${full ? '' : ' (not the full 10,000)'}`
+        : 'not measured',
+    met: idle?.rssConnectedMiB !== undefined && full ? idle.rssConnectedMiB <= 250 : null,
+  });
+}
+
+function report(): string {
+  const out: string[] = [];
+  const m = results.machine;
+  const git = results.git;
+  out.push(`End-to-end benchmark (${results.mode}) — ${results.date} — ${git.sha}${git.dirty ? ' (uncommitted changes)' : ''}`);
+  out.push(`${m.cpu}, ${m.cores} cores, ${m.platform}, Node ${m.node}, temp files on ${m.tempFileSystem}, load ${m.loadAverageAtStart} at start, ${loadAvg()} at the end`);
+  out.push(
+    `Every process runs on these ${m.cores} cores: the system under test competes with the load generator, the subscriber and the output broker ` +
+      '("others CPU %"). CPU % is of one core. Latency: frame sent → received by the subscriber; PUBACK p99: frame sent → acknowledged.',
+  );
+  out.push(`Frame (${results.frameExample.length} B): ${results.frameExample}`);
+  if (args['backhaul-bin']) out.push(`Backhaul: ${BIN}`);
+  if (Object.keys(BACKHAUL_ENV).length > 0) out.push(`Backhaul ran with ${Object.entries(BACKHAUL_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  const nr = results.nodeRed;
+  if (nr && 'skipped' in nr) out.push(`Node-RED: skipped — ${nr.skipped}`);
+  else if (nr) out.push(`Node-RED ${nr.version} on Node ${nr.node} (${nr.dir}); Backhaul and the others on Node ${m.node}`);
+  out.push('');
+  if (results.systems.length > 0) {
+    out.push(systemsTable());
+    out.push('');
+    out.push(comparisonTable());
+    out.push('');
+    const setupRows = [['system', 'K', 'publishers connected in', 'logins/s', 'devices import', 'system start', 'RSS started', 'RSS publishers in']];
+    for (const s of results.systems) {
+      setupRows.push([
+        SYSTEM_LABEL[s.system],
+        fmtInt(s.k),
+        s.setup.connectMs !== undefined ? `${fmtInt(Number(s.setup.connectMs))} ms` : '-',
+        s.setup.connectsPerSecond !== undefined ? fmtInt(Number(s.setup.connectsPerSecond)) : '-',
+        s.setup.importMs !== undefined ? `${fmtInt(Number(s.setup.importMs))} ms` : '-',
+        s.setup.startMs !== undefined ? `${fmtInt(Number(s.setup.startMs))} ms` : '-',
+        s.setup.rssAfterStartMiB !== undefined ? `${String(s.setup.rssAfterStartMiB)} MiB` : '-',
+        s.setup.rssAtRestMiB !== undefined ? `${String(s.setup.rssAtRestMiB)} MiB` : '-',
+      ]);
+    }
+    out.push(table(setupRows));
+    out.push('');
+  }
+  const idle = results.idle as Record<string, number | string | undefined> | undefined;
+  if (idle) {
+    if (idle.error !== undefined) out.push(`Idle devices: failed — ${String(idle.error)}`);
+    else {
+      out.push(
+        table([
+          [
+            'idle devices',
+            'connected',
+            'RSS before',
+            `after ${String(idle.defaultHashLogins)} default-cost logins`,
+            'RSS all connected',
+            'KiB / connection',
+            'logins/s (cheap hash)',
+            'CPU idle',
+          ],
+          [
+            fmtInt(Number(idle.devices)),
+            fmtInt(Number(idle.connected)),
+            `${String(idle.rssBeforeMiB)} MiB`,
+            `${String(idle.rssAfterDefaultHashLoginsMiB)} MiB`,
+            `${String(idle.rssConnectedMiB)} MiB`,
+            String(idle.kibPerConnection),
+            fmtInt(Number(idle.connectsPerSecond)),
+            `${String(idle.cpuIdleConnectedPct ?? '-')} %`,
+          ],
+        ]),
+      );
+    }
+    out.push('');
+  }
+  const bl = results.backlog as Record<string, number | string | null | undefined> | undefined;
+  if (bl) {
+    if (bl.error !== undefined) out.push(`Backlog: failed — ${String(bl.error)}`);
+    else {
+      out.push(
+        table([
+          ['backlog', 'broker down', 'backlog at return', 'first delivery after', 'then drained in', 'net drain/s', 'delivered/s while draining', 'lost', 'dup', 'PUBACK p99', 'CPU % draining'],
+          [
+            `${fmtInt(Number(bl.rate))} msg/s, K=${String(bl.devices)}`,
+            `${Number(bl.downForMs) / 1000} s`,
+            fmtInt(Number(bl.backlogAtUp)),
+            bl.firstDeliveryAfterUpMs === null ? '-' : `${(Number(bl.firstDeliveryAfterUpMs) / 1000).toFixed(2)} s`,
+            bl.drainMs === null ? 'not drained' : `${(Number(bl.drainMs) / 1000).toFixed(1)} s`,
+            fmtInt(bl.netDrainPerSecond === null ? undefined : Number(bl.netDrainPerSecond)),
+            fmtInt(bl.deliveryRateWhileDraining === null ? undefined : Number(bl.deliveryRateWhileDraining)),
+            fmtInt(Number(bl.lost)),
+            fmtInt(Number(bl.duplicates)),
+            `${fmtMs((results.backlog as { ackLatency: Percentiles }).ackLatency.p99)} ms`,
+            String(bl.cpuWhileDrainingPct ?? '-'),
+          ],
+        ]),
+      );
+    }
+    out.push('');
+  }
+  goals();
+  out.push('Team goals (figures to report against, not pass/fail tests):');
+  out.push(
+    table([
+      ['goal', 'target', 'measured', 'where Backhaul stands'],
+      ...results.goals.map((g) => [g.goal, g.target, g.measured, g.met === null ? 'not measured' : g.met ? 'meets it' : 'short of it']),
+    ]),
+  );
+  const p = results.profile;
+  if (p) {
+    out.push('');
+    if ('error' in p) out.push(`Profile: failed — ${p.error}`);
+    else out.push(`Profile of Backhaul at ${fmtInt(p.offered)} msg/s (whole process life: start, warm-up, the run, stop):\n${formatProfile(p)}`);
+  }
+  for (const n of results.notes) out.push(`note: ${n}`);
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------- main
+
+async function prepareNodeRed(): Promise<NodeRed | undefined> {
+  if (!SCENARIOS.has('nodered')) return undefined;
+  if (args['no-node-red']) {
+    results.nodeRed = { skipped: '--no-node-red' };
+    return undefined;
+  }
+  const found = findNodeRed(NODE_RED_DIR);
+  if (found) {
+    results.nodeRed = { version: found.version, node: found.nodeVersion, dir: found.dir };
+    return found;
+  }
+  if (QUICK) {
+    results.nodeRed = { skipped: `quick mode, and Node-RED is not installed in ${NODE_RED_DIR} (a full run installs it there)` };
+    log(`Node-RED: ${results.nodeRed.skipped}`);
+    return undefined;
+  }
+  log(`Installing Node-RED 5 and Node 22 into ${NODE_RED_DIR} (npm install --prefix; not a dependency of Backhaul)…`);
+  const t = nowMs();
+  const got = await installNodeRed(NODE_RED_DIR);
+  if ('error' in got) {
+    results.nodeRed = { skipped: got.error };
+    log(`Node-RED: skipped — ${got.error}`);
+    return undefined;
+  }
+  results.nodeRed = { version: got.version, node: got.nodeVersion, dir: got.dir, installedMs: Math.round(nowMs() - t) };
+  log(`  Node-RED ${got.version} with Node ${got.nodeVersion} installed in ${Math.round((nowMs() - t) / 1000)} s`);
+  return got;
+}
+
+async function main(): Promise<void> {
+  installCleanup();
+  const started = nowMs();
+  log(
+    `End-to-end benchmark, ${QUICK ? 'quick' : 'full'} run: scenarios ${[...SCENARIOS].join(', ')}; K ${KS.join(', ')}; ` +
+      `loads ${LOADS.join(', ')} msg/s + unpaced; ${DURATION / 1000} s per run; load average ${loadAvg()}`,
+  );
+  const nodeRed = await prepareNodeRed();
+  const outBroker = await startBroker();
+  try {
+    for (const k of KS) {
+      for (const system of ['backhaul', 'aedes', 'nodered'] as const) {
+        if (!SCENARIOS.has(system) || (system === 'nodered' && !nodeRed)) continue;
+        await scenarioSystem(system, k, outBroker, nodeRed);
+      }
+    }
+    if (SCENARIOS.has('idle')) await scenarioIdle(outBroker);
+    if (SCENARIOS.has('backlog')) await scenarioBacklog(outBroker);
+    if (SCENARIOS.has('profile')) await scenarioProfile(outBroker);
+  } finally {
+    await stopChild(outBroker.child);
+  }
+  results.notes.push(`benchmark took ${Math.round((nowMs() - started) / 1000)} s`);
+  const text = report();
+  process.stdout.write(`\n${text}\n`);
+  const file = args.out ?? join(ROOT, 'bench', 'results', `e2e${QUICK ? '-quick' : ''}-${results.date.slice(0, 10)}-${results.git.sha}.json`);
+  mkdirSync(join(file, '..'), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`\nraw results: ${file}\n`);
+
+  if (!QUICK && !args['no-outbox'] && args.only === undefined) {
+    process.stdout.write('\nThe outbox benchmark (npm run bench:outbox), as part of the full run:\n\n');
+    const c = spawnTracked(process.execPath, [join(ROOT, 'dist', 'bench', 'outbox.js')], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    await new Promise<void>((resolve) => c.once('exit', () => resolve()));
+  }
+}
+
+await main();
