@@ -91,7 +91,7 @@ const HELP = `node dist/bench/e2e.js [options]          (npm run bench -- [optio
   --backhaul-env K=V  an environment variable for the Backhaul processes (repeatable), for experiments such as
                       MALLOC_ARENA_MAX=2 or UV_THREADPOOL_SIZE=2; recorded in the results
   --backhaul-bin FILE the bin/backhaul.js to run (default this checkout's), e.g. another checkout's build to compare
-  --out FILE          results file (default bench/results/e2e[-quick]-<date>-<git sha>.json)
+  --out FILE          results file (default bench/results/<date>-<git sha>[-quick].json)
 `;
 if (args.help) {
   process.stdout.write(HELP);
@@ -1116,7 +1116,7 @@ async function main(): Promise<void> {
   results.notes.push(`benchmark took ${Math.round((nowMs() - started) / 1000)} s`);
   const text = report();
   process.stdout.write(`\n${text}\n`);
-  const file = args.out ?? join(ROOT, 'bench', 'results', `e2e${QUICK ? '-quick' : ''}-${results.date.slice(0, 10)}-${results.git.sha}.json`);
+  const file = args.out ?? join(ROOT, 'bench', 'results', `${results.date.slice(0, 10)}-${results.git.sha}${QUICK ? '-quick' : ''}.json`);
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   process.stdout.write(`\nraw results: ${file}\n`);
