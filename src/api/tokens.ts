@@ -2,9 +2,9 @@
 // tokens while Backhaul runs, and the API sees a revocation on its next request). Only SHA-256 of the secret is
 // stored: the secret is 192 random bits, so a slow hash would add nothing but latency on every request.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import type Database from 'better-sqlite3';
+import { openSchemaFile, StatementCache } from '../core/sqlite.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { BackhaulError } from '../core/errors.js';
 
@@ -104,7 +104,7 @@ function checkRole(role: unknown): asserts role is Role {
 
 export class SqliteTokenStore {
   private readonly clock: Clock;
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly cache: StatementCache;
 
   private constructor(
     private readonly db: Database.Database,
@@ -112,42 +112,17 @@ export class SqliteTokenStore {
     opts: TokenStoreOptions,
   ) {
     this.clock = opts.clock ?? systemClock;
+    this.cache = new StatementCache(db);
   }
 
   /** Open (and create) a token file; `:memory:` for a throw-away one. BH_TOKEN_OPEN when it cannot be used. */
   static open(path: string, opts: TokenStoreOptions = {}): SqliteTokenStore {
-    let db: Database.Database;
-    try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      db = new Database(path);
-    } catch (e) {
-      throw new BackhaulError('BH_TOKEN_OPEN', `cannot open the token file ${path}: ${(e as Error).message}`, { cause: e });
-    }
-    try {
-      db.pragma('busy_timeout = 5000');
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version > SCHEMA_VERSION) {
-        throw new BackhaulError('BH_TOKEN_OPEN', `${path} has token schema version ${version}; this Backhaul knows up to ${SCHEMA_VERSION}`);
-      }
-      db.exec(SCHEMA);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      return new SqliteTokenStore(db, path, opts);
-    } catch (e) {
-      db.close();
-      if (e instanceof BackhaulError) throw e;
-      throw new BackhaulError('BH_TOKEN_OPEN', `cannot use the token file ${path}: ${(e as Error).message}`, { cause: e });
-    }
+    const db = openSchemaFile(path, { schema: SCHEMA, version: SCHEMA_VERSION, code: 'BH_TOKEN_OPEN', what: 'token file' });
+    return new SqliteTokenStore(db, path, opts);
   }
 
   private stmt(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
+    return this.cache.get(sql);
   }
 
   private row(id: string): TokenRow | undefined {

@@ -9,9 +9,9 @@
 // operators cannot change or remove them here (BH_DEVICE_READ_ONLY), while what the hub records about them (last
 // seen, status, state) is stored as for any other device. Stores do not write the audit log themselves: the CLI, the
 // API and the manifest importer append who did what (appendAudit).
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import type Database from 'better-sqlite3';
+import { openSchemaFile, StatementCache } from '../core/sqlite.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { BackhaulError } from '../core/errors.js';
 import { whereClause } from '../core/sql.js';
@@ -608,7 +608,7 @@ export function registryPath(dataDir: string): string {
 export class SqliteDeviceStore implements DeviceStore {
   readonly types: DeviceTypes;
   private readonly clock: Clock;
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly cache: StatementCache;
 
   private constructor(
     private readonly db: Database.Database,
@@ -617,43 +617,24 @@ export class SqliteDeviceStore implements DeviceStore {
   ) {
     this.types = opts.types;
     this.clock = opts.clock ?? systemClock;
+    this.cache = new StatementCache(db);
   }
 
   /** Open (and create) a registry file; `:memory:` for a throw-away one. BH_REGISTRY_OPEN when it cannot be used. */
   static open(path: string, opts: SqliteDeviceStoreOptions): SqliteDeviceStore {
-    let db: Database.Database;
-    try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      db = new Database(path);
-    } catch (e) {
-      throw new BackhaulError('BH_REGISTRY_OPEN', `cannot open the device registry ${path}: ${(e as Error).message}`, { cause: e });
-    }
-    try {
-      db.pragma('busy_timeout = 5000');
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
-      db.pragma('foreign_keys = ON');
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version > SCHEMA_VERSION) {
-        throw new BackhaulError('BH_REGISTRY_OPEN', `${path} has registry schema version ${version}; this Backhaul knows up to ${SCHEMA_VERSION}`);
-      }
-      db.exec(SCHEMA);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      return new SqliteDeviceStore(db, path, opts);
-    } catch (e) {
-      db.close();
-      if (e instanceof BackhaulError) throw e;
-      throw new BackhaulError('BH_REGISTRY_OPEN', `cannot use the device registry ${path}: ${(e as Error).message}`, { cause: e });
-    }
+    const db = openSchemaFile(path, {
+      schema: SCHEMA,
+      version: SCHEMA_VERSION,
+      code: 'BH_REGISTRY_OPEN',
+      what: 'device registry',
+      synchronous: opts.synchronous ?? 'FULL',
+      foreignKeys: true,
+    });
+    return new SqliteDeviceStore(db, path, opts);
   }
 
   private stmt(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
+    return this.cache.get(sql);
   }
 
   private row(id: string): DeviceRow | undefined {
