@@ -17,6 +17,7 @@ import { configBasics, humanDuration } from './status.js';
 import { sendCommandTo } from '../runtime/control.js';
 import type { CommandRecord } from '../devices/registry.js';
 import type { JsonObject, JsonValue } from '../devices/types.js';
+import { iso, json, stdio, table, UsageError, type Out } from './io.js';
 
 export const DEVICES_HELP = `backhaul devices — the device registry (<data>/registry.sqlite)
 
@@ -86,33 +87,12 @@ export function isDevicesCommand(argv: readonly string[]): boolean {
   }
 }
 
-class UsageError extends Error {}
-
-interface Out {
-  out(s: string): void;
-  err(s: string): void;
-}
-
-const stdio: Out = {
-  out: (s) => process.stdout.write(`${s}\n`),
-  err: (s) => process.stderr.write(`${s}\n`),
-};
-
 function actor(): string {
   try {
     return `cli:${userInfo().username}`;
   } catch {
     return 'cli';
   }
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 function locationText(d: Device): string {
@@ -144,10 +124,6 @@ function publicDevice(d: Device, scheme: TopicScheme, types: DeviceTypes): Recor
       ? { username: credentials.username, hasPassword: credentials.hash !== undefined, passwordIssued: credentials.passwordIssued, updatedAt: credentials.updatedAt }
       : null,
   };
-}
-
-function json(v: unknown): string {
-  return JSON.stringify(v, null, 2);
 }
 
 const lookup = findDevice;

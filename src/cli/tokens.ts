@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { BackhaulError, isBackhaulError } from '../core/errors.js';
 import { ROLES, SqliteTokenStore, tokensPath, type Role, type TokenInfo } from '../api/tokens.js';
 import { configBasics } from './status.js';
+import { iso, json, stdio, table, UsageError, type Out } from './io.js';
 
 export const TOKENS_HELP = `backhaul tokens — API tokens (<data>/tokens.sqlite)
 
@@ -36,31 +37,6 @@ export function isTokensCommand(argv: readonly string[]): boolean {
   } catch {
     return false;
   }
-}
-
-class UsageError extends Error {}
-
-interface Out {
-  out(s: string): void;
-  err(s: string): void;
-}
-
-const stdio: Out = {
-  out: (s) => process.stdout.write(`${s}\n`),
-  err: (s) => process.stderr.write(`${s}\n`),
-};
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
-}
-
-function iso(ms: number | undefined): string {
-  return ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-function json(v: unknown): string {
-  return JSON.stringify(v, null, 2);
 }
 
 interface Ctx {
