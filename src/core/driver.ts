@@ -156,6 +156,13 @@ export interface Sink {
    */
   write(batch: readonly Message[]): Promise<SinkWriteResult | void>;
   close(): Promise<void>;
+  /**
+   * Optional, for sinks that hold a connection (mqtt). The runner calls it once, before the first `open()`, with a
+   * function the sink calls whenever its far end is reachable again (a CONNACK after a reconnect). That ends the
+   * runner's retry wait at once, so a backlog moves when the remote is back rather than when the backoff runs out.
+   * Sinks that connect per request (http, emoncms) leave it out: their next attempt is the test.
+   */
+  onReady?(listener: () => void): void;
 }
 
 export type SinkContext = DriverContext;

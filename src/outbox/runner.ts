@@ -50,6 +50,10 @@ export class SinkRunner {
   private tokens = 0;
   private tokensAt = 0;
   private readonly throttle: LogThrottle;
+  /** Ends the retry wait under way, if any: the sink said its far end is reachable again (`Sink.onReady`). */
+  private wakeRetry: (() => void) | undefined;
+  /** The sink said so during the attempt under way: the wait after it, if it fails, is skipped. */
+  private readyDuringAttempt = false;
 
   constructor(
     readonly id: string,
@@ -65,6 +69,7 @@ export class SinkRunner {
 
   start(): void {
     this.started = true;
+    this.sink.onReady?.(() => this.sinkReady());
     this.loopDone = this.loop().catch((e: unknown) => {
       // The loop handles every sink error itself; reaching here is a bug, but must not take the process down.
       this.state = 'stopped';
@@ -151,15 +156,42 @@ export class SinkRunner {
     }
   }
 
-  private sleepUnlessStopping(ms: number): Promise<void> {
+  /**
+   * Sleep `ms` on the clock; a stop ends it. `wakeable`: so does the sink reporting its far end reachable again (an
+   * MQTT reconnect, `Sink.onReady`), so a backlog moves as soon as it can, not when a long backoff runs out.
+   */
+  private sleepUnlessStopping(ms: number, wakeable = false): Promise<void> {
     if (this.stopping) return Promise.resolve();
+    if (wakeable && this.readyDuringAttempt) {
+      this.readyDuringAttempt = false;
+      this.deps.logger.debug('sink ready again; retrying now');
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const t = this.deps.clock.setTimeout(resolve, ms);
-      void this.stopped.then(() => {
+      const done = () => {
         this.deps.clock.clearTimeout(t);
+        if (this.wakeRetry === done) this.wakeRetry = undefined;
         resolve();
-      });
+      };
+      const t = this.deps.clock.setTimeout(done, ms);
+      if (wakeable) this.wakeRetry = done;
+      void this.stopped.then(done);
     });
+  }
+
+  /**
+   * From the sink. Not during a wait: remembered until the attempt under way ends, so a reconnect that comes while a
+   * write is failing still skips the wait after it. Backoff growth (`attempt`) is left alone, only a success resets
+   * it: a far end that accepts connections and fails every write is still tried at most once per reconnect.
+   */
+  private sinkReady(): void {
+    const wake = this.wakeRetry;
+    if (wake) {
+      this.deps.logger.debug('sink ready again; retrying now');
+      wake();
+    } else {
+      this.readyDuringAttempt = true;
+    }
   }
 
   /**
@@ -206,6 +238,7 @@ export class SinkRunner {
     let attempt = 0;
     while (!this.stopping) {
       if (!opened) {
+        this.readyDuringAttempt = false;
         try {
           await this.sink.open();
           opened = true;
@@ -222,7 +255,7 @@ export class SinkRunner {
           }
           this.state = 'retrying';
           if (this.throttle.take('open') !== null) log.warn({ err: message }, 'sink cannot open yet, retrying');
-          await this.sleepUnlessStopping(this.backoff(attempt++));
+          await this.sleepUnlessStopping(this.backoff(attempt++), true);
           continue;
         }
       }
@@ -238,6 +271,7 @@ export class SinkRunner {
         await this.sleepUnlessStopping(100); // the outbox was closed under us (a stop that could not wait)
         continue;
       }
+      this.readyDuringAttempt = false;
       try {
         const res = await this.sink.write(batch.map((e) => e.msg));
         const rejected = res?.rejected ?? [];
@@ -267,7 +301,7 @@ export class SinkRunner {
         this.state = 'retrying';
         const suppressed = this.throttle.take('write');
         if (suppressed !== null) log.warn({ err: message, backlog: this.outbox.stats().items, earlierSuppressed: suppressed }, 'sink write failed, retrying');
-        await this.sleepUnlessStopping(this.backoff(attempt++));
+        await this.sleepUnlessStopping(this.backoff(attempt++), true);
       }
     }
   }

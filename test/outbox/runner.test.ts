@@ -155,3 +155,45 @@ test('a rate limit (token bucket) paces delivery; without one a backlog drains a
   clock.advance(100);
   await s2;
 });
+
+/** A sink with a connection: it tells the runner when its far end is reachable again. */
+class ConnectedSink extends FlakySink {
+  ready: (() => void) | undefined;
+  onReady(listener: () => void): void {
+    this.ready = listener;
+  }
+}
+
+test('a sink reporting its far end reachable again ends the retry wait at once; the backoff holds otherwise', async () => {
+  const clock = new ManualClock(1_000_000);
+  const ctx = driverContext({ id: 's', clock });
+  const sink = new ConnectedSink();
+  const limits = { maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' as const };
+  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(limits, clock), { ...opts, retryMinMs: 60_000, retryMaxMs: 60_000 }, ctx);
+  runner.start();
+  const ready = sink.ready;
+  assert.ok(ready, 'the runner hands the sink its listener when it starts');
+  const settle = () => new Promise((res) => setTimeout(res, 30));
+
+  ready(); // while nothing is failing: it must not shorten a later, unrelated wait
+  sink.mode = 'retryable';
+  await runner.enqueue([r(0), r(1)]);
+  await until(() => sink.failures === 1);
+  await settle();
+  assert.equal(sink.failures, 1, 'the backoff holds: the clock has not moved and nothing said the sink is ready');
+  assert.equal(runner.status().state, 'retrying');
+
+  ready(); // one attempt per signal, even if it fails again
+  await until(() => sink.failures === 2);
+  await settle();
+  assert.equal(sink.failures, 2);
+
+  sink.mode = 'ok';
+  ready();
+  await until(() => sink.delivered.length === 2);
+  assert.deepEqual(seqs(sink.delivered), [0, 1]);
+  assert.equal(clock.now(), 1_000_000, 'delivered without the 60 s backoff running out');
+  assert.equal(runner.status().retries, 2);
+  assert.equal(clock.pending(), 0, 'a wait ended early leaves no timer behind');
+  await runner.stop(0);
+});

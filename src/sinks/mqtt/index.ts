@@ -1,7 +1,9 @@
 // mqtt: publish readings and events to a broker. One message per value (topic with {measurement}) or per reading;
-// a write resolves once the broker acknowledged every message (PUBACK at QoS 1). Nothing is buffered inside mqtt.js
-// while offline: a write then fails at once (retryable) and the outbox keeps the data; the client reconnects in the
-// background.
+// a write resolves once the broker acknowledged every message (PUBACK at QoS 1). Only the outbox resends: nothing is
+// buffered inside mqtt.js while offline (a write then fails at once, retryable), and QoS 1 publishes still in flight
+// when the connection drops (or when a batch times out) are taken out of mqtt.js's store, which it would otherwise
+// replay after the next CONNACK beside the outbox's retry. The client reconnects in the background; each CONNACK
+// tells the runner (`onReady`) to retry now.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
@@ -135,6 +137,21 @@ export const mqttSink = defineSink({
     const state: { fatal?: SinkError | undefined } = {};
     const currentFatal = (): SinkError | undefined => state.fatal;
     let wasConnected = false;
+    let ready: (() => void) | undefined;
+
+    /**
+     * mqtt.js keeps a QoS 1 publish that got no PUBACK (callback pending, packet in its outgoing store) across a lost
+     * connection and sends it again after the next CONNACK (build/lib/client.js `_onConnect`; `_flushVolatile` on
+     * close fails only subscribes). The runner resends the failed batch from the outbox anyway, so that replay would
+     * be a second copy, out of order. Removing each pending publish (mqtt.js's public `removeOutgoingMessage`) fails
+     * its callback and empties the store, so only the outbox resends. This client publishes only from `write`, and
+     * writes come one at a time, so everything pending belongs to the batch that failed (or to earlier failed ones).
+     */
+    function dropInFlight(c: MqttClient): void {
+      for (const [id, entry] of Object.entries(c.outgoing)) {
+        if (entry.cmd === 'publish') c.removeOutgoingMessage(Number(id));
+      }
+    }
 
     function onError(c: MqttClient, err: Error & { code?: unknown }): void {
       if (typeof err.code === 'number' && !TRANSIENT_REFUSALS.has(err.code)) {
@@ -181,9 +198,12 @@ export const mqttSink = defineSink({
         }
         client = c;
         c.on('error', (err) => onError(c, err));
+        // Registered before any write's own 'close' listener, so a failing write sees its publishes already removed.
+        c.on('close', () => dropInFlight(c));
         c.on('connect', () => {
           wasConnected = true;
           ctx.logger.info({ url: where, clientId }, 'mqtt sink connected');
+          ready?.();
         });
         c.on('offline', () => {
           if (!wasConnected) return;
@@ -235,12 +255,17 @@ export const mqttSink = defineSink({
         try {
           await Promise.race([Promise.all(msgs.map((p) => c.publishAsync(p.topic, p.payload, popts))), failure]);
         } catch (e) {
+          dropInFlight(c); // a timeout: the outbox retries the batch, so mqtt.js must not replay it after a reconnect
           if (e instanceof SinkError) throw e;
           throw new SinkError(`publishing to ${where} failed: ${errorText(e)}`, true, { cause: e });
         } finally {
           if (onClose) c.off('close', onClose);
           clearTimeout(timer);
         }
+      },
+
+      onReady(listener) {
+        ready = listener;
       },
 
       async close() {
