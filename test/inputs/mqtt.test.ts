@@ -112,6 +112,68 @@ test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved', as
   assert.ok(events.indexOf('emit-start m2') > events.indexOf('emit-done m1'), events.join(', '));
 });
 
+test('mqtt: a message whose connection was lost while it was made durable is not acknowledged on the next connection', async (t) => {
+  const b = await miniBroker(0);
+  t.after(() => b.close());
+  // aedes numbers a clean session's deliveries from 1 again, so a stale PUBACK for m1 on the new connection would
+  // acknowledge whatever the broker sent there first. Count the input's PUBACKs per connection.
+  let connection = 0;
+  const acks: number[] = [];
+  let inputConn: Socket | undefined;
+  let disconnected = 0;
+  b.broker.on('client', (client) => {
+    if (client.id.startsWith('backhaul-')) {
+      connection++;
+      inputConn = client.conn as Socket;
+    }
+  });
+  b.broker.on('clientDisconnect', (client) => {
+    if (client.id.startsWith('backhaul-')) disconnected++;
+  });
+  let subscribed = 0;
+  b.broker.on('subscribe', (_subs, client) => {
+    if (client.id.startsWith('backhaul-')) subscribed++;
+  });
+  b.broker.on('ack', (_packet, client) => {
+    if (client.id.startsWith('backhaul-')) acks.push(connection);
+  });
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const started: string[] = [];
+  const base = inputContext({ id: 'stale' });
+  const ctx = {
+    ...base,
+    emit: async (f: Frame) => {
+      started.push(text(f.payload));
+      if (text(f.payload) === 'm1') await held;
+      base.frames.push(f);
+    },
+  };
+  const url = `mqtt://127.0.0.1:${b.port}`;
+  const input = mqttInput.create({ url, topics: ['t/#'], qos: 1, clean: true, connectTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 300 }, ctx);
+  await input.start();
+  let stopped = false;
+  t.after(() => (stopped ? undefined : input.stop()));
+  const pub = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
+  t.after(() => pub.endAsync(true));
+  await pub.publishAsync('t/1', 'm1', { qos: 1 });
+  await waitFor(() => started.includes('m1'));
+  // Cut the input's connection while m1 is still being made durable; it reconnects with a new clean session.
+  assert.ok(inputConn);
+  inputConn.destroy();
+  await waitFor(() => subscribed === 2);
+  release();
+  await waitFor(() => base.frames.length === 1);
+  await pub.publishAsync('t/2', 'm2', { qos: 1 });
+  await waitFor(() => base.frames.length === 2);
+  // A graceful stop flushes every PUBACK before the DISCONNECT, and the broker reads them in order.
+  await input.stop();
+  stopped = true;
+  await waitFor(() => disconnected >= 1 && connection === 2);
+  assert.deepEqual(base.frames.map((f) => text(f.payload)), ['m1', 'm2'], 'm1 is kept: its readings were queued');
+  assert.deepEqual(acks, [2], 'one PUBACK on the second connection (m2), none for m1');
+});
+
 test('mqtt: reconnects with backoff and resubscribes after the broker restarts', async (t) => {
   let broker = await miniBroker(0);
   const port = broker.port;

@@ -124,8 +124,14 @@ export const mqttInput = defineInput({
         client = c;
         c.handleMessage = (packet, callback) => {
           if (stopped) return; // not acknowledged: the broker redelivers it to a persistent session
+          // The PUBACK belongs to the connection the message came on. If that connection was lost while the frame
+          // was being made durable, mqtt.js would queue the PUBACK and send it on the next connection, where the
+          // broker may have given the same packet id to another message (acknowledging it before it is durable).
+          const stream = c.stream;
           handle(packet).then(
-            () => callback(),
+            () => {
+              if (c.stream === stream && c.connected) callback();
+            },
             (err: unknown) => {
               ctx.metrics.inputErrors.inc({ input: ctx.id });
               log.error({ err: errorMessage(err), topic: packet.topic }, 'could not hand a message to the data path; not acknowledged, reconnecting');
