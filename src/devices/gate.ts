@@ -2,9 +2,10 @@
 // in-memory view of the registry (the hot path does no I/O), applies the unknown-device policy, drops readings of
 // disabled and BLOCKED devices, marks readings `authenticated` when the transport identity proves the device, makes
 // device ids canonical, and records last-seen times in batches. A device's login decides whose readings its frames
-// may carry: its own only, unless the config declares it a gateway for others (BH_DEVICE_FOREIGN otherwise). It also answers for devices at the broker: a login
-// becomes a Principal whose topic ACL reads the same view (so disabling or moving a device applies to connections
-// already open, from the next refresh), and a device's status message on `<base>/device` is kept as its last status.
+// may carry: its own only, unless the config declares it a gateway for others (BH_DEVICE_FOREIGN otherwise). It also
+// answers for devices at the broker: a login becomes a Principal whose topic ACL reads the same view (so disabling or
+// moving a device applies to connections already open, from the next refresh), and a device's status message on
+// `<base>/device` is kept as its last status.
 import type { Clock, ClockTimer } from '../core/clock.js';
 import { BackhaulError } from '../core/errors.js';
 import { RateLimiter } from '../core/ratelimit.js';
