@@ -122,6 +122,8 @@ export interface LatestValue {
   readonly value: JsonValue;
   readonly unit?: string;
   readonly ts: number;
+  /** The value came over the device's own login (not a gateway, an anonymous or external sender). */
+  readonly authenticated: boolean;
 }
 
 export interface Reading {

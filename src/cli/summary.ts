@@ -57,7 +57,8 @@ export function summarize(cfg: LoadedConfig, extraWarnings: readonly string[] = 
   const dv = cfg.devices;
   const declared = dv.declared.length ? `, ${dv.declared.length} declared in this file (${dv.declared.filter((d) => d.password !== undefined).length} with a login)` : '';
   const prefix = dv.topics.prefix !== undefined ? `, topics under ${dv.topics.prefix}/` : '';
-  lines.push(`devices: unknown ones ${dv.unknown === 'register' ? 'registered' : dv.unknown === 'quarantine' ? 'quarantined' : 'dropped'}${declared}${prefix}`);
+  const gateways = dv.gateways.length ? `, gateways ${dv.gateways.map((g) => `${g.login} (${g.devices.join(',')})`).join('; ')}` : '';
+  lines.push(`devices: unknown ones ${dv.unknown === 'register' ? 'registered' : dv.unknown === 'quarantine' ? 'quarantined' : 'dropped'}${declared}${gateways}${prefix}`);
   if (cfg.api) lines.push(`api: http://${cfg.api.host}:${cfg.api.port}${cfg.api.bootstrap ? ' (device bootstrap on /bootstrap/v1)' : ''}`);
   const warnings = [...cfg.warnings, ...extraWarnings];
   if (warnings.length) {

@@ -48,6 +48,7 @@ export const ERROR_CATALOG = {
   BH_DEVICE_NOT_FOUND: 'No device with that id is in the registry.',
   BH_DEVICE_EXISTS: 'A device with that id (or a login with that username) already exists.',
   BH_DEVICE_READ_ONLY: 'The device is declared in the config file; change it there, not through the CLI, API or a manifest.',
+  BH_DEVICE_FOREIGN: 'A device logged in to the embedded broker sent a reading naming another device, and the config does not declare that login a gateway for it (`devices.gateways`); the reading is dropped, the frame\'s other readings pass.',
   BH_COMMAND_ORDER: 'An order is not a word of letters, digits, `_ . -` (at most 64), or its parameters are too large or not `k=v`.',
   BH_COMMAND_REFUSED: 'An order cannot go to that device: it is disabled, BLOCKED, or has no location and so no command topic.',
   BH_COMMAND_NO_BROKER: 'Orders travel through the embedded broker, and the running config has no `broker` input.',

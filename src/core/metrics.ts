@@ -36,10 +36,15 @@ export class Metrics {
   readonly readingsTotal = this.counter('backhaul_readings_total', 'Readings decoded, by input.', ['input']);
   readonly gateDropped = this.counter(
     'backhaul_gate_dropped_total',
-    'Readings the device gate dropped, by input and reason (unknown, disabled, blocked, bad_id).',
+    'Readings the device gate dropped, by input and reason (unknown, disabled, blocked, bad_id, foreign_device).',
     ['input', 'reason'],
   );
   readonly devicesUnknown = this.counter('backhaul_unknown_device_readings_total', 'Readings from devices not in the registry, by policy.', ['policy']);
+  readonly unknownEventsSuppressed = this.counter(
+    'backhaul_unknown_device_events_suppressed_total',
+    'New unknown devices whose device.unknown event and log line were held back by devices.unknownEvents (the policy still applied).',
+    [],
+  );
   readonly routeMessages = this.counter('backhaul_route_messages_total', 'Messages that matched a route, by route.', ['route']);
   readonly stageDropped = this.counter('backhaul_stage_dropped_total', 'Messages or values a stage removed, by route, stage and reason.', [
     'route',

@@ -1,10 +1,15 @@
 // The device gate: every Reading passes it between the decoder and the router. It knows every device from an
 // in-memory view of the registry (the hot path does no I/O), applies the unknown-device policy, drops readings of
 // disabled and BLOCKED devices, marks readings `authenticated` when the transport identity proves the device, makes
-// device ids canonical, and records last-seen times in batches. It also answers for devices at the broker: a login
-// becomes a Principal whose topic ACL reads the same view (so disabling or moving a device applies to connections
-// already open, from the next refresh), and a device's status message on `<base>/device` is kept as its last status.
+// device ids canonical, and records last-seen times in batches. A device's login decides whose readings its frames
+// may carry: its own only, unless the config declares it a gateway for others (BH_DEVICE_FOREIGN otherwise). It also
+// answers for devices at the broker: a login becomes a Principal whose topic ACL reads the same view (so disabling or
+// moving a device applies to connections already open, from the next refresh), and a device's status message on
+// `<base>/device` is kept as its last status.
 import type { Clock, ClockTimer } from '../core/clock.js';
+import { BackhaulError } from '../core/errors.js';
+import { RateLimiter } from '../core/ratelimit.js';
+import { LogThrottle } from '../core/throttle.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Principal } from '../core/driver.js';
@@ -12,6 +17,7 @@ import type { Frame, HubEvent, Reading } from '../core/types.js';
 import { verifyPassword } from './credentials.js';
 import type { DeviceStore } from './registry.js';
 import { effectiveThresholds } from './device-types.js';
+import { gatewayMatcher, type GatewayConfig } from './gateways.js';
 import { LivenessMonitor, type LivenessState } from './liveness.js';
 import { mayPublish, maySubscribe, STATUS_LEVEL, type TopicScheme } from './topics.js';
 import { guessIdKind, isIdKind, normaliseId, type Device, type DeviceState, type IdKind, type JsonValue, type Thresholds } from './types.js';
@@ -54,7 +60,14 @@ export interface DeviceGateOptions {
   readonly touchMs?: number;
   /** Each status message of a logged-in device (after it is recorded), for command acknowledgements. */
   readonly onStatus?: (s: DeviceStatus) => void;
+  /** Device logins that may carry readings for other devices (`devices.gateways`). */
+  readonly gateways?: readonly GatewayConfig[];
+  /** Bound on device.unknown events and their log lines (`devices.unknownEvents`); absent: no bound. */
+  readonly unknownEvents?: { readonly burst: number; readonly perMinute: number };
 }
+
+/** How long held-back device.unknown events are gathered before one summary says how many. */
+const UNKNOWN_SUMMARY_MS = 60_000;
 
 /** The id kind a reading's device id has: OpenTRV node ids from the OpenTRV decoder, else guessed from its form. */
 function kindFor(r: Reading): IdKind {
@@ -74,8 +87,21 @@ export class DeviceGate {
   private stopped = false;
   private writes: Promise<unknown> = Promise.resolve();
   private liveness: LivenessMonitor | undefined;
+  /** Logins this gate verified → their device, kept across refreshes: such a login stays a device login. */
+  private readonly verified = new Map<string, string>();
+  private readonly mayForward: (login: string, id: string) => boolean;
+  private readonly foreignLog: LogThrottle;
+  private readonly unknownLimit: RateLimiter | undefined;
+  /** device.unknown events held back since the last summary. */
+  private held: { count: number; first: string; since: number; timer: ClockTimer } | undefined;
 
-  constructor(private readonly o: DeviceGateOptions) {}
+  constructor(private readonly o: DeviceGateOptions) {
+    this.mayForward = gatewayMatcher(o.gateways ?? []);
+    this.foreignLog = new LogThrottle(o.clock);
+    const u = o.unknownEvents;
+    // One key: the bound is on the whole flood, whoever sends it. No failures are recorded, so no backoff.
+    this.unknownLimit = u && new RateLimiter(o.clock, { burst: u.burst, perSecond: u.perMinute / 60, failuresBeforeBackoff: Infinity, backoffMs: 0, maxBackoffMs: 0, maxKeys: 1 });
+  }
 
   async start(): Promise<void> {
     const devices = await this.refresh();
@@ -171,6 +197,11 @@ export class DeviceGate {
     } catch {
       return this.drop(r, 'bad_id');
     }
+    const login = frame.identity?.username;
+    // A device login (not a service account, not anonymous) carries its own readings, and a declared gateway's also
+    // those of its devices. Checked before the unknown-device policy, so a made-up id is never registered.
+    const owner = login === undefined ? undefined : (this.logins.get(login) ?? this.verified.get(login));
+    if (login !== undefined && owner !== undefined && id !== owner && !this.mayForward(login, id)) return this.foreign(r, id, login, owner, frame);
     let k = this.known.get(id);
     if (!k) {
       const policy = this.o.policy;
@@ -184,8 +215,8 @@ export class DeviceGate {
     }
     if (!k.enabled) return this.drop(r, 'disabled');
     if (k.state === 'BLOCKED') return this.drop(r, 'blocked');
-    const username = frame.identity?.username;
-    const authenticated = username !== undefined && k.username !== undefined && username === k.username;
+    // Only the device's own login proves it: readings a gateway forwards are not authenticated.
+    const authenticated = owner === id && login !== undefined && k.username === login;
     this.seen.set(id, Math.max(this.seen.get(id) ?? 0, frame.receivedAt));
     const out = id === r.device && authenticated === r.authenticated ? r : { ...r, device: id, authenticated };
     this.liveness?.observe(out, frame.receivedAt);
@@ -203,6 +234,7 @@ export class DeviceGate {
     if (!d || !d.enabled || d.state === 'BLOCKED' || !hash) return undefined;
     if (!(await verifyPassword(password, hash))) return undefined;
     const id = d.id;
+    this.verified.set(username, id);
     // What the login just read is the freshest view of this device (it may have bootstrapped a moment ago): take it
     // now rather than at the next refresh, so its status and readings are recognised at once.
     const prev = this.known.get(id);
@@ -262,6 +294,20 @@ export class DeviceGate {
     return undefined;
   }
 
+  /** A device login's reading naming another device it is not a gateway for: dropped, counted, logged (throttled). */
+  private foreign(r: Reading, id: string, login: string, owner: string, frame: Frame): undefined {
+    const suppressed = this.foreignLog.take(login);
+    if (suppressed !== null) {
+      const e = new BackhaulError(
+        'BH_DEVICE_FOREIGN',
+        `the login ${login} (device ${owner}) sent a reading for device ${id}, and devices.gateways does not let it; reading dropped`,
+        { path: 'device' },
+      );
+      this.o.logger.warn({ code: e.code, path: e.path, login, device: id, input: r.source.input, topic: frame.topic, earlierSuppressed: suppressed }, e.message);
+    }
+    return this.drop(r, 'foreign_device');
+  }
+
   private announceUnknown(id: string, kind: IdKind, r: Reading, policy: UnknownPolicy): void {
     this.announced.add(id);
     const at = this.o.clock.now();
@@ -288,6 +334,10 @@ export class DeviceGate {
         .then(() => this.o.store.upsert(input))
         .catch((e: unknown) => this.o.logger.warn({ device: id, err: e instanceof Error ? e.message : String(e) }, 'could not register an unknown device'));
     }
+    if (this.unknownLimit && !this.unknownLimit.attempt('device.unknown').ok) {
+      this.holdUnknown(id, at);
+      return;
+    }
     this.o.logger.info({ device: id, policy, input: r.source.input }, `unknown device ${id}: ${policy}`);
     this.o.publish({
       kind: 'event',
@@ -297,6 +347,39 @@ export class DeviceGate {
       device: id,
       message: `unknown device ${id} seen on input ${r.source.input}: ${policy === 'register' ? 'registered as INIT' : policy === 'quarantine' ? 'quarantined (registered disabled)' : 'its readings are dropped'}`,
       data: { policy, input: r.source.input },
+    });
+  }
+
+  /** A device.unknown event held back by the bound: counted, and summed up once UNKNOWN_SUMMARY_MS later. */
+  private holdUnknown(id: string, at: number): void {
+    this.o.metrics.unknownEventsSuppressed.inc();
+    if (this.held) {
+      this.held.count++;
+      return;
+    }
+    const timer = this.o.clock.setTimeout(() => this.summariseUnknown(true), UNKNOWN_SUMMARY_MS);
+    this.held = { count: 1, first: id, since: at, timer };
+  }
+
+  /** One log line (and, while running, one `device.unknown_suppressed` event) for the held-back events. */
+  private summariseUnknown(event: boolean): void {
+    const h = this.held;
+    if (!h) return;
+    this.held = undefined;
+    this.o.clock.clearTimeout(h.timer);
+    const policy = this.o.policy;
+    const message =
+      `${h.count} more unknown device(s) since ${new Date(h.since).toISOString()} (the first ${h.first}): their device.unknown events ` +
+      `and log lines were held back by devices.unknownEvents; the ${policy} policy still applied to them`;
+    this.o.logger.warn({ suppressed: h.count, first: h.first, policy }, message);
+    if (!event) return;
+    this.o.publish({
+      kind: 'event',
+      type: 'device.unknown_suppressed',
+      ts: this.o.clock.now(),
+      severity: 'warning',
+      message,
+      data: { suppressed: h.count, first: h.first, since: h.since, policy },
     });
   }
 
@@ -314,6 +397,7 @@ export class DeviceGate {
     this.stopped = true;
     this.liveness?.stop();
     if (this.timer) this.o.clock.clearTimeout(this.timer);
+    this.summariseUnknown(false); // the router is stopping: the count goes to the log only
     await this.writes;
     await this.flushTouches();
   }

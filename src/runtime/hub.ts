@@ -160,6 +160,8 @@ export class Hub {
         scheme,
         policy: this.config.devices.unknown,
         refreshMs: this.config.devices.refreshMs,
+        gateways: this.config.devices.gateways,
+        unknownEvents: this.config.devices.unknownEvents,
         logger: devLog,
         metrics: this.metrics,
         clock: this.clock,

@@ -46,7 +46,9 @@ async function setup(t: TestContext): Promise<Api> {
       data: d.path,
       devices: { unknown: 'drop', refreshMs: 100 },
       api: { host: '127.0.0.1', port: 0 },
-      inputs: { devices: { type: 'broker', host: '127.0.0.1', port, decoder: { type: 'json', time: 'time' } } },
+      inputs: {
+        devices: { type: 'broker', host: '127.0.0.1', port, decoder: { type: 'json', time: 'time' }, users: [{ username: 'bridge', password: 'bridge-password' }] },
+      },
       sinks: {
         history: { type: 'sqlite' },
         emon: { type: 'emoncms', url: 'http://127.0.0.1:9/emoncms', apikey: { secret: 'emoncms' } },
@@ -218,6 +220,10 @@ test('API: readings, downsampled readings, latest values, events, sinks; the con
   assert.deepEqual(max.body.items.map((p: { value: number }) => p.value), [20, 23]);
   const latest = await api.call('GET', '/api/v1/devices/D49/latest', { token: viewer });
   assert.deepEqual(latest.body.values.map((v: { measurement: string; value: number }) => [v.measurement, v.value]), [['battery', 3.1], ['temperature', 23]]);
+  // Sent over the valve's own login: authenticated, in every answer.
+  assert.deepEqual(latest.body.values.map((v: { authenticated: boolean }) => v.authenticated), [true, true]);
+  assert.ok(raw.body.items.every((p: { authenticated: boolean }) => p.authenticated === true));
+  assert.ok(down.body.items.every((p: { authenticated: boolean }) => p.authenticated === true));
   assert.equal((await api.call('GET', '/api/v1/readings', { token: viewer })).body.error.path, 'querystring.device');
 
   const listed = await api.call('GET', '/api/v1/devices', { token: viewer });
@@ -232,8 +238,9 @@ test('API: readings, downsampled readings, latest values, events, sinks; the con
   assert.deepEqual(cfg.body.sinks.emon.apikey, { secret: 'emoncms' });
   assert.ok(!JSON.stringify(cfg.body).includes(SECRET));
 
-  // An event (here: a device the registry does not know is dropped) is stored and listed.
-  const anon = await mqtt.connectAsync(api.mqttUrl, { reconnectPeriod: 0, username: VALVE, password: VALVE_PASSWORD });
+  // An event (here: a device the registry does not know is dropped) is stored and listed. A service account sends it:
+  // the valve's own login may only carry the valve's readings.
+  const anon = await mqtt.connectAsync(api.mqttUrl, { reconnectPeriod: 0, username: 'bridge', password: 'bridge-password' });
   await anon.publishAsync('u4/302/valve/data', JSON.stringify({ device: 'stranger', time: t0, temperature: 1 }), { qos: 1 });
   await anon.endAsync();
   await until(async () => (await api.call('GET', '/api/v1/events?type=device.unknown', { token: viewer })).body.length === 1, 'the device.unknown event stored');

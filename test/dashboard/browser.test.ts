@@ -21,6 +21,7 @@ import { CHROMIUM, chromiumSkip } from '../helpers/services.js';
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'dashboard');
 const VALVE = '0d49';
 const PASSWORD = 'valve-0d49-password';
+const SHUTTER = 'aa:bb:cc:dd:ee:01';
 
 async function setup(t: TestContext) {
   const d = tempDir();
@@ -29,14 +30,15 @@ async function setup(t: TestContext) {
   // A short threshold, so the device goes red within the test.
   await s.create({ id: VALVE, kind: 'opentrv', type: 'opentrv-valve', location: { building: 'u4', room: '302' }, description: 'big radiator', thresholds: { maxSilentMs: 3000 } });
   await s.setCredentials(VALVE, { username: VALVE, hash: await hashPassword(PASSWORD), passwordIssued: true });
-  await s.create({ id: 'aa:bb:cc:dd:ee:01', type: 'shutter', location: { building: 'u4', room: '301' } });
+  await s.create({ id: SHUTTER, type: 'shutter', location: { building: 'u4', room: '301' } });
   await s.close();
   const port = await freePort();
   let admin = '';
   const config = buildConfig(
     {
       data: d.path,
-      devices: { unknown: 'drop', refreshMs: 200 },
+      // The valve's login stands in for a hub relaying the shutter's radio frames: those readings pass, unauthenticated.
+      devices: { unknown: 'drop', refreshMs: 200, gateways: [{ login: VALVE, devices: [SHUTTER] }] },
       api: { host: '127.0.0.1', port: 0 },
       inputs: { devices: { type: 'broker', host: '127.0.0.1', port, decoder: 'json' } },
       sinks: { history: { type: 'sqlite' } },
@@ -119,6 +121,11 @@ test('dashboard: log in, see a device turn red after it falls silent, send an or
   await device.subscribeAsync('u4/302/valve/command', { qos: 1 });
   device.on('message', (_topic, payload) => received.push(JSON.parse(payload.toString()) as { order: string; dest: string; id: string }));
   await card.click();
+  // Its latest values came over its own login: marked authenticated, in words.
+  const own = page.getByTestId('latest').locator('td[data-authenticated="true"]');
+  await own.first().waitFor({ timeout: 15_000 });
+  assert.match((await own.first().textContent()) ?? '', /authenticated/);
+  assert.equal(await page.getByTestId('latest').locator('td[data-authenticated="false"]').count(), 0);
   await page.getByTestId('order-reboot').click();
   await page.getByTestId('confirm').click();
   await until(() => received.length === 1, 'the reboot order reaches the device', 15_000);
@@ -135,8 +142,8 @@ test('dashboard: log in, see a device turn red after it falls silent, send an or
   assert.ok(overflow <= 1, `no sideways scrolling at 375 px (overflow ${overflow} px)`);
 });
 
-test('dashboard: a viewer sees devices but is offered no orders or edits', { skip, timeout: 60_000 }, async (t) => {
-  const { base, token } = await setup(t);
+test('dashboard: a viewer sees devices but is offered no orders or edits; a forwarded value is shown as not authenticated', { skip, timeout: 60_000 }, async (t) => {
+  const { base, token, device } = await setup(t);
   const viewer = await token('viewer');
   const browser = await launch(t);
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
@@ -155,4 +162,12 @@ test('dashboard: a viewer sees devices but is offered no orders or edits', { ski
     return r.status;
   }, VALVE);
   assert.equal(status, 403);
+
+  // The valve forwards a reading for the shutter (declared its gateway): stored, shown as not authenticated.
+  await device.publishAsync('u4/302/valve/data', JSON.stringify({ device: SHUTTER, position: 40 }), { qos: 1 });
+  await page.goto(`${base}/#/devices/${encodeURIComponent(SHUTTER)}`);
+  const forwarded = page.getByTestId('latest').locator('td[data-authenticated="false"]');
+  await forwarded.first().waitFor({ timeout: 20_000 });
+  assert.match((await forwarded.first().textContent()) ?? '', /not authenticated/);
+  await shot(page, '07-device-forwarded-value');
 });

@@ -32,16 +32,16 @@ test('sqlite sink: readings and events stored, queried by device, measurement an
       assert.equal(h.countReadings(), 5 + 8);
       assert.equal(h.countReadings({ device: 'b39a' }), 8);
       assert.deepEqual(h.queryReadings({ device: '819c' }), [
-        { device: '819c', ts: T0, measurement: 'temperature', value: 16.625, unit: 'Cel', seq: 12 },
-        { device: '819c', ts: T0, measurement: 'battery', value: 2.55, unit: 'V', seq: 12 },
-        { device: '819c', ts: T0, measurement: 'occupancy', value: 2, seq: 12 },
-        { device: '819c', ts: T0, measurement: 'boiler', value: true, seq: 12 },
-        { device: '819c', ts: T0, measurement: 'status', value: 'ok', seq: 12 },
+        { device: '819c', ts: T0, measurement: 'temperature', value: 16.625, unit: 'Cel', seq: 12, authenticated: true },
+        { device: '819c', ts: T0, measurement: 'battery', value: 2.55, unit: 'V', seq: 12, authenticated: true },
+        { device: '819c', ts: T0, measurement: 'occupancy', value: 2, seq: 12, authenticated: true },
+        { device: '819c', ts: T0, measurement: 'boiler', value: true, seq: 12, authenticated: true },
+        { device: '819c', ts: T0, measurement: 'status', value: 'ok', seq: 12, authenticated: true },
       ]);
       // [from, to): hours 1 and 2 of b39a's temperature
       assert.deepEqual(h.queryReadings({ device: 'b39a', measurement: 'temperature', from: T0 + H, to: T0 + 3 * H }), [
-        { device: 'b39a', ts: T0 + H, measurement: 'temperature', value: 19, unit: 'Cel' },
-        { device: 'b39a', ts: T0 + 2 * H, measurement: 'temperature', value: 20, unit: 'Cel' },
+        { device: 'b39a', ts: T0 + H, measurement: 'temperature', value: 19, unit: 'Cel', authenticated: false },
+        { device: 'b39a', ts: T0 + 2 * H, measurement: 'temperature', value: 20, unit: 'Cel', authenticated: false },
       ]);
       assert.equal(h.countReadings({ measurement: 'temperature', from: T0 + H }), 3);
       const newest = h.queryReadings({ measurement: 'temperature', order: 'desc', limit: 2 });
@@ -53,8 +53,8 @@ test('sqlite sink: readings and events stored, queried by device, measurement an
         ],
       );
       assert.deepEqual(h.latest('b39a'), [
-        { device: 'b39a', ts: T0 + 3 * H, measurement: 'humidity', value: 57, unit: '%RH' },
-        { device: 'b39a', ts: T0 + 3 * H, measurement: 'temperature', value: 21, unit: 'Cel' },
+        { device: 'b39a', ts: T0 + 3 * H, measurement: 'humidity', value: 57, unit: '%RH', authenticated: false },
+        { device: 'b39a', ts: T0 + 3 * H, measurement: 'temperature', value: 21, unit: 'Cel', authenticated: false },
       ]);
       assert.deepEqual(h.queryEvents(), [
         { ts: T0 + 5, type: 'config.applied', severity: 'info', message: 'config v2' },

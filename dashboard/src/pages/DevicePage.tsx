@@ -110,6 +110,7 @@ function LatestAndCharts({ id }: { id: string }) {
                 <th scope="col">Measurement</th>
                 <th scope="col">Value</th>
                 <th scope="col">When</th>
+                <th scope="col">Sent by</th>
               </tr>
             </thead>
             <tbody>
@@ -124,6 +125,17 @@ function LatestAndCharts({ id }: { id: string }) {
                   </td>
                   <td data-label="When" title={fmtDateTime(v.ts)}>
                     {ago(v.ts)}
+                  </td>
+                  <td data-label="Sent by" data-authenticated={String(v.authenticated)}>
+                    {v.authenticated ? (
+                      <Badge tone="ok" title="Sent over the device's own login to the broker">
+                        the device (authenticated)
+                      </Badge>
+                    ) : (
+                      <Badge tone="off" title="Not proved by the device's own login: a gateway forwarded it, or it came from the radio, HTTP, an external broker or an anonymous client">
+                        not authenticated
+                      </Badge>
+                    )}
                   </td>
                 </tr>
               ))}

@@ -30,6 +30,9 @@ const Point = Type.Object({
   ts: Type.Number(),
   value: Type.Union([Type.Number(), Type.String(), Type.Boolean()]),
   unit: Type.Optional(Type.String()),
+  authenticated: Type.Boolean({
+    description: 'The value came over the device\'s own login (not a gateway, an anonymous or external sender); for a downsampled point, all its values did.',
+  }),
 });
 
 const EventsQuery = Type.Object(
@@ -65,7 +68,7 @@ export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
         const d = await findDevice(deps.store, req.params.id, undefined, 'params.id');
         const values = historian()
           .latest(d.id)
-          .map((r) => ({ measurement: r.measurement, ts: r.ts, value: r.value, ...(r.unit !== undefined ? { unit: r.unit } : {}) }));
+          .map((r) => ({ measurement: r.measurement, ts: r.ts, value: r.value, ...(r.unit !== undefined ? { unit: r.unit } : {}), authenticated: r.authenticated }));
         return { values };
       },
     );
@@ -88,7 +91,7 @@ export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
         }
         const items = h
           .queryReadings({ ...filter, limit: q.limit })
-          .map((r) => ({ measurement: r.measurement, ts: r.ts, value: r.value, ...(r.unit !== undefined ? { unit: r.unit } : {}) }));
+          .map((r) => ({ measurement: r.measurement, ts: r.ts, value: r.value, ...(r.unit !== undefined ? { unit: r.unit } : {}), authenticated: r.authenticated }));
         return { items };
       },
     );

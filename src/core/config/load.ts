@@ -12,6 +12,7 @@ import { SecretStore, isSecretRef } from './secrets.js';
 import { SchemaValidator, suggest } from './validate.js';
 import { DeviceTypes } from '../../devices/device-types.js';
 import { declaredProblems, type DeclaredDeviceConfig } from '../../devices/declared.js';
+import { gatewayProblems, type GatewayConfig } from '../../devices/gateways.js';
 
 export interface InputSpec {
   readonly id: string;
@@ -56,6 +57,10 @@ export interface LoadedConfig {
     readonly commandTimeoutMs: number;
     /** Secrets resolved. */
     readonly declared: readonly DeclaredDeviceConfig[];
+    /** Device logins that may carry readings for other devices. */
+    readonly gateways: readonly GatewayConfig[];
+    /** Bound on device.unknown events: a token bucket. */
+    readonly unknownEvents: { readonly burst: number; readonly perMinute: number };
   };
   /** Undefined: no HTTP API. */
   readonly api: { readonly host: string; readonly port: number; readonly bootstrap: boolean; readonly historian?: string } | undefined;
@@ -143,6 +148,8 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       topics?: { prefix?: string; homeSite?: string };
       commandTimeoutMs?: number;
       declared?: DeclaredDeviceConfig[];
+      gateways?: GatewayConfig[];
+      unknownEvents?: { burst?: number; perMinute?: number };
     };
     api?: { host?: string; port?: number; bootstrap?: boolean; historian?: string };
     inputs: Record<string, Record<string, unknown>>;
@@ -182,6 +189,10 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   cfg.routes = resolveSecrets(cfg.routes, 'routes') as typeof cfg.routes;
   const declared = resolveSecrets(cfg.devices?.declared ?? [], 'devices.declared') as DeclaredDeviceConfig[];
   errs.push(...declaredProblems(declared, opts.deviceTypes ?? new DeviceTypes(), 'devices.declared'));
+  const gateways = cfg.devices?.gateways ?? [];
+  const gw = gatewayProblems(gateways, 'devices.gateways');
+  errs.push(...gw.errors);
+  warnings.push(...gw.warnings);
 
   const known = (m: ReadonlyMap<string, unknown>) => [...m.keys()].sort();
   /** `typePath` is where the type name is written: `inputs.x.type`, or `inputs.x.decoder` for `"decoder": "name"`. */
@@ -312,6 +323,8 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       topics: cfg.devices?.topics ?? {},
       commandTimeoutMs: cfg.devices?.commandTimeoutMs ?? 60_000,
       declared,
+      gateways,
+      unknownEvents: { burst: cfg.devices?.unknownEvents?.burst ?? 20, perMinute: cfg.devices?.unknownEvents?.perMinute ?? 10 },
     },
     api:
       cfg.api === undefined

@@ -92,6 +92,19 @@ export const DeclaredDevice = Type.Object(
   { additionalProperties: false },
 );
 
+/** A device login that may carry readings for other devices (src/devices/gateways.ts). */
+export const Gateway = Type.Object(
+  {
+    login: Type.String({ minLength: 1, description: 'The gateway\'s MQTT login on the embedded broker (its registry username, by default its device id).' }),
+    devices: Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description: 'Canonical ids or globs (`*`, `?`) of the devices it forwards for, e.g. `["0d*"]` or `["70b3d57ed0*"]`.',
+    }),
+    description: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
 export const ConfigFile = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
@@ -129,6 +142,20 @@ export const ConfigFile = Type.Object(
             default: 60_000,
             description: 'An order no device acknowledges within this time is marked expired.',
           }),
+          gateways: Type.Optional(
+            Type.Array(Gateway, {
+              description: 'Device logins allowed to carry readings for other devices (a hub, a LoRa gateway). Any other device login carries only its own readings.',
+            }),
+          ),
+          unknownEvents: Type.Optional(
+            Type.Object(
+              {
+                burst: Type.Integer({ minimum: 1, default: 20, description: '`device.unknown` events (and log lines) that may come at once.' }),
+                perMinute: Type.Number({ exclusiveMinimum: 0, default: 10, description: 'Events regained per minute after a burst.' }),
+              },
+              { additionalProperties: false, description: 'Bound on `device.unknown` events and log lines; past it, one summary a minute says how many were held back.' },
+            ),
+          ),
           declared: Type.Optional(
             Type.Array(DeclaredDevice, {
               description: 'Devices declared here: read-only entries in the registry, beside those added by CLI, API or manifest.',

@@ -74,6 +74,8 @@ export interface HistorianPoint {
   ts: number;
   value: number;
   unit?: string;
+  /** Every value in the bucket was authenticated (agg `last`: the newest one was). */
+  authenticated: boolean;
 }
 
 export interface HistorianReading {
@@ -83,6 +85,8 @@ export interface HistorianReading {
   value: Value;
   unit?: string;
   seq?: number;
+  /** The transport identity proved the device itself (its own login), not a gateway or an anonymous sender. */
+  authenticated: boolean;
 }
 
 export interface EventQuery {
@@ -131,6 +135,7 @@ interface ReadingRow {
   bool: number | null;
   unit: string | null;
   seq: number | null;
+  authenticated: number;
 }
 
 interface EventRow {
@@ -158,6 +163,7 @@ function toReading(r: ReadingRow): HistorianReading {
     value: rowValue(r),
     ...(r.unit !== null ? { unit: r.unit } : {}),
     ...(r.seq !== null ? { seq: r.seq } : {}),
+    authenticated: r.authenticated !== 0,
   };
 }
 
@@ -295,7 +301,7 @@ export class Historian {
   queryReadings(q: ReadingQuery = {}): HistorianReading[] {
     const { sql, params } = readingWhere(q);
     const dir = q.order === 'desc' ? 'DESC' : 'ASC';
-    const full = `SELECT device, ts, measurement, num, text, bool, unit, seq FROM readings${sql} ORDER BY ts ${dir}, id ${dir}${limitClause(q.limit, params)}`;
+    const full = `SELECT device, ts, measurement, num, text, bool, unit, seq, authenticated FROM readings${sql} ORDER BY ts ${dir}, id ${dir}${limitClause(q.limit, params)}`;
     return (this.stmt(full).all(params) as ReadingRow[]).map(toReading);
   }
 
@@ -307,11 +313,19 @@ export class Historian {
     // `last`: SQLite takes the bare columns of an aggregate from the row holding the MAX.
     const value = agg === 'last' ? 'num' : `${agg}(num)`;
     const extra = agg === 'last' ? ', max(ts) AS newest' : '';
+    // A bucket is authenticated only when all of its values are; `last` takes the newest row's flag.
+    const authenticated = agg === 'last' ? 'authenticated' : 'min(authenticated)';
     const where = sql ? `${sql} AND num IS NOT NULL` : ' WHERE num IS NOT NULL';
-    const full = `SELECT measurement, (ts / ${step}) * ${step} AS bucket, ${value} AS value, max(unit) AS unit${extra}
+    const full = `SELECT measurement, (ts / ${step}) * ${step} AS bucket, ${value} AS value, max(unit) AS unit, ${authenticated} AS authenticated${extra}
       FROM readings${where} GROUP BY measurement, bucket ORDER BY bucket, measurement${limitClause(q.limit, params)}`;
-    const rows = this.stmt(full).all(params) as Array<{ measurement: string; bucket: number; value: number; unit: string | null }>;
-    return rows.map((r) => ({ measurement: r.measurement, ts: r.bucket, value: r.value, ...(r.unit !== null ? { unit: r.unit } : {}) }));
+    const rows = this.stmt(full).all(params) as Array<{ measurement: string; bucket: number; value: number; unit: string | null; authenticated: number }>;
+    return rows.map((r) => ({
+      measurement: r.measurement,
+      ts: r.bucket,
+      value: r.value,
+      ...(r.unit !== null ? { unit: r.unit } : {}),
+      authenticated: r.authenticated !== 0,
+    }));
   }
 
   countReadings(f: ReadingFilter = {}): number {
@@ -337,7 +351,7 @@ export class Historian {
   latest(device: string): HistorianReading[] {
     // SQLite takes the bare columns of an aggregate query from the row holding the MAX.
     const rows = this.stmt(
-      `SELECT device, measurement, max(ts) AS ts, num, text, bool, unit, seq FROM readings
+      `SELECT device, measurement, max(ts) AS ts, num, text, bool, unit, seq, authenticated FROM readings
        WHERE device = ? GROUP BY measurement ORDER BY measurement`,
     ).all(device) as ReadingRow[];
     return rows.map(toReading);
