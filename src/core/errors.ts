@@ -44,7 +44,7 @@ export const ERROR_CATALOG = {
     'An MQTT CONNECT was refused with CONNACK 2 (identifier rejected): its client id belongs to another login (a connection or a session kept for it), or it is empty with clean session 0 (MQTT-3.1.3-8).',
   BH_MQTT_LOGIN_RATE:
     'An MQTT login was refused with CONNACK 3 (server unavailable): its client address tried too many logins, or failed too many in a row and is backed off (`loginLimit`).',
-  BH_MQTT_QOS2_INFLIGHT: 'An MQTT client has 1000 QoS 2 publishes awaiting PUBREL in one session; its connection is closed.',
+  BH_MQTT_INFLIGHT: 'An MQTT client has 1000 QoS 2 publishes awaiting PUBREL in one session; its connection is closed.',
   // delivery
   BH_OUTBOX_OPEN: 'A sink\'s durable outbox file could not be opened (permissions, disk full, not a SQLite file).',
   BH_SINK_WRITE: 'A sink failed to deliver a batch; it will be retried.',

@@ -1,14 +1,20 @@
-// Embedded MQTT broker (aedes 1.x) on a plain TCP listener. Every PUBLISH whose topic matches `topics` and none of
-// `exclude` becomes a frame; the frame is handed to the hub inside aedes's `authorizePublish` hook, which runs before
-// aedes writes the PUBACK of a QoS 1 publish (lib/handlers/publish.js: authorizePublish, then enqueuePublish writes
-// the PUBACK). So a device's QoS 1 publish is acknowledged only once its readings are durably queued. After the hook
-// the message is delivered to the broker's own subscribers as usual.
+// Embedded MQTT broker (aedes 1.x: MQTT 3.1.1 and 3.1, not 5) on a plain TCP listener. Every PUBLISH whose topic
+// matches `topics` and none of `exclude` becomes a frame; the frame is handed to the hub inside aedes's
+// `authorizePublish` hook, which runs before aedes writes the PUBACK of a QoS 1 publish or the PUBREC of a QoS 2 one
+// (lib/handlers/publish.js: authorizePublish, then enqueuePublish acknowledges). So a device's publish is acknowledged
+// only once its readings are durably queued. After the hook the message is delivered to the broker's own subscribers.
+// QoS 2 is ingested once per packet id until PUBREL (sessions.ts: QoS2Receipts).
 //
 // Access control: anonymous clients are refused unless `anonymous` is on. A login is either one of `users`
 // (Backhaul's own clients and other services, each with topic filters for what it may publish and subscribe to) or a
 // device from the registry, which may publish only under its own base topic and subscribe only to its command topic
 // (devices/topics.ts). A publish outside what the login may do closes its connection (MQTT 3.1.1 has no way to refuse
-// one publish); a refused subscription gets return code 0x80.
+// one publish); a refused subscription gets return code 0x80. A client id belongs to the login that first used it
+// (sessions.ts: ClientIds), and logins are rate limited per client address (core/ratelimit.ts).
+//
+// Before aedes parses anything, each socket's bytes pass a check of every packet's fixed header (guard.ts), and
+// connections are capped per address and in total, with a connect timeout: so no client can make the process keep
+// more than a small packet before it has logged in.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Type } from '@sinclair/typebox';
@@ -184,7 +190,7 @@ const ANYONE: Omit<Principal, 'username'> = { mayPublish: () => true, maySubscri
 export const brokerInput = defineInput({
   kind: 'input',
   type: 'broker',
-  description: 'Embedded MQTT broker (QoS 0 and 1): devices publish to it; matching publishes become frames.',
+  description: 'Embedded MQTT 3.1.1 broker (QoS 0, 1 and 2; no MQTT 5): devices publish to it; matching publishes become frames.',
   options,
   defaultDecoder: 'json',
   check(opts) {
@@ -307,7 +313,7 @@ export const brokerInput = defineInput({
       const messageId = packet.messageId ?? 0;
       const earlier = receipts.lookup(client.id, messageId);
       if (earlier === 'full') {
-        const e = new BackhaulError('BH_MQTT_QOS2_INFLIGHT', `client ${client.id} has ${QOS2_INFLIGHT} QoS 2 publishes awaiting PUBREL; connection closed`);
+        const e = new BackhaulError('BH_MQTT_INFLIGHT', `client ${client.id} has ${QOS2_INFLIGHT} QoS 2 publishes awaiting PUBREL; connection closed`);
         refuse('qos2_inflight', e, { clientId: client.id, remoteAddress: addressOf(client) });
         counted.add(e);
         return Promise.reject(e);
@@ -365,8 +371,9 @@ export const brokerInput = defineInput({
                 fail(2, 'identifier rejected');
                 return;
               }
+              // Released when the connection closes, also when it closed while the login was being checked.
               const conn = client.conn as Socket;
-              conn.once('close', () => clientIds.release(client.id, conn));
+              void closedOf(conn).then(() => clientIds.release(client.id, conn));
               if (p) {
                 principals.set(client, p);
                 let set = byUsername.get(p.username);

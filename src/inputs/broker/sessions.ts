@@ -97,7 +97,7 @@ export class QoS2Receipts {
    */
   record(clientId: string, messageId: number, handover: Promise<void>, closed: Promise<void>): void {
     let s = this.sessions.get(clientId);
-    if (!s) this.sessions.set(clientId, (s = new Map()));
+    if (!s) this.sessions.set(clientId, (s = new Map<number, Receipt>()));
     const session = s;
     let stored!: () => void;
     const inStore = new Promise<void>((r) => (stored = r));
