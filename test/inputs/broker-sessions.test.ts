@@ -14,6 +14,7 @@ import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
 import { freePort, until } from '../helpers/servers.js';
+import { RawClient } from '../helpers/mqtt-raw.js';
 
 const A = 'aa:bb:cc:00:04:01';
 const B = 'aa:bb:cc:00:04:02';
@@ -21,7 +22,7 @@ const A_PASSWORD = 'shutter-a-password';
 const B_PASSWORD = 'shutter-b-password';
 const B_COMMAND = 'u4/402/shutter/command';
 
-async function setup(t: TestContext): Promise<{ hub: Hub; url: string; refused: (reason: string) => Promise<number> }> {
+async function setup(t: TestContext, brokerExtra: Record<string, unknown> = {}): Promise<{ hub: Hub; url: string; port: number; refused: (reason: string) => Promise<number> }> {
   const d = tempDir();
   t.after(() => d.cleanup());
   const s = SqliteDeviceStore.open(registryPath(d.path), { types: new DeviceTypes() });
@@ -45,6 +46,7 @@ async function setup(t: TestContext): Promise<{ hub: Hub; url: string; refused: 
             { username: 'dashboard', password: 'dashboard-secret', publish: [], subscribe: ['backhaul/#'] },
             { username: 'bridge', password: 'bridge-secret', publish: ['backhaul/#'], subscribe: ['backhaul/#'] },
           ],
+          ...brokerExtra,
         },
       },
       sinks: { out: { type: 'file', path: join(d.path, 'out.jsonl') } },
@@ -59,6 +61,7 @@ async function setup(t: TestContext): Promise<{ hub: Hub; url: string; refused: 
   return {
     hub,
     url: `mqtt://127.0.0.1:${port}`,
+    port,
     refused: (reason) => hub.metrics.value('backhaul_broker_refused_total', { input: 'devices', reason }),
   };
 }
@@ -145,4 +148,25 @@ test('a clean session frees its client id when it ends: another login may use it
   const second = await connect(t, url, { clientId: A, username: A, password: A_PASSWORD });
   await closed;
   assert.equal(second.connected, true);
+});
+
+test('an attacker failing logins for device B from their address is backed off there; the real B still logs in from its own', async (t) => {
+  const { url, port, refused } = await setup(t, { loginLimit: { failuresBeforeBackoff: 3, backoffMs: 60_000 } });
+  const codes: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const attacker = await RawClient.open(port, { localAddress: '127.0.0.2' });
+    t.after(() => attacker.end());
+    codes.push(await attacker.login({ clientId: `guess-${i}`, username: B, password: `guess-${i}` }));
+    attacker.end();
+  }
+  // Wrong passwords get CONNACK 4 until the address is backed off, then CONNACK 3 without a password check.
+  assert.deepEqual(codes, [4, 4, 4, 3, 3, 3]);
+  const right = await RawClient.open(port, { localAddress: '127.0.0.2' });
+  t.after(() => right.end());
+  assert.equal(await right.login({ clientId: 'guess-right', username: B, password: B_PASSWORD }), 3, 'the backed-off address stays refused');
+  // The real B, from 127.0.0.1, is not locked out.
+  const b = await connect(t, url, { clientId: B, username: B, password: B_PASSWORD });
+  assert.equal(b.connected, true);
+  assert.equal(await refused('bad_login'), 3);
+  assert.equal(await refused('login_backoff'), 4);
 });
