@@ -231,8 +231,9 @@ export const brokerInput = defineInput({
     const perAddress = new Map<string, number>();
     const guards = new WeakMap<object, PacketGuard>();
     const emptyPersistentId = new WeakSet<Client>(); // CONNECTs with an empty client id and clean session 0
-    const clientIds = new ClientIds();
-    const receipts = new QoS2Receipts(QOS2_INFLIGHT);
+    // Both follow aedes's in-memory sessions, so they are made anew with each broker (in start()).
+    let clientIds = new ClientIds();
+    let receipts = new QoS2Receipts(QOS2_INFLIGHT);
     const closings = new WeakMap<Socket, Promise<void>>();
     /** Resolves when `socket` closes (one promise per socket). */
     const closedOf = (socket: Socket): Promise<void> => {
@@ -310,7 +311,7 @@ export const brokerInput = defineInput({
      * its QoS 2 store and answers PUBREC without publishing it again.
      */
     const ingestOnce = (client: Client, topic: string, packet: PublishPacket): Promise<void> => {
-      const messageId = packet.messageId ?? 0;
+      const messageId = packet.messageId!;
       const earlier = receipts.lookup(client.id, messageId);
       if (earlier === 'full') {
         const e = new BackhaulError('BH_MQTT_INFLIGHT', `client ${client.id} has ${QOS2_INFLIGHT} QoS 2 publishes awaiting PUBREL; connection closed`);
@@ -331,6 +332,8 @@ export const brokerInput = defineInput({
           if (why) throw new BackhaulError('BH_CONFIG_SCHEMA', `${why}: ${JSON.stringify(f)}`, { path: `inputs.${ctx.id}.topics` });
         }
         logins = new RateLimiter(ctx.clock, { ...DEFAULTS.loginLimit, ...opts.loginLimit });
+        clientIds = new ClientIds();
+        receipts = new QoS2Receipts(QOS2_INFLIGHT);
         const b = await Aedes.createBroker({
           // Ours (below, per socket) decides; aedes's own timer only backs it up.
           connectTimeout: connectTimeoutMs * 2,
@@ -362,18 +365,19 @@ export const brokerInput = defineInput({
             const admit = (p: Principal | undefined) => {
               // A client id belongs to the login that holds it (a connection, or a session aedes keeps for it).
               const owner = ownerKey(p);
-              if (!clientIds.claim(client.id, owner, client.conn, !client.clean)) {
+              const ids = clientIds;
+              if (!ids.claim(client.id, owner, client.conn, !client.clean)) {
                 refuse(
                   'client_id_taken',
                   new BackhaulError('BH_MQTT_CLIENT_ID', `client id ${JSON.stringify(client.id)} belongs to another login; CONNACK 2`),
-                  { clientId: client.id, login: owner, holder: clientIds.ownerOf(client.id), remoteAddress: address },
+                  { clientId: client.id, login: owner, holder: ids.ownerOf(client.id), remoteAddress: address },
                 );
                 fail(2, 'identifier rejected');
                 return;
               }
               // Released when the connection closes, also when it closed while the login was being checked.
               const conn = client.conn as Socket;
-              void closedOf(conn).then(() => clientIds.release(client.id, conn));
+              void closedOf(conn).then(() => ids.release(client.id, conn));
               if (p) {
                 principals.set(client, p);
                 let set = byUsername.get(p.username);
@@ -450,7 +454,9 @@ export const brokerInput = defineInput({
               callback(packet.qos > 0 ? new Error('Backhaul is stopping') : null);
               return;
             }
-            const handedOver = client && packet.qos === 2 ? ingestOnce(client, topic, packet) : ingest(client, topic, packet.payload, packet.qos);
+            // A will has no packet id and is published once; only a client's own QoS 2 PUBLISH can come again.
+            const wire = client !== null && packet.qos === 2 && typeof packet.messageId === 'number';
+            const handedOver = wire ? ingestOnce(client, topic, packet) : ingest(client, topic, packet.payload, packet.qos);
             handedOver.then(
               () => callback(null),
               (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),
