@@ -81,6 +81,7 @@ export function renderErrors(): string {
     [/^BH_(PORT|INPUT|SINK_OPEN|USAGE)/, 'Start-up and drivers'],
     [/^BH_(DECODE|OPENTRV|SENML)/, 'Decoding frames'],
     [/^BH_HTTP/, 'HTTP ingest'],
+    [/^BH_MQTT/, 'Embedded MQTT broker'],
     [/^BH_(SINK|OUTBOX)/, 'Delivery'],
     [/^BH_(DEVICE|MANIFEST|REGISTRY|COMMAND)/, 'Devices, the registry and orders'],
     [/^BH_(API|BOOTSTRAP)/, 'HTTP API and device bootstrap'],

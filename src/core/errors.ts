@@ -34,6 +34,17 @@ export const ERROR_CATALOG = {
   // ingest over HTTP
   BH_HTTP_BODY: 'An HTTP ingest request has a body that cannot be decoded.',
   BH_HTTP_MEDIA_TYPE: 'An HTTP ingest request has a Content-Type the input does not take.',
+  // the embedded MQTT broker (src/inputs/broker): each refusal is counted in backhaul_broker_refused_total{input, reason}
+  BH_MQTT_PACKET_TOO_LARGE:
+    'An MQTT client sent a packet whose fixed header claims more bytes than allowed (`maxConnectBytes` until its login is accepted, `maxPacketBytes` after), or a remaining length longer than 4 bytes; the connection is closed before the packet is read.',
+  BH_MQTT_CONNECTION_LIMIT:
+    'A new MQTT connection was closed at once: its address already has `maxConnectionsPerAddress` connections open, or the broker has `maxConnections`.',
+  BH_MQTT_CONNECT_TIMEOUT: 'An MQTT connection did not complete its login (CONNECT answered by CONNACK 0) within `connectTimeoutMs`; it was closed.',
+  BH_MQTT_CLIENT_ID:
+    'An MQTT CONNECT was refused with CONNACK 2 (identifier rejected): its client id belongs to another login (a connection or a session kept for it), or it is empty with clean session 0 (MQTT-3.1.3-8).',
+  BH_MQTT_LOGIN_RATE:
+    'An MQTT login was refused with CONNACK 3 (server unavailable): its client address tried too many logins, or failed too many in a row and is backed off (`loginLimit`).',
+  BH_MQTT_INFLIGHT: 'An MQTT client has 1000 QoS 2 publishes awaiting PUBREL in one session; its connection is closed.',
   // delivery
   BH_OUTBOX_OPEN: 'A sink\'s durable outbox file could not be opened (permissions, disk full, not a SQLite file).',
   BH_SINK_WRITE: 'A sink failed to deliver a batch; it will be retried.',

@@ -66,6 +66,13 @@ export class Metrics {
   );
   readonly sinkUp = this.sampled('backhaul_sink_up', '1 when the sink delivers, 0 when it is retrying or stopped.', (s) => (s.state === 'up' ? 1 : 0));
   readonly inputErrors = this.counter('backhaul_input_errors_total', 'Input failures (connection lost, read error), by input.', ['input']);
+  readonly brokerRefused = this.counter(
+    'backhaul_broker_refused_total',
+    'Connections, logins and packets the embedded MQTT broker refused, by input and reason (packet_too_large, connect_too_large, ' +
+      'malformed_length, max_connections, max_connections_per_address, connect_timeout, client_id_empty, client_id_taken, ' +
+      'login_rate, login_backoff, bad_login, not_authorized, qos2_inflight).',
+    ['input', 'reason'],
+  );
   readonly eventsTotal = this.counter('backhaul_events_total', 'Events raised (device.offline, command.acknowledged, ...), by type and severity.', [
     'type',
     'severity',

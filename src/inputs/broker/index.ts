@@ -1,24 +1,63 @@
-// Embedded MQTT broker (aedes 1.x) on a plain TCP listener. Every PUBLISH whose topic matches `topics` and none of
-// `exclude` becomes a frame; the frame is handed to the hub inside aedes's `authorizePublish` hook, which runs before
-// aedes writes the PUBACK of a QoS 1 publish (lib/handlers/publish.js: authorizePublish, then enqueuePublish writes
-// the PUBACK). So a device's QoS 1 publish is acknowledged only once its readings are durably queued. After the hook
-// the message is delivered to the broker's own subscribers as usual.
+// Embedded MQTT broker (aedes 1.x: MQTT 3.1.1 and 3.1, not 5) on a plain TCP listener. Every PUBLISH whose topic
+// matches `topics` and none of `exclude` becomes a frame; the frame is handed to the hub inside aedes's
+// `authorizePublish` hook, which runs before aedes writes the PUBACK of a QoS 1 publish or the PUBREC of a QoS 2 one
+// (lib/handlers/publish.js: authorizePublish, then enqueuePublish acknowledges). So a device's publish is acknowledged
+// only once its readings are durably queued. After the hook the message is delivered to the broker's own subscribers.
+// QoS 2 is ingested once per packet id until PUBREL (sessions.ts: QoS2Receipts).
 //
 // Access control: anonymous clients are refused unless `anonymous` is on. A login is either one of `users`
 // (Backhaul's own clients and other services, each with topic filters for what it may publish and subscribe to) or a
 // device from the registry, which may publish only under its own base topic and subscribe only to its command topic
 // (devices/topics.ts). A publish outside what the login may do closes its connection (MQTT 3.1.1 has no way to refuse
-// one publish); a refused subscription gets return code 0x80.
+// one publish); a refused subscription gets return code 0x80. A client id belongs to the login that first used it
+// (sessions.ts: ClientIds), and logins are rate limited per client address (core/ratelimit.ts).
+//
+// Before aedes parses anything, each socket's bytes pass a check of every packet's fixed header (guard.ts), and
+// connections are capped per address and in total, with a connect timeout: so no client can make the process keep
+// more than a small packet before it has logged in.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Type } from '@sinclair/typebox';
-import { Aedes, type Client } from 'aedes';
+import { Aedes, type Client, type PublishPacket } from 'aedes';
 import { defineInput, type Input, type Principal } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
+import { RateLimiter } from '../../core/ratelimit.js';
 import { LogThrottle } from '../../core/throttle.js';
 import type { Frame, TransportIdentity } from '../../core/types.js';
 import { anyTopicMatches, topicFilterError, topicMatches, topicProblems } from '../topic.js';
 import { bytes, errorMessage, InFlight, listenError, reachableHost } from '../util.js';
+import { guardSocket, PacketGuard } from './guard.js';
+import { ClientIds, ownerKey, QoS2Receipts, watchQoS2Store } from './sessions.js';
+
+/** Labels of `backhaul_broker_refused_total{reason}`. */
+export type RefusalReason =
+  | 'connect_too_large'
+  | 'packet_too_large'
+  | 'malformed_length'
+  | 'max_connections'
+  | 'max_connections_per_address'
+  | 'connect_timeout'
+  | 'client_id_empty'
+  | 'client_id_taken'
+  | 'login_rate'
+  | 'login_backoff'
+  | 'bad_login'
+  | 'not_authorized'
+  | 'qos2_inflight';
+
+/** QoS 2 publishes one session may have awaiting PUBREL (aedes's own default bound, kept in step with ours). */
+const QOS2_INFLIGHT = 1000;
+
+
+/** Defaults of the limits below, documented in the README and docs/config.md. */
+const DEFAULTS = {
+  maxPacketBytes: 1048576,
+  maxConnectBytes: 4096,
+  connectTimeoutMs: 10000,
+  maxConnections: 10000,
+  maxConnectionsPerAddress: 100,
+  loginLimit: { burst: 20, perSecond: 5, failuresBeforeBackoff: 5, backoffMs: 1000, maxBackoffMs: 300000 },
+} as const;
 
 const options = Type.Object(
   {
@@ -53,6 +92,52 @@ const options = Type.Object(
     advertise: Type.Optional(
       Type.String({ minLength: 1, description: 'Host name devices should use for this broker, told them by the bootstrap call; default: the host they reached the bootstrap API by.' }),
     ),
+    maxPacketBytes: Type.Optional(Type.Integer({
+      description: 'Largest MQTT packet (fixed header included) a logged-in client may send; a larger one closes its connection as soon as its header arrives.',
+      minimum: 1024,
+      maximum: 268435460,
+      default: DEFAULTS.maxPacketBytes,
+    })),
+    maxConnectBytes: Type.Optional(Type.Integer({
+      description: 'Largest packet before the broker accepted the client\'s login (its CONNECT, and anything sent before the CONNACK).',
+      minimum: 256,
+      maximum: 65536,
+      default: DEFAULTS.maxConnectBytes,
+    })),
+    connectTimeoutMs: Type.Optional(Type.Integer({
+      description: 'A connection whose login is not accepted within this time (no CONNECT, or a CONNECT sent too slowly) is closed.',
+      minimum: 100,
+      default: DEFAULTS.connectTimeoutMs,
+    })),
+    maxConnections: Type.Optional(Type.Integer({
+      description: 'Open connections at most; further ones are closed at once and counted.',
+      minimum: 1,
+      default: DEFAULTS.maxConnections,
+    })),
+    maxConnectionsPerAddress: Type.Optional(Type.Integer({
+      description: 'Open connections at most from one client address (raise it for many devices behind one NAT).',
+      minimum: 1,
+      default: DEFAULTS.maxConnectionsPerAddress,
+    })),
+    loginLimit: Type.Optional(Type.Object(
+      {
+        burst: Type.Optional(Type.Integer({ minimum: 1, description: 'Logins one address may try at once.', default: DEFAULTS.loginLimit.burst })),
+        perSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Logins regained per second.', default: DEFAULTS.loginLimit.perSecond })),
+        failuresBeforeBackoff: Type.Optional(Type.Integer({
+          minimum: 1,
+          description: 'Failed logins in a row from one address before it is backed off.',
+          default: DEFAULTS.loginLimit.failuresBeforeBackoff,
+        })),
+        backoffMs: Type.Optional(Type.Integer({ minimum: 0, description: 'First backoff, doubled at each further failure.', default: DEFAULTS.loginLimit.backoffMs })),
+        maxBackoffMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Longest backoff.', default: DEFAULTS.loginLimit.maxBackoffMs })),
+      },
+      {
+        additionalProperties: false,
+        description:
+          'Rate limit on logins (devices and service accounts) per client address: a token bucket for attempts, and an exponential backoff after failures. Keyed by address, never by username, so failing logins for a device\'s name does not lock the device out. Refused with CONNACK 3.',
+        default: DEFAULTS.loginLimit,
+      },
+    )),
   },
   { additionalProperties: false },
 );
@@ -105,7 +190,7 @@ const ANYONE: Omit<Principal, 'username'> = { mayPublish: () => true, maySubscri
 export const brokerInput = defineInput({
   kind: 'input',
   type: 'broker',
-  description: 'Embedded MQTT broker (QoS 0 and 1): devices publish to it; matching publishes become frames.',
+  description: 'Embedded MQTT 3.1.1 broker (QoS 0, 1 and 2; no MQTT 5): devices publish to it; matching publishes become frames.',
   options,
   defaultDecoder: 'json',
   check(opts) {
@@ -123,6 +208,11 @@ export const brokerInput = defineInput({
     const port = opts.port ?? 1883;
     const topics = opts.topics ?? ['#'];
     const exclude = opts.exclude ?? ['backhaul/#'];
+    const maxPacketBytes = opts.maxPacketBytes ?? DEFAULTS.maxPacketBytes;
+    const maxConnectBytes = opts.maxConnectBytes ?? DEFAULTS.maxConnectBytes;
+    const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
+    const maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections;
+    const maxPerAddress = opts.maxConnectionsPerAddress ?? DEFAULTS.maxConnectionsPerAddress;
     const log = ctx.logger;
     const throttle = new LogThrottle(ctx.clock);
     const inflight = new InFlight();
@@ -138,6 +228,23 @@ export const brokerInput = defineInput({
     const byUsername = new Map<string, Set<Client>>();
     const counted = new WeakSet<Error>(); // data-path failures already counted, so aedes's clientError does not recount
     const sockets = new Set<Socket>();
+    const perAddress = new Map<string, number>();
+    const guards = new WeakMap<object, PacketGuard>();
+    const emptyPersistentId = new WeakSet<Client>(); // CONNECTs with an empty client id and clean session 0
+    // Both follow aedes's in-memory sessions, so they are made anew with each broker (in start()).
+    let clientIds = new ClientIds();
+    let receipts = new QoS2Receipts(QOS2_INFLIGHT);
+    const closings = new WeakMap<Socket, Promise<void>>();
+    /** Resolves when `socket` closes (one promise per socket). */
+    const closedOf = (socket: Socket): Promise<void> => {
+      let p = closings.get(socket);
+      if (!p) {
+        p = socket.destroyed ? Promise.resolve() : new Promise<void>((r) => socket.once('close', () => r()));
+        closings.set(socket, p);
+      }
+      return p;
+    };
+    let logins: RateLimiter | undefined;
     let broker: Aedes | undefined;
     let server: Server | undefined;
     let boundPort = port;
@@ -151,14 +258,28 @@ export const brokerInput = defineInput({
       }
     };
 
+    /** A refusal of the broker's own limits: counted by reason, logged with its code at most once a minute per reason. */
+    const refuse = (reason: RefusalReason, err: BackhaulError, details: Record<string, unknown> = {}) => {
+      ctx.metrics.brokerRefused.inc({ input: ctx.id, reason });
+      const suppressed = throttle.take(`refused:${reason}`);
+      if (suppressed !== null) {
+        log.warn({ code: err.code, ...details, ...(suppressed > 0 ? { suppressed } : {}) }, err.message);
+      }
+    };
+
+    const addressOf = (client: Client | null): string | undefined => {
+      const a = (client?.conn as Partial<Socket> | undefined)?.remoteAddress;
+      return typeof a === 'string' ? a : undefined;
+    };
+
     const identityOf = (client: Client | null): TransportIdentity | undefined => {
       if (!client) return undefined;
-      const conn = client.conn as Partial<Socket>;
       const username = principals.get(client)?.username;
+      const remoteAddress = addressOf(client);
       return {
         ...(username !== undefined ? { username } : {}),
         ...(client.id ? { clientId: client.id } : {}),
-        ...(typeof conn.remoteAddress === 'string' ? { remoteAddress: conn.remoteAddress } : {}),
+        ...(remoteAddress !== undefined ? { remoteAddress } : {}),
       };
     };
 
@@ -175,13 +296,33 @@ export const brokerInput = defineInput({
       try {
         await inflight.track(ctx.emit(frame));
       } catch (err) {
-        countError('emit', 'could not hand a publish to the data path; QoS 1 publishes are not acknowledged', err);
+        countError('emit', 'could not hand a publish to the data path; QoS 1 and 2 publishes are not acknowledged', err);
         if (qos > 0) {
           const e = err instanceof Error ? err : new Error(String(err));
           counted.add(e);
-          throw e; // aedes drops the client without a PUBACK; the device republishes after reconnecting
+          throw e; // aedes drops the client without a PUBACK/PUBREC; the device republishes after reconnecting
         }
       }
+    };
+
+    /**
+     * A QoS 2 publish is ingested once per packet id until aedes completes its handshake (PUBREL): a copy resent
+     * (DUP) before then waits for the first one's hand-over and for aedes to have stored it, so aedes finds it in
+     * its QoS 2 store and answers PUBREC without publishing it again.
+     */
+    const ingestOnce = (client: Client, topic: string, packet: PublishPacket): Promise<void> => {
+      const messageId = packet.messageId!;
+      const earlier = receipts.lookup(client.id, messageId);
+      if (earlier === 'full') {
+        const e = new BackhaulError('BH_MQTT_INFLIGHT', `client ${client.id} has ${QOS2_INFLIGHT} QoS 2 publishes awaiting PUBREL; connection closed`);
+        refuse('qos2_inflight', e, { clientId: client.id, remoteAddress: addressOf(client) });
+        counted.add(e);
+        return Promise.reject(e);
+      }
+      if (earlier !== 'new') return earlier;
+      const handover = ingest(client, topic, packet.payload, 2);
+      receipts.record(client.id, messageId, handover, closedOf(client.conn as Socket));
+      return handover;
     };
 
     return {
@@ -190,36 +331,94 @@ export const brokerInput = defineInput({
           const why = topicFilterError(f);
           if (why) throw new BackhaulError('BH_CONFIG_SCHEMA', `${why}: ${JSON.stringify(f)}`, { path: `inputs.${ctx.id}.topics` });
         }
+        logins = new RateLimiter(ctx.clock, { ...DEFAULTS.loginLimit, ...opts.loginLimit });
+        clientIds = new ClientIds();
+        receipts = new QoS2Receipts(QOS2_INFLIGHT);
         const b = await Aedes.createBroker({
-          // Anonymous clients are allowed for now; the username is kept for the frame's identity.
-          // A client that gives a username must prove it (its password is checked against the device registry);
-          // only then does the username travel with its frames. Anonymous clients are still allowed for now.
+          // Ours (below, per socket) decides; aedes's own timer only backs it up.
+          connectTimeout: connectTimeoutMs * 2,
+          maxInflightInbound: QOS2_INFLIGHT,
+          preConnect: (client, packet, callback) => {
+            // MQTT-3.1.3-8: an empty client id with clean session 0 gets CONNACK 2. aedes would invent an id, so the
+            // fact is kept here for `authenticate`, which can answer with a CONNACK.
+            if (packet.clientId === '' && packet.clean === false) emptyPersistentId.add(client);
+            callback(null, true);
+          },
+          // A client that gives a username must prove it: a service account's password, or a device's checked
+          // against the registry; only then does the username travel with its frames.
           authenticate: (client, username, password, done) => {
-            const refuse = (why: string) => {
+            const address = addressOf(client) ?? '';
+            const fail = (returnCode: 2 | 3 | 4 | 5, message: string) =>
+              done(Object.assign(new Error(message), { returnCode }), false);
+            const bad = (why: string) => {
+              ctx.metrics.brokerRefused.inc({ input: ctx.id, reason: anonymous || username ? 'bad_login' : 'not_authorized' });
               countError('auth', 'MQTT login refused (anonymous, unknown user, wrong password, or device disabled)', new Error(why));
-              done(Object.assign(new Error('bad username or password'), { returnCode: anonymous || username ? 4 : 5 }), false);
+              fail(anonymous || username ? 4 : 5, 'bad username or password');
+            };
+            if (emptyPersistentId.has(client)) {
+              refuse('client_id_empty', new BackhaulError('BH_MQTT_CLIENT_ID', 'empty client id with clean session 0 refused (MQTT-3.1.3-8)'), {
+                remoteAddress: address,
+              });
+              fail(2, 'identifier rejected');
+              return;
+            }
+            const admit = (p: Principal | undefined) => {
+              // A client id belongs to the login that holds it (a connection, or a session aedes keeps for it).
+              const owner = ownerKey(p);
+              const ids = clientIds;
+              if (!ids.claim(client.id, owner, client.conn, !client.clean)) {
+                refuse(
+                  'client_id_taken',
+                  new BackhaulError('BH_MQTT_CLIENT_ID', `client id ${JSON.stringify(client.id)} belongs to another login; CONNACK 2`),
+                  { clientId: client.id, login: owner, holder: ids.ownerOf(client.id), remoteAddress: address },
+                );
+                fail(2, 'identifier rejected');
+                return;
+              }
+              // Released when the connection closes, also when it closed while the login was being checked.
+              const conn = client.conn as Socket;
+              void closedOf(conn).then(() => ids.release(client.id, conn));
+              if (p) {
+                principals.set(client, p);
+                let set = byUsername.get(p.username);
+                if (!set) byUsername.set(p.username, (set = new Set()));
+                set.add(client);
+              }
+              done(null, true);
             };
             if (username === undefined || username === '') {
-              if (anonymous) done(null, true);
-              else refuse('anonymous client, and anonymous access is off');
+              if (anonymous) admit(undefined);
+              else bad('anonymous client, and anonymous access is off');
+              return;
+            }
+            const limiter = logins!;
+            const decision = limiter.attempt(address);
+            if (!decision.ok) {
+              refuse(
+                decision.reason === 'rate' ? 'login_rate' : 'login_backoff',
+                new BackhaulError('BH_MQTT_LOGIN_RATE', `too many MQTT logins from ${address}; CONNACK 3, retry in ${decision.retryAfterMs} ms`),
+                { remoteAddress: address, retryAfterMs: decision.retryAfterMs },
+              );
+              fail(3, 'server unavailable');
               return;
             }
             const given = password ? Buffer.from(password).toString('utf8') : '';
-            const admit = (p: Principal) => {
-              principals.set(client, p);
-              let set = byUsername.get(p.username);
-              if (!set) byUsername.set(p.username, (set = new Set()));
-              set.add(client);
-              done(null, true);
+            const verdict = (p: Principal | undefined, why: string) => {
+              if (p) {
+                limiter.success(address);
+                admit(p);
+              } else {
+                limiter.failure(address);
+                bad(why);
+              }
             };
             const service = users.get(username);
             if (service) {
-              if (timingSafeEqual(digest(given), service.password)) admit(servicePrincipal(service));
-              else refuse(`service user ${username}: wrong password`);
+              verdict(timingSafeEqual(digest(given), service.password) ? servicePrincipal(service) : undefined, `service user ${username}: wrong password`);
               return;
             }
             ctx.authenticate(username, given).then(
-              (p) => (p ? admit(p) : refuse(`user ${username}`)),
+              (p) => verdict(p, `user ${username}`),
               (err: unknown) => done(Object.assign(err instanceof Error ? err : new Error(String(err)), { returnCode: 3 }), false),
             );
           },
@@ -251,22 +450,30 @@ export const brokerInput = defineInput({
               return;
             }
             if (!accepting) {
-              // Stopping: a QoS 1 publish must not be acknowledged when it will not be ingested; the device resends.
+              // Stopping: a QoS 1 or 2 publish must not be acknowledged when it will not be ingested; the device resends.
               callback(packet.qos > 0 ? new Error('Backhaul is stopping') : null);
               return;
             }
-            ingest(client, topic, packet.payload, packet.qos).then(
+            // A will has no packet id and is published once; only a client's own QoS 2 PUBLISH can come again.
+            const wire = client !== null && packet.qos === 2 && typeof packet.messageId === 'number';
+            const handedOver = wire ? ingestOnce(client, topic, packet) : ingest(client, topic, packet.payload, packet.qos);
+            handedOver.then(
               () => callback(null),
               (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),
             );
           },
         });
+        watchQoS2Store(b, receipts);
         b.on('clientError', (client, err) => {
           if (counted.has(err)) return;
           countError(`client:${err.message}`, `MQTT client ${client.id} failed`, err);
         });
         b.on('connectionError', (_client, err) => {
           countError(`conn:${err.message}`, 'MQTT connection failed before CONNECT completed', err);
+        });
+        b.on('connackSent', (packet, client) => {
+          // Login accepted: larger packets are allowed from now on, and the connect timer is done.
+          if (packet.returnCode === 0) guards.get(client.conn)?.accepted();
         });
         b.on('client', (client) => log.debug({ clientId: client.id }, 'MQTT client connected'));
         b.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'MQTT client disconnected'));
@@ -281,8 +488,55 @@ export const brokerInput = defineInput({
         b.on('clientError', forget);
 
         const srv = createServer((socket) => {
+          const address = socket.remoteAddress ?? '';
+          // Caps first, before aedes allocates anything for the connection.
+          if (sockets.size >= maxConnections) {
+            refuse('max_connections', new BackhaulError('BH_MQTT_CONNECTION_LIMIT', `${maxConnections} MQTT connections open (maxConnections); refused one from ${address}`), {
+              remoteAddress: address,
+            });
+            socket.destroy();
+            return;
+          }
+          const fromHere = perAddress.get(address) ?? 0;
+          if (fromHere >= maxPerAddress) {
+            refuse(
+              'max_connections_per_address',
+              new BackhaulError('BH_MQTT_CONNECTION_LIMIT', `${maxPerAddress} MQTT connections open from ${address} (maxConnectionsPerAddress); refused one more`),
+              { remoteAddress: address },
+            );
+            socket.destroy();
+            return;
+          }
           sockets.add(socket);
-          socket.once('close', () => sockets.delete(socket));
+          perAddress.set(address, fromHere + 1);
+          const guard = new PacketGuard(maxConnectBytes, maxPacketBytes);
+          guards.set(socket, guard);
+          const timer = ctx.clock.setTimeout(() => {
+            if (guard.isLoggedIn || socket.destroyed) return;
+            refuse('connect_timeout', new BackhaulError('BH_MQTT_CONNECT_TIMEOUT', `MQTT login from ${address} not accepted within ${connectTimeoutMs} ms; connection closed`), {
+              remoteAddress: address,
+            });
+            socket.destroy();
+          }, connectTimeoutMs);
+          socket.once('close', () => {
+            ctx.clock.clearTimeout(timer);
+            sockets.delete(socket);
+            const n = (perAddress.get(address) ?? 1) - 1;
+            if (n > 0) perAddress.set(address, n);
+            else perAddress.delete(address);
+          });
+          guardSocket(socket, guard, (why) => {
+            const state = why.loggedIn ? 'maxPacketBytes' : 'maxConnectBytes';
+            const detail =
+              why.reason === 'malformed'
+                ? `MQTT packet from ${address} has a remaining length longer than 4 bytes; connection closed`
+                : `MQTT packet from ${address} claims ${why.claimed} bytes, over ${state} (${why.limit}); connection closed`;
+            refuse(
+              why.reason === 'malformed' ? 'malformed_length' : why.loggedIn ? 'packet_too_large' : 'connect_too_large',
+              new BackhaulError('BH_MQTT_PACKET_TOO_LARGE', detail, { path: `inputs.${ctx.id}.${state}` }),
+              { remoteAddress: address },
+            );
+          });
           b.handle(socket);
         });
         try {
