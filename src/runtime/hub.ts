@@ -235,7 +235,21 @@ export class Hub {
       startedAt: this.startedAt,
     };
     const plugins: ApiPlugin[] = [];
-    if (api.bootstrap) plugins.push(bootstrapRoutes({ store, scheme, clock: this.clock, broker: () => this.brokerPort()?.address() }));
+    if (api.bootstrap) {
+      plugins.push(
+        bootstrapRoutes({
+          store,
+          scheme,
+          clock: this.clock,
+          metrics: this.metrics,
+          broker: () => this.brokerPort()?.address(),
+          // Into the router like the device gate's events, so routes can send the alarm anywhere.
+          raise: (e) => {
+            this.publish(e).catch((err: unknown) => log.error({ err }, 'routing a bootstrap event failed'));
+          },
+        }),
+      );
+    }
     plugins.push(restApi(deps, { tokens, sessions: new SessionStore({ clock: this.clock }) }, log));
     plugins.push(dashboardRoutes({ root: dashboardRoot() }));
     this.api = new ApiServer({ host: api.host, port: api.port, logger: log, plugins, openapi: { title: 'Backhaul', version: '1' } });
