@@ -10,8 +10,9 @@
 //   {"ack": "<order id>", "result": "error", ...}     failed ("error" or "failed", or an "error" field)
 //
 // The whole status is kept as the order's result. An order nobody acknowledges within `ackTimeoutMs` expires.
-// `reinstall` also resets the device's credentials: its next bootstrap call receives a new password, and its current
-// connection is closed once the order has had time to arrive.
+// `reinstall` also resets the device's credentials and opens its claim window (the operator who sent it wants the
+// device to bootstrap again): its next bootstrap call receives a new password, and its current connection is closed
+// once the order has had time to arrive.
 import { randomUUID } from 'node:crypto';
 import type { Clock, ClockTimer } from '../core/clock.js';
 import type { BrokerPort } from '../core/driver.js';
@@ -19,6 +20,7 @@ import { BackhaulError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { HubEvent } from '../core/types.js';
 import type { DeviceStatus } from './gate.js';
+import { CLAIM_WINDOW_DEFAULT_MS, openClaimWindows } from './provision.js';
 import type { CommandRecord, DeviceStore } from './registry.js';
 import type { TopicScheme } from './topics.js';
 import type { Device, JsonObject, JsonValue } from './types.js';
@@ -42,6 +44,8 @@ export interface CommandCenterOptions {
   readonly ackTimeoutMs: number;
   /** How long a reinstalled device keeps its connection, so the order reaches it first. */
   readonly reinstallGraceMs?: number;
+  /** How long the claim window a reinstall opens stays open (default 30 min). */
+  readonly reinstallClaimMs?: number;
   /** After credentials change (reinstall): re-read the registry so the broker's view follows. */
   readonly changed?: () => Promise<unknown>;
   /** command.acknowledged / command.failed / command.expired events, routed like readings. */
@@ -138,6 +142,7 @@ export class CommandCenter {
     }
     await this.o.store.resetCredentials(d.id);
     await this.o.store.appendAudit({ actor, action: 'credentials.reset', device: d.id, detail: { via: 'reinstall' }, result: 'ok' });
+    await openClaimWindows(this.o.store, [d], { forMs: this.o.reinstallClaimMs ?? CLAIM_WINDOW_DEFAULT_MS, actor, now: this.o.clock.now(), via: 'reinstall' });
     await this.o.changed?.();
     const username = d.credentials?.username;
     if (username !== undefined) {
