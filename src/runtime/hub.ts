@@ -250,9 +250,16 @@ export class Hub {
         }),
       );
     }
-    plugins.push(restApi(deps, { tokens, sessions: new SessionStore({ clock: this.clock }) }, log));
+    plugins.push(restApi(deps, { tokens, sessions: new SessionStore({ clock: this.clock }), clock: this.clock, metrics: this.metrics }, log));
     plugins.push(dashboardRoutes({ root: dashboardRoot() }));
-    this.api = new ApiServer({ host: api.host, port: api.port, logger: log, plugins, openapi: { title: 'Backhaul', version: '1' } });
+    this.api = new ApiServer({
+      host: api.host,
+      port: api.port,
+      logger: log,
+      plugins,
+      openapi: { title: 'Backhaul', version: '1' },
+      ...(api.trustProxy !== undefined ? { trustProxy: api.trustProxy } : {}),
+    });
     await this.api.start();
   }
 

@@ -146,6 +146,12 @@ export const ConfigFile = Type.Object(
           historian: Type.Optional(
             Type.String({ description: 'The `sqlite` sink whose file the API reads readings and events from; default: the first one.' }),
           ),
+          trustProxy: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), {
+              description:
+                'Reverse proxies (addresses or CIDRs, e.g. `127.0.0.1`, `10.0.0.0/8`) whose X-Forwarded-For and X-Forwarded-Proto are believed: rate limits key on the client they name, and `X-Forwarded-Proto: https` makes the session cookie `Secure`. Default: none, the headers are ignored.',
+            }),
+          ),
           bootstrap: Type.Boolean({
             default: true,
             description: 'Serve `/bootstrap/v1/credentials` and `/bootstrap/v1/config`, where devices fetch their login and config (src/api/README.md).',
