@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { LoadedConfig } from '../core/config/load.js';
+import { shownConfig } from '../core/config/redact.js';
 import type { BrokerPort, Decode, DriverContext, Input, Stage } from '../core/driver.js';
 import type { Logger } from '../core/logger.js';
 import { Metrics } from '../core/metrics.js';
@@ -226,7 +227,8 @@ export class Hub {
       sendCommand: (req) => this.sendCommand(req),
       sinks: () => this.sinkStatus(),
       liveness: (id) => this.gate?.livenessOf(id),
-      config: () => this.config.redacted,
+      // Secrets as references, and what a schema marks secret but is written inline redacted (config/redact.ts).
+      config: () => shownConfig(this.config).tree,
       onEvent: (listener) => {
         this.eventListeners.add(listener);
         return () => this.eventListeners.delete(listener);

@@ -432,3 +432,38 @@ test('API: an operator opens and closes claim windows and sets claim codes; a de
   assert.equal(ev.severity, 'critical');
   assert.equal(ev.device, mac);
 });
+
+test('API: an order parameter its device type marks secret reaches the device but is redacted in the order, the orders list and the audit', async (t) => {
+  const api = await setup(t);
+  const op = await tokenFor(api, 'operator');
+  const id = 'aa:bb:cc:dd:ee:07';
+  const made = await api.call('POST', '/api/v1/devices', { token: op, body: { id, type: 'room-sensor', location: { building: 'u4', room: '307' } } });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const dev = await mqtt.connectAsync(api.mqttUrl, { reconnectPeriod: 0, username: made.body.username, password: made.body.password });
+  t.after(() => dev.endAsync(true));
+  await dev.subscribeAsync('u4/307/sensors/command', { qos: 1 });
+  const got: any[] = [];
+  dev.on('message', (_topic, payload) => got.push(JSON.parse(payload.toString())));
+
+  const wifiPassword = 'correct-horse-battery';
+  const sent = await api.call('POST', `/api/v1/devices/${id}/commands`, { token: op, body: { order: 'wifi', params: { ssid: 'lab', password: wifiPassword } } });
+  assert.equal(sent.status, 201, JSON.stringify(sent.body));
+  assert.deepEqual(sent.body.params, { ssid: 'lab', password: '<redacted>' });
+  await until(() => got.length === 1, 'the order reaches the device');
+  assert.deepEqual(got[0].params, { ssid: 'lab', password: wifiPassword }, 'the device gets the real value');
+
+  const listed = await api.call('GET', `/api/v1/commands?device=${id}`, { token: op });
+  const audit = await api.call('GET', `/api/v1/audit?device=${encodeURIComponent(id)}&action=command.wifi`, { token: op });
+  const one = await api.call('GET', `/api/v1/commands/${sent.body.id}`, { token: op });
+  for (const [what, r] of [['list', listed], ['audit', audit], ['one', one]] as const) {
+    assert.equal(r.status, 200, what);
+    assert.ok(!JSON.stringify(r.body).includes(wifiPassword), `${what}: ${JSON.stringify(r.body)}`);
+  }
+  assert.deepEqual(audit.body[0].detail.params, { ssid: 'lab', password: '<redacted>' });
+
+  // The order's schema checks the parameters, naming the one at fault.
+  const short = await api.call('POST', `/api/v1/devices/${id}/commands`, { token: op, body: { order: 'wifi', params: { ssid: 'lab', password: 'short' } } });
+  assert.equal(short.status, 400);
+  assert.deepEqual([short.body.error.code, short.body.error.path], ['BH_COMMAND_ORDER', 'body.params.password']);
+  assert.ok(!JSON.stringify(short.body).includes('short"'), 'the refused value is not echoed');
+});

@@ -356,7 +356,7 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
         const record = await deps
           .sendCommand({ device: d.id, order: req.body.order, params: req.body.params ?? {}, actor: actorOf(req) })
           .catch((e: unknown) => {
-            if (isBackhaulError(e) && (e.path === 'order' || e.path === 'params')) inBody(e);
+            if (isBackhaulError(e) && (e.path === 'order' || e.path === 'params' || e.path?.startsWith('params.') === true)) inBody(e);
             throw e;
           });
         reply.code(201);

@@ -86,6 +86,7 @@ export const DeclaredDevice = Type.Object(
     password: Type.Optional(
       Type.Union([Type.String({ minLength: 1 }), Type.Object({ secret: Type.String({ minLength: 1 }) }, { additionalProperties: false })], {
         description: 'Its MQTT password: use `{"secret": NAME}`. Without one, it cannot log in.',
+        secret: true,
       }),
     ),
   },
@@ -96,7 +97,7 @@ export const ConfigFile = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
     data: Type.Optional(Type.String({ minLength: 1, description: 'Folder for SQLite and other files; relative to the config file.' })),
-    secrets: Type.Optional(Type.String({ minLength: 1, description: 'Credentials file (JSON object of strings), mode 0600.' })),
+    secrets: Type.Optional(Type.String({ minLength: 1, secret: false, description: 'Credentials file (JSON object of strings), mode 0600.' })),
     log: Type.Optional(
       Type.Object(
         {
