@@ -147,7 +147,7 @@ export class ApiServer {
         },
         // Routes that need no token (health, readiness, session login and logout, device bootstrap) say so.
         transform: ({ schema, url, route }) => {
-          const isPublic = (route.config as { public?: boolean } | undefined)?.public === true;
+          const isPublic = route.config?.public === true;
           return { schema: isPublic ? { ...schema, security: [] } : schema, url };
         },
       });

@@ -1,6 +1,8 @@
 // Secrets wherever the config is shown: what the schemas mark secret (src/core/config/redact.ts) never appears in
 // `backhaul check` (the real program), the API's /api/v1/config (a real hub, a viewer token over HTTP) or a log line,
 // whether written inline or as a `{"secret": NAME}` reference; `check` warns about each one written inline.
+// The shown tree is read loosely (`any`) and checked field by field.
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -41,7 +43,7 @@ test('shownConfig redacts every marked value, keeps references and the rest, and
   const dir = tempDir();
   try {
     const cfg = buildConfig(configTree(dir.path), { source: 'test', dir: dir.path }, { registry: builtinRegistry(), env });
-    const shown = shownConfig(cfg).tree as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const shown = shownConfig(cfg).tree as any;
     assert.equal(shown.sinks.m.password, REDACTED);
     assert.equal(shown.sinks.m.url, `mqtt://svc:${REDACTED}@127.0.0.1:9`);
     assert.equal(shown.sinks.e.apikey, REDACTED);
@@ -62,7 +64,7 @@ test('shownConfig redacts every marked value, keeps references and the rest, and
     ]);
     assert.deepEqual(inlineSecretValues(cfg).sort(), [...INLINE.slice(0, 3), 'Bearer inline-bearer-token', ...INLINE.slice(4)].sort());
     // The tree as loaded still has them: only what is shown changes.
-    assert.equal(((cfg.redacted as any).sinks as any).m.password, 'inline-mqtt-pass'); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.equal((cfg.redacted as any).sinks.m.password, 'inline-mqtt-pass');
 
     // Log lines: inline secrets are scrubbed like resolved ones.
     const lines: string[] = [];
