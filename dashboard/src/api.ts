@@ -43,6 +43,8 @@ export interface Device {
   readonly config: JsonObject;
   readonly username?: string;
   readonly passwordIssued: boolean;
+  /** The bootstrap claim window, whether a claim code is set, and who took the password (src/api/README.md). */
+  readonly claim: { readonly open: boolean; readonly until?: number; readonly code: boolean; readonly claimedAt?: number; readonly claimedBy?: string };
   readonly source: string;
   readonly topics?: { readonly base: string; readonly status: string; readonly command: string };
   readonly liveness: Liveness;

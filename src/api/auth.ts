@@ -11,6 +11,9 @@ import fastifyCookie from '@fastify/cookie';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { systemClock, type Clock } from '../core/clock.js';
+import type { Metrics } from '../core/metrics.js';
+import { RateLimiter } from '../core/ratelimit.js';
+import { DEFAULT_API_RATE_LIMITS, enforce, type ApiRateLimits } from './limits.js';
 import { ApiError, errorResponses, type ApiPlugin } from './server.js';
 import { roleAtLeast, type Role, type SqliteTokenStore } from './tokens.js';
 
@@ -122,6 +125,10 @@ function key(sessionId: string): string {
 export interface AuthOptions {
   readonly tokens: SqliteTokenStore;
   readonly sessions: SessionStore;
+  /** Per client address (limits.ts); default DEFAULT_API_RATE_LIMITS. */
+  readonly rateLimits?: Partial<Pick<ApiRateLimits, 'session' | 'token'>>;
+  readonly clock?: Clock;
+  readonly metrics?: Metrics;
 }
 
 const UNAUTHENTICATED_HEADERS = { 'www-authenticate': 'Bearer realm="backhaul"' };
@@ -163,6 +170,10 @@ function authenticate(req: FastifyRequest, o: AuthOptions): ApiPrincipal {
   throw unauthenticated('an API token is required: Authorization: Bearer bh_…');
 }
 
+/**
+ * `Secure` when the request came over TLS, or through a trusted proxy (`api.trustProxy`) that says
+ * `X-Forwarded-Proto: https`: Fastify's `protocol` believes that header only from the proxies it was told to trust.
+ */
 function cookieOptions(req: FastifyRequest) {
   return { httpOnly: true, sameSite: 'strict', path: '/', secure: req.protocol === 'https' } as const;
 }
@@ -180,11 +191,25 @@ export async function registerAuth(app: FastifyInstance, o: AuthOptions): Promis
   if (!app.hasDecorator('parseCookie')) await app.register(fastifyCookie);
   if (!app.hasRequestDecorator('principal')) app.decorateRequest('principal', undefined);
 
+  const clock = o.clock ?? systemClock;
+  const sessionLimiter = new RateLimiter(clock, o.rateLimits?.session ?? DEFAULT_API_RATE_LIMITS.session);
+  // Only failed checks count: a client with a good token is never slowed, one guessing tokens is backed off.
+  const tokenLimiter = new RateLimiter(clock, o.rateLimits?.token ?? DEFAULT_API_RATE_LIMITS.token);
+
   app.addHook('onRequest', (req, _reply, done) => {
     const config = req.routeOptions.config;
     if (config.public === true) return done();
     try {
-      const p = authenticate(req, o);
+      const presented = req.headers.authorization !== undefined || req.cookies[SESSION_COOKIE] !== undefined;
+      if (presented) enforce(tokenLimiter.check(req.ip), 'token', o.metrics);
+      let p: ApiPrincipal;
+      try {
+        p = authenticate(req, o);
+      } catch (e) {
+        if (presented) tokenLimiter.failure(req.ip);
+        throw e;
+      }
+      tokenLimiter.success(req.ip);
       req.principal = p;
       const need = config.role ?? 'viewer';
       if (!roleAtLeast(p.role, need)) {
@@ -198,11 +223,25 @@ export async function registerAuth(app: FastifyInstance, o: AuthOptions): Promis
 
   app.post<{ Body: Static<typeof SessionLogin> }>(
     '/api/v1/session',
-    { config: { public: true }, schema: { body: SessionLogin, response: { 200: SessionAnswer, ...errorResponses } } },
+    {
+      config: { public: true },
+      schema: {
+        operationId: 'createSession',
+        summary: 'Log in with an API token: sets the dashboard session cookie',
+        tags: ['session'],
+        body: SessionLogin,
+        response: { 200: SessionAnswer, ...errorResponses },
+      },
+    },
     (req, reply) => {
       noStore(reply);
+      enforce(sessionLimiter.attempt(req.ip), 'session', o.metrics);
       const info = o.tokens.verify(req.body.token);
-      if (!info) throw unauthenticated('unknown, malformed or revoked API token');
+      if (!info) {
+        sessionLimiter.failure(req.ip);
+        throw unauthenticated('unknown, malformed or revoked API token');
+      }
+      sessionLimiter.success(req.ip);
       // A login replaces the session the browser had.
       const old = req.cookies[SESSION_COOKIE];
       if (old) o.sessions.drop(old);
@@ -213,7 +252,7 @@ export async function registerAuth(app: FastifyInstance, o: AuthOptions): Promis
 
   app.get(
     '/api/v1/session',
-    { schema: { response: { 200: SessionWho, ...errorResponses } } },
+    { schema: { operationId: 'getSession', summary: 'Who the token or session cookie is', tags: ['session'], response: { 200: SessionWho, ...errorResponses } } },
     (req, reply): Promise<SessionWho> => {
       noStore(reply);
       const p = req.principal!;
@@ -224,7 +263,10 @@ export async function registerAuth(app: FastifyInstance, o: AuthOptions): Promis
   app.delete(
     '/api/v1/session',
     // Public: logging out must work with an expired session too.
-    { config: { public: true }, schema: { response: { 204: Type.Null(), ...errorResponses } } },
+    {
+      config: { public: true },
+      schema: { operationId: 'deleteSession', summary: 'Log out: ends the session and clears its cookie', tags: ['session'], response: { 204: Type.Null(), ...errorResponses } },
+    },
     (req, reply) => {
       const sid = req.cookies[SESSION_COOKIE];
       if (sid) o.sessions.drop(sid);

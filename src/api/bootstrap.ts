@@ -1,19 +1,29 @@
 // Device bootstrap over HTTP. A device knows only its MAC address: it asks for its MQTT login (`/credentials`), then,
-// logged in with it (HTTP Basic), for its config (`/config`). The password is handed out once: the first call after it
-// was created or reset (`passwordIssued` false) makes one, stores its hash and returns it; later calls return
-// everything but the password. `setCredentials(…, { onlyIfPending })` is the atomic claim, so of two concurrent first
-// calls only one gets a password.
+// logged in with it (HTTP Basic), for its config (`/config`).
 //
-// No API tokens here: devices have none, and these routes are registered as their own plugin so the REST API's token
-// hook (its own plugin context) never applies to them. What protects the password is that it is delivered once: an
-// operator who sees a device get `no password` it did not expect resets its credentials.
+// The first password goes to the first call only while an operator has the device's claim window open (CLI `devices
+// claim open`, REST `POST /api/v1/devices/:id/claim`, a manifest import with a window, a reinstall order), and with
+// the claim code printed on its label when it has one. The claim is atomic (`claimCredentials`), so of two concurrent
+// calls only one gets a password; it closes the window. Every refusal (unknown MAC, no window, window expired,
+// password already taken, wrong code, disabled device, config device) is one identical answer, so MACs cannot be
+// enumerated; the metric, the log and (for the cases an operator must hear of) the audit log say which. When a call
+// with the right code (or for a device without one) finds the password already taken by an earlier bootstrap call,
+// the real device may be the second caller: a critical `device.credentials_claimed_twice` event is raised.
+//
+// Calls are rate limited per client address (limits.ts). No API tokens here: devices have none, and these routes are
+// registered as their own plugin so the REST API's token hook (its own plugin context) never applies to them.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../core/clock.js';
+import type { Metrics } from '../core/metrics.js';
+import { RateLimiter, type RateLimitOptions } from '../core/ratelimit.js';
+import { LogThrottle } from '../core/throttle.js';
+import type { HubEvent } from '../core/types.js';
 import { generatePassword, hashPassword, verifyPassword } from '../devices/credentials.js';
 import type { DeviceStore } from '../devices/registry.js';
 import type { DeviceTopics, TopicScheme } from '../devices/topics.js';
 import { normaliseId, type Device } from '../devices/types.js';
+import { DEFAULT_API_RATE_LIMITS, enforce } from './limits.js';
 import { ApiError, errorResponses, type ApiPlugin } from './server.js';
 
 export interface BootstrapOptions {
@@ -27,6 +37,11 @@ export interface BootstrapOptions {
   readonly broker: () => { host?: string; port: number } | undefined;
   /** Called after a device's login is verified (`/config`), to count it in metrics and the like. */
   readonly onLogin?: (device: Device) => void;
+  /** Raise a hub event (the hub routes it): `device.credentials_claimed_twice`. */
+  readonly raise?: (e: HubEvent) => void;
+  readonly metrics?: Metrics;
+  /** Per client address, for both routes (default DEFAULT_API_RATE_LIMITS.bootstrap). */
+  readonly rateLimit?: RateLimitOptions;
 }
 
 export const BOOTSTRAP_PREFIX = '/bootstrap/v1';
@@ -35,12 +50,27 @@ const Topics = Type.Object({ status: Type.String(), command: Type.String() });
 
 export const CredentialsQuery = Type.Object({
   mac: Type.String({ minLength: 1, maxLength: 64, description: 'The device MAC address, in any common form.' }),
+  code: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The claim code on the device label, when it has one (or the X-Claim-Code header).' })),
 });
+
+export const CredentialsHeaders = Type.Object({
+  'x-claim-code': Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The claim code on the device label (or the `code` query parameter).' })),
+});
+
+/** Why a credentials call was refused: counted and logged, never told to the caller. */
+export type RefusalReason = 'unknown' | 'disabled' | 'config' | 'claimed' | 'no_window' | 'expired' | 'code';
+
+/** The one answer to every refused credentials call. */
+function refused(): ApiError {
+  return new ApiError(403, 'BH_BOOTSTRAP_REFUSED', 'no credentials for this device now; an operator must open its claim window');
+}
+
+export const CLAIMED_TWICE = 'device.credentials_claimed_twice';
 
 export const CredentialsAnswer = Type.Object({
   device: Type.String({ description: 'Canonical device id.' }),
   login: Type.String({ description: 'MQTT username.' }),
-  password: Type.Optional(Type.String({ description: 'Present only on the call that issued it.' })),
+  password: Type.String({ description: 'The new password: handed out on this call only, never again.' }),
   broker: Type.Object({ host: Type.String(), port: Type.Integer() }),
   baseTopic: Type.String(),
   topics: Topics,
@@ -80,6 +110,13 @@ function basicCredentials(header: string | undefined): Array<{ username: string;
   return splits.map((i) => ({ username: decoded.slice(0, i), password: decoded.slice(i + 1) }));
 }
 
+/** A hash nothing matches, verified against when a code comes for a device without one, so both take as long. */
+let dummyHash: Promise<string> | undefined;
+function dummy(): Promise<string> {
+  dummyHash ??= hashPassword(generatePassword());
+  return dummyHash;
+}
+
 /** The device may use its login: enabled and not BLOCKED. */
 function refusal(d: Device): string | undefined {
   if (!d.enabled) return 'device is disabled';
@@ -102,55 +139,150 @@ function requestHost(req: FastifyRequest): string {
 }
 
 export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
+  const limiter = new RateLimiter(o.clock, o.rateLimit ?? DEFAULT_API_RATE_LIMITS.bootstrap);
+  // One alarm per device per 10 minutes at most: whoever knows a claimed MAC could otherwise flood the event sinks.
+  const alarms = new LogThrottle(o.clock, 10 * 60_000);
+
+  /** The caller got nothing: count it, back its address off, and throw the one refusal. */
+  const refuse = (req: FastifyRequest, reason: RefusalReason, device: string | undefined): never => {
+    o.metrics?.bootstrapRefused.inc({ reason });
+    limiter.failure(req.ip);
+    req.log.debug({ reason, device, address: req.ip }, 'bootstrap credentials refused');
+    throw refused();
+  };
+
+  const claimedTwice = async (req: FastifyRequest, d: Device): Promise<void> => {
+    const suppressed = alarms.take(d.id);
+    if (suppressed === null) return;
+    const now = o.clock.now();
+    const { claimedAt, claimedBy } = d.claim ?? {};
+    const taken = claimedAt !== undefined ? new Date(claimedAt).toISOString() : 'earlier';
+    const message = `device ${d.id} asked for its first password, which a bootstrap call from ${claimedBy ?? 'an unknown address'} took at ${taken}; reset its credentials and find out who has them`;
+    req.log.warn({ device: d.id, address: req.ip, claimedBy, claimedAt, earlierSuppressed: suppressed }, message);
+    await o.store.appendAudit({
+      actor: `device:${d.id}`,
+      action: 'credentials.claimed_twice',
+      device: d.id,
+      result: 'refused',
+      detail: { address: req.ip, ...(claimedBy !== undefined ? { claimedBy } : {}), ...(claimedAt !== undefined ? { claimedAt } : {}) },
+      at: now,
+    });
+    o.raise?.({
+      kind: 'event',
+      type: CLAIMED_TWICE,
+      ts: now,
+      severity: 'critical',
+      device: d.id,
+      message,
+      data: { address: req.ip, ...(claimedBy !== undefined ? { claimedBy } : {}), ...(claimedAt !== undefined ? { claimedAt } : {}) },
+    });
+  };
+
   return (app) => {
-    app.get<{ Querystring: Static<typeof CredentialsQuery> }>(
+    app.get<{ Querystring: Static<typeof CredentialsQuery>; Headers: Static<typeof CredentialsHeaders> }>(
       `${BOOTSTRAP_PREFIX}/credentials`,
-      { schema: { querystring: CredentialsQuery, response: { 200: CredentialsAnswer, ...errorResponses } } },
+      {
+        config: { public: true },
+        schema: {
+          operationId: 'bootstrapCredentials',
+          summary: 'A device fetches its MQTT login by MAC address, once, while its claim window is open',
+          tags: ['bootstrap'],
+          querystring: CredentialsQuery,
+          headers: CredentialsHeaders,
+          response: { 200: CredentialsAnswer, ...errorResponses },
+        },
+      },
       async (req, reply): Promise<CredentialsAnswer> => {
         void reply.header('cache-control', 'no-store');
-        const id = normaliseId('mac', req.query.mac, 'querystring.mac');
+        enforce(limiter.attempt(req.ip), 'bootstrap', o.metrics);
+        let id: string;
+        try {
+          id = normaliseId('mac', req.query.mac, 'querystring.mac');
+        } catch (e) {
+          limiter.failure(req.ip);
+          throw e;
+        }
+        const code = req.query.code ?? req.headers['x-claim-code'];
         const d = await o.store.get(id);
-        if (!d) throw new ApiError(404, 'BH_DEVICE_NOT_FOUND', 'no device with this MAC address is registered', { path: 'querystring.mac' });
-        const why = refusal(d);
-        if (why !== undefined) throw new ApiError(403, 'BH_BOOTSTRAP_REFUSED', why);
+        const now = o.clock.now();
+        // The code is checked whenever one is given (against a dummy when the device has none, or is unknown), so
+        // the time taken tells nothing either.
+        const codeHash = d?.claim?.codeHash;
+        let codeOk = codeHash === undefined;
+        if (code !== undefined) {
+          const matched = await verifyPassword(code.trim(), codeHash ?? (await dummy()));
+          codeOk = codeHash === undefined || matched;
+        }
+        if (!d) return refuse(req, 'unknown', undefined);
+        if (refusal(d) !== undefined) return refuse(req, 'disabled', d.id);
+        // Config devices get their login from the config file.
+        if (d.source === 'config') return refuse(req, 'config', d.id);
+        if (d.credentials?.passwordIssued === true) {
+          if (codeOk && d.claim?.claimedAt !== undefined) await claimedTwice(req, d);
+          return refuse(req, 'claimed', d.id);
+        }
+        const until = d.claim?.until;
+        if (until === undefined) return refuse(req, 'no_window', d.id);
+        if (until <= now) return refuse(req, 'expired', d.id);
+        if (!codeOk) {
+          // Someone tried to claim it during its window without the label's code: the operator should know.
+          await o.store.appendAudit({
+            actor: `device:${d.id}`,
+            action: 'credentials.refused',
+            device: d.id,
+            result: 'refused',
+            detail: { via: 'bootstrap', address: req.ip, reason: code === undefined ? 'no claim code' : 'wrong claim code' },
+            at: now,
+          });
+          return refuse(req, 'code', d.id);
+        }
+        // Past every check: the caller is the device as far as we can tell, so the remaining answers may be specific.
         const topics = placed(o, d);
-        const pending = d.credentials?.passwordIssued !== true;
-        // Config devices get their login from the config file; the store refuses to set one here.
-        if (pending && d.source === 'config') throw new ApiError(403, 'BH_BOOTSTRAP_REFUSED', 'device is declared in the config file without a login');
         // Checked before a password is issued: one the device cannot use would be lost.
         const b = o.broker();
         if (!b) throw new ApiError(503, 'BH_BOOTSTRAP_NO_BROKER', 'no MQTT broker is available to devices now; retry later', { headers: { 'retry-after': '30' } });
         const broker = { host: b.host ?? requestHost(req), port: b.port };
 
-        let login = d.credentials?.username ?? d.id;
-        let password: string | undefined;
-        if (pending) {
-          const fresh = generatePassword();
-          const hash = await hashPassword(fresh);
-          if (await o.store.setCredentials(d.id, { username: login, hash, passwordIssued: true }, { onlyIfPending: true })) {
-            password = fresh;
-            await o.store.appendAudit({
-              actor: `device:${d.id}`,
-              action: 'credentials.issue',
-              device: d.id,
-              result: 'ok',
-              detail: { via: 'bootstrap' },
-              at: o.clock.now(),
-            });
-          } else {
-            // Another call issued it first; report the login as that call stored it.
-            login = (await o.store.get(d.id))?.credentials?.username ?? login;
+        const login = d.credentials?.username ?? d.id;
+        const password = generatePassword();
+        const hash = await hashPassword(password);
+        if (!(await o.store.claimCredentials(d.id, { username: login, hash }, req.ip, now))) {
+          // Another call claimed it in the meantime (or the window just closed).
+          const after = await o.store.get(d.id);
+          if (after?.credentials?.passwordIssued === true && after.claim?.claimedAt !== undefined) {
+            await claimedTwice(req, after);
+            return refuse(req, 'claimed', d.id);
           }
+          return refuse(req, 'expired', d.id);
         }
-        return { device: d.id, login, ...(password !== undefined ? { password } : {}), broker, baseTopic: topics.base, topics: { status: topics.status, command: topics.command } };
+        limiter.success(req.ip);
+        await o.store.appendAudit({
+          actor: `device:${d.id}`,
+          action: 'credentials.issue',
+          device: d.id,
+          result: 'ok',
+          detail: { via: 'bootstrap', address: req.ip },
+          at: now,
+        });
+        return { device: d.id, login, password, broker, baseTopic: topics.base, topics: { status: topics.status, command: topics.command } };
       },
     );
 
     app.get(
       `${BOOTSTRAP_PREFIX}/config`,
-      { schema: { headers: ConfigHeaders, response: { 200: ConfigAnswer, ...errorResponses } } },
+      {
+        config: { public: true },
+        schema: {
+          operationId: 'bootstrapConfig',
+          summary: 'A device fetches its config, logged in with HTTP Basic',
+          tags: ['bootstrap'],
+          headers: ConfigHeaders,
+          response: { 200: ConfigAnswer, ...errorResponses },
+        },
+      },
       async (req, reply): Promise<ConfigAnswer> => {
         void reply.header('cache-control', 'no-store');
+        enforce(limiter.attempt(req.ip), 'bootstrap', o.metrics);
         let d: Device | undefined;
         let password = '';
         for (const c of basicCredentials(req.headers.authorization)) {
@@ -159,7 +291,11 @@ export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
           if (d) break;
         }
         const hash = d?.credentials?.hash;
-        if (!d || refusal(d) !== undefined || !hash || !(await verifyPassword(password, hash))) throw unauthorized();
+        if (!d || refusal(d) !== undefined || !hash || !(await verifyPassword(password, hash))) {
+          limiter.failure(req.ip);
+          throw unauthorized();
+        }
+        limiter.success(req.ip);
         try {
           o.onLogin?.(d);
         } catch (err) {

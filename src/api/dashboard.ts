@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ApiPlugin } from './server.js';
+import { HTML_CSP, type ApiPlugin } from './server.js';
 
 export interface DashboardOptions {
   /** The built dashboard: a folder with index.html and assets/. */
@@ -24,17 +24,7 @@ export const DASHBOARD_NOT_BUILT = 'the dashboard is not built: run npm run buil
 const YEAR_MS = 365 * 24 * 60 * 60 * 1000;
 
 /** The page loads only its own scripts and styles and talks only to its own origin; no one may frame it. */
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'self'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join('; ');
+const CSP = HTML_CSP;
 
 export function dashboardRoutes(o: DashboardOptions): ApiPlugin {
   const root = resolve(o.root);

@@ -19,6 +19,11 @@ export interface ApiServerOptions {
   readonly plugins: readonly ApiPlugin[];
   /** Describe every route in an OpenAPI document (served by the REST API at /api/v1/openapi.json). */
   readonly openapi?: { readonly title: string; readonly version: string };
+  /**
+   * Proxies (addresses or CIDRs) whose X-Forwarded-For / -Proto / -Host are believed: the client address rate limits
+   * key on, and whether the request came over TLS (the session cookie's `Secure`). Default none: headers ignored.
+   */
+  readonly trustProxy?: readonly string[];
 }
 
 export const ErrorBody = Type.Object({
@@ -45,6 +50,19 @@ export class ApiError extends BackhaulError {
   }
 }
 
+/** For HTML answers: own scripts, styles and API only; never framed (dashboard.ts sets the same on index.html). */
+export const HTML_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
 /** Statuses of codes that store and validation functions throw as plain BackhaulErrors. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
   BH_API_REQUEST: 400,
@@ -57,6 +75,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   BH_DEVICE_NOT_FOUND: 404,
   BH_DEVICE_EXISTS: 409,
   BH_DEVICE_READ_ONLY: 409,
+  BH_DEVICE_CLAIMED: 409,
   BH_COMMAND_ORDER: 400,
   BH_COMMAND_REFUSED: 409,
   BH_COMMAND_NO_BROKER: 503,
@@ -111,17 +130,40 @@ export class ApiServer {
       return503OnClosing: true,
       // Event streams never go idle: stopping must not wait for their clients to leave.
       forceCloseConnections: true,
+      ...(this.o.trustProxy !== undefined && this.o.trustProxy.length > 0 ? { trustProxy: [...this.o.trustProxy] } : {}),
     });
     if (this.o.openapi) {
       // At the root, before the plugins, so it sees every route they add.
       await app.register(fastifySwagger, {
         openapi: {
           info: { title: this.o.openapi.title, version: this.o.openapi.version },
-          components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token, bh_<id>_<secret>' } } },
-          security: [{ bearer: [] }],
+          components: {
+            securitySchemes: {
+              bearer: { type: 'http', scheme: 'bearer', description: 'An API token, bh_<id>_<secret>' },
+              session: { type: 'apiKey', in: 'cookie', name: 'bh_session', description: 'The dashboard session (POST /api/v1/session)' },
+            },
+          },
+          security: [{ bearer: [] }, { session: [] }],
+        },
+        // Routes that need no token (health, readiness, session login and logout, device bootstrap) say so.
+        transform: ({ schema, url, route }) => {
+          const isPublic = route.config?.public === true;
+          return { schema: isPublic ? { ...schema, security: [] } : schema, url };
         },
       });
     }
+    app.addHook('onSend', (_req, reply, payload, done) => {
+      // Every answer: no content sniffing. HTML (the dashboard, any error page a plugin serves): a strict
+      // Content-Security-Policy unless the route set its own, and no framing.
+      void reply.header('x-content-type-options', 'nosniff');
+      const type = reply.getHeader('content-type');
+      if (typeof type === 'string' && /^text\/html\b/i.test(type)) {
+        if (!reply.hasHeader('content-security-policy')) void reply.header('content-security-policy', HTML_CSP);
+        void reply.header('x-frame-options', 'DENY');
+        if (!reply.hasHeader('referrer-policy')) void reply.header('referrer-policy', 'no-referrer');
+      }
+      done(null, payload);
+    });
     app.addHook('onResponse', (req, reply, done) => {
       // The path only: a query string may one day carry something that must not reach the log.
       req.log.debug({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'api request');

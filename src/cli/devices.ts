@@ -7,7 +7,15 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BackhaulError, isBackhaulError } from '../core/errors.js';
 import { durationMs, formatDuration } from '../pipeline/duration.js';
-import { addDevice, resetDeviceCredentials } from '../devices/provision.js';
+import {
+  addDevice,
+  checkClaimCode,
+  claimWindowMs,
+  closeClaimWindows,
+  openClaimWindows,
+  resetDeviceCredentials,
+  setClaimCode,
+} from '../devices/provision.js';
 import { DeviceTypes, effectiveThresholds } from '../devices/device-types.js';
 import { importManifest } from '../devices/manifest.js';
 import { findDevice, registryPath, SqliteDeviceStore, type DeviceFilter, type DevicePatch, type DeviceStore } from '../devices/registry.js';
@@ -30,14 +38,21 @@ Usage: backhaul devices COMMAND [options] (-c FILE | --data DIR) [--json]
       --kind mac|deveui|uuid|opentrv|other   (guessed when the id's form tells)
       --site S --building B --room R --description D --tags "a;b"
       --max-silent 30m --battery-floor 2.4 --device-config JSON --disabled
-      --bootstrap            print no password: the device's first bootstrap call receives one
+      --bootstrap            print no password: the device's first bootstrap call (in its claim window) receives one
+      --claim-code CODE      the code on the device's label, which its bootstrap call must give (stored hashed)
   set ID [options]           change attributes (same options as add; an empty value clears: --room '')
   enable ID | disable ID
   import FILE                bulk provisioning from a CSV or JSON-lines manifest, one line per row
       --dry-run              report what would change; change nothing
       --format csv|jsonl     (default: from the file name or its first line)
+      --claim-window 30m     open the claim window of the file's devices still waiting for their first password
   reset-credentials ID       a new password, printed once; the old one stops working
-      --bootstrap            print none: the device's next bootstrap call receives the new one
+      --bootstrap            print none: the device's next bootstrap call (in its claim window) receives the new one
+  claim open ID | --all-unclaimed [--for 30m]
+                             let the device(s) fetch their first password by MAC over bootstrap until the window
+                             closes (default 30m, at most 30d); without one every bootstrap call is refused
+  claim close ID | --all     close the window(s) early
+  claim code ID CODE         the claim code printed on its label ('' removes it); only its hash is kept
   command ID ORDER           have the running Backhaul publish an order (reboot, reinstall, ...) on the device's
                              command topic; recorded in the audit log (reinstall also resets its credentials)
       --param k=v            a parameter (repeatable; v is JSON when it parses, else text)
@@ -73,6 +88,11 @@ const OPTIONS = {
   param: { type: 'string', multiple: true },
   wait: { type: 'string' },
   limit: { type: 'string' },
+  for: { type: 'string' },
+  'all-unclaimed': { type: 'boolean' },
+  all: { type: 'boolean' },
+  'claim-code': { type: 'string' },
+  'claim-window': { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -108,16 +128,32 @@ function seenText(d: Device, now: number): string {
 
 function passwordText(d: Device): string {
   const c = d.credentials;
-  if (!c) return 'none (the first bootstrap call creates one)';
-  if (c.hash === undefined) return 'waiting: the next bootstrap call delivers a new one';
+  if (!c) return 'none (the first bootstrap call in its claim window creates one)';
+  if (c.hash === undefined) return 'waiting: the next bootstrap call in its claim window delivers a new one';
   return c.passwordIssued ? `set ${iso(c.updatedAt)}, delivered` : `set ${iso(c.updatedAt)}, not yet delivered`;
+}
+
+function claimText(d: Device, now: number): string {
+  const c = d.claim ?? {};
+  const parts: string[] = [];
+  if (c.until !== undefined) parts.push(c.until > now ? `window open until ${iso(c.until)}` : `window closed ${iso(c.until)}`);
+  else parts.push('window closed');
+  parts.push(c.codeHash !== undefined ? 'claim code set' : 'no claim code');
+  if (c.claimedAt !== undefined) parts.push(`password taken ${iso(c.claimedAt)} from ${c.claimedBy ?? '?'}`);
+  return parts.join(', ');
 }
 
 /** The device as printed by --json: the password hash never leaves the registry. */
 function publicDevice(d: Device, scheme: TopicScheme, types: DeviceTypes): Record<string, unknown> {
-  const { credentials, ...rest } = d;
+  const { credentials, claim, ...rest } = d;
   return {
     ...rest,
+    claim: {
+      until: claim?.until ?? null,
+      code: claim?.codeHash !== undefined,
+      claimedAt: claim?.claimedAt ?? null,
+      claimedBy: claim?.claimedBy ?? null,
+    },
     topics: scheme.topics(d) ?? null,
     effectiveThresholds: effectiveThresholds(d, types),
     credentials: credentials
@@ -269,6 +305,7 @@ async function show(c: Ctx): Promise<number> {
     ['last seen', d.lastSeen === undefined ? 'never' : `${iso(d.lastSeen)} (${seenText(d, Date.now())})`],
     ['login', d.credentials ? `username ${d.credentials.username}` : 'none yet'],
     ['password', passwordText(d)],
+    ['claim', claimText(d, Date.now())],
     ['source', d.source === 'config' ? 'config file (read-only here)' : 'registry'],
     ['created', iso(d.createdAt)],
     ['updated', iso(d.updatedAt)],
@@ -295,11 +332,14 @@ async function add(c: Ctx): Promise<number> {
   if (c.v.type === undefined) throw new UsageError('add needs --type (see `backhaul devices types`)');
   if (c.v.enabled) throw new UsageError('devices are added enabled; --disabled adds one disabled');
   const patch = patchFrom(c.v);
-  const { device: d, password } = await addDevice(
+  const code = c.v['claim-code'];
+  if (code !== undefined) checkClaimCode(code, 'claim-code');
+  const { device: added, password } = await addDevice(
     c.store,
     { ...patch, id: raw, ...(c.v.kind !== undefined ? { kind: c.v.kind } : {}), ...(c.v.disabled ? { enabled: false } : {}) },
     { bootstrap: c.v.bootstrap ?? false, actor: actor() },
   );
+  const d = code !== undefined ? await setClaimCode(c.store, added, code, { actor: actor() }) : added;
   const topic = c.scheme.baseTopic(d);
   if (c.v.json) {
     c.io.out(json({ device: publicDevice(d, c.scheme, c.types), username: d.credentials?.username ?? d.id, password: password ?? null }));
@@ -311,7 +351,7 @@ async function add(c: Ctx): Promise<number> {
     c.io.out(`password: ${password}`);
     c.io.out('The password is shown this once; only its hash is kept. `backhaul devices reset-credentials` makes a new one.');
   } else {
-    c.io.out('password: none yet; the device\'s first bootstrap call receives one.');
+    c.io.out('password: none yet; the device\'s first bootstrap call receives one once its claim window is open (backhaul devices claim open).');
   }
   return 0;
 }
@@ -353,11 +393,13 @@ async function importCmd(c: Ctx): Promise<number> {
     throw new BackhaulError('BH_MANIFEST_FORMAT', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const dryRun = c.v['dry-run'] ?? false;
+  const window = c.v['claim-window'];
   const report = await importManifest(c.store, text, {
     dryRun,
     actor: actor(),
     source: file,
     ...(format !== undefined ? { format } : {}),
+    ...(window !== undefined ? { claimWindowMs: claimWindowMs(window, 'claim-window') } : {}),
   });
   const failed = report.counts.error > 0 ? 1 : 0;
   if (c.v.json) {
@@ -366,6 +408,7 @@ async function importCmd(c: Ctx): Promise<number> {
         format: report.format,
         dryRun,
         counts: report.counts,
+        ...(report.claimWindow ? { claimWindow: report.claimWindow } : {}),
         rows: report.rows.map((r) => ({
           line: r.line,
           ...(r.id !== undefined ? { id: r.id } : {}),
@@ -393,6 +436,10 @@ async function importCmd(c: Ctx): Promise<number> {
     `${n} row${n === 1 ? '' : 's'}: ${k.created} created, ${k.updated} updated, ${k.unchanged} unchanged, ${k.error} failed` +
       (dryRun ? ' (dry run: nothing was changed)' : ''),
   );
+  if (report.claimWindow) {
+    const n = report.claimWindow.devices.length;
+    c.io.out(`claim window open until ${iso(report.claimWindow.until)} for ${n} device${n === 1 ? '' : 's'} waiting for their first password`);
+  }
   return failed;
 }
 
@@ -412,6 +459,37 @@ async function resetCredentials(c: Ctx): Promise<number> {
   c.io.out(`password: ${password}`);
   c.io.out('The password is shown this once; only its hash is kept.');
   return 0;
+}
+
+async function claim(c: Ctx): Promise<number> {
+  const [sub, ...rest] = c.args;
+  const now = Date.now();
+  if (sub === 'open') {
+    if (c.v['all-unclaimed'] ? rest.length > 0 : rest.length !== 1) throw new UsageError('claim open takes one device id, or --all-unclaimed');
+    const forMs = claimWindowMs(c.v.for, 'for');
+    const target = c.v['all-unclaimed'] ? 'unclaimed' : [await lookup(c.store, rest[0]!, c.v.kind)];
+    const w = await openClaimWindows(c.store, target, { forMs, actor: actor(), now });
+    if (c.v.json) c.io.out(json(w));
+    else if (w.devices.length === 0) c.io.out('no device is waiting for its first password');
+    else c.io.out(`claim window open until ${iso(w.until)} (${formatDuration(forMs)}) for ${w.devices.join(', ')}`);
+    return 0;
+  }
+  if (sub === 'close') {
+    if (c.v.all ? rest.length > 0 : rest.length !== 1) throw new UsageError('claim close takes one device id, or --all');
+    const closed = await closeClaimWindows(c.store, c.v.all ? 'all' : [await lookup(c.store, rest[0]!, c.v.kind)], { actor: actor() });
+    if (c.v.json) c.io.out(json({ devices: closed }));
+    else c.io.out(closed.length === 0 ? 'no claim window was open' : `claim window closed for ${closed.join(', ')}`);
+    return 0;
+  }
+  if (sub === 'code') {
+    const [raw, code, ...more] = rest;
+    if (raw === undefined || code === undefined || more.length > 0) throw new UsageError("claim code takes a device id and a CODE ('' removes it)");
+    const d = await setClaimCode(c.store, await lookup(c.store, raw, c.v.kind), code, { actor: actor() });
+    if (c.v.json) c.io.out(json({ id: d.id, code: d.claim?.codeHash !== undefined }));
+    else c.io.out(code.trim() === '' ? `${d.id}: no claim code` : `${d.id}: claim code set (only its hash is kept)`);
+    return 0;
+  }
+  throw new UsageError('claim takes open, close or code');
 }
 
 /** `--param k=v` → `{k: v}`; v is JSON when it parses (`3`, `true`, `{"a":1}`), else the text. */
@@ -535,6 +613,7 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
     disable: (c) => enable(c, false),
     import: importCmd,
     'reset-credentials': resetCredentials,
+    claim,
     command,
     commands: commandsCmd,
   };

@@ -14,6 +14,17 @@ interface JsonSchema {
   items?: JsonSchema;
   minimum?: number;
   maximum?: number;
+  secret?: boolean;
+  secretKeys?: string;
+  urlCredentials?: boolean;
+}
+
+/** What redact.ts hides of an option, said in its table row. */
+function secrecy(p: JsonSchema): string {
+  if (p.secret === true) return ' Secret: shown redacted; write `{"secret": NAME}`.';
+  if (p.secretKeys !== undefined) return ' Values of keys named like credentials (Authorization, X-Api-Key …) are secret: shown redacted.';
+  if (p.urlCredentials === true) return ' A password in it is shown redacted.';
+  return '';
 }
 
 function typeOf(s: JsonSchema): string {
@@ -41,7 +52,7 @@ export function optionsTable(schema: TSchema): string {
   const required = new Set(s.required ?? []);
   const rows = props.map(([name, p]) => {
     const dflt = p.default !== undefined ? `\`${JSON.stringify(p.default)}\`` : required.has(name) && p.default === undefined ? 'required' : '—';
-    return `| \`${name}\` | ${typeOf(p).replace(/^(.*)$/, '`$1`').replace(/ \\\| /g, '` \\| `')} | ${dflt} | ${cell(p.description ?? '')} |`;
+    return `| \`${name}\` | ${typeOf(p).replace(/^(.*)$/, '`$1`').replace(/ \\\| /g, '` \\| `')} | ${dflt} | ${cell(`${p.description ?? ''}${secrecy(p)}`)} |`;
   });
   return ['| option | type | default | meaning |', '|---|---|---|---|', ...rows].join('\n') + '\n';
 }

@@ -4,14 +4,15 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildConfig, loadConfigFile, type LoadedConfig } from '../core/config/load.js';
 import { ConfigErrors, isBackhaulError } from '../core/errors.js';
-import { createLogger, type Logger } from '../core/logger.js';
+import { inlineSecretValues, inlineSecretWarnings } from '../core/config/redact.js';
+import { createLogger, scrubSecrets, type Logger } from '../core/logger.js';
 import { Hub } from '../runtime/hub.js';
 import { builtinRegistry } from '../runtime/registry.js';
 import { demoConfig, demoToken, pickPort } from './demo.js';
 import { generatePassword } from '../devices/credentials.js';
 import { summarize } from './summary.js';
 import { dataDirOf, formatStatus } from './status.js';
-import { ControlServer, fetchStatus } from '../runtime/control.js';
+import { ControlServer, fetchStatus, type StatusReport } from '../runtime/control.js';
 import { findOrphanOutboxes } from '../outbox/files.js';
 import { devicesMain, isDevicesCommand } from './devices.js';
 import { isTokensCommand, tokensMain } from './tokens.js';
@@ -71,6 +72,11 @@ function load(file: string | undefined): LoadedConfig | undefined {
   }
 }
 
+/** What the logger and the status report scrub: resolved secrets and secrets written inline (config/redact.ts). */
+function logSecrets(cfg: LoadedConfig): string[] {
+  return [...cfg.secretValues, ...inlineSecretValues(cfg)];
+}
+
 async function run(cfg: LoadedConfig, logger: Logger, opts: { discardOrphanOutboxes?: boolean } = {}, onStarted?: (hub: Hub) => void): Promise<void> {
   const hub = new Hub({
     config: cfg,
@@ -85,18 +91,25 @@ async function run(cfg: LoadedConfig, logger: Logger, opts: { discardOrphanOutbo
   const startedAt = Date.now();
   const control = new ControlServer(
     cfg.dataDir,
-    () => ({
-      pid: process.pid,
-      version: version(),
-      startedAt,
-      now: Date.now(),
-      dataDir: cfg.dataDir,
-      inputs: hub.inputStatus(),
-      sinks: hub.sinkStatus(),
-    }),
+    // Scrubbed like log lines: a sink's last error must not carry a secret to `backhaul status`.
+    () =>
+      JSON.parse(
+        scrubSecrets(
+          JSON.stringify({
+            pid: process.pid,
+            version: version(),
+            startedAt,
+            now: Date.now(),
+            dataDir: cfg.dataDir,
+            inputs: hub.inputStatus(),
+            sinks: hub.sinkStatus(),
+          }),
+          logSecrets(cfg),
+        ),
+      ) as StatusReport,
     (req) => hub.sendCommand(req),
   );
-  for (const w of cfg.warnings) logger.warn(w);
+  for (const w of [...cfg.warnings, ...inlineSecretWarnings(cfg)]) logger.warn(w);
   try {
     // The control socket first: it refuses to start a second instance on the same data folder.
     mkdirSync(cfg.dataDir, { recursive: true });
@@ -204,7 +217,7 @@ async function main(argv: string[]): Promise<void> {
     case 'start': {
       const cfg = load(values.config);
       if (!cfg) return;
-      const logger = createLogger({ level: cfg.logLevel, secrets: () => cfg.secretValues });
+      const logger = createLogger({ level: cfg.logLevel, secrets: () => logSecrets(cfg) });
       await run(cfg, logger, { discardOrphanOutboxes: values['discard-orphan-outboxes'] ?? false });
       return;
     }

@@ -1,5 +1,6 @@
 // `backhaul check` output: what would run, with secrets shown as their names only.
 import type { LoadedConfig } from '../core/config/load.js';
+import { inlineSecretWarnings, shownConfig } from '../core/config/redact.js';
 import { isSecretRef } from '../core/config/secrets.js';
 
 function show(v: unknown): string {
@@ -13,7 +14,7 @@ function show(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-/** Options as written (from the redacted tree), so a secret's value can never be printed. */
+/** Options as written (from the shown tree: references as names, inline secrets redacted), so no secret is printed. */
 function written(raw: unknown, section: 'inputs' | 'sinks', id: string, skip: readonly string[]): string {
   const inst = (raw as Record<string, Record<string, Record<string, unknown>>>)[section]?.[id] ?? {};
   return Object.entries(inst)
@@ -34,7 +35,7 @@ export function summarize(cfg: LoadedConfig, extraWarnings: readonly string[] = 
   lines.push('');
   lines.push(`inputs (${cfg.inputs.length}):`);
   for (const i of cfg.inputs) {
-    lines.push(`  ${pad(i.id, 14)}${pad(i.def.type, 10)}decoder ${pad(i.decoder.def.type, 9)}${written(cfg.redacted, 'inputs', i.id, ['type', 'decoder'])}`);
+    lines.push(`  ${pad(i.id, 14)}${pad(i.def.type, 10)}decoder ${pad(i.decoder.def.type, 9)}${written(shownConfig(cfg).tree, 'inputs', i.id, ['type', 'decoder'])}`);
   }
   lines.push(`routes (${cfg.routes.length}):`);
   for (const r of cfg.routes) {
@@ -52,7 +53,7 @@ export function summarize(cfg: LoadedConfig, extraWarnings: readonly string[] = 
   }
   lines.push(`sinks (${cfg.sinks.length}):`);
   for (const s of cfg.sinks) {
-    lines.push(`  ${pad(s.id, 14)}${pad(s.def.type, 10)}${written(cfg.redacted, 'sinks', s.id, ['type'])}`);
+    lines.push(`  ${pad(s.id, 14)}${pad(s.def.type, 10)}${written(shownConfig(cfg).tree, 'sinks', s.id, ['type'])}`);
   }
   const dv = cfg.devices;
   const declared = dv.declared.length ? `, ${dv.declared.length} declared in this file (${dv.declared.filter((d) => d.password !== undefined).length} with a login)` : '';
@@ -60,7 +61,7 @@ export function summarize(cfg: LoadedConfig, extraWarnings: readonly string[] = 
   const gateways = dv.gateways.length ? `, gateways ${dv.gateways.map((g) => `${g.login} (${g.devices.join(',')})`).join('; ')}` : '';
   lines.push(`devices: unknown ones ${dv.unknown === 'register' ? 'registered' : dv.unknown === 'quarantine' ? 'quarantined' : 'dropped'}${declared}${gateways}${prefix}`);
   if (cfg.api) lines.push(`api: http://${cfg.api.host}:${cfg.api.port}${cfg.api.bootstrap ? ' (device bootstrap on /bootstrap/v1)' : ''}`);
-  const warnings = [...cfg.warnings, ...extraWarnings];
+  const warnings = [...cfg.warnings, ...inlineSecretWarnings(cfg), ...extraWarnings];
   if (warnings.length) {
     lines.push('');
     lines.push('warnings:');

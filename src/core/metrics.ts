@@ -77,6 +77,16 @@ export class Metrics {
     'type',
     'severity',
   ]);
+  readonly apiRateLimited = this.counter(
+    'backhaul_api_rate_limited_total',
+    'API and bootstrap requests refused with 429 for their client address, by what was limited (session, token, bootstrap).',
+    ['limit'],
+  );
+  readonly bootstrapRefused = this.counter(
+    'backhaul_bootstrap_refused_total',
+    'Bootstrap credential calls refused, by reason (unknown, no_window, expired, claimed, code, disabled, config).',
+    ['reason'],
+  );
 
   private devicesSource: () => Readonly<Record<string, number>> | undefined = () => undefined;
   readonly devicesByState = new Gauge({

@@ -74,6 +74,17 @@ export class RateLimiter {
     e.blockedUntil = 0;
   }
 
+  /**
+   * Whether `key` is backed off now, without taking an attempt: for checks that only failures should cost (API
+   * tokens on every request), so a client with good credentials is never slowed.
+   */
+  check(key: string): RateDecision {
+    const now = this.clock.now();
+    const e = this.keys.get(key);
+    if (e && e.blockedUntil > now) return { ok: false, retryAfterMs: e.blockedUntil - now, reason: 'backoff' };
+    return { ok: true };
+  }
+
   /** Keys currently remembered (for tests and metrics). */
   get size(): number {
     return this.keys.size;

@@ -16,6 +16,12 @@ export interface SchemaFile {
   readonly what: string;
   readonly synchronous?: 'FULL' | 'NORMAL';
   readonly foreignKeys?: boolean;
+  /**
+   * Brings a file of an older version (1 ≤ `from` < `version`) up to date before `schema` runs, e.g. the columns
+   * `ALTER TABLE … ADD COLUMN` adds (CREATE TABLE IF NOT EXISTS leaves an existing table as it was). Runs in one
+   * transaction with the version bump.
+   */
+  readonly migrate?: (db: Database.Database, from: number) => void;
 }
 
 /** Open (and create) a file of this schema; `:memory:` for a throw-away one. Throws `file.code` when it cannot be used. */
@@ -35,6 +41,13 @@ export function openSchemaFile(path: string, file: SchemaFile): Database.Databas
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > file.version) {
       throw new BackhaulError(file.code, `${path} has ${file.what} schema version ${version}; this Backhaul knows up to ${file.version}`);
+    }
+    const migrate = file.migrate;
+    if (migrate && version >= 1 && version < file.version) {
+      db.transaction(() => {
+        migrate(db, version);
+        db.pragma(`user_version = ${file.version}`);
+      })();
     }
     db.exec(file.schema);
     db.pragma(`user_version = ${file.version}`);

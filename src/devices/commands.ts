@@ -10,15 +10,18 @@
 //   {"ack": "<order id>", "result": "error", ...}     failed ("error" or "failed", or an "error" field)
 //
 // The whole status is kept as the order's result. An order nobody acknowledges within `ackTimeoutMs` expires.
-// `reinstall` also resets the device's credentials: its next bootstrap call receives a new password, and its current
-// connection is closed once the order has had time to arrive.
+// `reinstall` also resets the device's credentials and opens its claim window (the operator who sent it wants the
+// device to bootstrap again): its next bootstrap call receives a new password, and its current connection is closed
+// once the order has had time to arrive.
 import { randomUUID } from 'node:crypto';
 import type { Clock, ClockTimer } from '../core/clock.js';
 import type { BrokerPort } from '../core/driver.js';
 import { BackhaulError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { HubEvent } from '../core/types.js';
+import { checkOrderParams, shownOrderParams } from './device-types.js';
 import type { DeviceStatus } from './gate.js';
+import { CLAIM_WINDOW_DEFAULT_MS, openClaimWindows } from './provision.js';
 import type { CommandRecord, DeviceStore } from './registry.js';
 import type { TopicScheme } from './topics.js';
 import type { Device, JsonObject, JsonValue } from './types.js';
@@ -42,6 +45,8 @@ export interface CommandCenterOptions {
   readonly ackTimeoutMs: number;
   /** How long a reinstalled device keeps its connection, so the order reaches it first. */
   readonly reinstallGraceMs?: number;
+  /** How long the claim window a reinstall opens stays open (default 30 min). */
+  readonly reinstallClaimMs?: number;
   /** After credentials change (reinstall): re-read the registry so the broker's view follows. */
   readonly changed?: () => Promise<unknown>;
   /** command.acknowledged / command.failed / command.expired events, routed like readings. */
@@ -85,12 +90,15 @@ export class CommandCenter {
     if (!ORDER.test(req.order)) {
       throw new BackhaulError('BH_COMMAND_ORDER', `an order is a word of letters, digits, _ . - (at most 64), not ${JSON.stringify(req.order)}`, { path: 'order' });
     }
-    const params = req.params ?? {};
-    if (Buffer.byteLength(JSON.stringify(params)) > MAX_PARAMS_BYTES) {
+    const given = req.params ?? {};
+    if (Buffer.byteLength(JSON.stringify(given)) > MAX_PARAMS_BYTES) {
       throw new BackhaulError('BH_COMMAND_ORDER', `the parameters take more than ${MAX_PARAMS_BYTES} bytes`, { path: 'params' });
     }
     const d = await this.o.store.get(req.device);
     if (!d) throw new BackhaulError('BH_DEVICE_NOT_FOUND', `no device ${JSON.stringify(req.device)} in the registry`, { path: 'device' });
+    const params = checkOrderParams(this.o.store.types, d.type, req.order, given);
+    // What is kept and shown: parameters the type marks secret reach the device only.
+    const shown = shownOrderParams(this.o.store.types, d.type, req.order, params);
     const topics = this.o.scheme.topics(d);
     const refused = !d.enabled ? 'it is disabled' : d.state === 'BLOCKED' ? 'it is BLOCKED' : !topics ? 'it has no location yet, so no command topic' : undefined;
     if (refused !== undefined || !topics) {
@@ -105,7 +113,7 @@ export class CommandCenter {
     const id = randomUUID();
     const at = this.o.clock.now();
     // Recorded before it is published, so an acknowledgement can never arrive for an order not yet known.
-    const record = await this.o.store.recordCommand({ id, device: d.id, order: req.order, params, actor: req.actor, topic: topics.command, dest: d.id, at });
+    const record = await this.o.store.recordCommand({ id, device: d.id, order: req.order, params: shown, actor: req.actor, topic: topics.command, dest: d.id, at });
     const payload = { id, dest: d.id, order: req.order, params, ts: new Date(at).toISOString() };
     try {
       await broker.publish(topics.command, new TextEncoder().encode(JSON.stringify(payload)), { qos: 1 });
@@ -115,7 +123,7 @@ export class CommandCenter {
       await this.audit(req, d, `error: ${why}`, { command: id });
       throw new BackhaulError('BH_COMMAND_FAILED', `could not publish ${req.order} to ${topics.command}: ${why}`, { cause: e });
     }
-    await this.audit(req, d, 'sent', { command: id, topic: topics.command, params });
+    await this.audit(req, d, 'sent', { command: id, topic: topics.command, params: shown });
     this.o.logger.info({ device: d.id, order: req.order, command: id, topic: topics.command, actor: req.actor }, 'order sent');
     if (req.order === 'reinstall') await this.reinstall(d, req.actor, broker);
     this.watch(record);
@@ -138,6 +146,7 @@ export class CommandCenter {
     }
     await this.o.store.resetCredentials(d.id);
     await this.o.store.appendAudit({ actor, action: 'credentials.reset', device: d.id, detail: { via: 'reinstall' }, result: 'ok' });
+    await openClaimWindows(this.o.store, [d], { forMs: this.o.reinstallClaimMs ?? CLAIM_WINDOW_DEFAULT_MS, actor, now: this.o.clock.now(), via: 'reinstall' });
     await this.o.changed?.();
     const username = d.credentials?.username;
     if (username !== undefined) {

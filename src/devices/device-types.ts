@@ -3,6 +3,7 @@
 // the device fetches at bootstrap. A third party adds a type with `DeviceTypes.register`.
 import { Type, type TSchema } from '@sinclair/typebox';
 import { BackhaulError } from '../core/errors.js';
+import { redactWith } from '../core/config/redact.js';
 import { SchemaValidator, suggest } from '../core/config/validate.js';
 import { shown, type IdKind, type JsonObject, type Thresholds } from './types.js';
 
@@ -18,6 +19,12 @@ export interface DeviceType {
   readonly defaults: Thresholds;
   /** Schema of the per-device config; `additionalProperties: false` catches typos. */
   readonly config: TSchema;
+  /**
+   * Orders its devices understand, each with a schema of its parameters: checked when the order is sent
+   * (BH_COMMAND_ORDER naming the parameter). A parameter marked `secret: true` reaches the device as given but is kept
+   * and shown redacted (orders list, API, audit). Orders not listed are sent with whatever parameters they have.
+   */
+  readonly orders?: Readonly<Record<string, TSchema>>;
 }
 
 const TYPE_NAME = /^[a-z][a-z0-9-]{0,39}$/;
@@ -58,6 +65,15 @@ export const BUILTIN_DEVICE_TYPES: readonly DeviceType[] = [
       },
       { additionalProperties: false },
     ),
+    orders: {
+      wifi: Type.Object(
+        {
+          ssid: Type.String({ minLength: 1, maxLength: 32, description: 'The network to join.' }),
+          password: Type.String({ minLength: 8, maxLength: 63, secret: true, description: 'Its WPA2 passphrase (shown redacted once sent).' }),
+        },
+        { additionalProperties: false, description: 'Join another WiFi network.' },
+      ),
+    },
   },
   {
     name: 'shutter',
@@ -110,6 +126,7 @@ export class DeviceTypes {
     if (!TOPIC_NAME.test(t.topicName)) throw new Error(`device type ${t.name}: topic name ${shown(t.topicName)} must match ${TOPIC_NAME.source}`);
     if (this.types.has(t.name)) throw new Error(`two device types are named ${t.name}`);
     this.validator.compile(t.config);
+    for (const schema of Object.values(t.orders ?? {})) this.validator.compile(schema);
     this.types.set(t.name, t);
   }
 
@@ -153,6 +170,26 @@ export class DeviceTypes {
     }
     return copy as JsonObject;
   }
+}
+
+/**
+ * An order's parameters checked against the schema its device's type gives it (defaults filled in); as given when the
+ * type declares no such order. BH_COMMAND_ORDER at `params.<name>` otherwise.
+ */
+export function checkOrderParams(types: DeviceTypes, typeName: string, order: string, params: JsonObject): JsonObject {
+  const schema = types.get(typeName)?.orders?.[order];
+  if (schema === undefined) return params;
+  const copy = structuredClone(params);
+  const errs = new SchemaValidator().validate(schema, copy, 'params');
+  const first = errs[0];
+  if (first) throw new BackhaulError('BH_COMMAND_ORDER', `${first.detail} (order ${order} of type ${typeName})`, first.path === undefined ? {} : { path: first.path });
+  return copy;
+}
+
+/** An order's parameters as they may be kept and shown: those its schema marks secret redacted. */
+export function shownOrderParams(types: DeviceTypes, typeName: string, order: string, params: JsonObject): JsonObject {
+  const schema = types.get(typeName)?.orders?.[order];
+  return schema === undefined ? params : (redactWith(schema, params, 'params') as JsonObject);
 }
 
 /** The device's thresholds, each falling back to its type's default. */

@@ -9,6 +9,8 @@
 import { BackhaulError } from '../core/errors.js';
 import { durationMs } from '../pipeline/duration.js';
 import { suggest } from '../core/config/validate.js';
+import { hashPassword, verifyPassword } from './credentials.js';
+import { checkClaimCode, openClaimWindows, type ClaimWindow } from './provision.js';
 import { identify, type Change, type DeviceInput, type DeviceStore, type AuditInput } from './registry.js';
 import { ID_KINDS, guessIdKind, isJsonObject, normaliseId, shown, type IdKind } from './types.js';
 
@@ -28,6 +30,7 @@ export const MANIFEST_COLUMNS = [
   'maxSilent',
   'batteryFloor',
   'config',
+  'claimCode',
 ] as const;
 export type ManifestColumn = (typeof MANIFEST_COLUMNS)[number];
 
@@ -50,6 +53,8 @@ export interface ImportReport {
   readonly dryRun: boolean;
   readonly rows: readonly RowResult[];
   readonly counts: Readonly<Record<RowStatus, number>>;
+  /** With `claimWindowMs`: the devices of the file whose claim window was opened, and until when. */
+  readonly claimWindow?: ClaimWindow;
 }
 
 export interface ImportOptions {
@@ -60,6 +65,10 @@ export interface ImportOptions {
   readonly actor?: string;
   /** For the audit log: the file name. */
   readonly source?: string;
+  /** Open the claim window of the file's devices still waiting for their first password, for this long. */
+  readonly claimWindowMs?: number;
+  /** For the claim window (default Date.now()). */
+  readonly now?: number;
 }
 
 // ---------------------------------------------------------------- CSV
@@ -403,6 +412,8 @@ export async function importManifest(store: DeviceStore, text: string, opts: Imp
   const results: Array<RowResult | undefined> = parsed.map(() => undefined);
   const inputs: DeviceInput[] = [];
   const slots: number[] = [];
+  /** The claim code a row gives, by slot ('' clears it); rows without the column leave it alone. */
+  const codes = new Map<number, string>();
   const seen = new Map<string, number>();
   for (const [k, row] of parsed.entries()) {
     if (row.error || !row.raw) {
@@ -414,6 +425,8 @@ export async function importManifest(store: DeviceStore, text: string, opts: Imp
     try {
       input = await withKnownKind(store, rowInput(row.raw));
       id = identify(input).id;
+      const code = str(row.raw.claimCode, 'claimCode');
+      if (code !== undefined) codes.set(k, code.trim() === '' ? '' : checkClaimCode(code));
     } catch (e) {
       results[k] = { line: row.line, status: 'error', error: inColumn(e) };
       continue;
@@ -433,14 +446,34 @@ export async function importManifest(store: DeviceStore, text: string, opts: Imp
     slots.push(k);
   }
   const outcomes = await store.upsertMany(inputs, { dryRun });
-  outcomes.forEach((o, j) => {
+  for (const [j, o] of outcomes.entries()) {
     const k = slots[j]!;
     const line = parsed[k]!.line;
-    results[k] =
-      'ok' in o
-        ? { line, id: o.ok.device.id, status: o.ok.change, ...(o.ok.change === 'updated' ? { changed: o.ok.changed } : {}) }
-        : { line, id: identify(inputs[j]!).id, status: 'error', error: inColumn(o.error) };
-  });
+    if (!('ok' in o)) {
+      results[k] = { line, id: identify(inputs[j]!).id, status: 'error', error: inColumn(o.error) };
+      continue;
+    }
+    let status: RowStatus = o.ok.change;
+    let changed = o.ok.change === 'updated' ? [...o.ok.changed] : [];
+    const code = codes.get(k);
+    if (code !== undefined) {
+      // Only the hash is kept, so "unchanged" means the stored hash matches the code.
+      const had = o.ok.device.claim?.codeHash;
+      const same = code === '' ? had === undefined : had !== undefined && (await verifyPassword(code, had));
+      if (!same) {
+        try {
+          if (o.ok.device.source === 'config') throw new BackhaulError('BH_DEVICE_READ_ONLY', 'the device is declared in the config file', { path: 'claimCode' });
+          if (!dryRun) await store.setClaimCode(o.ok.device.id, code === '' ? undefined : await hashPassword(code));
+          if (status === 'unchanged') status = 'updated';
+          if (status === 'updated') changed = [...changed, 'claimCode'];
+        } catch (e) {
+          results[k] = { line, id: o.ok.device.id, status: 'error', error: inColumn(e) };
+          continue;
+        }
+      }
+    }
+    results[k] = { line, id: o.ok.device.id, status, ...(status === 'updated' ? { changed } : {}) };
+  }
   const rows = results.map((r, k) => r ?? { line: parsed[k]!.line, status: 'error' as const });
   const counts: Record<RowStatus, number> = { created: 0, updated: 0, unchanged: 0, error: 0 };
   for (const r of rows) counts[r.status]++;
@@ -456,5 +489,20 @@ export async function importManifest(store: DeviceStore, text: string, opts: Imp
       }));
     if (audits.length > 0) await store.appendAuditMany(audits);
   }
-  return { format, dryRun, rows, counts };
+  let claimWindow: ClaimWindow | undefined;
+  if (opts.claimWindowMs !== undefined && !dryRun) {
+    const pending = [];
+    for (const r of rows) {
+      if (r.status === 'error' || r.id === undefined) continue;
+      const d = await store.get(r.id);
+      if (d && d.source === 'registry' && d.credentials?.passwordIssued !== true) pending.push(d);
+    }
+    claimWindow = await openClaimWindows(store, pending, {
+      forMs: opts.claimWindowMs,
+      actor: opts.actor ?? 'manifest',
+      now: opts.now ?? Date.now(),
+      via: 'import',
+    });
+  }
+  return { format, dryRun, rows, counts, ...(claimWindow ? { claimWindow } : {}) };
 }

@@ -27,6 +27,7 @@ import {
   resolveIdKind,
   shown,
   type Device,
+  type DeviceClaim,
   type DeviceCredentials,
   type DeviceSource,
   type DeviceState,
@@ -214,8 +215,27 @@ export interface DeviceStore {
    * call: two concurrent calls must not both deliver one); returns false when that condition failed.
    */
   setCredentials(id: string, creds: NewCredentials, opts?: { readonly onlyIfPending?: boolean }): Promise<boolean>;
-  /** Invalidate the password: the old one stops working, and the next bootstrap call delivers a new one. */
+  /**
+   * Invalidate the password: the old one stops working, and the next bootstrap call in an open claim window delivers
+   * a new one. Forgets the last claim (when and by whom).
+   */
   resetCredentials(id: string): Promise<Device>;
+  /**
+   * Open the claim window of these devices (canonical ids), or of every registry device whose password is still
+   * pending (`'unclaimed'`), until `until` (ms). Refused for a device whose password was handed out already
+   * (BH_DEVICE_CLAIMED: reset its credentials first) and for config devices (BH_DEVICE_READ_ONLY). Returns the ids.
+   */
+  openClaimWindows(target: readonly string[] | 'unclaimed', until: number): Promise<string[]>;
+  /** Close the windows of these devices, or every open one (`'all'`); returns the ids that had one open. */
+  closeClaimWindows(target: readonly string[] | 'all'): Promise<string[]>;
+  /** Set the claim code's scrypt hash, or remove it (undefined). BH_DEVICE_READ_ONLY for config devices. */
+  setClaimCode(id: string, codeHash: string | undefined): Promise<Device>;
+  /**
+   * The bootstrap claim, atomic: only while the password is pending and the claim window is open at `at` (default
+   * now), store the login as issued, record when and by whom (a client address), and close the window. False when a
+   * condition failed (another call claimed it first, or the window is closed).
+   */
+  claimCredentials(id: string, creds: { readonly username: string; readonly hash: string }, by: string, at?: number): Promise<boolean>;
   /** False when there was no such device. */
   remove(id: string): Promise<boolean>;
   /** Make the config-declared devices exactly these (source `config`), keeping what the hub recorded about them. */
@@ -359,7 +379,15 @@ function readOnly(id: string): BackhaulError {
 
 // ---------------------------------------------------------------- SQLite
 
-const SCHEMA_VERSION = 1;
+// 2: claim windows and codes (claim_until, claim_code_hash, claimed_at, claimed_by), added to version-1 files by
+// `migrate`.
+const SCHEMA_VERSION = 2;
+
+const CLAIM_COLUMNS = ['claim_until INTEGER', 'claim_code_hash TEXT', 'claimed_at INTEGER', 'claimed_by TEXT'] as const;
+
+function migrate(db: Database.Database, from: number): void {
+  if (from < 2) for (const c of CLAIM_COLUMNS) db.exec(`ALTER TABLE devices ADD COLUMN ${c}`);
+}
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS devices (
@@ -383,6 +411,10 @@ CREATE TABLE IF NOT EXISTS devices (
   password_hash    TEXT,
   password_issued  INTEGER NOT NULL DEFAULT 0,
   credentials_at   INTEGER,
+  claim_until      INTEGER,
+  claim_code_hash  TEXT,
+  claimed_at       INTEGER,
+  claimed_by       TEXT,
   created_at       INTEGER NOT NULL,
   updated_at       INTEGER NOT NULL,
   source           TEXT    NOT NULL DEFAULT 'registry'
@@ -469,6 +501,10 @@ interface DeviceRow {
   password_hash: string | null;
   password_issued: number;
   credentials_at: number | null;
+  claim_until: number | null;
+  claim_code_hash: string | null;
+  claimed_at: number | null;
+  claimed_by: string | null;
   created_at: number;
   updated_at: number;
   source: string;
@@ -510,6 +546,12 @@ function toDevice(r: DeviceRow): Device {
           passwordIssued: r.password_issued !== 0,
           updatedAt: r.credentials_at ?? r.updated_at,
         };
+  const claim: DeviceClaim = {
+    ...(r.claim_until !== null ? { until: r.claim_until } : {}),
+    ...(r.claim_code_hash !== null ? { codeHash: r.claim_code_hash } : {}),
+    ...(r.claimed_at !== null ? { claimedAt: r.claimed_at } : {}),
+    ...(r.claimed_by !== null ? { claimedBy: r.claimed_by } : {}),
+  };
   return {
     id: r.id,
     kind: r.kind as IdKind,
@@ -525,6 +567,7 @@ function toDevice(r: DeviceRow): Device {
     ...(r.last_status !== null ? { lastStatus: parseJson<JsonValue>(r.last_status, null) } : {}),
     config: parseJson<JsonObject>(r.config, {}),
     ...(credentials ? { credentials } : {}),
+    ...(Object.keys(claim).length > 0 ? { claim } : {}),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     source: r.source === 'config' ? 'config' : 'registry',
@@ -629,6 +672,7 @@ export class SqliteDeviceStore implements DeviceStore {
       what: 'device registry',
       synchronous: opts.synchronous ?? 'FULL',
       foreignKeys: true,
+      migrate,
     });
     return new SqliteDeviceStore(db, path, opts);
   }
@@ -812,12 +856,66 @@ export class SqliteDeviceStore implements DeviceStore {
   resetCredentials(id: string): Promise<Device> {
     return this.tx(() => {
       const d = this.mustBeWritable(id);
-      this.stmt('UPDATE devices SET username = ?, password_hash = NULL, password_issued = 0, credentials_at = ? WHERE id = ?').run(
-        d.credentials?.username ?? d.id,
-        this.clock.now(),
-        id,
-      );
+      this.stmt(
+        'UPDATE devices SET username = ?, password_hash = NULL, password_issued = 0, credentials_at = ?, claimed_at = NULL, claimed_by = NULL WHERE id = ?',
+      ).run(d.credentials?.username ?? d.id, this.clock.now(), id);
       return this.mustGet(id);
+    });
+  }
+
+  openClaimWindows(target: readonly string[] | 'unclaimed', until: number): Promise<string[]> {
+    return this.tx(() => {
+      let ids: string[];
+      if (target === 'unclaimed') {
+        ids = this.stmt("SELECT id FROM devices WHERE source = 'registry' AND password_issued = 0 ORDER BY id").pluck().all() as string[];
+      } else {
+        ids = [...new Set(target)];
+        for (const id of ids) {
+          const d = this.mustBeWritable(id);
+          if (d.credentials?.passwordIssued) {
+            throw new BackhaulError('BH_DEVICE_CLAIMED', `device ${shown(id)} has had its password already; reset its credentials for bootstrap first`, {
+              path: 'id',
+            });
+          }
+        }
+      }
+      const set = this.stmt('UPDATE devices SET claim_until = ? WHERE id = ?');
+      for (const id of ids) set.run(Math.round(until), id);
+      return ids;
+    });
+  }
+
+  closeClaimWindows(target: readonly string[] | 'all'): Promise<string[]> {
+    return this.tx(() => {
+      const open = this.stmt('SELECT id FROM devices WHERE claim_until IS NOT NULL ORDER BY id').pluck().all() as string[];
+      const ids = target === 'all' ? open : open.filter((id) => target.includes(id));
+      const clear = this.stmt('UPDATE devices SET claim_until = NULL WHERE id = ?');
+      for (const id of ids) clear.run(id);
+      return ids;
+    });
+  }
+
+  setClaimCode(id: string, codeHash: string | undefined): Promise<Device> {
+    return this.tx(() => {
+      this.mustBeWritable(id);
+      this.stmt('UPDATE devices SET claim_code_hash = ? WHERE id = ?').run(codeHash ?? null, id);
+      return this.mustGet(id);
+    });
+  }
+
+  claimCredentials(id: string, creds: { readonly username: string; readonly hash: string }, by: string, at?: number): Promise<boolean> {
+    return this.tx(() => {
+      const now = at ?? this.clock.now();
+      const owner = this.stmt('SELECT id FROM devices WHERE username = ?').pluck().get(creds.username) as string | undefined;
+      if (owner !== undefined && owner !== id) {
+        throw new BackhaulError('BH_DEVICE_EXISTS', `the username ${shown(creds.username)} belongs to device ${shown(owner)}`, { path: 'username' });
+      }
+      const r = this.stmt(
+        `UPDATE devices SET username = @username, password_hash = @hash, password_issued = 1, credentials_at = @now,
+           claimed_at = @now, claimed_by = @by, claim_until = NULL
+         WHERE id = @id AND source = 'registry' AND password_issued = 0 AND claim_until IS NOT NULL AND claim_until > @now`,
+      ).run({ id, username: creds.username, hash: creds.hash, now, by });
+      return r.changes > 0;
     });
   }
 

@@ -56,6 +56,20 @@ export interface DeviceCredentials {
   readonly updatedAt: number;
 }
 
+/**
+ * How a device may claim its first password over bootstrap (src/api/bootstrap.ts): only while an operator has opened
+ * its claim window, with the code printed on its label when it has one.
+ */
+export interface DeviceClaim {
+  /** The claim window is open until then (ms); absent: closed. */
+  readonly until?: number;
+  /** scrypt hash of the claim code on the device's label (credentials.ts); absent: the window alone decides. */
+  readonly codeHash?: string;
+  /** When a bootstrap call last took the device's password, and the client address it came from. */
+  readonly claimedAt?: number;
+  readonly claimedBy?: string;
+}
+
 export interface Device {
   /** Canonical id (normaliseId). */
   readonly id: string;
@@ -78,6 +92,8 @@ export interface Device {
   /** Per-device config, valid against its type's schema. */
   readonly config: JsonObject;
   readonly credentials?: DeviceCredentials;
+  /** Absent when no window, code or claim was ever recorded. */
+  readonly claim?: DeviceClaim;
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly source: DeviceSource;

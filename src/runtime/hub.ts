@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { LoadedConfig } from '../core/config/load.js';
+import { shownConfig } from '../core/config/redact.js';
 import type { BrokerPort, Decode, DriverContext, Input, Stage } from '../core/driver.js';
 import type { Logger } from '../core/logger.js';
 import { Metrics } from '../core/metrics.js';
@@ -228,7 +229,8 @@ export class Hub {
       sendCommand: (req) => this.sendCommand(req),
       sinks: () => this.sinkStatus(),
       liveness: (id) => this.gate?.livenessOf(id),
-      config: () => this.config.redacted,
+      // Secrets as references, and what a schema marks secret but is written inline redacted (config/redact.ts).
+      config: () => shownConfig(this.config).tree,
       onEvent: (listener) => {
         this.eventListeners.add(listener);
         return () => this.eventListeners.delete(listener);
@@ -237,10 +239,31 @@ export class Hub {
       startedAt: this.startedAt,
     };
     const plugins: ApiPlugin[] = [];
-    if (api.bootstrap) plugins.push(bootstrapRoutes({ store, scheme, clock: this.clock, broker: () => this.brokerPort()?.address() }));
-    plugins.push(restApi(deps, { tokens, sessions: new SessionStore({ clock: this.clock }) }, log));
+    if (api.bootstrap) {
+      plugins.push(
+        bootstrapRoutes({
+          store,
+          scheme,
+          clock: this.clock,
+          metrics: this.metrics,
+          broker: () => this.brokerPort()?.address(),
+          // Into the router like the device gate's events, so routes can send the alarm anywhere.
+          raise: (e) => {
+            this.publish(e).catch((err: unknown) => log.error({ err }, 'routing a bootstrap event failed'));
+          },
+        }),
+      );
+    }
+    plugins.push(restApi(deps, { tokens, sessions: new SessionStore({ clock: this.clock }), clock: this.clock, metrics: this.metrics }, log));
     plugins.push(dashboardRoutes({ root: dashboardRoot() }));
-    this.api = new ApiServer({ host: api.host, port: api.port, logger: log, plugins, openapi: { title: 'Backhaul', version: '1' } });
+    this.api = new ApiServer({
+      host: api.host,
+      port: api.port,
+      logger: log,
+      plugins,
+      openapi: { title: 'Backhaul', version: '1' },
+      ...(api.trustProxy !== undefined ? { trustProxy: api.trustProxy } : {}),
+    });
     await this.api.start();
   }
 

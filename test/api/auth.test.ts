@@ -7,7 +7,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { restPlugin, SessionStore } from '../../src/api/auth.js';
+import { request as httpRequest } from 'node:http';
+import { restPlugin, SessionStore, type AuthOptions } from '../../src/api/auth.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { ApiServer, errorResponses } from '../../src/api/server.js';
 import { ensureFirstAdmin, roleAtLeast, SqliteTokenStore, tokensPath, type Role } from '../../src/api/tokens.js';
 import { ManualClock } from '../../src/core/clock.js';
@@ -52,17 +54,19 @@ interface Answer {
   body: Record<string, unknown> | undefined;
 }
 
-async function setup() {
+async function setup(o: { trustProxy?: string[]; rateLimits?: AuthOptions['rateLimits'] } = {}) {
   const dir = tempDir('backhaul-auth-');
   const clock = new ManualClock(T0);
   const tokens = SqliteTokenStore.open(tokensPath(dir.path), { clock });
   const sessions = new SessionStore({ clock });
+  const metrics = new Metrics();
   const server = new ApiServer({
     host: '127.0.0.1',
     port: 0,
     logger: silentLogger(),
+    ...(o.trustProxy ? { trustProxy: o.trustProxy } : {}),
     plugins: [
-      restPlugin({ tokens, sessions }, things),
+      restPlugin({ tokens, sessions, clock, metrics, ...(o.rateLimits ? { rateLimits: o.rateLimits } : {}) }, things),
       // Another plugin, like device bootstrap: the REST API's hook must not reach it.
       (app) => {
         app.get('/other/ping', { schema: { response: { 200: Type.Object({ pong: Type.Boolean() }) } } }, () => Promise.resolve({ pong: true }));
@@ -79,12 +83,38 @@ async function setup() {
     const text = await res.text();
     return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
   };
+  /** A request from a chosen loopback address (fetch cannot bind one). */
+  const callFrom = (from: string, method: string, path: string, o: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> =>
+    new Promise((resolve, reject) => {
+      const body = o.body !== undefined ? JSON.stringify(o.body) : undefined;
+      const req = httpRequest(
+        `${server.url}${path}`,
+        { method, localAddress: from, headers: { ...o.headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => {
+            const headers = new Headers();
+            for (const [k, v] of Object.entries(res.headers)) {
+              if (typeof v === 'string') headers.set(k, v);
+              else if (Array.isArray(v)) for (const x of v) headers.append(k, x);
+            }
+            resolve({ status: res.statusCode ?? 0, headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
   return {
     dir,
     clock,
     tokens,
     sessions,
+    metrics,
     call,
+    callFrom,
     /** Log in; returns the `name=value` pair to send back as Cookie, and the Set-Cookie line. */
     async login(token: string): Promise<{ answer: Answer; cookie: string; setCookie: string }> {
       const answer = await call('POST', '/api/v1/session', { body: { token } });
@@ -273,6 +303,69 @@ test('the session cookie is Secure when the request came over HTTPS', async (t) 
   const http = await login('http');
   assert.equal(http.statusCode, 200);
   assert.doesNotMatch(String(http.headers['set-cookie']), /Secure/i);
+});
+
+test('the session cookie is Secure behind a proxy named in trustProxy that says X-Forwarded-Proto: https, and only then', async (t) => {
+  const cases: Array<[string, string[] | undefined, boolean]> = [
+    ['no trusted proxy: the header is ignored', undefined, false],
+    ['another address is the trusted proxy', ['10.0.0.1'], false],
+    ['this client is the trusted proxy', ['127.0.0.1'], true],
+    ['a trusted range', ['127.0.0.0/8'], true],
+  ];
+  for (const [what, trustProxy, secure] of cases) {
+    const s = await setup(trustProxy ? { trustProxy } : {});
+    t.after(() => s.close());
+    const { token } = s.tokens.create('tls', 'viewer');
+    const a = await s.call('POST', '/api/v1/session', { body: { token }, headers: { 'x-forwarded-proto': 'https' } });
+    assert.equal(a.status, 200, what);
+    const cookie = a.headers.getSetCookie()[0] ?? '';
+    assert.equal(/;\s*Secure/i.test(cookie), secure, `${what}: ${cookie}`);
+    const plain = await s.call('POST', '/api/v1/session', { body: { token }, headers: { 'x-forwarded-proto': 'http' } });
+    assert.doesNotMatch(plain.headers.getSetCookie()[0] ?? '', /Secure/i, `${what}: plain http`);
+  }
+});
+
+test('session logins are rate limited per client address: 429 BH_API_RATE_LIMITED with Retry-After, counted; another address logs in', async (t) => {
+  const s = await setup({ rateLimits: { session: { burst: 100, perSecond: 100, failuresBeforeBackoff: 3, backoffMs: 2000, maxBackoffMs: 60_000 } } });
+  t.after(() => s.close());
+  const { token } = s.tokens.create('dash', 'viewer');
+  const wrong = { token: 'bh_00000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' };
+  for (let i = 0; i < 3; i++) assertError(await s.callFrom('127.0.0.2', 'POST', '/api/v1/session', { body: wrong }), 401, 'BH_API_UNAUTHENTICATED');
+  const limited = await s.callFrom('127.0.0.2', 'POST', '/api/v1/session', { body: { token } });
+  assertError(limited, 429, 'BH_API_RATE_LIMITED');
+  assert.equal(limited.headers.get('retry-after'), '2');
+  assert.equal(limited.headers.getSetCookie().length, 0, 'no session for a backed-off address, even with a good token');
+  assert.equal(await s.metrics.value('backhaul_api_rate_limited_total', { limit: 'session' }), 1);
+  // The real user at another address is not locked out.
+  const real = await s.callFrom('127.0.0.1', 'POST', '/api/v1/session', { body: { token } });
+  assert.equal(real.status, 200);
+  assert.equal(real.headers.getSetCookie().length, 1);
+  s.clock.advance(2000);
+  assert.equal((await s.callFrom('127.0.0.2', 'POST', '/api/v1/session', { body: { token } })).status, 200, 'after the backoff');
+});
+
+test('failed token checks back an address off (429, counted); good tokens are never slowed; another address is not locked out', async (t) => {
+  const s = await setup({ rateLimits: { token: { burst: 1, perSecond: 1, failuresBeforeBackoff: 4, backoffMs: 1000, maxBackoffMs: 60_000 } } });
+  t.after(() => s.close());
+  const { token } = s.tokens.create('script', 'viewer');
+  // Many good requests: only failures count.
+  for (let i = 0; i < 20; i++) assert.equal((await s.callFrom('127.0.0.2', 'GET', '/api/v1/things', { headers: { authorization: `Bearer ${token}` } })).status, 200);
+  const bad = { authorization: 'Bearer bh_00000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' };
+  for (let i = 0; i < 4; i++) assertError(await s.callFrom('127.0.0.2', 'GET', '/api/v1/things', { headers: bad }), 401, 'BH_API_UNAUTHENTICATED');
+  const held = await s.callFrom('127.0.0.2', 'GET', '/api/v1/things', { headers: { authorization: `Bearer ${token}` } });
+  assertError(held, 429, 'BH_API_RATE_LIMITED');
+  assert.equal(held.headers.get('retry-after'), '1');
+  // A bad session cookie counts too, and the backoff doubles.
+  s.clock.advance(1000);
+  assertError(await s.callFrom('127.0.0.2', 'GET', '/api/v1/things', { headers: { cookie: 'bh_session=stolen' } }), 401, 'BH_API_UNAUTHENTICATED');
+  assert.equal((await s.callFrom('127.0.0.2', 'GET', '/api/v1/things', { headers: bad })).headers.get('retry-after'), '2');
+  assert.equal(await s.metrics.value('backhaul_api_rate_limited_total', { limit: 'token' }), 2);
+  // No credentials at all is a plain 401 and costs nothing (the dashboard asks before its user logs in).
+  const s2 = await setup({ rateLimits: { token: { burst: 1, perSecond: 1, failuresBeforeBackoff: 1, backoffMs: 1000, maxBackoffMs: 1000 } } });
+  t.after(() => s2.close());
+  for (let i = 0; i < 3; i++) assertError(await s2.call('GET', '/api/v1/things'), 401, 'BH_API_UNAUTHENTICATED');
+  // The real client elsewhere goes on.
+  assert.equal((await s.callFrom('127.0.0.1', 'GET', '/api/v1/things', { headers: { authorization: `Bearer ${token}` } })).status, 200);
 });
 
 test('a revoked token fails at once, over Bearer and through its sessions, also when revoked by another process', async (t) => {

@@ -345,3 +345,132 @@ test('API: a second start keeps the tokens and creates no new admin token', asyn
   }
   assert.equal(firsts.length, 1);
 });
+
+test('API: the OpenAPI document has a unique operationId and a summary on every operation, security only where a token is needed, /metrics', async (t) => {
+  const api = await setup(t);
+  const doc = (await api.call('GET', '/api/v1/openapi.json', { token: api.admin })).body;
+  assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['bearer', 'session']);
+  assert.deepEqual(doc.security, [{ bearer: [] }, { session: [] }], 'a token (or the session cookie) unless an operation says otherwise');
+  const ids: string[] = [];
+  const open: string[] = [];
+  const guarded: string[] = [];
+  for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const name = `${method.toUpperCase()} ${path}`;
+      assert.equal(typeof op.operationId, 'string', `${name} has an operationId`);
+      assert.ok(typeof op.summary === 'string' && op.summary.length > 5, `${name} has a summary`);
+      ids.push(op.operationId);
+      if (Array.isArray(op.security) && op.security.length === 0) open.push(name);
+      else {
+        assert.equal(op.security, undefined, `${name}: the document's security applies`);
+        guarded.push(name);
+      }
+    }
+  }
+  assert.equal(new Set(ids).size, ids.length, `operationIds are unique: ${ids.join(', ')}`);
+  assert.deepEqual(open.sort(), [
+    'DELETE /api/v1/session',
+    'GET /api/v1/health',
+    'GET /api/v1/ready',
+    'GET /bootstrap/v1/config',
+    'GET /bootstrap/v1/credentials',
+    'POST /api/v1/session',
+  ]);
+  assert.ok(guarded.includes('GET /metrics'), 'the metrics are described');
+  assert.ok(doc.paths['/metrics'].get.responses['200'].content['text/plain'], 'as text');
+  // What the document says is what the server does: public operations answer without a token, the others refuse.
+  for (const name of [...open, ...guarded]) {
+    const [method, path] = name.split(' ') as [string, string];
+    if (path.endsWith('/stream')) continue;
+    const res = await api.call(method, path.replace(/\{id\}/g, VALVE).replace('/bootstrap/v1/credentials', '/bootstrap/v1/credentials?mac=02:00:00:00:00:99'), method === 'GET' || method === 'DELETE' ? {} : { body: {} });
+    // (The device bootstrap's /config answers 401 too, but for want of the device's own Basic login, not a token.)
+    if (open.includes(name)) assert.notEqual(res.body?.error?.code, 'BH_API_UNAUTHENTICATED', `${name} is public`);
+    else assert.equal(res.body?.error?.code, 'BH_API_UNAUTHENTICATED', `${name} needs a token`);
+  }
+});
+
+test('API: an operator opens and closes claim windows and sets claim codes; a device claims its password in the window only', async (t) => {
+  const api = await setup(t);
+  const op = await tokenFor(api, 'operator');
+  const mac = 'aa:bb:cc:dd:ee:01';
+  const ask = (q = '') => api.call('GET', `/bootstrap/v1/credentials?mac=${mac}${q}`);
+  assert.equal((await ask()).status, 403, 'no window yet');
+  const view = await api.call('GET', `/api/v1/devices/${mac}`, { token: op });
+  assert.deepEqual(view.body.claim, { open: false, code: false });
+
+  const coded = await api.call('PUT', `/api/v1/devices/${mac}/claim-code`, { token: op, body: { code: 'LBL-7788' } });
+  assert.equal(coded.status, 200, JSON.stringify(coded.body));
+  assert.deepEqual(coded.body.claim, { open: false, code: true });
+  assert.ok(!JSON.stringify(coded.body).includes('LBL-7788'));
+  const badFor = await api.call('POST', `/api/v1/devices/${mac}/claim`, { token: op, body: { for: 'forever' } });
+  assert.equal(badFor.status, 400);
+  assert.deepEqual([badFor.body.error.code, badFor.body.error.path], ['BH_DEVICE_FIELD', 'body.for']);
+  const opened = await api.call('POST', `/api/v1/devices/${mac}/claim`, { token: op, body: { for: '10m' } });
+  assert.equal(opened.status, 200, JSON.stringify(opened.body));
+  assert.deepEqual(opened.body.devices, [mac]);
+  assert.equal((await api.call('GET', `/api/v1/devices/${mac}`, { token: op })).body.claim.open, true);
+  const closed = await api.call('DELETE', `/api/v1/devices/${mac}/claim`, { token: op });
+  assert.deepEqual(closed.body, { devices: [mac] });
+  assert.equal((await ask('&code=LBL-7788')).status, 403, 'closed again');
+
+  const all = await api.call('POST', '/api/v1/claim-windows', { token: op, body: { allUnclaimed: true, for: '1h' } });
+  assert.equal(all.status, 200, JSON.stringify(all.body));
+  assert.deepEqual(all.body.devices, [mac], 'the valve has its password; only the shutter waits');
+  assert.equal((await ask('&code=wrong')).status, 403);
+  const got = await ask('&code=LBL-7788');
+  assert.equal(got.status, 200, JSON.stringify(got.body));
+  assert.equal(typeof got.body.password, 'string');
+  const after = (await api.call('GET', `/api/v1/devices/${mac}`, { token: op })).body;
+  assert.equal(after.claim.open, false, 'the claim closed the window');
+  assert.equal(after.claim.claimedBy, '127.0.0.1');
+  assert.equal(after.passwordIssued, true);
+  const again = await api.call('POST', `/api/v1/devices/${mac}/claim`, { token: op, body: {} });
+  assert.equal(again.status, 409);
+  assert.equal(again.body.error.code, 'BH_DEVICE_CLAIMED');
+  const audit = (await api.call('GET', `/api/v1/audit?device=${encodeURIComponent(mac)}`, { token: op })).body.map((a: any) => `${a.actor} ${a.action}`);
+  for (const want of ['api:operator-test claim.code', 'api:operator-test claim.open', 'api:operator-test claim.close', `device:${mac} credentials.issue`, `device:${mac} credentials.refused`]) {
+    assert.ok(audit.includes(want), `${want} in ${audit.join(' | ')}`);
+  }
+
+  // The critical alarm reaches the hub's router (here the event route stores it in the historian).
+  assert.equal((await ask('&code=LBL-7788')).status, 403);
+  await until(async () => (await api.call('GET', '/api/v1/events?type=device.credentials_claimed_twice', { token: op })).body.length === 1, 'the alarm stored as an event');
+  const ev = (await api.call('GET', '/api/v1/events?type=device.credentials_claimed_twice', { token: op })).body[0];
+  assert.equal(ev.severity, 'critical');
+  assert.equal(ev.device, mac);
+});
+
+test('API: an order parameter its device type marks secret reaches the device but is redacted in the order, the orders list and the audit', async (t) => {
+  const api = await setup(t);
+  const op = await tokenFor(api, 'operator');
+  const id = 'aa:bb:cc:dd:ee:07';
+  const made = await api.call('POST', '/api/v1/devices', { token: op, body: { id, type: 'room-sensor', location: { building: 'u4', room: '307' } } });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const dev = await mqtt.connectAsync(api.mqttUrl, { reconnectPeriod: 0, username: made.body.username, password: made.body.password });
+  t.after(() => dev.endAsync(true));
+  await dev.subscribeAsync('u4/307/sensors/command', { qos: 1 });
+  const got: any[] = [];
+  dev.on('message', (_topic, payload) => got.push(JSON.parse(payload.toString())));
+
+  const wifiPassword = 'correct-horse-battery';
+  const sent = await api.call('POST', `/api/v1/devices/${id}/commands`, { token: op, body: { order: 'wifi', params: { ssid: 'lab', password: wifiPassword } } });
+  assert.equal(sent.status, 201, JSON.stringify(sent.body));
+  assert.deepEqual(sent.body.params, { ssid: 'lab', password: '<redacted>' });
+  await until(() => got.length === 1, 'the order reaches the device');
+  assert.deepEqual(got[0].params, { ssid: 'lab', password: wifiPassword }, 'the device gets the real value');
+
+  const listed = await api.call('GET', `/api/v1/commands?device=${id}`, { token: op });
+  const audit = await api.call('GET', `/api/v1/audit?device=${encodeURIComponent(id)}&action=command.wifi`, { token: op });
+  const one = await api.call('GET', `/api/v1/commands/${sent.body.id}`, { token: op });
+  for (const [what, r] of [['list', listed], ['audit', audit], ['one', one]] as const) {
+    assert.equal(r.status, 200, what);
+    assert.ok(!JSON.stringify(r.body).includes(wifiPassword), `${what}: ${JSON.stringify(r.body)}`);
+  }
+  assert.deepEqual(audit.body[0].detail.params, { ssid: 'lab', password: '<redacted>' });
+
+  // The order's schema checks the parameters, naming the one at fault.
+  const short = await api.call('POST', `/api/v1/devices/${id}/commands`, { token: op, body: { order: 'wifi', params: { ssid: 'lab', password: 'short' } } });
+  assert.equal(short.status, 400);
+  assert.deepEqual([short.body.error.code, short.body.error.path], ['BH_COMMAND_ORDER', 'body.params.password']);
+  assert.ok(!JSON.stringify(short.body).includes('short"'), 'the refused value is not echoed');
+});

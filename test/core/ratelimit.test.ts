@@ -50,3 +50,18 @@ test('memory is bounded: the least recently touched key is forgotten first', () 
   assert.equal(rl.size, 2);
   assert.equal(rl.attempt('a').ok, true, 'a was forgotten');
 });
+
+test('check reports a backoff without taking an attempt, so good requests never drain the bucket', () => {
+  const clock = new ManualClock(0);
+  const rl = new RateLimiter(clock, opts);
+  for (let i = 0; i < 10; i++) assert.deepEqual(rl.check('a'), { ok: true });
+  assert.equal(rl.size, 0, 'checking remembers nothing');
+  rl.failure('a');
+  rl.failure('a');
+  assert.deepEqual(rl.check('a'), { ok: false, retryAfterMs: 1000, reason: 'backoff' });
+  assert.deepEqual(rl.check('b'), { ok: true });
+  clock.advance(1000);
+  assert.deepEqual(rl.check('a'), { ok: true });
+  // The bucket is untouched by the checks: a full burst is still there.
+  for (let i = 0; i < 3; i++) assert.equal(rl.attempt('a').ok, true);
+});

@@ -187,18 +187,20 @@ test('orders: published with dest on the command topic, audited, acknowledged by
   assert.equal((await store().listAudit({ device: '0d49', action: 'command.reboot' }))[0]?.result, 'refused');
 });
 
-test('bootstrap, then reinstall: the password comes on the first call only; reinstall resets it, the old one stops working, the next call brings a new one', async (t) => {
+test('bootstrap, then reinstall: the password comes on the first call in the claim window only; reinstall resets it and opens a window, the old one stops working, the next call brings a new one', async (t) => {
   const { url, api, hub, store, lines } = await setup(t);
   const room = 'aa:bb:cc:00:03:02'; // registered without a login
+  const refused = await fetch(`${api}/bootstrap/v1/credentials?mac=AA-BB-CC-00-03-02`);
+  assert.equal(refused.status, 403, 'no password before an operator opens the claim window');
+  await store().openClaimWindows([room], Date.now() + 60_000);
   const first = await fetch(`${api}/bootstrap/v1/credentials?mac=AA-BB-CC-00-03-02`);
   assert.equal(first.status, 200);
   const creds = (await first.json()) as { login: string; password?: string; broker: { host: string; port: number }; baseTopic: string };
   assert.ok(creds.password, 'a password on the first call');
   assert.equal(creds.baseTopic, 'u4/302/shutter');
   assert.deepEqual(creds.broker, { host: '127.0.0.1', port: Number(new URL(url).port) });
-  const second = (await (await fetch(`${api}/bootstrap/v1/credentials?mac=${room}`)).json()) as { password?: string; login: string };
-  assert.equal(second.password, undefined);
-  assert.equal(second.login, creds.login);
+  const second = await fetch(`${api}/bootstrap/v1/credentials?mac=${room}`);
+  assert.equal(second.status, 403, 'the password is handed out once');
 
   // Straight away, without waiting for the gate's next look at the registry: the login itself brings the news.
   const dev = await connect(t, `mqtt://${creds.broker.host}:${creds.broker.port}`, creds.login, creds.password);
@@ -216,6 +218,8 @@ test('bootstrap, then reinstall: the password comes on the first call only; rein
   await closed; // its session is closed after the grace period
   await assert.rejects(mqtt.connectAsync(url, { reconnectPeriod: 0, username: creds.login, password: creds.password }), /Bad username or password/i);
   assert.ok((await store().listAudit({ device: room, action: 'credentials.reset' })).length === 1);
+  const opened = await store().listAudit({ device: room, action: 'claim.open' });
+  assert.deepEqual(opened.map((a) => [a.actor, a.detail?.['via']]), [['cli:alice', 'reinstall']], 'the reinstall opened the claim window');
 
   const third = (await (await fetch(`${api}/bootstrap/v1/credentials?mac=${room}`)).json()) as { password?: string };
   assert.ok(third.password && third.password !== creds.password, 'a new password after the reset');

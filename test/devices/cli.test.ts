@@ -135,3 +135,67 @@ test('usage errors exit 2, registry errors exit 1, each as CODE path: message on
   assert.equal(dup.code, 1);
   assert.match(dup.stderr, /^BH_DEVICE_EXISTS id: device "0d49" is already in the registry/);
 });
+
+test('claim open/close/code and import --claim-window with a claimCode column: windows, hashed codes, audit, refusals', async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const data = dir.path;
+  const run = (...args: string[]) => runToEnd(['devices', ...args, '--data', data]);
+
+  const add = await run('add', 'AA-BB-CC-DD-EE-01', '--type', 'shutter', '--building', 'u4', '--room', '301', '--bootstrap', '--claim-code', 'LBL-0001');
+  assert.equal(add.code, 0, add.stderr);
+  assert.match(add.stdout, /claim window/);
+  let d = await stored(data, 'aa:bb:cc:dd:ee:01');
+  assert.ok(d?.claim?.codeHash && (await verifyPassword('LBL-0001', d.claim.codeHash)), 'the code is stored hashed');
+  assert.equal(d.claim.until, undefined, 'no window until an operator opens one');
+
+  const before = Date.now();
+  const open = await run('claim', 'open', 'aabb.ccdd.ee01', '--for', '10m');
+  assert.equal(open.code, 0, open.stderr);
+  assert.match(open.stdout, /claim window open until .* \(10m\) for aa:bb:cc:dd:ee:01/);
+  d = await stored(data, 'aa:bb:cc:dd:ee:01');
+  assert.ok(d?.claim?.until !== undefined && d.claim.until >= before + 600_000 && d.claim.until <= Date.now() + 600_000);
+  const show = await run('show', 'aa:bb:cc:dd:ee:01');
+  assert.match(show.stdout, /claim\s+window open until .*, claim code set/);
+  assert.match(show.stdout, /claim\.open/);
+  assert.ok(!show.stdout.includes('LBL-0001') && !show.stdout.includes('$scrypt$'));
+
+  const closed = await run('claim', 'close', '--all');
+  assert.equal(closed.code, 0, closed.stderr);
+  assert.match(closed.stdout, /claim window closed for aa:bb:cc:dd:ee:01/);
+  assert.equal((await stored(data, 'aa:bb:cc:dd:ee:01'))?.claim?.until, undefined);
+
+  // A manifest with claim codes, imported with a window: the devices waiting for a password get it.
+  const manifest = join(dir.path, 'devices.csv');
+  writeFileSync(manifest, 'id,kind,type,building,room,claimCode\naa:bb:cc:dd:ee:02,mac,shutter,u4,302,LBL-0002\naa:bb:cc:dd:ee:03,mac,shutter,u4,303,\n');
+  const imp = await run('import', manifest, '--claim-window', '1h', '--json');
+  assert.equal(imp.code, 0, imp.stderr);
+  const report = JSON.parse(imp.stdout) as { claimWindow: { devices: string[]; until: number } };
+  assert.deepEqual(report.claimWindow.devices, ['aa:bb:cc:dd:ee:02', 'aa:bb:cc:dd:ee:03']);
+  assert.ok(await verifyPassword('LBL-0002', (await stored(data, 'aa:bb:cc:dd:ee:02'))!.claim!.codeHash!));
+  assert.equal((await stored(data, 'aa:bb:cc:dd:ee:03'))?.claim?.codeHash, undefined);
+  const again = await run('import', manifest);
+  assert.match(again.stdout, /0 created, 0 updated, 2 unchanged/, 'the same codes again change nothing');
+
+  const all = await run('claim', 'open', '--all-unclaimed', '--json');
+  assert.equal(all.code, 0, all.stderr);
+  assert.deepEqual((JSON.parse(all.stdout) as { devices: string[] }).devices, ['aa:bb:cc:dd:ee:01', 'aa:bb:cc:dd:ee:02', 'aa:bb:cc:dd:ee:03']);
+
+  const removed = await run('claim', 'code', 'aa:bb:cc:dd:ee:01', '');
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal((await stored(data, 'aa:bb:cc:dd:ee:01'))?.claim?.codeHash, undefined);
+
+  // A device that has its password already cannot be claimed; bad durations and codes are refused with a code.
+  const printed = await run('add', 'aa:bb:cc:dd:ee:09', '--type', 'shutter');
+  assert.equal(printed.code, 0, printed.stderr);
+  const refused = await run('claim', 'open', 'aa:bb:cc:dd:ee:09');
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^BH_DEVICE_CLAIMED id: /);
+  const long = await run('claim', 'open', 'aa:bb:cc:dd:ee:01', '--for', '90d');
+  assert.equal(long.code, 1);
+  assert.match(long.stderr, /^BH_DEVICE_FIELD for: /);
+  const short = await run('claim', 'code', 'aa:bb:cc:dd:ee:01', 'ab');
+  assert.match(short.stderr, /^BH_DEVICE_FIELD claimCode: /);
+  const usage = await run('claim', 'open');
+  assert.equal(usage.code, 2);
+});

@@ -270,6 +270,44 @@ export function deviceStoreConformance(name: string, maker: DeviceStoreMaker): v
     }
   });
 
+  test(`${name}: claim windows: opened for pending devices only, claimed once while open, closed by the claim; codes stored as given`, async () => {
+    const { store, clock } = await setup();
+    try {
+      await store.create({ id: '0d49', kind: 'opentrv', type: 'opentrv-valve' });
+      await store.create({ id: '0d4a', kind: 'opentrv', type: 'opentrv-valve' });
+      await store.create({ id: '0d4b', kind: 'opentrv', type: 'opentrv-valve' });
+      await store.setCredentials('0d4b', { username: '0d4b', hash: '$scrypt$printed', passwordIssued: true });
+      await store.replaceConfigDevices([{ id: '0d4c', kind: 'opentrv', type: 'opentrv-valve' }]);
+      const creds = { username: '0d49', hash: '$scrypt$x' };
+      assert.equal(await store.claimCredentials('0d49', creds, '10.0.0.9'), false, 'no window, no claim');
+      await rejectsCode(store.openClaimWindows(['0d4b'], T0 + 1000), 'BH_DEVICE_CLAIMED', 'id');
+      await rejectsCode(store.openClaimWindows(['0d4c'], T0 + 1000), 'BH_DEVICE_READ_ONLY', 'id');
+      await rejectsCode(store.openClaimWindows(['0d4d'], T0 + 1000), 'BH_DEVICE_NOT_FOUND', 'id');
+      assert.equal((await store.get('0d49'))?.claim, undefined, 'a refused batch opens nothing');
+      assert.deepEqual(await store.openClaimWindows('unclaimed', T0 + 1000), ['0d49', '0d4a'], 'pending registry devices only');
+      assert.deepEqual((await store.get('0d49'))?.claim, { until: T0 + 1000 });
+      clock.advance(1000);
+      assert.equal(await store.claimCredentials('0d49', creds, '10.0.0.9'), false, 'a window is open until its end, exclusive');
+      assert.deepEqual(await store.openClaimWindows(['0d49'], T0 + 5000), ['0d49']);
+      assert.equal(await store.claimCredentials('0d49', creds, '10.0.0.9'), true);
+      assert.equal(await store.claimCredentials('0d49', creds, '10.0.0.8'), false, 'claimed once');
+      const d = await store.get('0d49');
+      assert.deepEqual(d?.claim, { claimedAt: T0 + 1000, claimedBy: '10.0.0.9' }, 'the claim closes the window');
+      assert.deepEqual(d?.credentials, { username: '0d49', hash: '$scrypt$x', passwordIssued: true, updatedAt: T0 + 1000 });
+      await store.setClaimCode('0d4a', '$scrypt$code');
+      assert.deepEqual((await store.get('0d4a'))?.claim, { until: T0 + 1000, codeHash: '$scrypt$code' });
+      assert.deepEqual(await store.closeClaimWindows('all'), ['0d4a']);
+      assert.deepEqual((await store.get('0d4a'))?.claim, { codeHash: '$scrypt$code' });
+      await store.setClaimCode('0d4a', undefined);
+      assert.equal((await store.get('0d4a'))?.claim, undefined);
+      await rejectsCode(store.setClaimCode('0d4c', '$scrypt$code'), 'BH_DEVICE_READ_ONLY', 'id');
+      await store.resetCredentials('0d49');
+      assert.equal((await store.get('0d49'))?.claim, undefined, 'a reset forgets the last claim');
+    } finally {
+      await store.close();
+    }
+  });
+
   test(`${name}: remove`, async () => {
     const { store } = await setup();
     try {

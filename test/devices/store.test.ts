@@ -36,7 +36,39 @@ test('SqliteDeviceStore: WAL mode, schema version in user_version, the file in <
   const db = new Database(path, { readonly: true });
   try {
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    assert.equal(db.pragma('user_version', { simple: true }), 1);
+    assert.equal(db.pragma('user_version', { simple: true }), 2);
+  } finally {
+    db.close();
+  }
+});
+
+test('SqliteDeviceStore: a version-1 registry (before claim windows) is migrated in place and keeps its devices and logins', async () => {
+  const dir = tempDir();
+  const path = registryPath(dir.path);
+  const types = new DeviceTypes();
+  const store = SqliteDeviceStore.open(path, { types });
+  await store.create({ id: '0d49', kind: 'opentrv', type: 'opentrv-valve', location: { building: 'u4', room: '302' } });
+  await store.setCredentials('0d49', { username: '0d49', hash: '$scrypt$old', passwordIssued: true });
+  await store.create({ id: 'aa:bb:cc:dd:ee:01', type: 'shutter', location: { building: 'u4', room: '301' } });
+  await store.close();
+  // Make it the file an earlier Backhaul wrote: no claim columns, version 1.
+  const old = new Database(path);
+  for (const c of ['claim_until', 'claim_code_hash', 'claimed_at', 'claimed_by']) old.exec(`ALTER TABLE devices DROP COLUMN ${c}`);
+  old.pragma('user_version = 1');
+  old.close();
+
+  const again = SqliteDeviceStore.open(path, { types });
+  try {
+    assert.equal((await again.get('0d49'))?.credentials?.hash, '$scrypt$old');
+    assert.equal((await again.get('0d49'))?.claim, undefined);
+    assert.deepEqual(await again.openClaimWindows('unclaimed', Date.now() + 60_000), ['aa:bb:cc:dd:ee:01']);
+    assert.equal(await again.claimCredentials('aa:bb:cc:dd:ee:01', { username: 'aa:bb:cc:dd:ee:01', hash: '$scrypt$new' }, '127.0.0.1'), true);
+  } finally {
+    await again.close();
+  }
+  const db = new Database(path, { readonly: true });
+  try {
+    assert.equal(db.pragma('user_version', { simple: true }), 2);
   } finally {
     db.close();
   }

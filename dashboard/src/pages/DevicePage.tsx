@@ -72,7 +72,17 @@ function Attributes({ d, type }: { d: DeviceDetail; type: DeviceType | undefined
     ['Battery floor', d.thresholds.batteryFloor !== undefined ? `${d.thresholds.batteryFloor} V` : <span className="muted">none</span>],
     ['Tags', d.tags.length ? d.tags.join(', ') : <span className="muted">none</span>],
     ['MQTT login', d.username ? <code key="u">{d.username}</code> : <span className="muted">none</span>],
-    ['Password handed out', d.passwordIssued ? 'yes' : 'no (waits for its bootstrap call)'],
+    [
+      'Password handed out',
+      d.passwordIssued
+        ? d.claim.claimedAt !== undefined
+          ? `yes, to a bootstrap call from ${d.claim.claimedBy ?? '?'} (${fmtDateTime(d.claim.claimedAt)})`
+          : 'yes'
+        : d.claim.open && d.claim.until !== undefined
+          ? `no: its claim window is open until ${fmtDateTime(d.claim.until)}`
+          : 'no (waits for its bootstrap call once an operator opens its claim window)',
+    ],
+    ['Claim code', d.claim.code ? 'set (only its hash is kept)' : <span className="muted">none</span>],
     ['Declared in', d.source === 'config' ? 'the config file (read-only here)' : 'the registry'],
   ];
   if (d.topics) {

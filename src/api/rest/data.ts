@@ -59,6 +59,8 @@ export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
       '/api/v1/devices/:id/latest',
       {
         schema: {
+          operationId: 'getLatest',
+          summary: 'A device\'s latest value of each measurement',
           tags: ['readings'],
           params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }),
           response: { 200: Type.Object({ values: Type.Array(Point) }), ...errorResponses },
@@ -75,7 +77,7 @@ export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
 
     app.get<{ Querystring: Static<typeof ReadingsQuery> }>(
       '/api/v1/readings',
-      { schema: { tags: ['readings'], querystring: ReadingsQuery, response: { 200: Type.Object({ items: Type.Array(Point) }), ...errorResponses } } },
+      { schema: { operationId: 'listReadings', summary: 'A device\'s readings over time, optionally downsampled', tags: ['readings'], querystring: ReadingsQuery, response: { 200: Type.Object({ items: Type.Array(Point) }), ...errorResponses } } },
       async (req) => {
         const q = req.query;
         const d = await findDevice(deps.store, q.device, undefined, 'querystring.device');
@@ -98,7 +100,7 @@ export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
 
     app.get<{ Querystring: Static<typeof EventsQuery> }>(
       '/api/v1/events',
-      { schema: { tags: ['events'], querystring: EventsQuery, response: { 200: Type.Array(EventView), ...errorResponses } } },
+      { schema: { operationId: 'listEvents', summary: 'Stored events, newest first', tags: ['events'], querystring: EventsQuery, response: { 200: Type.Array(EventView), ...errorResponses } } },
       (req) => {
         const q = req.query;
         return historian().queryEvents({
@@ -115,7 +117,14 @@ export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
 
     // Server-sent events: each hub event as `event: hub-event`. A client that stops reading is cut off once
     // MAX_PENDING events wait for it, so it cannot grow the server's memory.
-    app.get('/api/v1/events/stream', { schema: { tags: ['events'], hide: false, response: { ...errorResponses } } }, (req, reply) => {
+    app.get('/api/v1/events/stream', {
+        schema: {
+          operationId: 'streamEvents',
+          summary: 'Every hub event as it is raised (server-sent events)',
+          tags: ['events'],
+          response: { 200: { description: 'text/event-stream: `event: hub-event` with the event as JSON', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errorResponses },
+        },
+      }, (req, reply) => {
       const res = reply.raw;
       reply.hijack();
       res.writeHead(200, {

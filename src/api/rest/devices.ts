@@ -2,7 +2,15 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { BackhaulError, isBackhaulError } from '../../core/errors.js';
-import { addDevice, resetDeviceCredentials } from '../../devices/provision.js';
+import {
+  addDevice,
+  checkClaimCode,
+  claimWindowMs,
+  closeClaimWindows,
+  openClaimWindows,
+  resetDeviceCredentials,
+  setClaimCode,
+} from '../../devices/provision.js';
 import { COMMAND_STATUSES, findDevice, type DeviceFilter, type DevicePatch } from '../../devices/registry.js';
 import { DEVICE_STATES, ID_KINDS, type Device } from '../../devices/types.js';
 import { ApiError, errorResponses } from '../server.js';
@@ -58,12 +66,20 @@ const CreateBody = Type.Object(
     kind: Type.Optional(Type.Union(ID_KINDS.map((k) => Type.Literal(k)))),
     type: Type.String({ minLength: 1 }),
     enabled: Type.Optional(Type.Boolean()),
-    bootstrap: Type.Optional(Type.Boolean({ description: 'Make no password now: the device\'s first bootstrap call receives one.' })),
+    bootstrap: Type.Optional(Type.Boolean({ description: 'Make no password now: the device\'s first bootstrap call (in its claim window) receives one.' })),
+    claimCode: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The claim code on the device\'s label; only its hash is kept.' })),
   },
   { additionalProperties: false },
 );
 const Issued = Type.Object({ device: DeviceView, username: Type.String(), password: Type.Optional(Type.String()) });
 const ResetBody = Type.Object({ bootstrap: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+const ClaimFor = Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1000 })], {
+  description: 'How long the window stays open: a duration (`30m`, `2h`, `1d`, at most 30 days) or ms; default 30m.',
+});
+const ClaimBody = Type.Object({ for: Type.Optional(ClaimFor) }, { additionalProperties: false });
+const ClaimAllBody = Type.Object({ allUnclaimed: Type.Literal(true), for: Type.Optional(ClaimFor) }, { additionalProperties: false });
+const ClaimAnswer = Type.Object({ devices: Type.Array(Type.String()), until: Type.Number({ description: 'When the windows close, ms.' }) });
+const ClaimCodeBody = Type.Object({ code: Type.String({ maxLength: 128 }) }, { additionalProperties: false });
 const CommandBody = Type.Object(
   {
     order: Type.String({ minLength: 1, maxLength: 64 }),
@@ -95,7 +111,7 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
   return (app) => {
     app.get<{ Querystring: Static<typeof ListQuery> }>(
       '/api/v1/devices',
-      { schema: { tags: ['devices'], querystring: ListQuery, response: { 200: Type.Object({ items: Type.Array(DeviceView), total: Type.Integer() }), ...errorResponses } } },
+      { schema: { operationId: 'listDevices', summary: 'List devices, filtered and paged', tags: ['devices'], querystring: ListQuery, response: { 200: Type.Object({ items: Type.Array(DeviceView), total: Type.Integer() }), ...errorResponses } } },
       async (req) => {
         const q = req.query;
         const filter: DeviceFilter = {
@@ -117,6 +133,8 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
       '/api/v1/devices/:id',
       {
         schema: {
+          operationId: 'getDevice',
+          summary: 'One device, with its recent audit entries and orders',
           tags: ['devices'],
           params: IdParams,
           response: { 200: Type.Intersect([DeviceView, Type.Object({ audit: Type.Array(AuditView), commands: Type.Array(CommandView) })]), ...errorResponses },
@@ -131,18 +149,32 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
 
     app.post<{ Body: Static<typeof CreateBody> }>(
       '/api/v1/devices',
-      { config: { role: 'operator' }, schema: { tags: ['devices'], body: CreateBody, response: { 201: Issued, ...errorResponses } } },
+      {
+        config: { role: 'operator' },
+        schema: {
+          operationId: 'createDevice',
+          summary: 'Register a device, with a password now or one left for its bootstrap call',
+          tags: ['devices'],
+          body: CreateBody,
+          response: { 201: Issued, ...errorResponses },
+        },
+      },
       async (req, reply) => {
-        const { bootstrap, ...input } = req.body;
+        const { bootstrap, claimCode, ...input } = req.body;
+        if (claimCode !== undefined) checkClaimCode(claimCode, 'body.claimCode');
         const issued = await addDevice(deps.store, input, { bootstrap: bootstrap ?? false, actor: actorOf(req) }).catch(inBody);
+        const device = claimCode !== undefined ? await setClaimCode(deps.store, issued.device, claimCode, { actor: actorOf(req) }) : issued.device;
         reply.code(201).header('cache-control', 'no-store');
-        return { device: view(issued.device), username: issued.username, ...(issued.password !== undefined ? { password: issued.password } : {}) };
+        return { device: view(device), username: issued.username, ...(issued.password !== undefined ? { password: issued.password } : {}) };
       },
     );
 
     app.patch<{ Params: Static<typeof IdParams>; Body: Static<typeof PatchBody> }>(
       '/api/v1/devices/:id',
-      { config: { role: 'operator' }, schema: { tags: ['devices'], params: IdParams, body: PatchBody, response: { 200: DeviceView, ...errorResponses } } },
+      {
+        config: { role: 'operator' },
+        schema: { operationId: 'updateDevice', summary: 'Change a device\'s attributes', tags: ['devices'], params: IdParams, body: PatchBody, response: { 200: DeviceView, ...errorResponses } },
+      },
       async (req) => {
         const d = await find(req.params.id);
         const patch: DevicePatch = req.body;
@@ -157,7 +189,16 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
     for (const on of [true, false]) {
       app.post<{ Params: Static<typeof IdParams> }>(
         `/api/v1/devices/:id/${on ? 'enable' : 'disable'}`,
-        { config: { role: 'operator' }, schema: { tags: ['devices'], params: IdParams, response: { 200: DeviceView, ...errorResponses } } },
+        {
+          config: { role: 'operator' },
+          schema: {
+            operationId: on ? 'enableDevice' : 'disableDevice',
+            summary: on ? 'Enable a device: its readings and login are accepted again' : 'Disable a device: its readings are dropped and its login refused',
+            tags: ['devices'],
+            params: IdParams,
+            response: { 200: DeviceView, ...errorResponses },
+          },
+        },
         async (req) => {
           const d = await find(req.params.id);
           const after = await deps.store.setEnabled(d.id, on);
@@ -171,7 +212,13 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
       '/api/v1/devices/:id/reset-credentials',
       {
         config: { role: 'operator' },
-        schema: { tags: ['devices'], params: IdParams, body: ResetBody, response: { 200: Type.Object({ username: Type.String(), password: Type.Optional(Type.String()) }), ...errorResponses } },
+        schema: {
+          operationId: 'resetDeviceCredentials',
+          summary: 'A new password for a device (or one left for its bootstrap call); the old one stops working',
+          tags: ['devices'],
+          params: IdParams,
+          body: ResetBody,
+          response: { 200: Type.Object({ username: Type.String(), password: Type.Optional(Type.String()) }), ...errorResponses } },
       },
       async (req, reply) => {
         const d = await find(req.params.id);
@@ -181,10 +228,99 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
       },
     );
 
+    app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof ClaimBody> | undefined }>(
+      '/api/v1/devices/:id/claim',
+      {
+        config: { role: 'operator' },
+        schema: {
+          operationId: 'openClaimWindow',
+          summary: 'Open a device\'s claim window: until it closes, its bootstrap call may fetch its first password',
+          tags: ['devices'],
+          params: IdParams,
+          body: ClaimBody,
+          response: { 200: ClaimAnswer, ...errorResponses },
+        },
+      },
+      async (req) => {
+        const d = await find(req.params.id);
+        const forMs = claimWindowMs(req.body?.for, 'body.for');
+        return openClaimWindows(deps.store, [d], { forMs, actor: actorOf(req), now: deps.clock.now() });
+      },
+    );
+
+    app.delete<{ Params: Static<typeof IdParams> }>(
+      '/api/v1/devices/:id/claim',
+      {
+        config: { role: 'operator' },
+        schema: {
+          operationId: 'closeClaimWindow',
+          summary: 'Close a device\'s claim window early',
+          tags: ['devices'],
+          params: IdParams,
+          response: { 200: Type.Object({ devices: Type.Array(Type.String()) }), ...errorResponses },
+        },
+      },
+      async (req) => {
+        const d = await find(req.params.id);
+        return { devices: [...(await closeClaimWindows(deps.store, [d], { actor: actorOf(req) }))] };
+      },
+    );
+
+    app.post<{ Body: Static<typeof ClaimAllBody> }>(
+      '/api/v1/claim-windows',
+      {
+        config: { role: 'operator' },
+        schema: {
+          operationId: 'openClaimWindows',
+          summary: 'Open the claim window of every device still waiting for its first password',
+          tags: ['devices'],
+          body: ClaimAllBody,
+          response: { 200: ClaimAnswer, ...errorResponses },
+        },
+      },
+      async (req) => openClaimWindows(deps.store, 'unclaimed', { forMs: claimWindowMs(req.body.for, 'body.for'), actor: actorOf(req), now: deps.clock.now() }),
+    );
+
+    app.delete(
+      '/api/v1/claim-windows',
+      {
+        config: { role: 'operator' },
+        schema: {
+          operationId: 'closeClaimWindows',
+          summary: 'Close every open claim window',
+          tags: ['devices'],
+          response: { 200: Type.Object({ devices: Type.Array(Type.String()) }), ...errorResponses },
+        },
+      },
+      async (req) => ({ devices: [...(await closeClaimWindows(deps.store, 'all', { actor: actorOf(req) }))] }),
+    );
+
+    app.put<{ Params: Static<typeof IdParams>; Body: Static<typeof ClaimCodeBody> }>(
+      '/api/v1/devices/:id/claim-code',
+      {
+        config: { role: 'operator' },
+        schema: {
+          operationId: 'setClaimCode',
+          summary: 'Set the claim code printed on a device\'s label (empty removes it); only its hash is kept',
+          tags: ['devices'],
+          params: IdParams,
+          body: ClaimCodeBody,
+          response: { 200: DeviceView, ...errorResponses },
+        },
+      },
+      async (req) => {
+        const d = await find(req.params.id);
+        if (req.body.code.trim() !== '') checkClaimCode(req.body.code, 'body.code');
+        return view(await setClaimCode(deps.store, d, req.body.code, { actor: actorOf(req) }));
+      },
+    );
+
     app.get(
       '/api/v1/device-types',
       {
         schema: {
+          operationId: 'listDeviceTypes',
+          summary: 'The device types, their default thresholds and config schemas',
           tags: ['devices'],
           response: {
             200: Type.Array(
@@ -204,13 +340,23 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
 
     app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof CommandBody> }>(
       '/api/v1/devices/:id/commands',
-      { config: { role: 'operator' }, schema: { tags: ['commands'], params: IdParams, body: CommandBody, response: { 201: CommandView, ...errorResponses } } },
+      {
+        config: { role: 'operator' },
+        schema: {
+          operationId: 'sendCommand',
+          summary: 'Send an order to a device through the embedded broker',
+          tags: ['commands'],
+          params: IdParams,
+          body: CommandBody,
+          response: { 201: CommandView, ...errorResponses },
+        },
+      },
       async (req, reply) => {
         const d = await find(req.params.id);
         const record = await deps
           .sendCommand({ device: d.id, order: req.body.order, params: req.body.params ?? {}, actor: actorOf(req) })
           .catch((e: unknown) => {
-            if (isBackhaulError(e) && (e.path === 'order' || e.path === 'params')) inBody(e);
+            if (isBackhaulError(e) && (e.path === 'order' || e.path === 'params' || e.path?.startsWith('params.') === true)) inBody(e);
             throw e;
           });
         reply.code(201);
@@ -220,7 +366,7 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
 
     app.get<{ Querystring: Static<typeof CommandQuery> }>(
       '/api/v1/commands',
-      { schema: { tags: ['commands'], querystring: CommandQuery, response: { 200: Type.Array(CommandView), ...errorResponses } } },
+      { schema: { operationId: 'listCommands', summary: 'Recent orders and what became of them', tags: ['commands'], querystring: CommandQuery, response: { 200: Type.Array(CommandView), ...errorResponses } } },
       async (req) => {
         const device = req.query.device !== undefined ? (await findDevice(deps.store, req.query.device, undefined, 'querystring.device')).id : undefined;
         return deps.store.listCommands({
@@ -233,7 +379,15 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
 
     app.get<{ Params: { id: string } }>(
       '/api/v1/commands/:id',
-      { schema: { tags: ['commands'], params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }), response: { 200: CommandView, ...errorResponses } } },
+      {
+        schema: {
+          operationId: 'getCommand',
+          summary: 'One order',
+          tags: ['commands'],
+          params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }),
+          response: { 200: CommandView, ...errorResponses },
+        },
+      },
       async (req) => {
         const c = await deps.store.getCommand(req.params.id);
         if (!c) throw new ApiError(404, 'BH_API_NOT_FOUND', `no order ${JSON.stringify(req.params.id)}`, { path: 'params.id' });

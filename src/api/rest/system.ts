@@ -42,13 +42,29 @@ export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; se
   return (app) => {
     app.get(
       '/api/v1/health',
-      { config: { public: true }, schema: { tags: ['system'], response: { 200: Type.Object({ status: Type.Literal('ok'), uptimeS: Type.Number() }) } } },
+      {
+        config: { public: true },
+        schema: {
+          operationId: 'getHealth',
+          summary: 'Liveness: the process answers',
+          tags: ['system'],
+          response: { 200: Type.Object({ status: Type.Literal('ok'), uptimeS: Type.Number() }) },
+        },
+      },
       () => ({ status: 'ok' as const, uptimeS: Math.round((deps.clock.now() - deps.startedAt) / 1000) }),
     );
 
     app.get(
       '/api/v1/ready',
-      { config: { public: true }, schema: { tags: ['system'], response: { 200: Type.Object({ ready: Type.Boolean() }), 503: Type.Object({ ready: Type.Boolean() }) } } },
+      {
+        config: { public: true },
+        schema: {
+          operationId: 'getReady',
+          summary: 'Readiness: every input started and the registry is open',
+          tags: ['system'],
+          response: { 200: Type.Object({ ready: Type.Boolean() }), 503: Type.Object({ ready: Type.Boolean() }) },
+        },
+      },
       (_req, reply) => {
         const ready = deps.ready();
         reply.code(ready ? 200 : 503);
@@ -56,13 +72,13 @@ export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; se
       },
     );
 
-    app.get('/api/v1/sinks', { schema: { tags: ['system'], response: { 200: Type.Array(SinkView), ...errorResponses } } }, () => deps.sinks());
+    app.get('/api/v1/sinks', { schema: { operationId: 'listSinks', summary: 'Every sink: state, backlog, counters, last error', tags: ['system'], response: { 200: Type.Array(SinkView), ...errorResponses } } }, () => deps.sinks());
 
-    app.get('/api/v1/config', { schema: { tags: ['system'], response: { 200: Type.Unknown(), ...errorResponses } } }, () => deps.config());
+    app.get('/api/v1/config', { schema: { operationId: 'getConfig', summary: 'The running config, every secret redacted', tags: ['system'], response: { 200: Type.Unknown(), ...errorResponses } } }, () => deps.config());
 
     app.get<{ Querystring: Static<typeof AuditQuery> }>(
       '/api/v1/audit',
-      { schema: { tags: ['system'], querystring: AuditQuery, response: { 200: Type.Array(AuditView), ...errorResponses } } },
+      { schema: { operationId: 'listAudit', summary: 'The audit log, newest first', tags: ['system'], querystring: AuditQuery, response: { 200: Type.Array(AuditView), ...errorResponses } } },
       (req) => {
         const q = req.query;
         return deps.store.listAudit({
@@ -74,7 +90,7 @@ export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; se
       },
     );
 
-    app.get('/api/v1/tokens', { config: { role: 'admin' }, schema: { tags: ['tokens'], response: { 200: Type.Array(TokenView), ...errorResponses } } }, () =>
+    app.get('/api/v1/tokens', { config: { role: 'admin' }, schema: { operationId: 'listTokens', summary: 'The API tokens (never their secrets)', tags: ['tokens'], response: { 200: Type.Array(TokenView), ...errorResponses } } }, () =>
       auth.tokens.list(),
     );
 
@@ -86,7 +102,7 @@ export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; se
       '/api/v1/tokens',
       {
         config: { role: 'admin' },
-        schema: { tags: ['tokens'], body: NewTokenBody, response: { 201: Type.Intersect([TokenView, Type.Object({ token: Type.String() })]), ...errorResponses } },
+        schema: { operationId: 'createToken', summary: 'A new API token, shown once', tags: ['tokens'], body: NewTokenBody, response: { 201: Type.Intersect([TokenView, Type.Object({ token: Type.String() })]), ...errorResponses } },
       },
       (req, reply) => {
         const { info, token } = auth.tokens.create(req.body.name, req.body.role);
@@ -97,7 +113,16 @@ export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; se
 
     app.delete<{ Params: { id: string } }>(
       '/api/v1/tokens/:id',
-      { config: { role: 'admin' }, schema: { tags: ['tokens'], params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }), response: { ...errorResponses } } },
+      {
+        config: { role: 'admin' },
+        schema: {
+          operationId: 'revokeToken',
+          summary: 'Revoke an API token and end its sessions',
+          tags: ['tokens'],
+          params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+          response: { 204: Type.Null(), ...errorResponses },
+        },
+      },
       (req, reply) => {
         auth.tokens.revoke(req.params.id);
         auth.sessions.dropToken(req.params.id);
@@ -105,12 +130,23 @@ export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; se
       },
     );
 
-    app.get('/metrics', { schema: { tags: ['system'], hide: true } }, async (_req, reply) => {
+    app.get(
+      '/metrics',
+      {
+        schema: {
+          operationId: 'getMetrics',
+          summary: 'Prometheus metrics (text exposition format)',
+          tags: ['system'],
+          response: { 200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses },
+        },
+      },
+      async (_req, reply) => {
       const text = await deps.metrics.registry.metrics();
       return reply.type(deps.metrics.registry.contentType).send(text);
-    });
+      },
+    );
 
-    app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => {
+    app.get('/api/v1/openapi.json', { schema: { operationId: 'getOpenApi', summary: 'This OpenAPI document', tags: ['system'] } }, () => {
       const doc = (app as FastifyInstance & { swagger?: () => unknown }).swagger?.();
       if (doc === undefined) throw new ApiError(404, 'BH_API_NOT_FOUND', 'the OpenAPI document is not available');
       return doc;

@@ -63,7 +63,9 @@ export interface LoadedConfig {
     readonly unknownEvents: { readonly burst: number; readonly perMinute: number };
   };
   /** Undefined: no HTTP API. */
-  readonly api: { readonly host: string; readonly port: number; readonly bootstrap: boolean; readonly historian?: string } | undefined;
+  readonly api:
+    | { readonly host: string; readonly port: number; readonly bootstrap: boolean; readonly historian?: string; readonly trustProxy?: readonly string[] }
+    | undefined;
   readonly inputs: readonly InputSpec[];
   readonly sinks: readonly SinkSpec[];
   readonly routes: readonly RouteSpec[];
@@ -151,7 +153,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       gateways?: GatewayConfig[];
       unknownEvents?: { burst?: number; perMinute?: number };
     };
-    api?: { host?: string; port?: number; bootstrap?: boolean; historian?: string };
+    api?: { host?: string; port?: number; bootstrap?: boolean; historian?: string; trustProxy?: string[] };
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
     routes: Array<{ name?: string; match?: unknown; stages?: Array<Record<string, unknown>>; to: string[] }>;
@@ -334,6 +336,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
             port: cfg.api.port ?? 8080,
             bootstrap: cfg.api.bootstrap ?? true,
             ...(cfg.api.historian !== undefined ? { historian: cfg.api.historian } : {}),
+            ...(cfg.api.trustProxy !== undefined ? { trustProxy: cfg.api.trustProxy } : {}),
           },
     inputs,
     sinks,

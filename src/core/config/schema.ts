@@ -86,6 +86,7 @@ export const DeclaredDevice = Type.Object(
     password: Type.Optional(
       Type.Union([Type.String({ minLength: 1 }), Type.Object({ secret: Type.String({ minLength: 1 }) }, { additionalProperties: false })], {
         description: 'Its MQTT password: use `{"secret": NAME}`. Without one, it cannot log in.',
+        secret: true,
       }),
     ),
   },
@@ -109,7 +110,7 @@ export const ConfigFile = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
     data: Type.Optional(Type.String({ minLength: 1, description: 'Folder for SQLite and other files; relative to the config file.' })),
-    secrets: Type.Optional(Type.String({ minLength: 1, description: 'Credentials file (JSON object of strings), mode 0600.' })),
+    secrets: Type.Optional(Type.String({ minLength: 1, secret: false, description: 'Credentials file (JSON object of strings), mode 0600.' })),
     log: Type.Optional(
       Type.Object(
         {
@@ -172,6 +173,12 @@ export const ConfigFile = Type.Object(
           port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Its TCP port; 0 picks a free one (see the log).' }),
           historian: Type.Optional(
             Type.String({ description: 'The `sqlite` sink whose file the API reads readings and events from; default: the first one.' }),
+          ),
+          trustProxy: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), {
+              description:
+                'Reverse proxies (addresses or CIDRs, e.g. `127.0.0.1`, `10.0.0.0/8`) whose X-Forwarded-For and X-Forwarded-Proto are believed: rate limits key on the client they name, and `X-Forwarded-Proto: https` makes the session cookie `Secure`. Default: none, the headers are ignored.',
+            }),
           ),
           bootstrap: Type.Boolean({
             default: true,

@@ -6,6 +6,12 @@ import { BackhaulError } from '../errors.js';
 
 export const MIN_SECRET_LENGTH = 4;
 
+/**
+ * Names that say "credential" (any case): a map's keys matching it hold secrets (the http sink's headers use it as
+ * their `secretKeys`), and the schema test insists that options named like it are marked `secret: true`.
+ */
+export const CREDENTIAL_NAME = '(pass(word|wd)?|secret|token|auth(orization)?|api[-_]?key|(^|[-_])key$|private[-_]?key|cookie|credential)';
+
 export function secretEnvName(name: string): string {
   return `BACKHAUL_SECRET_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 }

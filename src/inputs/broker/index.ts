@@ -79,7 +79,7 @@ const options = Type.Object(
       Type.Object(
         {
           username: Type.String({ minLength: 1, description: 'Login of a service account (Backhaul\'s own MQTT sink, a dashboard, a bridge).' }),
-          password: Type.String({ minLength: 1, description: 'Its password; use `{"secret": NAME}`.' }),
+          password: Type.String({ minLength: 1, secret: true, description: 'Its password; use `{"secret": NAME}`.' }),
           publish: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Topic filters it may publish to.', default: ['#'] })),
           subscribe: Type.Optional(
             Type.Array(Type.String({ minLength: 1 }), { description: 'Topic filters it may subscribe to (a subscription must lie inside one).', default: ['#'] }),

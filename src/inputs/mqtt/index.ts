@@ -19,13 +19,14 @@ import { bytes, errorMessage, InFlight } from '../util.js';
 const options = Type.Object(
   {
     url: Type.String({
+      urlCredentials: true,
       description: 'Broker URL: `mqtt://host:1883`, `mqtts://host:8883`, `ws://` or `wss://`. Put credentials in `username`/`password`, not here.',
       minLength: 1,
     }),
     topics: Type.Array(Type.String({ minLength: 1 }), { description: 'Topic filters to subscribe to (`+` and `#` allowed).', minItems: 1 }),
     qos: Type.Union([Type.Literal(0), Type.Literal(1)], { description: 'Subscription QoS. 1: the broker redelivers what Backhaul has not acknowledged.', default: 1 }),
     username: Type.Optional(Type.String({ description: 'MQTT username.' })),
-    password: Type.Optional(Type.String({ description: 'MQTT password; use `{ "secret": NAME }`.' })),
+    password: Type.Optional(Type.String({ secret: true, description: 'MQTT password; use `{ "secret": NAME }`.' })),
     clientId: Type.Optional(Type.String({ description: 'MQTT client id. Default: `backhaul-<input id>-<random>`.', minLength: 1 })),
     clean: Type.Boolean({
       description: 'Clean session. false (with a fixed clientId) lets the broker keep QoS 1 messages while Backhaul is away.',

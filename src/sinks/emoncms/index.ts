@@ -12,9 +12,10 @@ const Options = Type.Object(
   {
     url: Type.String({
       pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+      urlCredentials: true,
       description: 'Base address of emoncms, e.g. `http://emoncms.lan` or `https://host/emoncms`.',
     }),
-    apikey: Type.String({ minLength: 1, description: 'Write API key (sent as `Authorization: Bearer`); use `{"secret": NAME}`.' }),
+    apikey: Type.String({ minLength: 1, secret: true, description: 'Write API key (sent as `Authorization: Bearer`); use `{"secret": NAME}`.' }),
     mode: Type.Optional(
       Type.Union([Type.Literal('post'), Type.Literal('bulk')], {
         default: 'post',

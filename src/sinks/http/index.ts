@@ -1,6 +1,7 @@
 // http: a webhook. Each batch is one request whose body is a JSON array of messages (see ../format.ts).
 import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError } from '../../core/driver.js';
+import { CREDENTIAL_NAME } from '../../core/config/secrets.js';
 import { BackhaulError } from '../../core/errors.js';
 import { messageToJson, safeUrl } from '../format.js';
 import { bodySnippet, httpSend, isRetryableStatus, redirectError, splitCredentials } from '../http-client.js';
@@ -9,6 +10,7 @@ const Options = Type.Object(
   {
     url: Type.String({
       pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+      urlCredentials: true,
       description: 'Where to send each batch (http:// or https://).',
     }),
     method: Type.Optional(
@@ -17,6 +19,8 @@ const Options = Type.Object(
     headers: Type.Optional(
       Type.Record(Type.String({ minLength: 1 }), Type.String(), {
         default: {},
+        // Shown redacted wherever the config is shown (src/core/config/redact.ts).
+        secretKeys: CREDENTIAL_NAME,
         description: 'Extra request headers (an `Authorization` token, an API key); values may be `{"secret": NAME}`.',
       }),
     ),

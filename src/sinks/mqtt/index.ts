@@ -15,9 +15,9 @@ import { errorText, isoTime, messageToJson, messageToSenml, renderTopic, safeUrl
 
 const Options = Type.Object(
   {
-    url: Type.String({ pattern: '^[Mm][Qq][Tt][Tt][Ss]?://', description: 'Broker address, `mqtt://host[:1883]` or `mqtts://host[:8883]`.' }),
+    url: Type.String({ pattern: '^[Mm][Qq][Tt][Tt][Ss]?://', urlCredentials: true, description: 'Broker address, `mqtt://host[:1883]` or `mqtts://host[:8883]`.' }),
     username: Type.Optional(Type.String({ description: 'MQTT username.' })),
-    password: Type.Optional(Type.String({ description: 'MQTT password; use `{"secret": NAME}`.' })),
+    password: Type.Optional(Type.String({ secret: true, description: 'MQTT password; use `{"secret": NAME}`.' })),
     clientId: Type.Optional(
       Type.String({ minLength: 1, maxLength: 200, description: 'MQTT client id. Default `backhaul-<sink id>-<random>`.' }),
     ),
