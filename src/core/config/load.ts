@@ -170,7 +170,8 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     api?: { host?: string; port?: number; bootstrap?: boolean; historian?: string };
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
-    routes: Array<{ name?: string; match?: unknown; stages?: Array<Record<string, unknown>>; to: string[] }>;
+    // Only shapes the top-level schema accepted are trusted; the rest is looked at as unknown.
+    routes: Array<{ name?: unknown; match?: unknown; stages: unknown[]; to: unknown[] }>;
   };
 
   const warnings: string[] = [];
@@ -181,12 +182,13 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   cfg.sinks = instances(cfg.sinks);
   cfg.routes = (Array.isArray(cfg.routes) ? cfg.routes : []).map((r: unknown) => {
     const o = isObject(r) ? r : {};
-    return {
+    const route: (typeof cfg.routes)[number] = {
       ...o,
-      ...(isObject(o['match']) ? {} : { match: undefined }),
-      stages: Array.isArray(o['stages']) ? o['stages'] : [],
-      to: Array.isArray(o['to']) ? o['to'] : [],
-    } as (typeof cfg.routes)[number];
+      match: isObject(o['match']) ? o['match'] : undefined,
+      stages: Array.isArray(o['stages']) ? (o['stages'] as unknown[]) : [],
+      to: Array.isArray(o['to']) ? (o['to'] as unknown[]) : [],
+    };
+    return route;
   });
 
   // Secrets first, so driver schemas see the real (string) values.
@@ -325,7 +327,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       }
     });
     const stages: StageSpec[] = [];
-    (r.stages ?? []).forEach((inst: unknown, j) => {
+    r.stages.forEach((inst: unknown, j) => {
       if (!isObject(inst) || typeof inst['type'] !== 'string' || inst['type'] === '') return; // the schema said so
       const sPath = joinPath(joinPath(path, 'stages'), j);
       const def = lookup('stage', reg.stages, String(inst['type']), joinPath(sPath, 'type'));
@@ -335,7 +337,8 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
         stages.push({ def, options: o, path: sPath });
       }
     });
-    routes.push({ name: typeof r.name === 'string' ? r.name : `route-${index}`, index, match, stages, to: r.to });
+    // `to` holds only strings once the schema passed, and nothing is returned otherwise.
+    routes.push({ name: typeof r.name === 'string' ? r.name : `route-${index}`, index, match, stages, to: r.to as string[] });
   });
   const names = new Set<string>();
   for (const r of routes) {
