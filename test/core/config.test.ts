@@ -174,6 +174,11 @@ test('a config with a mistake at every stage of loading reports them all at once
   ]);
 });
 
+test('without a sinks object, that is the one error: routes naming sinks are not each reported again', () => {
+  const errs = errorsOf(`{ "sinks": [], "routes": [ { "to": ["history"] }, { "to": ["screen"] } ] }`);
+  assert.deepEqual(errs.map((e) => `${e.code} ${e.path ?? ''}`), ['BH_CONFIG_SCHEMA sinks']);
+});
+
 test('an unreadable credentials file is reported with the other mistakes, not the secrets it would have held', () => {
   const text = `{
     "secrets": "./no-such-credentials.json",

@@ -175,9 +175,10 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   };
 
   const warnings: string[] = [];
-  // Names as written, for references: a sink whose own entry is malformed is still there to be named.
-  const inputIds = isObject(cfg.inputs) ? Object.keys(cfg.inputs) : [];
-  const sinkIds = isObject(cfg.sinks) ? Object.keys(cfg.sinks) : [];
+  // Names as written, for references: a sink whose own entry is malformed is still there to be named. Without a
+  // `sinks` (or `inputs`) object at all, references to them are not checked: that one error says it all.
+  const inputIds = isObject(cfg.inputs) ? Object.keys(cfg.inputs) : undefined;
+  const sinkIds = isObject(cfg.sinks) ? Object.keys(cfg.sinks) : undefined;
   cfg.inputs = instances(cfg.inputs);
   cfg.sinks = instances(cfg.sinks);
   cfg.routes = (Array.isArray(cfg.routes) ? cfg.routes : []).map((r: unknown) => {
@@ -305,7 +306,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     r.to.forEach((sink: unknown, j) => {
       if (typeof sink !== 'string') return; // the schema said so
       used.add(sink);
-      if (!sinkIds.includes(sink)) {
+      if (sinkIds && !sinkIds.includes(sink)) {
         const names = sinkIds;
         errs.push(
           new BackhaulError('BH_CONFIG_REF', `no sink named "${sink}"${suggest(sink, names)}; sinks: ${names.join(', ') || '(none)'}`, {
@@ -317,7 +318,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     const match = (r.match ?? { kind: 'reading' }) as Match;
     (Array.isArray(match.inputs) ? match.inputs : []).forEach((input: unknown, j) => {
       if (typeof input !== 'string') return;
-      if (!inputIds.includes(input)) {
+      if (inputIds && !inputIds.includes(input)) {
         const names = inputIds;
         errs.push(
           new BackhaulError('BH_CONFIG_REF', `no input named "${input}"${suggest(input, names)}; inputs: ${names.join(', ') || '(none)'}`, {
