@@ -1,8 +1,8 @@
 // `backhaul demo`: the embedded default with nothing to configure. An embedded broker, simulated OpenTRV valves, and
 // three sinks: the SQLite historian, a JSON-lines file, and the broker itself (so `mosquitto_sub` shows the flow).
-import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { SqliteTokenStore, tokensPath } from '../api/tokens.js';
+import { makePrivateDir } from '../core/private-files.js';
 import { simulatedIds } from '../inputs/simulator/index.js';
 
 /** The port when free, else any free port. */
@@ -84,7 +84,7 @@ export function demoConfig(o: DemoOptions): Record<string, unknown> {
 
 /** A fresh admin token named `demo` for this run (the previous run's is revoked), to log in to the dashboard. */
 export function demoToken(dataDir: string): string {
-  mkdirSync(dataDir, { recursive: true });
+  makePrivateDir(dataDir);
   const store = SqliteTokenStore.open(tokensPath(dataDir));
   try {
     for (const t of store.list()) if (t.name === 'demo' && t.revokedAt === undefined) store.revoke(t.id);

@@ -1,11 +1,11 @@
 // The `backhaul` command. Exit codes: 0 fine, 1 config invalid or start failed, 2 usage error.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildConfig, loadConfigFile, type LoadedConfig } from '../core/config/load.js';
 import { ConfigErrors, isBackhaulError } from '../core/errors.js';
 import { inlineSecretValues, inlineSecretWarnings } from '../core/config/redact.js';
-import { createLogger, scrubSecrets, type Logger } from '../core/logger.js';
+import { chooseLogLevel, createLogger, scrubSecrets, type Logger } from '../core/logger.js';
 import { Hub } from '../runtime/hub.js';
 import { builtinRegistry } from '../runtime/registry.js';
 import { demoConfig, demoToken, pickPort } from './demo.js';
@@ -14,6 +14,7 @@ import { summarize } from './summary.js';
 import { dataDirOf, formatStatus } from './status.js';
 import { ControlServer, fetchStatus, type StatusReport } from '../runtime/control.js';
 import { findOrphanOutboxes } from '../outbox/files.js';
+import { makePrivateDir, wideModeMessage, wideModes } from '../core/private-files.js';
 import { devicesMain, isDevicesCommand } from './devices.js';
 import { isTokensCommand, tokensMain } from './tokens.js';
 
@@ -38,7 +39,8 @@ Usage:
   backhaul --version
   backhaul --help
 
-Logs go to stdout: readable on a terminal, JSON lines otherwise. BACKHAUL_LOG_LEVEL=debug for more.
+Logs go to stdout: readable on a terminal, JSON lines otherwise. BACKHAUL_LOG_LEVEL=debug for more (it wins over
+the config's log.level).
 Docs: docs/config.md (config reference), docs/errors.md (error codes).`;
 
 function version(): string {
@@ -112,7 +114,7 @@ async function run(cfg: LoadedConfig, logger: Logger, opts: { discardOrphanOutbo
   for (const w of [...cfg.warnings, ...inlineSecretWarnings(cfg)]) logger.warn(w);
   try {
     // The control socket first: it refuses to start a second instance on the same data folder.
-    mkdirSync(cfg.dataDir, { recursive: true });
+    makePrivateDir(cfg.dataDir);
     await control.start();
     await hub.start();
   } catch (e) {
@@ -211,13 +213,22 @@ async function main(argv: string[]): Promise<void> {
           `outbox of removed sink "${o.sink}": ${o.items < 0 ? 'an unreadable number of' : o.items} message(s) wait in ${o.path}; ` +
           'put the sink back to deliver them, or start with --discard-orphan-outboxes',
       );
+      extra.push(...wideModes(cfg.dataDir).map(wideModeMessage));
       process.stdout.write(`${summarize(cfg, extra)}\n`);
       return;
     }
     case 'start': {
       const cfg = load(values.config);
       if (!cfg) return;
-      const logger = createLogger({ level: cfg.logLevel, secrets: () => logSecrets(cfg) });
+      let level: string;
+      try {
+        level = chooseLogLevel(process.env, cfg.logLevel);
+      } catch (e) {
+        printConfigError(e);
+        process.exitCode = 2;
+        return;
+      }
+      const logger = createLogger({ level, secrets: () => logSecrets(cfg) });
       await run(cfg, logger, { discardOrphanOutboxes: values['discard-orphan-outboxes'] ?? false });
       return;
     }
@@ -275,7 +286,15 @@ async function main(argv: string[]): Promise<void> {
         process.exitCode = 1;
         return;
       }
-      const logger = createLogger({ level: cfg.logLevel });
+      let level: string;
+      try {
+        level = chooseLogLevel(process.env, cfg.logLevel);
+      } catch (e) {
+        printConfigError(e);
+        process.exitCode = 2;
+        return;
+      }
+      const logger = createLogger({ level });
       await run(cfg, logger, {}, (hub) => {
         const taken = port < 0 && chosen !== 1883 ? ' (1883 was taken)' : '';
         process.stdout.write(

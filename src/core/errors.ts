@@ -19,7 +19,7 @@ export const ERROR_CATALOG = {
   BH_SINK_OPEN: 'A sink could not open its connection or file.',
   BH_DATA_IN_USE: 'Another Backhaul instance is running with the same data folder; two would deliver every outbox twice.',
   BH_NOT_RUNNING: '`backhaul status` or `backhaul devices command` found no running instance for that config\'s data folder.',
-  BH_USAGE: 'The command line is wrong (unknown command or option).',
+  BH_USAGE: 'The command line is wrong (unknown command or option), or `BACKHAUL_LOG_LEVEL` is no log level.',
   // decoding (counted per input and code in backhaul_decode_errors_total)
   BH_DECODE_SYNTAX: 'A frame is not valid JSON or CBOR.',
   BH_DECODE_SHAPE: 'A frame parsed but does not have the expected shape (the path names the field at fault).',

@@ -3,8 +3,24 @@
 // that slips into an error message from a library still never reaches the log.
 import { pino, type Logger, type DestinationStream } from 'pino';
 import pretty from 'pino-pretty';
+import { BackhaulError } from './errors.js';
 
 export type { Logger };
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * The level to log at: `BACKHAUL_LOG_LEVEL` when set, else the config's `log.level`, else info. The environment wins
+ * so an operator can turn on debug for one run without editing the config. Throws BH_USAGE for a word that is no level.
+ */
+export function chooseLogLevel(env: NodeJS.ProcessEnv, configured: string | undefined): string {
+  const fromEnv = env['BACKHAUL_LOG_LEVEL'];
+  if (fromEnv === undefined || fromEnv === '') return configured ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(fromEnv)) {
+    throw new BackhaulError('BH_USAGE', `BACKHAUL_LOG_LEVEL=${JSON.stringify(fromEnv)} is no log level; use one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return fromEnv;
+}
 
 export interface LoggerOptions {
   readonly level?: string;

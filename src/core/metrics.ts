@@ -11,11 +11,18 @@ export interface SinkGaugeSource {
   readonly oldestAgeMs: number;
 }
 
+/** Default metrics left out of the registry (see the constructor). */
+export const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
+
 export class Metrics {
   readonly registry = new Registry();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // prom-client's sums of the labelled nodejs_active_{handles,requests,resources} gauges are gauges named `_total`,
+    // which the exposition format keeps for counters (`promtool check metrics` fails on them). The labelled gauges
+    // stay; the sum is `sum(nodejs_active_handles)`.
+    for (const name of DROPPED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
   }
 
   readonly framesTotal = this.counter('backhaul_frames_total', 'Frames received, by input.', ['input']);

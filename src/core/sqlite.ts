@@ -1,9 +1,9 @@
 // What Backhaul's own SQLite files share (the device registry, the API token file): open in WAL mode with a busy
 // timeout, create the schema, refuse a file written by a newer Backhaul, and one cache of prepared statements.
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BackhaulError, type ErrorCode } from './errors.js';
+import { createPrivateFile, makePrivateDir } from './private-files.js';
 
 export interface SchemaFile {
   /** `CREATE … IF NOT EXISTS` statements, run at every open. */
@@ -28,7 +28,11 @@ export interface SchemaFile {
 export function openSchemaFile(path: string, file: SchemaFile): Database.Database {
   let db: Database.Database;
   try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      // 0700 folder, 0600 file (and so -wal/-shm): password and token hashes, the audit log.
+      makePrivateDir(dirname(path));
+      createPrivateFile(path);
+    }
     db = new Database(path);
   } catch (e) {
     throw new BackhaulError(file.code, `cannot open the ${file.what} ${path}: ${(e as Error).message}`, { cause: e });

@@ -42,11 +42,18 @@ export function declaredInput(d: DeclaredDeviceConfig): DeviceInput {
 }
 
 /** Every problem with the declared devices, with paths from `base` (`devices.declared`): for config load. */
-export function declaredProblems(list: readonly DeclaredDeviceConfig[], types: DeviceTypes, base: string): BackhaulError[] {
+/** `skip(i)`: entries the config schema already found malformed, not looked at again. */
+export function declaredProblems(
+  list: readonly DeclaredDeviceConfig[],
+  types: DeviceTypes,
+  base: string,
+  skip: (index: number) => boolean = () => false,
+): BackhaulError[] {
   const errs: BackhaulError[] = [];
   const ids = new Map<string, number>();
   const usernames = new Map<string, number>();
   list.forEach((d, i) => {
+    if (skip(i)) return;
     const at = (e: unknown) => {
       if (e instanceof BackhaulError) errs.push(new BackhaulError(e.code, e.detail, { path: `${base}[${i}]${e.path ? `.${e.path}` : ''}` }));
       else throw e;

@@ -121,7 +121,11 @@ export class SinkRunner {
     this.wakeStop?.();
     await this.loopDone;
     const left = this.outbox.stats().items;
-    if (left > 0) this.deps.logger.warn({ backlog: left }, `sink stopped with ${left} message(s) undelivered`);
+    if (left > 0 && this.opts.type === 'memory') {
+      this.deps.logger.warn({ backlog: left, kept: false }, `sink stopped with ${left} message(s) not delivered; its outbox is in memory, so they are lost`);
+    } else if (left > 0) {
+      this.deps.logger.info({ backlog: left, kept: true }, `sink stopped with ${left} message(s) not delivered yet; they are kept in its outbox and sent after the next start`);
+    }
     try {
       await this.sink.close();
     } catch (e) {

@@ -4,11 +4,11 @@
 // Puts are group-committed: every put made in the same turn of the event loop goes into one transaction, and each
 // put's promise resolves only after that transaction commits. That is what lets inputs acknowledge (PUBACK, HTTP 202)
 // only once a reading is on disk, at thousands of readings a second, without one fsync per reading.
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Encoder } from 'cbor-x';
 import type { Clock } from '../core/clock.js';
+import { createPrivateFile, makePrivateDir } from '../core/private-files.js';
 import type { Message } from '../core/types.js';
 import { OutboxClosedError, type Outbox, type OutboxEntry, type OutboxLimits, type OutboxStats, type PutResult } from './outbox.js';
 
@@ -86,7 +86,9 @@ export class SqliteOutbox implements Outbox {
 
   /** Open (or create) the outbox file. Undelivered items from a previous run are kept and come out first. */
   static open(path: string, opts: SqliteOutboxOptions, clock: Clock): SqliteOutbox {
-    mkdirSync(dirname(path), { recursive: true });
+    // Queued readings are private: 0700 folder, 0600 file (SQLite gives -wal/-shm the file's mode).
+    makePrivateDir(dirname(path));
+    createPrivateFile(path);
     const db = new Database(path);
     try {
       // auto_vacuum must be chosen before the first table exists; incremental lets us hand pages back as it drains.

@@ -1,7 +1,7 @@
 // The composition root: builds every part from a validated config and wires the data path
 //   inputs ──Frame──▶ decoder ──Reading──▶ router ──▶ route stages ──▶ sink runners (outbox → sink)
 // Nothing here is global: config, logger and clock come in, so tests run several hubs in one process.
-import { mkdirSync } from 'node:fs';
+import { makePrivateDir, wideModeMessage, wideModes } from '../core/private-files.js';
 import { isAbsolute, resolve } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { LoadedConfig } from '../core/config/load.js';
@@ -109,7 +109,11 @@ export class Hub {
   async start(): Promise<void> {
     if (this.started) throw new Error('hub already started');
     this.started = true;
-    mkdirSync(this.config.dataDir, { recursive: true });
+    // Looked at before anything is created here: what is wider was made so by someone else, and stays so.
+    for (const w of wideModes(this.config.dataDir)) {
+      this.logger.warn({ path: w.path, mode: w.mode.toString(8) }, wideModeMessage(w));
+    }
+    makePrivateDir(this.config.dataDir);
     this.handleOrphanOutboxes();
     try {
       // Outboxes first: by the time an input accepts anything, every one exists.

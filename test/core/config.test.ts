@@ -73,12 +73,11 @@ test('wrong types, bad enums and missing keys name their JSON path', () => {
     "sinks": { "s": { "type": "console", "outbox": { "overflow": "drop-everything", "maxItems": "many" } } },
     "routes": [ { "to": ["s"], "stages": [ { "type": "scale", "factor": "2" } ] }, { "name": "x" } ]
   }`;
-  // The top-level schema is checked first: a route without `to` stops there.
-  assert.deepEqual(errorsOf(text).map((e) => `${e.code} ${e.message}`), ['BH_CONFIG_SCHEMA routes[1].to: is required']);
-  const second = errorsOf(text.replace(', { "name": "x" }', '')).map((e) => `${e.code} ${e.message}`).sort();
-  assert.deepEqual(second, [
+  // One pass: the top-level schema's error (a route without `to`) comes with the driver-level ones.
+  assert.deepEqual(errorsOf(text).map((e) => `${e.code} ${e.message}`).sort(), [
     'BH_CONFIG_SCHEMA routes[0].stages[0].factor: must be number, not string',
     'BH_CONFIG_SCHEMA routes[0].stages[0].measurement: is required',
+    'BH_CONFIG_SCHEMA routes[1].to: is required',
     'BH_CONFIG_SCHEMA sinks.s.outbox.maxItems: must be integer, not string',
     'BH_CONFIG_SCHEMA sinks.s.outbox.overflow: must be one of: "drop-oldest", "drop-newest", "block"',
   ]);
@@ -125,10 +124,73 @@ test('a sink no route uses is a warning, not an error', () => {
 
 test('several mistakes are reported together', () => {
   const errs = errorsOf(base().replace('"to": ["screen"]', '"to": ["emon"], "colour": 1').replace('"type": "sqlite"', '"type": "sqlite", "pth": "x"'));
-  assert.deepEqual(errs.map((e) => e.path).sort(), ['routes[1].colour']);
-  // the top-level schema stops first; once fixed, the driver-level and reference errors come together
-  const errs2 = errorsOf(base().replace('"to": ["screen"]', '"to": ["emon"]').replace('"type": "sqlite"', '"type": "sqlite", "pth": "x"'));
-  assert.deepEqual(errs2.map((e) => e.path).sort(), ['routes[1].to[0]', 'sinks.history.pth']);
+  // top-level schema, driver options and references in one pass
+  assert.deepEqual(errs.map((e) => e.path).sort(), ['routes[1].colour', 'routes[1].to[0]', 'sinks.history.pth']);
+});
+
+test('a config with a mistake at every stage of loading reports them all at once, and nothing that follows from another', () => {
+  const text = `{
+    "colour": "blue",                                                         // top level: unknown key
+    "inputs": {
+      "bus":  { "type": "broker", "port": 0, "prot": 1883 },                 // driver options: unknown key
+      "feed": { "type": "mqtt", "url": "mqtt://127.0.0.1:1", "topics": ["a/#/b"] }, // driver check: topic filter
+      "fm":   { "type": "radio" },                                          // unknown input type
+      "nt":   { "port": 1 },                                                // top level: no type
+      "dec":  { "type": "lines", "path": "-", "decoder": "opentvr" }        // unknown decoder
+    },
+    "sinks": {
+      "up":   { "type": "mqtt", "url": "mqtt://127.0.0.1:1", "password": { "secret": "nowhere" } }, // secret missing
+      "out":  { "type": "file", "maxFiles": -1, "outbox": { "overflow": "all" } }, // driver and outbox options
+      "odd":  { "type": "" }                                               // top level: empty type (named by a route)
+    },
+    "routes": [
+      { "name": "a", "to": ["up", "gone", "odd"], "match": { "inputs": ["bus", "nowhere"] } }, // dangling references
+      { "name": "a", "to": ["out"], "stages": [ { "type": "scale", "factor": "2", "measurement": "t" }, { "type": "windw" } ] },
+      { "name": "c" }                                                       // top level: no to
+    ],
+    "devices": { "declared": [ { "id": "AA-BB-CC-00-00-01", "type": "no-such-type" } ] }, // declared device
+    "api": { "port": 0, "historian": "out" }                                // not a sqlite sink
+  }`;
+  const got = errorsOf(text).map((e) => `${e.code} ${e.path ?? ''}`).sort();
+  assert.deepEqual(got, [
+    'BH_CONFIG_REF api.historian',
+    'BH_CONFIG_REF routes[0].match.inputs[1]',
+    'BH_CONFIG_REF routes[0].to[1]',
+    'BH_CONFIG_SCHEMA inputs.feed.topics[0]',
+    'BH_CONFIG_SCHEMA inputs.nt.type',
+    'BH_CONFIG_SCHEMA routes[1].name',
+    'BH_CONFIG_SCHEMA routes[1].stages[0].factor',
+    'BH_CONFIG_SCHEMA routes[2].to',
+    'BH_CONFIG_SCHEMA sinks.odd.type',
+    'BH_CONFIG_SCHEMA sinks.out.maxFiles',
+    'BH_CONFIG_SCHEMA sinks.out.outbox.overflow',
+    'BH_CONFIG_UNKNOWN_KEY colour',
+    'BH_CONFIG_UNKNOWN_KEY inputs.bus.prot',
+    'BH_CONFIG_UNKNOWN_TYPE inputs.dec.decoder',
+    'BH_CONFIG_UNKNOWN_TYPE inputs.fm.type',
+    'BH_CONFIG_UNKNOWN_TYPE routes[1].stages[1].type',
+    'BH_DEVICE_TYPE devices.declared[0].type',
+    'BH_SECRET_MISSING sinks.up.password',
+  ]);
+});
+
+test('without a sinks object, that is the one error: routes naming sinks are not each reported again', () => {
+  const errs = errorsOf(`{ "sinks": [], "routes": [ { "to": ["history"] }, { "to": ["screen"] } ] }`);
+  assert.deepEqual(errs.map((e) => `${e.code} ${e.path ?? ''}`), ['BH_CONFIG_SCHEMA sinks']);
+});
+
+test('an unreadable credentials file is reported with the other mistakes, not the secrets it would have held', () => {
+  const text = `{
+    "secrets": "./no-such-credentials.json",
+    "inputs": { "bus": { "type": "broker", "port": 0, "prot": 1 } },
+    "sinks": { "up": { "type": "mqtt", "url": "mqtt://127.0.0.1:1", "password": { "secret": "broker" } } },
+    "routes": [ { "to": ["up", "gone"] } ]
+  }`;
+  assert.deepEqual(errorsOf(text).map((e) => `${e.code} ${e.path ?? ''}`).sort(), [
+    'BH_CONFIG_REF routes[0].to[1]',
+    'BH_CONFIG_UNKNOWN_KEY inputs.bus.prot',
+    'BH_SECRET_FILE secrets',
+  ]);
 });
 
 // ------------------------------------------------------------------ secrets

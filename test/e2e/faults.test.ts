@@ -669,7 +669,7 @@ test('config change: a removed sink keeps its outbox (and says so), resumes when
   await send(0, 50);
   assert.equal((await sinkStatus(withHook, 'hook')).backlog, 50);
   assert.equal(await app.stop(), 0);
-  assert.ok(app.logs.some((l) => l['sink'] === 'hook' && /50 message\(s\) undelivered/.test(l.msg)), 'the stop says what stays queued');
+  assert.ok(app.logs.some((l) => l['sink'] === 'hook' && /50 message\(s\) not delivered yet; they are kept in its outbox and sent after the next start/.test(l.msg)), 'the stop says what stays queued, and that it is kept');
   assert.ok(existsSync(outboxFile));
 
   // 2. `check` on the config without the sink warns first; a restart keeps its outbox, and the log says so.

@@ -207,24 +207,28 @@ test('check: valid config prints a summary without secrets; a broken one exits 1
   const cred = join(dir.path, 'credentials.json');
   writeFileSync(cred, JSON.stringify({ emoncms: SECRET, 'public-broker': 'public-broker-password-1234', 'sensor-309': 'sensor-309-password' }));
   chmodSync(cred, 0o600);
-  const example = readFileSync(new URL('../../../examples/backhaul.jsonc', import.meta.url), 'utf8');
+  // The example with sinks that need credentials, reading them from a credentials file beside it.
+  const example = readFileSync(new URL('../../../examples/remote-sinks.jsonc', import.meta.url), 'utf8').replace(
+    /\/\/ "secrets": "[^"]*",/,
+    '"secrets": "./credentials.json",',
+  );
+  assert.match(example, /^\s+"secrets": "\.\/credentials\.json",/m);
   const cfg = join(dir.path, 'backhaul.jsonc');
   writeFileSync(cfg, example);
   const ok = await runToEnd(['check', '-c', cfg]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /is valid/);
-  assert.match(ok.stdout, /radio\s+lines\s+decoder opentrv/);
+  assert.match(ok.stdout, /devices\s+broker\s+decoder json\s+port=1883/);
   assert.match(ok.stdout, /open-data\s+measurements temperature \| range → public/);
   assert.match(ok.stdout, /apikey=<secret emoncms>/);
-  assert.match(ok.stdout, /devices: unknown ones quarantined, 1 declared in this file \(1 with a login\)/);
-  assert.match(ok.stdout, /api: http:\/\/0\.0\.0\.0:8080 \(device bootstrap/);
+  assert.match(ok.stdout, /devices: unknown ones registered, 1 declared in this file \(1 with a login\)/);
   assert.ok(!ok.stdout.includes(SECRET) && !ok.stdout.includes('public-broker-password-1234') && !ok.stdout.includes('sensor-309-password'));
 
-  writeFileSync(cfg, example.replace('"to": ["emon"]', '"to": ["emonn"]').replace('"baud": 4800', '"baud": "fast"'));
+  writeFileSync(cfg, example.replace('"to": ["emon"]', '"to": ["emonn"]').replace('"port": 1883', '"port": "fast"'));
   const bad = await runToEnd(['check', '-c', cfg]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /BH_CONFIG_REF routes\[1\]\.to\[0\]: no sink named "emonn" \(did you mean "emon"\?\)/);
-  assert.match(bad.stderr, /BH_CONFIG_SCHEMA inputs\.radio\.baud: must be integer, not string/);
+  assert.match(bad.stderr, /BH_CONFIG_SCHEMA inputs\.devices\.port: must be integer, not string/);
   assert.match(bad.stderr, /2 errors in the config/);
   assert.ok(!bad.stderr.includes(SECRET));
 

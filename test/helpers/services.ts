@@ -43,3 +43,17 @@ export function chromiumSkip(): string | false {
     return `needs Debian's Chromium at ${CHROMIUM} (apt-get install -y chromium)`;
   }
 }
+
+/** Prometheus's promtool (Debian's `prometheus` package), which checks the /metrics exposition. */
+export const PROMTOOL = '/usr/bin/promtool';
+
+/** Like chromiumSkip, for promtool. */
+export function promtoolSkip(): string | false {
+  try {
+    accessSync(PROMTOOL, constants.X_OK);
+    return false;
+  } catch {
+    if (requireServices) throw new Error(`promtool at ${PROMTOOL} is required (BACKHAUL_REQUIRE_SERVICES=1) but is not there`);
+    return `needs promtool at ${PROMTOOL} (apt-get install -y prometheus)`;
+  }
+}

@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import type { TSchema } from '@sinclair/typebox';
 import type { ConfigProblem, DecoderDefinition, DriverRegistry, InputDefinition, SinkDefinition, StageDefinition } from '../driver.js';
-import { BackhaulError, ConfigErrors, joinPath } from '../errors.js';
+import { BackhaulError, ConfigErrors, isBackhaulError, joinPath } from '../errors.js';
 import { ConfigFile, Match, OutboxOptions } from './schema.js';
 import { SecretStore, isSecretRef } from './secrets.js';
 import { SchemaValidator, suggest } from './validate.js';
@@ -92,16 +92,36 @@ function subPath(base: string, rel: string): string {
   return rel.startsWith('[') ? `${base}${rel}` : `${base}.${rel}`;
 }
 
-/** Schema first; only options that pass it are handed to the driver's own `check`. */
+/**
+ * Schema first; only options that pass it are handed to the driver's own `check`. `ignore` drops errors at paths
+ * already reported otherwise (a secret that could not be resolved holds a stand-in value).
+ */
 function validateOptions(
   def: { readonly options: TSchema; check?(o: unknown): readonly ConfigProblem[] },
   options: unknown,
   path: string,
+  ignore: (path: string) => boolean = () => false,
 ): BackhaulError[] {
-  const errs = validator.validate(def.options, options, path);
+  const errs = validator.validate(def.options, options, path).filter((e) => !ignore(e.path ?? ''));
   if (errs.length > 0 || !def.check) return errs;
-  return def.check(options).map((p) => new BackhaulError('BH_CONFIG_SCHEMA', p.message, { path: subPath(path, p.path) }));
+  return def
+    .check(options)
+    .map((p) => new BackhaulError('BH_CONFIG_SCHEMA', p.message, { path: subPath(path, p.path) }))
+    .filter((e) => !ignore(e.path ?? ''));
 }
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Driver instances that have the shape the top-level schema asks for; the others are reported by it already. */
+function instances(v: unknown): Record<string, Record<string, unknown>> {
+  if (!isObject(v)) return {};
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [id, inst] of Object.entries(v)) if (isObject(inst) && typeof inst['type'] === 'string' && inst['type'] !== '') out[id] = inst;
+  return out;
+}
+
+/** Stand-in for a secret that could not be resolved (its error is reported): a plausible value, so the options around it are still checked. */
+const UNRESOLVED_SECRET = 'unresolved-secret';
 
 export function loadConfigFile(file: string, opts: LoadOptions): LoadedConfig {
   const abs = resolve(file);
@@ -138,9 +158,12 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   const env = opts.env ?? process.env;
   // Work on a copy: validation fills in defaults, and `redacted` must stay as written.
   const top: unknown = structuredClone(raw);
+  // Every stage runs even when an earlier one found problems, so all of them are reported in one pass; each stage
+  // looks only at the parts that have the shape the top-level schema asks for (the rest it has reported).
   const topErrors = validator.validate(ConfigFile, top, '');
-  if (topErrors.length > 0) throw new ConfigErrors(topErrors);
-  const cfg = top as {
+  const errs: BackhaulError[] = [...topErrors];
+  const topBad = (path: string) => topErrors.some((e) => e.path !== undefined && (e.path === path || e.path.startsWith(`${path}.`) || e.path.startsWith(`${path}[`)));
+  const cfg = (isObject(top) ? top : {}) as {
     data?: string;
     secrets?: string;
     log?: { level?: string };
@@ -156,26 +179,50 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     api?: { host?: string; port?: number; bootstrap?: boolean; historian?: string; trustProxy?: string[] };
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
-    routes: Array<{ name?: string; match?: unknown; stages?: Array<Record<string, unknown>>; to: string[] }>;
+    // Only shapes the top-level schema accepted are trusted; the rest is looked at as unknown.
+    routes: Array<{ name?: unknown; match?: unknown; stages: unknown[]; to: unknown[] }>;
   };
 
-  const errs: BackhaulError[] = [];
   const warnings: string[] = [];
+  // Names as written, for references: a sink whose own entry is malformed is still there to be named. Without a
+  // `sinks` (or `inputs`) object at all, references to them are not checked: that one error says it all.
+  const inputIds = isObject(cfg.inputs) ? Object.keys(cfg.inputs) : undefined;
+  const sinkIds = isObject(cfg.sinks) ? Object.keys(cfg.sinks) : undefined;
+  cfg.inputs = instances(cfg.inputs);
+  cfg.sinks = instances(cfg.sinks);
+  cfg.routes = (Array.isArray(cfg.routes) ? cfg.routes : []).map((r: unknown) => {
+    const o = isObject(r) ? r : {};
+    const route: (typeof cfg.routes)[number] = {
+      ...o,
+      match: isObject(o['match']) ? o['match'] : undefined,
+      stages: Array.isArray(o['stages']) ? (o['stages'] as unknown[]) : [],
+      to: Array.isArray(o['to']) ? (o['to'] as unknown[]) : [],
+    };
+    return route;
+  });
 
   // Secrets first, so driver schemas see the real (string) values.
-  const secrets = new SecretStore(cfg.secrets === undefined ? undefined : resolve(where.dir, cfg.secrets), 'secrets', env);
+  const secretsFile = typeof cfg.secrets === 'string' ? resolve(where.dir, cfg.secrets) : undefined;
+  const secrets = new SecretStore(secretsFile, 'secrets', env);
+  let fileFailed = false;
   try {
     secrets.load();
   } catch (e) {
-    throw new ConfigErrors([e as BackhaulError]);
+    errs.push(e as BackhaulError);
+    fileFailed = true;
   }
+  /** Config paths holding a secret that could not be resolved: errors there are consequences, not news. */
+  const unresolved: string[] = [];
+  const isUnresolved = (path: string) => unresolved.some((u) => path === u || path.startsWith(`${u}.`) || path.startsWith(`${u}[`));
   const resolveSecrets = (node: unknown, path: string): unknown => {
     if (isSecretRef(node)) {
       try {
         return secrets.resolve(node.secret, path);
       } catch (e) {
-        errs.push(e as BackhaulError);
-        return '';
+        // With the credentials file unreadable (reported above), a secret missing from the environment is expected.
+        if (!(fileFailed && isBackhaulError(e) && e.code === 'BH_SECRET_MISSING')) errs.push(e as BackhaulError);
+        unresolved.push(path);
+        return UNRESOLVED_SECRET;
       }
     }
     if (Array.isArray(node)) return node.map((v, i) => resolveSecrets(v, joinPath(path, i)));
@@ -189,9 +236,14 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   cfg.inputs = resolveSecrets(cfg.inputs, 'inputs') as typeof cfg.inputs;
   cfg.sinks = resolveSecrets(cfg.sinks, 'sinks') as typeof cfg.sinks;
   cfg.routes = resolveSecrets(cfg.routes, 'routes') as typeof cfg.routes;
-  const declared = resolveSecrets(cfg.devices?.declared ?? [], 'devices.declared') as DeclaredDeviceConfig[];
-  errs.push(...declaredProblems(declared, opts.deviceTypes ?? new DeviceTypes(), 'devices.declared'));
-  const gateways = cfg.devices?.gateways ?? [];
+  const declaredRaw = isObject(cfg.devices) && Array.isArray(cfg.devices.declared) ? cfg.devices.declared : [];
+  const declared = resolveSecrets(declaredRaw, 'devices.declared') as DeclaredDeviceConfig[];
+  errs.push(
+    ...declaredProblems(declared, opts.deviceTypes ?? new DeviceTypes(), 'devices.declared', (i) => topBad(`devices.declared[${i}]`)).filter(
+      (e) => !isUnresolved(e.path ?? ''),
+    ),
+  );
+  const gateways = isObject(cfg.devices) && Array.isArray(cfg.devices.gateways) ? cfg.devices.gateways : [];
   const gw = gatewayProblems(gateways, 'devices.gateways');
   errs.push(...gw.errors);
   warnings.push(...gw.warnings);
@@ -233,14 +285,14 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
         const dDef = lookup('decoder', reg.decoders, String(dInst['type']), typeof decoderRaw === 'string' ? dPath : joinPath(dPath, 'type'));
         if (dDef) {
           const dOpts = options(dInst, ['type']);
-          errs.push(...validateOptions(dDef, dOpts, dPath));
+          errs.push(...validateOptions(dDef, dOpts, dPath, isUnresolved));
           decoder = { def: dDef, options: dOpts };
         }
       }
     }
     if (def) {
       const o = options(inst, ['type', 'decoder']);
-      errs.push(...validateOptions(def, o, path));
+      errs.push(...validateOptions(def, o, path, isUnresolved));
       if (decoder) inputs.push({ id, def, options: o, decoder });
     }
   }
@@ -251,10 +303,10 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     const path = joinPath('sinks', id);
     const def = lookup('sink', reg.sinks, String(inst['type']), joinPath(path, 'type'));
     const outbox: unknown = inst['outbox'] ?? {};
-    errs.push(...validator.validate(OutboxOptions, outbox, joinPath(path, 'outbox')));
+    errs.push(...validator.validate(OutboxOptions, outbox, joinPath(path, 'outbox')).filter((e) => !isUnresolved(e.path ?? '')));
     if (def) {
       const o = options(inst, ['type', 'outbox']);
-      errs.push(...validateOptions(def, o, path));
+      errs.push(...validateOptions(def, o, path, isUnresolved));
       sinks.push({ id, def, options: o, outbox: outbox as OutboxOptions });
     }
   }
@@ -264,10 +316,11 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   const used = new Set<string>();
   cfg.routes.forEach((r, index) => {
     const path = joinPath('routes', index);
-    r.to.forEach((sink, j) => {
+    r.to.forEach((sink: unknown, j) => {
+      if (typeof sink !== 'string') return; // the schema said so
       used.add(sink);
-      if (!(sink in cfg.sinks)) {
-        const names = Object.keys(cfg.sinks);
+      if (sinkIds && !sinkIds.includes(sink)) {
+        const names = sinkIds;
         errs.push(
           new BackhaulError('BH_CONFIG_REF', `no sink named "${sink}"${suggest(sink, names)}; sinks: ${names.join(', ') || '(none)'}`, {
             path: joinPath(joinPath(path, 'to'), j),
@@ -276,9 +329,10 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       }
     });
     const match = (r.match ?? { kind: 'reading' }) as Match;
-    match.inputs?.forEach((input, j) => {
-      if (!(input in cfg.inputs)) {
-        const names = Object.keys(cfg.inputs);
+    (Array.isArray(match.inputs) ? match.inputs : []).forEach((input: unknown, j) => {
+      if (typeof input !== 'string') return;
+      if (inputIds && !inputIds.includes(input)) {
+        const names = inputIds;
         errs.push(
           new BackhaulError('BH_CONFIG_REF', `no input named "${input}"${suggest(input, names)}; inputs: ${names.join(', ') || '(none)'}`, {
             path: `${path}.match.inputs[${j}]`,
@@ -287,24 +341,26 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       }
     });
     const stages: StageSpec[] = [];
-    (r.stages ?? []).forEach((inst, j) => {
+    r.stages.forEach((inst: unknown, j) => {
+      if (!isObject(inst) || typeof inst['type'] !== 'string' || inst['type'] === '') return; // the schema said so
       const sPath = joinPath(joinPath(path, 'stages'), j);
       const def = lookup('stage', reg.stages, String(inst['type']), joinPath(sPath, 'type'));
       if (def) {
         const o = options(inst, ['type']);
-        errs.push(...validateOptions(def, o, sPath));
+        errs.push(...validateOptions(def, o, sPath, isUnresolved));
         stages.push({ def, options: o, path: sPath });
       }
     });
-    routes.push({ name: r.name ?? `route-${index}`, index, match, stages, to: r.to });
+    // `to` holds only strings once the schema passed, and nothing is returned otherwise.
+    routes.push({ name: typeof r.name === 'string' ? r.name : `route-${index}`, index, match, stages, to: r.to as string[] });
   });
   const names = new Set<string>();
   for (const r of routes) {
     if (names.has(r.name)) errs.push(new BackhaulError('BH_CONFIG_SCHEMA', `route name "${r.name}" is used twice`, { path: `routes[${r.index}].name` }));
     names.add(r.name);
   }
-  const hist = cfg.api?.historian;
-  if (hist !== undefined && cfg.sinks[hist]?.['type'] !== 'sqlite') {
+  const hist = isObject(cfg.api) ? cfg.api.historian : undefined;
+  if (typeof hist === 'string' && cfg.sinks[hist]?.['type'] !== 'sqlite') {
     const names = Object.entries(cfg.sinks)
       .filter(([, v]) => v['type'] === 'sqlite')
       .map(([k]) => k);

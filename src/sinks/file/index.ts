@@ -4,6 +4,7 @@ import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises
 import { dirname, join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError } from '../../core/driver.js';
+import { isInside, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../core/private-files.js';
 import { errorText, messageToJson } from '../format.js';
 
 const Options = Type.Object(
@@ -48,11 +49,13 @@ export const fileSink = defineSink({
     const path = o.path === undefined ? join(ctx.dataDir, 'readings.jsonl') : ctx.resolvePath(o.path);
     const maxBytes = o.maxBytes ?? 10 * 1024 * 1024;
     const maxFiles = o.maxFiles ?? 5;
+    // In the data folder, readings are private (0600, folder 0700); elsewhere the operator's umask decides.
+    const inData = isInside(ctx.dataDir, path);
     let fh: FileHandle | undefined;
     let size = 0;
 
     async function openFile(): Promise<void> {
-      const h = await open(path, 'a');
+      const h = await open(path, 'a', inData ? PRIVATE_FILE_MODE : 0o666);
       try {
         size = (await h.stat()).size;
       } catch (e) {
@@ -87,7 +90,7 @@ export const fileSink = defineSink({
     return {
       async open() {
         try {
-          await mkdir(dirname(path), { recursive: true });
+          await mkdir(dirname(path), { recursive: true, ...(inData ? { mode: PRIVATE_DIR_MODE } : {}) });
           await openFile();
         } catch (e) {
           throw fsError(`cannot open ${path}`, e);

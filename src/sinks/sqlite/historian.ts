@@ -4,6 +4,7 @@
 // Rows are unique by (device, measurement, ts) and events by (type, ts, device): writing the same reading twice (a
 // retried batch, an outbox replayed after a crash, `backhaul replay` of a file already loaded) keeps the first copy.
 import { mkdirSync } from 'node:fs';
+import { createPrivateFile, makePrivateDir } from '../../core/private-files.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { EventSeverity, HubEvent, Message, Reading, Value } from '../../core/types.js';
@@ -118,6 +119,8 @@ export interface HistorianOpenOptions {
    * a process crash, and is faster.
    */
   readonly synchronous?: 'FULL' | 'NORMAL';
+  /** Create the file 0600 (its folder 0700): the sink asks for it when the file is in the data folder. */
+  readonly private?: boolean;
 }
 
 export interface WriteCounts {
@@ -262,7 +265,12 @@ export class Historian {
   /** Open (and create, unless read-only) a historian file; `:memory:` gives a throw-away one. */
   static open(path: string, opts: HistorianOpenOptions = {}): Historian {
     const readonly = opts.readonly ?? false;
-    if (!readonly && path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (!readonly && path !== ':memory:') {
+      if (opts.private) {
+        makePrivateDir(dirname(path));
+        createPrivateFile(path);
+      } else mkdirSync(dirname(path), { recursive: true });
+    }
     const db = new Database(path, { readonly, fileMustExist: readonly });
     try {
       db.pragma('busy_timeout = 5000');

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError } from '../../core/driver.js';
+import { isInside } from '../../core/private-files.js';
 import { errorText } from '../format.js';
 import { Historian } from './historian.js';
 
@@ -63,7 +64,7 @@ export const sqliteSink = defineSink({
     return {
       open() {
         try {
-          historian = Historian.open(path);
+          historian = Historian.open(path, { private: isInside(ctx.dataDir, path) });
         } catch (e) {
           return Promise.reject(sqliteError(`cannot open ${path}`, e, false));
         }
