@@ -39,6 +39,11 @@ export class Metrics {
     'Readings the device gate dropped, by input and reason (unknown, disabled, blocked, bad_id).',
     ['input', 'reason'],
   );
+  readonly registryRejected = this.counter(
+    'backhaul_registry_rejected_total',
+    'Items of a batched registry write refused one by one (the rest were written), by what (status, last_seen).',
+    ['what'],
+  );
   readonly devicesUnknown = this.counter('backhaul_unknown_device_readings_total', 'Readings from devices not in the registry, by policy.', ['policy']);
   readonly routeMessages = this.counter('backhaul_route_messages_total', 'Messages that matched a route, by route.', ['route']);
   readonly stageDropped = this.counter('backhaul_stage_dropped_total', 'Messages or values a stage removed, by route, stage and reason.', [
