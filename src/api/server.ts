@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { BackhaulError, isBackhaulError, joinPath, type BackhaulErrorOptions, type ErrorCode } from '../core/errors.js';
-import { checkJsonDepth } from '../core/json.js';
+import { checkJsonBounds } from '../core/json.js';
 import type { Logger } from '../core/logger.js';
 import { listenError, reachableHost } from '../inputs/util.js';
 
@@ -120,7 +120,7 @@ export class ApiServer {
     app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
       const text = String(body); // parseAs: 'string'
       try {
-        checkJsonDepth(text, undefined, 'the body');
+        checkJsonBounds(text, 'the body');
       } catch (e) {
         done(isBackhaulError(e) ? new ApiError(400, e.code, e.detail, { path: 'body' }) : (e as Error), undefined);
         return;

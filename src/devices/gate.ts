@@ -6,7 +6,7 @@
 // already open, from the next refresh), and a device's status message on `<base>/device` is kept as its last status.
 import type { Clock, ClockTimer } from '../core/clock.js';
 import { isBackhaulError } from '../core/errors.js';
-import { checkJsonDepth, MAX_JSON_DEPTH } from '../core/json.js';
+import { checkJsonBounds } from '../core/json.js';
 import { LogThrottle } from '../core/throttle.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
@@ -257,7 +257,7 @@ export class DeviceGate {
     const text = typeof frame.payload === 'string' ? frame.payload : new TextDecoder().decode(frame.payload);
     const at = frame.receivedAt;
     try {
-      checkJsonDepth(text, MAX_JSON_DEPTH, 'the status');
+      checkJsonBounds(text, 'the status');
     } catch (e) {
       // Refused, not kept: nothing downstream (the registry's JSON, order results) could store it. Still a sign of
       // life of a device that logged in.

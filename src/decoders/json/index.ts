@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox';
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
 import { BackhaulError, isBackhaulError, joinPath } from '../../core/errors.js';
 import type { Frame, Reading, Value } from '../../core/types.js';
-import { checkJsonDepth, MAX_JSON_DEPTH } from '../../core/json.js';
+import { checkJsonBounds } from '../../core/json.js';
 import { parseIsoTime } from '../time.js';
 
 /** Default cap on the readings of one array body: a frame's work and its readings are bounded by it. */
@@ -327,7 +327,7 @@ export const jsonDecoder = defineDecoder({
         }
       }
       const json = text.startsWith('\uFEFF') ? text.slice(1) : text;
-      checkJsonDepth(json, MAX_JSON_DEPTH, 'the body');
+      checkJsonBounds(json, 'the body');
       let body: unknown;
       try {
         body = JSON.parse(json) as unknown;

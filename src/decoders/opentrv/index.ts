@@ -5,7 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
 import { BackhaulError, joinPath } from '../../core/errors.js';
-import { checkJsonDepth, MAX_JSON_DEPTH } from '../../core/json.js';
+import { checkJsonBounds } from '../../core/json.js';
 import type { Frame, Reading, Value } from '../../core/types.js';
 import { parseIsoTime } from '../time.js';
 
@@ -160,7 +160,7 @@ function describe(v: unknown): string {
 }
 
 function parseJson(line: string): unknown {
-  checkJsonDepth(line, MAX_JSON_DEPTH, 'the line');
+  checkJsonBounds(line, 'the line');
   try {
     return JSON.parse(line) as unknown;
   } catch {

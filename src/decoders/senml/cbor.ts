@@ -16,15 +16,19 @@ const syntax = (detail: string) => new BackhaulError('BH_DECODE_SYNTAX', `not va
 
 /**
  * Throws BH_DECODE_SYNTAX for a malformed or truncated item (or bytes after it), BH_DECODE_DEPTH past `maxDepth`
- * nested arrays, maps and tags, BH_DECODE_CBOR_TAG for a tag outside SENML_CBOR_TAGS. Linear in the input.
+ * nested arrays, maps and tags, BH_DECODE_TOO_MANY for a map of more than `maxMembers` entries (as JSON objects are
+ * bounded), BH_DECODE_CBOR_TAG for a tag outside SENML_CBOR_TAGS. Linear in the input.
  */
-export function checkSenmlCbor(b: Uint8Array, maxDepth: number): void {
+export function checkSenmlCbor(b: Uint8Array, maxDepth: number, maxMembers: number): void {
   const len = b.length;
   // Items still expected in each open array, map (2 per entry) or tag (1); -1 for indefinite-length containers.
   const open: number[] = [];
-  // What each open container is: 'c' array or map, 's2'/'s3' an indefinite byte/text string (only chunks of its
-  // major type inside), 'b' a bignum tag (a short byte string inside).
+  // What each open container is: 'c' an array or tag, 'm' a map, 's2'/'s3' an indefinite byte/text string (only
+  // chunks of its major type inside), 'b' a bignum tag (a short byte string inside).
   const kinds: string[] = [];
+  // Items seen so far in each open indefinite-length map (keys and values).
+  const seen: number[] = [];
+  const tooMany = () => new BackhaulError('BH_DECODE_TOO_MANY', `a CBOR map has more than ${maxMembers} entries; refused undecoded`, { path: '$' });
   let pos = 0;
   for (;;) {
     if (pos >= len) throw syntax('the data ends inside an item');
@@ -37,6 +41,7 @@ export function checkSenmlCbor(b: Uint8Array, maxDepth: number): void {
       if (open[open.length - 1] !== -1) throw syntax('a break outside an indefinite-length item');
       open.pop();
       kinds.pop();
+      seen.pop();
     } else {
       let arg = 0;
       let indefinite = false;
@@ -74,6 +79,10 @@ export function checkSenmlCbor(b: Uint8Array, maxDepth: number): void {
           break;
         case 4:
         case 5: {
+          if (major === 5) {
+            kind = 'm';
+            if (!indefinite && arg > maxMembers) throw tooMany();
+          }
           const items = major === 5 ? arg * 2 : arg;
           // Every item takes at least one byte: a count larger than what is left is a lie, refused before anything
           // makes room for it.
@@ -103,17 +112,22 @@ export function checkSenmlCbor(b: Uint8Array, maxDepth: number): void {
         }
         open.push(opens);
         kinds.push(kind);
+        seen.push(0);
         continue;
       }
     }
     // An item is complete: count it in the definite containers it completes.
     while (open.length > 0) {
       const top = open.length - 1;
-      if (open[top] === -1) break;
+      if (open[top] === -1) {
+        if (kinds[top] === 'm' && ++seen[top]! > 2 * maxMembers) throw tooMany();
+        break;
+      }
       open[top]!--;
       if (open[top]! > 0) break;
       open.pop();
       kinds.pop();
+      seen.pop();
     }
     if (open.length === 0) {
       if (pos !== len) throw syntax(`${len - pos} byte(s) after the data item`);

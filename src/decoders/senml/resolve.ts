@@ -2,7 +2,7 @@
 // pack → resolved records (RFC 8428 §4.6): base values applied, times absolute, names concatenated and checked.
 import { Decoder } from 'cbor-x';
 import { BackhaulError, joinPath } from '../../core/errors.js';
-import { checkJsonDepth, MAX_JSON_DEPTH } from '../../core/json.js';
+import { checkJsonBounds, MAX_JSON_DEPTH, MAX_JSON_MEMBERS } from '../../core/json.js';
 import { checkSenmlCbor } from './cbor.js';
 
 /** A resolved SenML record (RFC 8428 §4.6). `t` is absolute, in seconds since the Unix epoch. */
@@ -96,7 +96,7 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 }
 
 function parseJsonText(s: string): unknown {
-  checkJsonDepth(s, MAX_JSON_DEPTH, 'the SenML pack');
+  checkJsonBounds(s, 'the SenML pack');
   try {
     return JSON.parse(s) as unknown;
   } catch (e) {
@@ -162,7 +162,7 @@ export function decodeSenmlPayload(payload: Uint8Array | string, format: 'auto' 
     }
     return parseJsonText(text);
   }
-  checkSenmlCbor(payload, MAX_JSON_DEPTH);
+  checkSenmlCbor(payload, MAX_JSON_DEPTH, MAX_JSON_MEMBERS);
   let item: unknown;
   try {
     item = cbor.decode(payload) as unknown;
