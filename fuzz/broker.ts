@@ -35,7 +35,7 @@ const topic = fc.oneof(
   text(24),
 );
 const payload = fc.uint8Array({ maxLength: 64 });
-const qos = fc.constantFrom(0, 1, 2) as fc.Arbitrary<0 | 1 | 2>;
+const qos = fc.constantFrom<0 | 1 | 2>(0, 1, 2);
 const messageId = fc.integer({ min: 0, max: 65535 });
 /** Sessions kept across connections (clean: false) use a few client ids, so the broker keeps a bounded number. */
 const POOL = ['c1', 'c2', 'c3', 'fuzz-a', 'fuzz-b'];
@@ -44,7 +44,7 @@ type Packet = mqttPacket.Packet;
 
 const connectPacket = fc
   .record({
-    version: fc.constantFrom(3, 4, 4, 4, 5) as fc.Arbitrary<3 | 4 | 5>,
+    version: fc.constantFrom<3 | 4 | 5>(3, 4, 4, 4, 5),
     clientId: fc.oneof(fc.constantFrom(...POOL, ''), text(30)),
     clean: fc.boolean(),
     keepalive: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 65535 })),

@@ -4,9 +4,9 @@
 // returns readings or a skip, or throws a BackhaulError whose code is in the catalog; nothing else.
 import fc from 'fast-check';
 import { Decoder, Encoder } from 'cbor-x';
-import type { Decode, DecoderDefinition } from '../src/core/driver.js';
+import type { Decode, DecodeResult, DecoderDefinition } from '../src/core/driver.js';
 import { BackhaulError, ERROR_CATALOG } from '../src/core/errors.js';
-import type { Frame } from '../src/core/types.js';
+import type { Frame, Reading } from '../src/core/types.js';
 import { builtinRegistry } from '../src/runtime/registry.js';
 import { fastestCpuNs, formatReport, slope, TargetStats, type Scaling } from './stats.js';
 
@@ -50,7 +50,7 @@ export function decoderTargets(): DecoderTarget[] {
 // Plain CBOR maps (no tag 259, which cbor-x's types do not list but its encoder reads) and untagged byte strings, as
 // a SenML device sends them.
 const cborOptions = { useRecords: false, mapsAsObjects: false, useTag259ForMaps: false, tagUint8Array: false };
-const cbor = new Encoder(cborOptions as ConstructorParameters<typeof Encoder>[0]);
+const cbor = new Encoder(cborOptions);
 const cborDecoder = new Decoder({ mapsAsObjects: false, useRecords: false });
 const utf8 = new TextEncoder();
 
@@ -82,8 +82,28 @@ function toCbor(pack: ReadonlyArray<Record<string, unknown>>, bytesForVd: boolea
         ]),
       ),
   );
-  return cbor.encode(records) as Uint8Array;
+  return cbor.encode(records);
 }
+
+/** The head of a CBOR tag (major type 6) with number `tag`. */
+function tagHead(tag: number): number[] {
+  if (tag < 24) return [0xc0 | tag];
+  if (tag < 0x100) return [0xd8, tag];
+  if (tag < 0x10000) return [0xd9, tag >> 8, tag & 0xff];
+  return [0xda, (tag >>> 24) & 0xff, (tag >> 16) & 0xff, (tag >> 8) & 0xff, tag & 0xff];
+}
+
+/** Tags cbor-x acts on (dates, bignums, records, shared references, sets, maps, typed arrays), and any other. */
+const cborTag = fc.oneof(fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 25, 27, 28, 29, 51, 64, 72, 105, 256, 258, 259, 55799, 57344, 57599), fc.nat({ max: 0xffffffff }));
+const cborTagged = fc
+  .record({ tags: fc.array(cborTag, { minLength: 1, maxLength: 3 }), inner: fc.oneof(senmlPack.map((p) => toCbor(p, true)), fc.uint8Array({ maxLength: 24 })), where: fc.nat({ max: 2 }) })
+  .map(({ tags, inner, where }) => {
+    const heads = tags.flatMap(tagHead);
+    // Around the whole pack, around its first record, or a shared reference to itself (issue 11's d81c81d81d00).
+    if (where === 0) return Uint8Array.from([...heads, ...inner]);
+    if (where === 1 && inner[0] !== undefined && inner[0] >= 0x81 && inner[0] <= 0x97) return Uint8Array.from([inner[0], ...heads, ...inner.subarray(1)]);
+    return Uint8Array.from([0xd8, 28, 0x81, 0xd8, 29, 0x00]);
+  });
 
 const OPENTRV_KEYS = ['@', '+', 'T|C16', 'H|%', 'B|cV', 'B|mV', 'L', 'O', 'occ|%', 'vac|h', 'v|%', 'vC|%', 'tT|C', 'tS|C', 'b', 'err', 'zz'] as const;
 const opentrvStats = fc.dictionary(fc.constantFrom(...OPENTRV_KEYS), fc.oneof(smallValue, fc.constantFrom('819c', 'D49', '0d49', 'cdfb')), { maxKeys: 8 });
@@ -158,6 +178,7 @@ export function decoderInput(variants: number): fc.Arbitrary<DecoderInput> {
     asText('random-text', fc.string({ unit: 'binary', maxLength: 200 })),
     asText('senml-json', senmlPack.map((p) => JSON.stringify(p))),
     fc.record({ pack: senmlPack, vdBytes: fc.boolean(), variant }).map(({ pack, vdBytes, variant: v }) => ({ family: 'senml-cbor', payload: toCbor(pack, vdBytes), variant: v })),
+    fc.record({ payload: cborTagged, variant }).map((x) => ({ family: 'cbor-tags', ...x })),
     asText('json', jsonBody.map((b) => JSON.stringify(b))),
     asText('opentrv', opentrvLine),
   );
@@ -190,7 +211,7 @@ export function frameOf(i: DecoderInput): Frame {
 
 /** Decodes once; returns the outcome's name, or throws when the decoder broke the property. */
 export function decodeChecked(decode: Decode, frame: Frame): string {
-  let result;
+  let result: DecodeResult;
   try {
     result = decode(frame);
   } catch (e) {
@@ -200,8 +221,9 @@ export function decodeChecked(decode: Decode, frame: Frame): string {
     });
   }
   if ('skipped' in result) return 'skipped';
-  if (!Array.isArray(result.readings) || result.readings.length === 0) throw new Error('the decoder returned no readings and no skip reason');
-  for (const r of result.readings) {
+  const readings: readonly Reading[] = result.readings;
+  if (readings.length === 0) throw new Error('the decoder returned no readings and no skip reason');
+  for (const r of readings) {
     if (typeof r.device !== 'string' || r.device === '' || !Number.isFinite(r.ts)) throw new Error(`a reading without a device or a finite time: ${JSON.stringify(r).slice(0, 200)}`);
   }
   return 'decoded';
