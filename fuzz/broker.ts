@@ -229,7 +229,7 @@ export async function fuzzBroker(o: BrokerFuzzOptions): Promise<{ stats: TargetS
   const onUncaught = (e: unknown) => uncaught.push(e);
   process.on('uncaughtException', onUncaught);
   process.on('unhandledRejection', onUncaught);
-  const stats = new TargetStats('broker packet path');
+  const stats = new TargetStats('broker packet path', 'wall time from connect to close');
   const rssBefore = process.memoryUsage().rss;
   await input.start();
   try {

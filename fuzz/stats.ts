@@ -23,7 +23,11 @@ export class TargetStats {
   /** Outcomes by name (decoded, skipped, an error code, closed, ...). */
   readonly outcomes = new Map<string, number>();
 
-  constructor(readonly name: string) {}
+  /** `clock`: what the times are (`CPU time` for a decoder, `wall time` for a broker session). */
+  constructor(
+    readonly name: string,
+    readonly clock: string,
+  ) {}
 
   record(bytes: number, ns: number, family: string, outcome: string): void {
     this.runs++;
@@ -67,6 +71,12 @@ export function slope(points: ReadonlyArray<{ readonly bytes: number; readonly n
  * fastest run, so that other work on a shared machine and the odd collection do not pass for growth. With
  * `node --expose-gc`, each run starts after a full collection.
  */
+/** CPU time of this process so far, in ns (µs resolution on Linux). */
+export function cpuNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
 export function fastestCpuNs(fn: () => void, repeat = 7): number {
   const gc = (globalThis as { gc?: () => void }).gc;
   let best = Number.POSITIVE_INFINITY;
@@ -91,7 +101,7 @@ const size = (b: number) => (b >= 1024 * 1024 ? `${(b / 1024 / 1024).toFixed(2)}
 export const LINEAR_SLOPE = 1.6;
 
 export function formatReport(s: TargetStats, scaling: readonly Scaling[]): string {
-  const lines = [`${s.name}`];
+  const lines = [`${s.name} (times are ${s.clock})`];
   lines.push(`  inputs run        ${s.runs} (${size(s.totalBytes)} in all)`);
   lines.push(`  mean per input    ${us(s.runs ? s.totalNs / s.runs : 0)}`);
   lines.push(`  slowest input     ${ms(s.slowest.ns)} for ${size(s.slowest.bytes)} (${s.slowest.family})`);

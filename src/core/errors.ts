@@ -26,7 +26,7 @@ export const ERROR_CATALOG = {
   BH_DECODE_NO_DEVICE: 'No device id could be found in a frame.',
   BH_DECODE_TIME: 'A frame carries a time that cannot be understood.',
   BH_DECODE_NO_VALUES: 'A frame holds no values.',
-  BH_DECODE_TOO_MANY: 'A frame holds more records (SenML) or readings (a JSON array) than its decoder takes in one frame (`maxRecords`, `maxReadings`; 10,000 by default).',
+  BH_DECODE_TOO_MANY: 'A frame holds more records (SenML) or readings (a JSON array) than its decoder takes in one frame (`maxRecords`, `maxReadings`; 10,000 by default), or a JSON object or CBOR map from outside has more than 10,000 members.',
   BH_DECODE_DEPTH: 'A JSON or CBOR document (a frame, a device status, an API body) nests arrays and objects deeper than the limit (64 levels); it is refused before it is parsed.',
   BH_DECODE_CBOR_TAG: 'A CBOR frame uses a tag the SenML decoder does not read (shared references 28 and 29 among them); only 2 and 3 (bignums of at most 16 bytes), 4 (decimal fraction) and 55799 (self-described CBOR) are read.',
   BH_OPENTRV_LINE: 'An OpenTRV binary stats line (`@ID;T..;L..`) is malformed.',
