@@ -210,6 +210,6 @@ test('a device from the topic serves every element; one longer than 256 characte
 
 test('a body nested deeper than 64 levels is BH_DECODE_DEPTH; an object of more than 10,000 members BH_DECODE_TOO_MANY', () => {
   throwsCode(() => decodeWith({}, `{"device":"x","v":${'['.repeat(100_000)}${']'.repeat(100_000)}}`), 'BH_DECODE_DEPTH', '$');
-  const wide = Object.fromEntries([['device', 'x'], ...Array.from({ length: 10_000 }, (_, i) => [`k${i}`, i])]);
+  const wide: Record<string, unknown> = Object.fromEntries([['device', 'x'] as [string, unknown], ...Array.from({ length: 10_000 }, (_, i): [string, unknown] => [`k${i}`, i])]);
   throwsCode(() => decodeWith({}, wide), 'BH_DECODE_TOO_MANY', '$');
 });
