@@ -77,15 +77,13 @@ export class DeviceGate {
   private stopped = false;
   private writes: Promise<unknown> = Promise.resolve();
   private liveness: LivenessMonitor | undefined;
-  private readonly warnings: LogThrottle;
+  private warnings: LogThrottle | undefined;
 
-  constructor(private readonly o: DeviceGateOptions) {
-    this.warnings = new LogThrottle(o.clock);
-  }
+  constructor(private readonly o: DeviceGateOptions) {}
 
   /** A warning at most once a minute per key, with how many were held back. */
   private warn(key: string, fields: Record<string, unknown>, msg: string): void {
-    const suppressed = this.warnings.take(key);
+    const suppressed = (this.warnings ??= new LogThrottle(this.o.clock)).take(key);
     if (suppressed !== null) this.o.logger.warn({ ...fields, ...(suppressed > 0 ? { earlierSuppressed: suppressed } : {}) }, msg);
   }
 
