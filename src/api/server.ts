@@ -5,6 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { BackhaulError, isBackhaulError, joinPath, type BackhaulErrorOptions, type ErrorCode } from '../core/errors.js';
+import { checkJsonBounds } from '../core/json.js';
 import type { Logger } from '../core/logger.js';
 import { listenError, reachableHost } from '../inputs/util.js';
 
@@ -131,6 +132,20 @@ export class ApiServer {
       // Event streams never go idle: stopping must not wait for their clients to leave.
       forceCloseConnections: true,
       ...(this.o.trustProxy !== undefined && this.o.trustProxy.length > 0 ? { trustProxy: [...this.o.trustProxy] } : {}),
+    });
+    // JSON bodies: nesting bounded first (one linear scan, src/core/json.ts), then Fastify's own parser, which also
+    // refuses `__proto__` and `constructor` poisoning.
+    const parseJson = app.getDefaultJsonParser('error', 'error');
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+      const text = String(body); // parseAs: 'string'
+      try {
+        checkJsonBounds(text, 'the body');
+      } catch (e) {
+        done(isBackhaulError(e) ? new ApiError(400, e.code, e.detail, { path: 'body' }) : (e as Error), undefined);
+        return;
+      }
+      void parseJson(req, text, done);
     });
     if (this.o.openapi) {
       // At the root, before the plugins, so it sees every route they add.

@@ -46,6 +46,11 @@ export class Metrics {
     'Readings the device gate dropped, by input and reason (unknown, disabled, blocked, bad_id, foreign_device).',
     ['input', 'reason'],
   );
+  readonly registryRejected = this.counter(
+    'backhaul_registry_rejected_total',
+    'Items of a batched registry write refused one by one (the rest were written), by what (status, last_seen).',
+    ['what'],
+  );
   readonly devicesUnknown = this.counter('backhaul_unknown_device_readings_total', 'Readings from devices not in the registry, by policy.', ['policy']);
   readonly unknownEventsSuppressed = this.counter(
     'backhaul_unknown_device_events_suppressed_total',

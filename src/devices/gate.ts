@@ -7,7 +7,8 @@
 // moving a device applies to connections already open, from the next refresh), and a device's status message on
 // `<base>/device` is kept as its last status.
 import type { Clock, ClockTimer } from '../core/clock.js';
-import { BackhaulError } from '../core/errors.js';
+import { BackhaulError, isBackhaulError } from '../core/errors.js';
+import { checkJsonBounds } from '../core/json.js';
 import { RateLimiter } from '../core/ratelimit.js';
 import { LogThrottle } from '../core/throttle.js';
 import type { Logger } from '../core/logger.js';
@@ -15,7 +16,7 @@ import type { Metrics } from '../core/metrics.js';
 import type { Principal } from '../core/driver.js';
 import type { Frame, HubEvent, Reading } from '../core/types.js';
 import { verifyPassword } from './credentials.js';
-import type { DeviceStore } from './registry.js';
+import type { DeviceStore, TouchItem } from './registry.js';
 import { effectiveThresholds } from './device-types.js';
 import { gatewayMatcher, type GatewayConfig } from './gateways.js';
 import { LivenessMonitor, type LivenessState } from './liveness.js';
@@ -94,6 +95,7 @@ export class DeviceGate {
   private readonly unknownLimit: RateLimiter | undefined;
   /** device.unknown events held back since the last summary. */
   private held: { count: number; first: string; since: number; timer: ClockTimer } | undefined;
+  private warnings: LogThrottle | undefined;
 
   constructor(private readonly o: DeviceGateOptions) {
     this.mayForward = gatewayMatcher(o.gateways ?? []);
@@ -101,6 +103,12 @@ export class DeviceGate {
     const u = o.unknownEvents;
     // One key: the bound is on the whole flood, whoever sends it. No failures are recorded, so no backoff.
     this.unknownLimit = u && new RateLimiter(o.clock, { burst: u.burst, perSecond: u.perMinute / 60, failuresBeforeBackoff: Infinity, backoffMs: 0, maxBackoffMs: 0, maxKeys: 1 });
+  }
+
+  /** A warning at most once a minute per key, with how many were held back. */
+  private warn(key: string, fields: Record<string, unknown>, msg: string): void {
+    const suppressed = (this.warnings ??= new LogThrottle(this.o.clock)).take(key);
+    if (suppressed !== null) this.o.logger.warn({ ...fields, ...(suppressed > 0 ? { earlierSuppressed: suppressed } : {}) }, msg);
   }
 
   async start(): Promise<void> {
@@ -275,12 +283,24 @@ export class DeviceGate {
     if (!k.enabled || k.state === 'BLOCKED') return true;
     let status: JsonValue;
     const text = typeof frame.payload === 'string' ? frame.payload : new TextDecoder().decode(frame.payload);
+    const at = frame.receivedAt;
+    try {
+      checkJsonBounds(text, 'the status');
+    } catch (e) {
+      // Refused, not kept: nothing downstream (the registry's JSON, order results) could store it. Still a sign of
+      // life of a device that logged in.
+      const code = isBackhaulError(e) ? e.code : 'internal';
+      this.o.metrics.decodeErrors.inc({ input: frame.input, reason: code });
+      this.warn(`status:${code}`, { device: id, code }, `status of ${id} refused: ${e instanceof Error ? e.message : String(e)}`);
+      this.seen.set(id, Math.max(this.seen.get(id) ?? 0, at));
+      this.liveness?.observe({ device: id }, at);
+      return true;
+    }
     try {
       status = JSON.parse(text) as JsonValue;
     } catch {
       status = text; // not JSON: kept as the text it is
     }
-    const at = frame.receivedAt;
     const prev = this.statuses.get(id);
     if (!prev || at >= prev.at) this.statuses.set(id, { at, status });
     this.seen.set(id, Math.max(this.seen.get(id) ?? 0, at));
@@ -386,11 +406,40 @@ export class DeviceGate {
   private async flushTouches(): Promise<void> {
     if (this.seen.size === 0 && this.statuses.size === 0) return;
     // Statuses first: the store keeps a status only when it is not older than the last-seen time already written.
-    const items = [...[...this.statuses].map(([id, s]) => ({ id, at: s.at, status: s.status })), ...[...this.seen].map(([id, at]) => ({ id, at }))];
+    const items: TouchItem[] = [
+      ...[...this.statuses].map(([id, s]) => ({ id, at: s.at, status: s.status })),
+      ...[...this.seen].map(([id, at]) => ({ id, at })),
+    ];
     this.statuses.clear();
     this.seen.clear();
     await this.writes;
-    await this.o.store.touchMany(items);
+    let result;
+    try {
+      result = await this.o.store.touchMany(items);
+    } catch (e) {
+      // The store failed as a whole (disk full, file locked): keep the batch for the next flush, where anything newer
+      // that arrived meanwhile wins.
+      this.requeue(items);
+      throw e;
+    }
+    // One bad item is refused alone; the others are written.
+    for (const { index, error } of result.rejected) {
+      const item = items[index];
+      const what = item?.status === undefined ? 'last_seen' : 'status';
+      this.o.metrics.registryRejected.inc({ what });
+      this.warn(`reject:${what}`, { device: item?.id, code: error.code, path: error.path }, `registry refused the ${what.replace('_', '-')} of ${item?.id}: ${error.message}`);
+    }
+  }
+
+  private requeue(items: readonly TouchItem[]): void {
+    for (const item of items) {
+      if (item.status !== undefined) {
+        const now = this.statuses.get(item.id);
+        if (!now || now.at < item.at) this.statuses.set(item.id, { at: item.at, status: item.status });
+      } else {
+        this.seen.set(item.id, Math.max(this.seen.get(item.id) ?? 0, item.at));
+      }
+    }
   }
 
   async stop(): Promise<void> {

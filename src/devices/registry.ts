@@ -103,6 +103,13 @@ export interface TouchItem {
   readonly status?: JsonValue;
 }
 
+export interface TouchManyResult {
+  /** How many items named a device the registry has (and were written). */
+  readonly known: number;
+  /** Items refused one by one (BH_DEVICE_FIELD), by index in the batch; nothing of them was written. */
+  readonly rejected: ReadonlyArray<{ readonly index: number; readonly error: BackhaulError }>;
+}
+
 export interface AuditInput {
   /** Who: `cli:alice`, `api:bob`, `hub`, `device:<id>`. */
   readonly actor: string;
@@ -208,8 +215,12 @@ export interface DeviceStore {
   setState(id: string, state: DeviceState, reason?: string): Promise<Device>;
   /** Record a message from the device. Never moves lastSeen back. False when the device is unknown. */
   touch(id: string, at: number, status?: JsonValue): Promise<boolean>;
-  /** `touch` for many devices in one go (the hub flushes last-seen times in batches). Returns how many were known. */
-  touchMany(items: readonly TouchItem[]): Promise<number>;
+  /**
+   * `touch` for many devices in one go (the hub flushes last-seen times in batches). An item that cannot be stored
+   * (a time that is not a finite number, a status that does not serialise) is rejected alone and the rest are
+   * written; the batch as a whole fails only when the store itself does.
+   */
+  touchMany(items: readonly TouchItem[]): Promise<TouchManyResult>;
   /**
    * Set a device's login. With `onlyIfPending`, only when its password has not been handed out yet (the bootstrap
    * call: two concurrent calls must not both deliver one); returns false when that condition failed.
@@ -815,23 +826,55 @@ export class SqliteDeviceStore implements DeviceStore {
     });
   }
 
-  private touchSync(item: TouchItem): boolean {
+  /** What `touchSync` binds, checked: BH_DEVICE_FIELD for an item that cannot be stored, before any SQL runs. */
+  private touchArgs(item: TouchItem): { id: string; at: number; status: string | null } {
+    if (typeof item.at !== 'number' || !Number.isFinite(item.at)) {
+      // NaN would bind as NULL, and max(last_seen, NULL) is NULL: the device's last-seen time would be wiped.
+      throw new BackhaulError('BH_DEVICE_FIELD', 'a last-seen time must be a finite number of ms', { path: 'lastSeen' });
+    }
+    let status: string | null = null;
+    if (item.status !== undefined) {
+      try {
+        status = JSON.stringify(item.status) ?? null;
+      } catch (e) {
+        // A status the gate let through and still cannot be written (nested too deep for the stack, a cycle).
+        throw new BackhaulError('BH_DEVICE_FIELD', `the status cannot be stored (${e instanceof Error ? e.message : String(e)})`, {
+          path: 'lastStatus',
+          cause: e,
+        });
+      }
+    }
+    return { id: item.id, at: Math.round(item.at), status };
+  }
+
+  private touchSync(args: { id: string; at: number; status: string | null }): boolean {
     // Every expression sees the row as it was, so the status is taken only from a message newer than the last one.
     const r = this.stmt(
       `UPDATE devices SET
          last_status = CASE WHEN @status IS NOT NULL AND @at >= ifnull(last_seen, 0) THEN @status ELSE last_status END,
          last_seen = max(ifnull(last_seen, 0), @at)
        WHERE id = @id`,
-    ).run({ id: item.id, at: Math.round(item.at), status: item.status === undefined ? null : JSON.stringify(item.status) });
+    ).run(args);
     return r.changes > 0;
   }
 
   touch(id: string, at: number, status?: JsonValue): Promise<boolean> {
-    return this.read(() => this.touchSync(status === undefined ? { id, at } : { id, at, status }));
+    return this.read(() => this.touchSync(this.touchArgs(status === undefined ? { id, at } : { id, at, status })));
   }
 
-  touchMany(items: readonly TouchItem[]): Promise<number> {
-    return this.tx(() => items.reduce((n, item) => n + (this.touchSync(item) ? 1 : 0), 0));
+  touchMany(items: readonly TouchItem[]): Promise<TouchManyResult> {
+    // Items are checked before the transaction, so a bad one is rejected alone; an SQL failure (disk full, a locked
+    // file) still fails the whole batch, which the caller keeps and retries.
+    const rejected: Array<{ index: number; error: BackhaulError }> = [];
+    const good: Array<{ id: string; at: number; status: string | null }> = [];
+    items.forEach((item, index) => {
+      try {
+        good.push(this.touchArgs(item));
+      } catch (e) {
+        rejected.push({ index, error: e instanceof BackhaulError ? e : new BackhaulError('BH_DEVICE_FIELD', String(e)) });
+      }
+    });
+    return this.tx(() => ({ known: good.reduce((n, args) => n + (this.touchSync(args) ? 1 : 0), 0), rejected }));
   }
 
   setCredentials(id: string, creds: NewCredentials, opts: { readonly onlyIfPending?: boolean } = {}): Promise<boolean> {

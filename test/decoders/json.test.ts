@@ -187,3 +187,29 @@ test('the options schema: every property is described', () => {
   assert.equal(props.timeFormat.default, 'auto');
   assert.equal(jsonDecoder.options.additionalProperties, false);
 });
+
+// ---------------------------------------------------------------- bounds (issue 11, items 1 and 9)
+
+test('maxReadings: an array body at the cap decodes, one element more is refused whole with BH_DECODE_TOO_MANY', () => {
+  const body = (n: number) => Array.from({ length: n }, (_, i) => ({ device: `d${i}`, v: i }));
+  assert.equal(readings(decodeWith({ maxReadings: 3 }, body(3))).length, 3);
+  const e = throwsCode(() => decodeWith({ maxReadings: 3 }, body(4)), 'BH_DECODE_TOO_MANY', '$');
+  assert.match(e.message, /4 readings, more than maxReadings \(3\)/);
+  assert.equal(readings(decodeWith({}, body(10_000))).length, 10_000);
+  throwsCode(() => decodeWith({}, body(10_001)), 'BH_DECODE_TOO_MANY', '$');
+});
+
+test('a device from the topic serves every element; one longer than 256 characters is refused', () => {
+  const rs = readings(decodeWith({ device: 'topic:1' }, [{ v: 1 }, { v: 2 }], { topic: 'home/kitchen/env' }));
+  assert.deepEqual(rs.map((r) => r.device), ['kitchen', 'kitchen']);
+  throwsCode(() => decodeWith({ device: 'topic:1' }, [{ v: 1 }], { topic: `home/${'k'.repeat(257)}` }), 'BH_DECODE_NO_DEVICE', 'topic:1');
+  throwsCode(() => decodeWith({}, { device: 'd'.repeat(257), v: 1 }), 'BH_DECODE_NO_DEVICE', '$.device');
+  // No topic at all is still reported once, as before.
+  throwsCode(() => decodeWith({ device: 'topic:0' }, [{ v: 1 }]), 'BH_DECODE_NO_DEVICE', 'topic:0');
+});
+
+test('a body nested deeper than 64 levels is BH_DECODE_DEPTH; an object of more than 10,000 members BH_DECODE_TOO_MANY', () => {
+  throwsCode(() => decodeWith({}, `{"device":"x","v":${'['.repeat(100_000)}${']'.repeat(100_000)}}`), 'BH_DECODE_DEPTH', '$');
+  const wide: Record<string, unknown> = Object.fromEntries([['device', 'x'] as [string, unknown], ...Array.from({ length: 10_000 }, (_, i): [string, unknown] => [`k${i}`, i])]);
+  throwsCode(() => decodeWith({}, wide), 'BH_DECODE_TOO_MANY', '$');
+});

@@ -261,3 +261,8 @@ test('the options schema: every property is described and has a default', () => 
   }
   assert.equal(opentrvDecoder.options.additionalProperties, false);
 });
+
+test('a JSON line nested deeper than 64 levels is refused unparsed with BH_DECODE_DEPTH (issue 11, item 9)', () => {
+  throwsCode(() => decode(frame(`{"@":"819c","x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`)), 'BH_DECODE_DEPTH', '$');
+  throwsCode(() => decode(frame(`[${'['.repeat(100)}${']'.repeat(100)}, "c", {}]`)), 'BH_DECODE_DEPTH', '$');
+});

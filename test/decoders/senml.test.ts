@@ -350,3 +350,65 @@ test('the options schema: every property is described and has a default', () => 
   }
   assert.equal(senmlDecoder.options.additionalProperties, false);
 });
+
+// ---------------------------------------------------------------- bounds (issue 11, items 1 and 9)
+
+test('maxRecords: a pack at the cap decodes, one record more is refused whole with BH_DECODE_TOO_MANY', () => {
+  const pack = (n: number) => `[{"bn":"urn:dev:x:","n":"t","v":1}${',{"n":"t","v":2}'.repeat(n - 1)}]`;
+  const small = senmlDecoder.create({ maxRecords: 3 });
+  const [r] = readings(small(frame(pack(3))));
+  assert.deepEqual(r?.values, { t: 1, t_2: 2, t_3: 2 });
+  const e = throwsCode(() => small(frame(pack(4))), 'BH_DECODE_TOO_MANY', '$');
+  assert.match(e.message, /4 records, more than maxRecords \(3\)/);
+  // The default is 10,000.
+  assert.equal(Object.keys(readings(decode(frame(pack(10_000))))[0]?.values ?? {}).length, 10_000);
+  throwsCode(() => decode(frame(pack(10_001))), 'BH_DECODE_TOO_MANY', '$');
+});
+
+test('one name repeated gets every suffix in order, values and sums kept apart', () => {
+  const pack = [
+    { bn: 'urn:dev:x:', n: 't', v: 1 },
+    { n: 't', s: 5 },
+    { n: 't', v: 2 },
+    { n: 't_2', v: 9 },
+    { n: 't', v: 3, s: 6 },
+    { n: 't', s: 7 },
+  ];
+  const [r] = readings(decode(frame(JSON.stringify(pack))));
+  // t_2 is taken by the second value, so the record that is itself named t_2 becomes t_2_2; then t_3 (value and sum), t_4.
+  assert.deepEqual(r?.values, { t: 1, t_sum: 5, t_2: 2, t_2_2: 9, t_3: 3, t_3_sum: 6, t_2_sum: 7 });
+});
+
+test('a base name longer than 256 characters is refused (it would be repeated in every record)', () => {
+  throwsCode(() => decode(frame(JSON.stringify([{ bn: `urn:${'a'.repeat(253)}`, n: 't', v: 1 }]))), 'BH_SENML_NAME', '[0].bn');
+  assert.equal(readings(decode(frame(JSON.stringify([{ bn: `urn:${'a'.repeat(252)}`, n: 't', v: 1 }]))))[0]?.device, `urn:${'a'.repeat(252)}`);
+});
+
+test('JSON and CBOR nested deeper than 64 levels are refused unparsed with BH_DECODE_DEPTH; wide objects with BH_DECODE_TOO_MANY', () => {
+  throwsCode(() => decode(frame(`${'['.repeat(100_000)}${']'.repeat(100_000)}`)), 'BH_DECODE_DEPTH', '$');
+  throwsCode(() => decode(frame(new Uint8Array([...new Array<number>(100_000).fill(0x81), 0x00]))), 'BH_DECODE_DEPTH', '$');
+  // 64 levels are still read (and then refused for their shape).
+  throwsCode(() => decode(frame(`${'['.repeat(64)}${']'.repeat(64)}`)), 'BH_DECODE_SHAPE', '[0]');
+  const wide = JSON.stringify([Object.fromEntries([['n', 't'], ['v', 1], ...Array.from({ length: 10_000 }, (_, i) => [`k${i}`, i])])]);
+  throwsCode(() => decode(frame(wide)), 'BH_DECODE_TOO_MANY', '$');
+  // A CBOR map of more than 10,000 entries, definite (0xb9 2710+1) and indefinite (0xbf ... 0xff).
+  const entries = (n: number) => Array.from({ length: n }, () => [0x61, 0x61, 0x00]).flat();
+  throwsCode(() => decode(frame(new Uint8Array([0x81, 0xb9, 0x27, 0x11, ...entries(10_001)]))), 'BH_DECODE_TOO_MANY', '$');
+  throwsCode(() => decode(frame(new Uint8Array([0x81, 0xbf, ...entries(10_001), 0xff]))), 'BH_DECODE_TOO_MANY', '$');
+});
+
+test('CBOR tags: shared references (28/29) and every tag SenML does not use are refused with BH_DECODE_CBOR_TAG', () => {
+  const selfRef = Buffer.from('d81c81d81d00', 'hex'); // 28([29(0)]): an array that contains itself
+  assert.match(throwsCode(() => decode(frame(selfRef)), 'BH_DECODE_CBOR_TAG').message, /tag 28 \(a shared reference\)/);
+  for (const hex of ['c11a5e0be100' /* 1: epoch date */, 'd81b8263457272616d' /* 27: Error */, 'd9010280' /* 258: set */, 'd8408100' /* 64: uint8 array */]) {
+    throwsCode(() => decode(frame(Buffer.from(hex, 'hex'))), 'BH_DECODE_CBOR_TAG');
+  }
+  // A bignum longer than 16 bytes (cbor-x converts it in quadratic time).
+  throwsCode(() => decode(frame(new Uint8Array([0x81, 0xa2, 0x00, 0x61, 0x74, 0x02, 0xc2, 0x51, ...new Array<number>(17).fill(1)]))), 'BH_DECODE_CBOR_TAG');
+  // The tags SenML uses still work: a decimal fraction (tag 4) 2155e-2 and self-described CBOR (55799) around the pack.
+  const pack = [0x81, 0xa3, 0x21, 0x63, 0x64, 0x3a, 0x78, 0x00, 0x61, 0x74, 0x02, 0xc4, 0x82, 0x21, 0x19, 0x08, 0x6b];
+  assert.deepEqual(readings(decode(frame(new Uint8Array([0xd9, 0xd9, 0xf7, ...pack]))))[0]?.values, { t: 21.55 });
+  // Truncated, or with bytes after the pack: syntax errors, as before.
+  throwsCode(() => decode(frame(new Uint8Array(pack.slice(0, -1)))), 'BH_DECODE_SYNTAX');
+  throwsCode(() => decode(frame(new Uint8Array([...pack, 0x00]))), 'BH_DECODE_SYNTAX');
+});

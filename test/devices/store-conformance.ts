@@ -7,6 +7,7 @@ import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { BackhaulError, type ErrorCode } from '../../src/core/errors.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';
 import type { DeviceStore } from '../../src/devices/registry.js';
+import type { JsonValue } from '../../src/devices/types.js';
 
 export interface DeviceStoreMaker {
   /** A fresh, empty store. */
@@ -233,10 +234,44 @@ export function deviceStoreConformance(name: string, maker: DeviceStoreMaker): v
       assert.equal(d?.lastSeen, T0 + 200);
       assert.deepEqual(d?.lastStatus, status);
       assert.equal(await store.touch('ffff', T0), false);
-      assert.equal(await store.touchMany([{ id: '0d49', at: T0 + 300, status: 'plain' }, { id: 'ffff', at: T0 }]), 1);
+      assert.deepEqual(await store.touchMany([{ id: '0d49', at: T0 + 300, status: 'plain' }, { id: 'ffff', at: T0 }]), { known: 1, rejected: [] });
       d = await store.get('0d49');
       assert.equal(d?.lastStatus, 'plain');
       assert.equal(d?.updatedAt, T0); // runtime fields are not attribute changes
+    } finally {
+      await store.close();
+    }
+  });
+
+  test(`${name}: touchMany rejects a bad item alone and writes the rest`, async () => {
+    const { store } = await setup();
+    try {
+      await store.create({ id: '0d49', kind: 'opentrv', type: 'opentrv-valve' });
+      await store.create({ id: '0d4a', kind: 'opentrv', type: 'opentrv-valve' });
+      await store.touch('0d4a', T0 + 10);
+      // A status nested deeper than the stack allows (what a 100,000-deep JSON status parses to), and a NaN time.
+      let deep: JsonValue = [];
+      for (let i = 0; i < 100_000; i++) deep = [deep];
+      const r = await store.touchMany([
+        { id: '0d49', at: T0 + 100, status: deep },
+        { id: '0d4a', at: Number.NaN },
+        { id: '0d49', at: T0 + 100 },
+        { id: '0d4a', at: T0 + 200, status: { ok: true } },
+      ]);
+      assert.equal(r.known, 2);
+      assert.deepEqual(
+        r.rejected.map((x) => [x.index, x.error.code, x.error.path]),
+        [
+          [0, 'BH_DEVICE_FIELD', 'lastStatus'],
+          [1, 'BH_DEVICE_FIELD', 'lastSeen'],
+        ],
+      );
+      const a = await store.get('0d49');
+      assert.equal(a?.lastSeen, T0 + 100);
+      assert.equal(a?.lastStatus, undefined);
+      const b = await store.get('0d4a');
+      assert.equal(b?.lastSeen, T0 + 200); // the NaN did not wipe it
+      assert.deepEqual(b?.lastStatus, { ok: true });
     } finally {
       await store.close();
     }

@@ -5,7 +5,21 @@ import { Type } from '@sinclair/typebox';
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
 import { BackhaulError, isBackhaulError, joinPath } from '../../core/errors.js';
 import type { Frame, Reading, Value } from '../../core/types.js';
+import { checkJsonBounds } from '../../core/json.js';
 import { parseIsoTime } from '../time.js';
+
+/** Default cap on the readings of one array body: a frame's work and its readings are bounded by it. */
+export const DEFAULT_MAX_READINGS = 10_000;
+/**
+ * Longest device id taken. A topic level is the device of every element of an array body, so an unbounded one would
+ * make the work grow with its length times the elements; no registry id is anywhere near this long.
+ */
+export const MAX_DEVICE_ID = 256;
+
+function checkedId(id: string, path: string): string {
+  if (id.length > MAX_DEVICE_ID) throw new BackhaulError('BH_DECODE_NO_DEVICE', `the device id is longer than ${MAX_DEVICE_ID} characters`, { path });
+  return id;
+}
 
 const ValueSpec = Type.Union([
   Type.String({ minLength: 1, description: 'Path of the value in the body.' }),
@@ -55,6 +69,13 @@ const Options = Type.Object(
       }),
     ),
     seq: Type.Optional(Type.String({ minLength: 1, description: 'Path of the device\'s frame sequence number.' })),
+    maxReadings: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        default: DEFAULT_MAX_READINGS,
+        description: 'Most elements an array body may hold (one reading each); a larger one is refused whole with BH_DECODE_TOO_MANY.',
+      }),
+    ),
     array: Type.Optional(
       Type.Boolean({
         description:
@@ -191,6 +212,7 @@ export const jsonDecoder = defineDecoder({
     const timeSegs = o.time === undefined ? undefined : compile(o.time, 'time');
     const seqSegs = o.seq === undefined ? undefined : compile(o.seq, 'seq');
     const timeFormat: TimeFormat = o.timeFormat ?? 'auto';
+    const maxReadings = o.maxReadings ?? DEFAULT_MAX_READINGS;
     const unitsOpt: Readonly<Record<string, string>> = o.units ?? {};
     const mapped: CompiledValue[] | undefined =
       o.values === undefined
@@ -212,31 +234,34 @@ export const jsonDecoder = defineDecoder({
       if (segs && segs.length === 1 && typeof segs[0] === 'string') excluded.add(segs[0]);
     }
 
-    function device(body: unknown, root: string, frame: Frame): string {
-      if (topicLevel !== undefined) {
-        const where = `topic:${topicLevel}`;
-        if (frame.topic === undefined) throw new BackhaulError('BH_DECODE_NO_DEVICE', 'the frame has no topic', { path: where });
-        const levels = frame.topic.split('/');
-        const level = levels[topicLevel < 0 ? levels.length + topicLevel : topicLevel];
-        if (level === undefined || level === '') {
-          throw new BackhaulError('BH_DECODE_NO_DEVICE', `topic ${excerpt(frame.topic)} has no level ${topicLevel}`, { path: where });
-        }
-        return level;
+    function topicDevice(frame: Frame): string {
+      const where = `topic:${topicLevel}`;
+      if (frame.topic === undefined) throw new BackhaulError('BH_DECODE_NO_DEVICE', 'the frame has no topic', { path: where });
+      const n = topicLevel ?? 0;
+      const levels = frame.topic.split('/');
+      const level = levels[n < 0 ? levels.length + n : n];
+      if (level === undefined || level === '') {
+        throw new BackhaulError('BH_DECODE_NO_DEVICE', `topic ${excerpt(frame.topic)} has no level ${topicLevel}`, { path: where });
       }
+      return checkedId(level, where);
+    }
+
+    function device(body: unknown, root: string): string {
       const segs = deviceSegs ?? [];
       const path = formatPath(root, segs);
       const v = getPath(body, segs);
       if (v === undefined || v === null || v === '') throw new BackhaulError('BH_DECODE_NO_DEVICE', 'no device id here', { path });
-      if (typeof v === 'string') return v;
+      if (typeof v === 'string') return checkedId(v, path);
       if (typeof v === 'number' && Number.isFinite(v)) return String(v);
       throw new BackhaulError('BH_DECODE_NO_DEVICE', `the device id must be a string or a number, not ${describe(v)}`, { path });
     }
 
-    function one(body: unknown, root: string, frame: Frame): Reading {
+    /** `fromTopic`: the frame's device from its topic, worked out once per frame rather than once per element. */
+    function one(body: unknown, root: string, frame: Frame, fromTopic: () => string): Reading {
       if (typeof body !== 'object' || body === null) {
         throw new BackhaulError('BH_DECODE_SHAPE', `expected an object, got ${describe(body)}`, { path: root });
       }
-      const dev = device(body, root, frame);
+      const dev = topicLevel !== undefined ? fromTopic() : device(body, root);
       const ts = timeSegs === undefined ? frame.receivedAt : toTime(getPath(body, timeSegs), timeFormat, formatPath(root, timeSegs));
       let seq: number | undefined;
       if (seqSegs) {
@@ -301,17 +326,24 @@ export const jsonDecoder = defineDecoder({
           throw new BackhaulError('BH_DECODE_SYNTAX', 'the frame is not UTF-8 text', { cause: e });
         }
       }
+      const json = text.startsWith('\uFEFF') ? text.slice(1) : text;
+      checkJsonBounds(json, 'the body');
       let body: unknown;
       try {
-        body = JSON.parse(text.startsWith('\uFEFF') ? text.slice(1) : text) as unknown;
+        body = JSON.parse(json) as unknown;
       } catch {
         throw new BackhaulError('BH_DECODE_SYNTAX', `not valid JSON: ${excerpt(text)}`);
       }
+      let fromTopic: string | undefined;
+      const topicOnce = () => (fromTopic ??= topicDevice(frame));
       const many = o.array ?? Array.isArray(body);
-      if (!many) return { readings: [one(body, '$', frame)] };
+      if (!many) return { readings: [one(body, '$', frame, topicOnce)] };
       if (!Array.isArray(body)) throw new BackhaulError('BH_DECODE_SHAPE', `expected an array, got ${describe(body)}`, { path: '$' });
       if (body.length === 0) throw new BackhaulError('BH_DECODE_NO_VALUES', 'the array is empty', { path: '$' });
-      return { readings: (body as unknown[]).map((el, i) => one(el, `$[${i}]`, frame)) };
+      if (body.length > maxReadings) {
+        throw new BackhaulError('BH_DECODE_TOO_MANY', `the array holds ${body.length} readings, more than maxReadings (${maxReadings})`, { path: '$' });
+      }
+      return { readings: (body as unknown[]).map((el, i) => one(el, `$[${i}]`, frame, topicOnce)) };
     };
   },
 });

@@ -5,6 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
 import { BackhaulError, joinPath } from '../../core/errors.js';
+import { checkJsonBounds } from '../../core/json.js';
 import type { Frame, Reading, Value } from '../../core/types.js';
 import { parseIsoTime } from '../time.js';
 
@@ -159,6 +160,7 @@ function describe(v: unknown): string {
 }
 
 function parseJson(line: string): unknown {
+  checkJsonBounds(line, 'the line');
   try {
     return JSON.parse(line) as unknown;
   } catch {

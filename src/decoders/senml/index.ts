@@ -10,6 +10,9 @@ import { decodeSenmlPayload, resolveSenmlEntries, type ResolvedEntry } from './r
 export { decodeSenmlPayload, resolveSenml, resolveSenmlEntries, SENML_VERSION } from './resolve.js';
 export type { ResolvedEntry, ResolvedRecord } from './resolve.js';
 
+/** Default cap on the records of one pack: a frame's work and its readings are bounded by it. */
+export const DEFAULT_MAX_RECORDS = 10_000;
+
 const Options = Type.Object(
   {
     format: Type.Optional(
@@ -18,6 +21,13 @@ const Options = Type.Object(
         description:
           '`auto`: text, or bytes whose first non-blank byte is `[`, is SenML JSON and other bytes are SenML CBOR; ' +
           '`json` or `cbor` force one representation.',
+      }),
+    ),
+    maxRecords: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        default: DEFAULT_MAX_RECORDS,
+        description: 'Most records one pack may hold (base-only records count); a larger pack is refused whole with BH_DECODE_TOO_MANY.',
       }),
     ),
   },
@@ -48,7 +58,8 @@ export function measurementFromUnit(unit: string | undefined): string {
  */
 export function splitName(e: ResolvedEntry): { device: string; measurement: string } {
   if (e.baseName !== undefined) {
-    const device = /[:/]$/.test(e.baseName) ? e.baseName.slice(0, -1) : e.baseName;
+    const b = e.baseName;
+    const device = b.endsWith(':') || b.endsWith('/') ? b.slice(0, -1) : b;
     return { device, measurement: e.ownName ?? measurementFromUnit(e.record.u) };
   }
   return { device: e.record.n, measurement: measurementFromUnit(e.record.u) };
@@ -64,6 +75,13 @@ interface Group {
   ts: number;
   values: Record<string, Value>;
   units: Record<string, string>;
+  /**
+   * Per measurement and what the record needs free (`v` its value name, `s` its sum name, `vs` both), the suffix
+   * to try next. Names are only ever added to a group, so a name found taken stays taken and the search for a free
+   * `_k` resumes where the last one stopped: linear in the records, where searching from `_2` every time made a pack
+   * repeating one name quadratic.
+   */
+  next: Map<string, number>;
 }
 
 /** Groups resolved entries into readings, one per (device, time), in order of first appearance. */
@@ -73,14 +91,17 @@ export function readingsFromEntries(entries: readonly ResolvedEntry[], frame: Fr
     const { device, measurement } = splitName(e);
     const ts = toMs(e.record.t);
     const key = `${device}\u0000${ts}`;
-    const g = groups.get(key) ?? { device, ts, values: {}, units: {} };
+    const g = groups.get(key) ?? { device, ts, values: {}, units: {}, next: new Map<string, number>() };
     groups.set(key, g);
     const r = e.record;
     const value: Value | undefined = r.v ?? r.vs ?? r.vb ?? r.vd;
     const taken = (name: string): boolean =>
       (value !== undefined && Object.hasOwn(g.values, name)) || (r.s !== undefined && Object.hasOwn(g.values, `${name}_sum`));
-    let name = measurement;
-    for (let k = 2; taken(name); k++) name = `${measurement}_${k}`;
+    const searchKey = `${value === undefined ? '' : 'v'}${r.s === undefined ? '' : 's'}\u0000${measurement}`;
+    let k = g.next.get(searchKey) ?? 1;
+    let name = k === 1 ? measurement : `${measurement}_${k}`;
+    while (taken(name)) name = `${measurement}_${++k}`;
+    g.next.set(searchKey, k);
     if (value !== undefined) {
       g.values[name] = value;
       if (r.u !== undefined) g.units[name] = r.u;
@@ -106,8 +127,12 @@ export const senmlDecoder = defineDecoder({
   options: Options,
   create(o) {
     const format = o.format ?? 'auto';
+    const maxRecords = o.maxRecords ?? DEFAULT_MAX_RECORDS;
     return (frame: Frame): DecodeResult => {
       const pack = decodeSenmlPayload(frame.payload, format);
+      if (Array.isArray(pack) && pack.length > maxRecords) {
+        throw new BackhaulError('BH_DECODE_TOO_MANY', `the pack holds ${pack.length} records, more than maxRecords (${maxRecords})`, { path: '$' });
+      }
       const entries = resolveSenmlEntries(pack, frame.receivedAt);
       if (entries.length === 0) throw new BackhaulError('BH_DECODE_NO_VALUES', 'the pack holds no records with a value', { path: '$' });
       return { readings: readingsFromEntries(entries, frame) };

@@ -2,6 +2,8 @@
 // pack → resolved records (RFC 8428 §4.6): base values applied, times absolute, names concatenated and checked.
 import { Decoder } from 'cbor-x';
 import { BackhaulError, joinPath } from '../../core/errors.js';
+import { checkJsonBounds, MAX_JSON_DEPTH, MAX_JSON_MEMBERS } from '../../core/json.js';
+import { checkSenmlCbor } from './cbor.js';
 
 /** A resolved SenML record (RFC 8428 §4.6). `t` is absolute, in seconds since the Unix epoch. */
 export interface ResolvedRecord {
@@ -36,6 +38,12 @@ export interface ResolvedEntry {
 export const SENML_VERSION = 10;
 /** Times below this are relative to "now" (RFC 8428 §4.5.3). */
 const RELATIVE_LIMIT = 2 ** 28;
+/**
+ * Longest base name. Every record after it repeats it in its resolved name and, as the device id, in its reading, so
+ * without a bound a long `bn` would make the work (and the readings) grow with its length times the records; no
+ * registry id is anywhere near this long.
+ */
+export const MAX_BASE_NAME = 256;
 
 /** CBOR integer labels (RFC 8428 Table 4). The table is conclusive: any other integer label is ignored. */
 const CBOR_LABELS: ReadonlyMap<number, string> = new Map([
@@ -88,6 +96,7 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 }
 
 function parseJsonText(s: string): unknown {
+  checkJsonBounds(s, 'the SenML pack');
   try {
     return JSON.parse(s) as unknown;
   } catch (e) {
@@ -132,7 +141,9 @@ function cborRecord(m: unknown, i: number): unknown {
 /**
  * Parses a SenML payload. A string, or bytes whose first non-whitespace byte is `[`, is SenML JSON; other bytes are
  * SenML CBOR, whose integer labels are turned into the JSON labels (`-2` → `bn`, `2` → `v`, ...) and whose `vd` byte
- * strings become base64url text, so both come out in the JSON data model. Throws BH_DECODE_SYNTAX.
+ * strings become base64url text, so both come out in the JSON data model. Throws BH_DECODE_SYNTAX, and
+ * BH_DECODE_DEPTH (JSON or CBOR nested deeper than 64 levels) or BH_DECODE_CBOR_TAG (a CBOR tag SenML does not use)
+ * before parsing anything.
  */
 export function decodeSenmlPayload(payload: Uint8Array | string, format: 'auto' | 'json' | 'cbor' = 'auto'): unknown {
   if (typeof payload === 'string') {
@@ -151,6 +162,7 @@ export function decodeSenmlPayload(payload: Uint8Array | string, format: 'auto' 
     }
     return parseJsonText(text);
   }
+  checkSenmlCbor(payload, MAX_JSON_DEPTH, MAX_JSON_MEMBERS);
   let item: unknown;
   try {
     item = cbor.decode(payload) as unknown;
@@ -238,6 +250,9 @@ export function resolveSenmlEntries(pack: unknown, nowMs: number): ResolvedEntry
         throw new BackhaulError('BH_SENML_NAME', 'a base name must start with A-Z a-z 0-9 and use only A-Z a-z 0-9 - : . / _', {
           path: joinPath(at, 'bn'),
         });
+      }
+      if (r.bn.length > MAX_BASE_NAME) {
+        throw new BackhaulError('BH_SENML_NAME', `a base name must be at most ${MAX_BASE_NAME} characters`, { path: joinPath(at, 'bn') });
       }
       bn = r.bn === '' ? undefined : r.bn;
     }
