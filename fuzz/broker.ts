@@ -222,7 +222,18 @@ export async function fuzzBroker(o: BrokerFuzzOptions): Promise<{ stats: TargetS
   const dataDir = mkdtempSync(join(tmpdir(), 'backhaul-fuzz-'));
   const frames = { alive: 0, all: 0 };
   const input = brokerInput.create(
-    { host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true, users: [{ ...SERVICE, publish: ['#'], subscribe: ['#'] }] },
+    {
+      host: '127.0.0.1',
+      port: 0,
+      topics: ['#'],
+      exclude: [],
+      anonymous: true,
+      users: [{ ...SERVICE, publish: ['#'], subscribe: ['#'] }],
+      // Every generated session comes from 127.0.0.1: the per-address caps and login backoff, which would refuse
+      // them (rightly), are lifted so the packet path itself is what gets fuzzed. Their own tests are in test/inputs.
+      maxConnectionsPerAddress: 10_000,
+      loginLimit: { burst: 1_000_000, perSecond: 1_000_000, failuresBeforeBackoff: 1_000_000, backoffMs: 1, maxBackoffMs: 1 },
+    },
     context(dataDir, frames),
   );
   const uncaught: unknown[] = [];
