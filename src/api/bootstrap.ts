@@ -10,7 +10,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../core/clock.js';
-import { generatePassword, hashPassword, verifyPassword } from '../devices/credentials.js';
+import { generatePassword } from '../devices/credentials.js';
 import type { DeviceStore } from '../devices/registry.js';
 import type { DeviceTopics, TopicScheme } from '../devices/topics.js';
 import { normaliseId, type Device } from '../devices/types.js';
@@ -126,7 +126,7 @@ export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
         let password: string | undefined;
         if (pending) {
           const fresh = generatePassword();
-          const hash = await hashPassword(fresh);
+          const hash = o.store.logins.hash(fresh); // the fast format: it is a generated password (credentials.ts)
           if (await o.store.setCredentials(d.id, { username: login, hash, passwordIssued: true }, { onlyIfPending: true })) {
             password = fresh;
             await o.store.appendAudit({
@@ -159,7 +159,7 @@ export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
           if (d) break;
         }
         const hash = d?.credentials?.hash;
-        if (!d || refusal(d) !== undefined || !hash || !(await verifyPassword(password, hash))) throw unauthorized();
+        if (!d || refusal(d) !== undefined || !hash || !(await o.store.logins.verify(password, hash))) throw unauthorized();
         try {
           o.onLogin?.(d);
         } catch (err) {
