@@ -15,8 +15,8 @@
 // alone already makes a stolen hash useless: a copy of the registry file (a backup, a `.backup` copy, a support
 // bundle) without the key gives nothing to test guesses against at all, which still holds if a generator ever turned
 // out weaker than meant (the pepper of NIST SP 800-63B 5.1.1.2); the price is one more file, which lives and is backed
-// up with the data folder. The key id tells which key made a hash, so a replaced or lost key file shows as such (and
-// a key can be rotated later) instead of as wrong passwords.
+// up with the data folder. The key id tells which key made a hash, so a replaced or lost key file shows as such in
+// the log rather than as mere wrong passwords (and a key can be rotated later).
 //
 // The format decides, in both directions: a scrypt string is only ever checked with scrypt, a fast one only with the
 // HMAC, so no stored entry can be verified by the other path (no downgrade). A wrong password against a fast entry
