@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { verifyPassword } from '../../src/devices/credentials.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';
 import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
 import { tempDir } from '../helpers/context.js';
@@ -44,6 +45,7 @@ test('add prints the password once, list and show never print its hash, reset-cr
   assert.ok(d?.credentials?.hash);
   assert.match(d.credentials.hash, /^\$hmac-sha256\$k=[0-9a-f]{12}\$/); // a generated password: the fast format
   assert.equal(await verifies(data, pw, d.credentials.hash), true);
+  assert.equal(await verifyPassword(pw, d.credentials.hash), false, 'not a scrypt hash: the scrypt-only check refuses it');
 
   const list = await runToEnd(['-c', cfg, 'devices', 'list', '--json']); // options may come before `devices`
   assert.equal(list.code, 0, list.stderr);
