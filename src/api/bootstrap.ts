@@ -245,7 +245,7 @@ export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
 
         const login = d.credentials?.username ?? d.id;
         const password = generatePassword();
-        const hash = await hashPassword(password);
+        const hash = o.store.logins.hash(password); // the fast format: it is a generated password (credentials.ts)
         if (!(await o.store.claimCredentials(d.id, { username: login, hash }, req.ip, now))) {
           // Another call claimed it in the meantime (or the window just closed).
           const after = await o.store.get(d.id);
@@ -291,7 +291,7 @@ export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
           if (d) break;
         }
         const hash = d?.credentials?.hash;
-        if (!d || refusal(d) !== undefined || !hash || !(await verifyPassword(password, hash))) {
+        if (!d || refusal(d) !== undefined || !hash || !(await o.store.logins.verify(password, hash))) {
           limiter.failure(req.ip);
           throw unauthorized();
         }

@@ -70,7 +70,7 @@ export const ERROR_CATALOG = {
   BH_COMMAND_FAILED: 'An order was recorded but could not be published (the broker is stopping); it is marked failed.',
   BH_MANIFEST_FORMAT: 'A device manifest (CSV or JSON lines) cannot be read: unknown column, unclosed quote, a line that is not a JSON object.',
   BH_MANIFEST_DUPLICATE: 'A device manifest lists the same device twice; the later row is refused.',
-  BH_REGISTRY_OPEN: 'The device registry file could not be opened (permissions, not a SQLite file, written by a newer Backhaul).',
+  BH_REGISTRY_OPEN: 'The device registry file, or its login key (`<data>/registry.key`), could not be opened (permissions, not a SQLite file, written by a newer Backhaul, a damaged key file).',
   // device bootstrap over HTTP
   BH_API_REQUEST: 'An API request is malformed: a query parameter, header or body field is missing or has the wrong form (the path names it, e.g. `querystring.mac`).',
   BH_API_NOT_FOUND: 'No API route answers that method and path.',

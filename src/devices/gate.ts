@@ -15,8 +15,7 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Principal } from '../core/driver.js';
 import type { Frame, HubEvent, Reading } from '../core/types.js';
-import { verifyPassword } from './credentials.js';
-import type { DeviceStore, TouchItem } from './registry.js';
+import type { DeviceStore, RehashItem, TouchItem } from './registry.js';
 import { effectiveThresholds } from './device-types.js';
 import { gatewayMatcher, type GatewayConfig } from './gateways.js';
 import { LivenessMonitor, type LivenessState } from './liveness.js';
@@ -96,10 +95,16 @@ export class DeviceGate {
   /** device.unknown events held back since the last summary. */
   private held: { count: number; first: string; since: number; timer: ClockTimer } | undefined;
   private warnings: LogThrottle | undefined;
+  /** Generated passwords verified against their old scrypt hash, by device: the fast hash to store, at the next tick. */
+  private readonly rehashes = new Map<string, RehashItem>();
+  private readonly keyLog: LogThrottle;
+  /** A fast hash nothing matches, checked when there is no device or no hash, so that costs the same microseconds. */
+  private dummy: string | undefined;
 
   constructor(private readonly o: DeviceGateOptions) {
     this.mayForward = gatewayMatcher(o.gateways ?? []);
     this.foreignLog = new LogThrottle(o.clock);
+    this.keyLog = new LogThrottle(o.clock);
     const u = o.unknownEvents;
     // One key: the bound is on the whole flood, whoever sends it. No failures are recorded, so no backoff.
     this.unknownLimit = u && new RateLimiter(o.clock, { burst: u.burst, perSecond: u.perMinute / 60, failuresBeforeBackoff: Infinity, backoffMs: 0, maxBackoffMs: 0, maxKeys: 1 });
@@ -154,6 +159,7 @@ export class DeviceGate {
   private async tick(): Promise<void> {
     try {
       await this.flushTouches();
+      await this.flushRehashes();
       if (this.o.clock.now() - this.lastRefresh >= (this.o.refreshMs ?? 10_000)) await this.refresh();
     } catch (e) {
       this.o.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'device registry update failed; retrying');
@@ -232,15 +238,30 @@ export class DeviceGate {
   }
 
   /**
-   * A device login: known by its username, enabled, not BLOCKED, and the password matches its scrypt hash. The
-   * principal's ACL reads the gate's view on every check, so a device disabled, blocked, moved or whose password was
-   * reset loses its rights at the next refresh, even on a connection already open.
+   * A device login: known by its username, enabled, not BLOCKED, and the password matches its stored hash (the fast
+   * format: microseconds on the event loop; scrypt, for a person's password: ~40 ms on the thread pool). A registry
+   * device's generated password found under an old scrypt hash is moved to the fast format, written with the next
+   * batch of last-seen times. The principal's ACL reads the gate's view on every check, so a device disabled, blocked,
+   * moved or whose password was reset loses its rights at the next refresh, even on a connection already open.
    */
   async verify(username: string, password: string): Promise<Principal | undefined> {
     const d = await this.o.store.getByUsername(username);
-    const hash = d?.credentials?.hash;
-    if (!d || !d.enabled || d.state === 'BLOCKED' || !hash) return undefined;
-    if (!(await verifyPassword(password, hash))) return undefined;
+    const stored = d?.credentials?.hash;
+    if (!d || !d.enabled || d.state === 'BLOCKED' || !stored) {
+      this.dummy ??= this.o.store.logins.hash('backhaul-no-such-login-0000');
+      await this.o.store.logins.verify(password, this.dummy);
+      return undefined;
+    }
+    // A migration not written yet: its fast hash stands for the scrypt one it replaces (a reconnect before the next
+    // tick costs microseconds too).
+    const pending = this.rehashes.get(d.id);
+    const hash = pending !== undefined && pending.from === stored ? pending.to : stored;
+    const c = await this.o.store.logins.check(password, hash, { migrate: d.source === 'registry' });
+    if (!c.ok) {
+      this.keyMismatch(d, hash);
+      return undefined;
+    }
+    if (c.rehash !== undefined) this.rehashes.set(d.id, { id: d.id, from: stored, to: c.rehash });
     const id = d.id;
     this.verified.set(username, id);
     // What the login just read is the freshest view of this device (it may have bootstrapped a moment ago): take it
@@ -403,6 +424,32 @@ export class DeviceGate {
     });
   }
 
+  /** A login refused because its hash was made with another key than this registry's: say so (throttled). */
+  private keyMismatch(d: Device, hash: string): void {
+    const made = this.o.store.logins.keyOf(hash);
+    if (made === undefined || made === this.o.store.logins.keyId || this.keyLog.take(made) === null) return;
+    this.o.logger.warn(
+      { device: d.id, hashKey: made, registryKey: this.o.store.logins.keyId },
+      `device ${d.id}'s password hash was made with login key ${made}, but this registry's key is ${this.o.store.logins.keyId} ` +
+        '(registry.key in the data folder was replaced or lost): restore that file from the backup of the data folder, or reset the credentials of such devices',
+    );
+  }
+
+  /** Store the fast hashes of logins migrated since the last tick, in one transaction. Lost on a crash: redone then. */
+  private async flushRehashes(): Promise<void> {
+    if (this.rehashes.size === 0) return;
+    const items = [...this.rehashes.values()];
+    this.rehashes.clear();
+    let n: number;
+    try {
+      n = await this.o.store.rehashCredentials(items);
+    } catch (e) {
+      for (const i of items) if (!this.rehashes.has(i.id)) this.rehashes.set(i.id, i); // kept for the next tick
+      throw e;
+    }
+    this.o.logger.info({ migrated: n }, `${n} device password hash(es) moved from scrypt to the fast format`);
+  }
+
   private async flushTouches(): Promise<void> {
     if (this.seen.size === 0 && this.statuses.size === 0) return;
     // Statuses first: the store keeps a status only when it is not older than the last-seen time already written.
@@ -449,5 +496,6 @@ export class DeviceGate {
     this.summariseUnknown(false); // the router is stopping: the count goes to the log only
     await this.writes;
     await this.flushTouches();
+    await this.flushRehashes();
   }
 }

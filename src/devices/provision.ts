@@ -21,7 +21,7 @@ export async function addDevice(store: DeviceStore, input: DeviceInput, o: { rea
     await store.resetCredentials(created.id);
   } else {
     password = generatePassword();
-    await store.setCredentials(created.id, { username: created.id, hash: await hashPassword(password), passwordIssued: true });
+    await store.setCredentials(created.id, { username: created.id, hash: store.logins.hash(password), passwordIssued: true });
   }
   const device = (await store.get(created.id)) ?? created;
   await store.appendAudit({ actor: o.actor, action: 'device.add', device: device.id, detail: { type: device.type, bootstrap: o.bootstrap }, result: 'ok' });
@@ -38,7 +38,7 @@ export async function resetDeviceCredentials(store: DeviceStore, d: Device, o: {
   let password: string | undefined;
   if (!o.bootstrap) {
     password = generatePassword();
-    await store.setCredentials(d.id, { username, hash: await hashPassword(password), passwordIssued: true });
+    await store.setCredentials(d.id, { username, hash: store.logins.hash(password), passwordIssued: true });
   }
   await store.appendAudit({ actor: o.actor, action: 'credentials.reset', device: d.id, detail: { bootstrap: o.bootstrap }, result: 'ok' });
   const device = (await store.get(d.id)) ?? d;

@@ -9,12 +9,13 @@
 // operators cannot change or remove them here (BH_DEVICE_READ_ONLY), while what the hub records about them (last
 // seen, status, state) is stored as for any other device. Stores do not write the audit log themselves: the CLI, the
 // API and the manifest importer append who did what (appendAudit).
-import { join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { openSchemaFile, StatementCache } from '../core/sqlite.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { BackhaulError } from '../core/errors.js';
 import { whereClause } from '../core/sql.js';
+import { LoginHasher } from './credentials.js';
 import type { DeviceTypes } from './device-types.js';
 import {
   checkDescription,
@@ -91,7 +92,7 @@ export interface DeviceFilter {
 
 export interface NewCredentials {
   readonly username: string;
-  /** scrypt hash (credentials.ts); absent to leave a password pending for the bootstrap call. */
+  /** Its hash (`logins.hash` of a generated password, credentials.ts); absent to leave one pending for the bootstrap call. */
   readonly hash?: string;
   readonly passwordIssued: boolean;
 }
@@ -197,6 +198,8 @@ export interface ConfigSyncResult {
  */
 export interface DeviceStore {
   readonly types: DeviceTypes;
+  /** Hashes generated passwords and verifies stored ones with this registry's own key (credentials.ts). */
+  readonly logins: LoginHasher;
   get(id: string): Promise<Device | undefined>;
   getByUsername(username: string): Promise<Device | undefined>;
   /** Sorted by id. */
@@ -267,7 +270,20 @@ export interface DeviceStore {
   getCommand(id: string): Promise<CommandRecord | undefined>;
   /** Newest first. */
   listCommands(q?: CommandQuery): Promise<CommandRecord[]>;
+  /**
+   * Replace password hashes in place (a generated password moved from scrypt to the fast format on a successful
+   * login): each only while the registry device still has exactly `from`, so a reset or a new password since wins, and
+   * without changing when its login was set (connections made with it keep their rights). Config devices are never
+   * changed: their passwords are a person's. Returns how many changed; one transaction where the store has them.
+   */
+  rehashCredentials(items: readonly RehashItem[]): Promise<number>;
   close(): Promise<void>;
+}
+
+export interface RehashItem {
+  readonly id: string;
+  readonly from: string;
+  readonly to: string;
 }
 
 // ---------------------------------------------------------------- shared rules
@@ -652,6 +668,8 @@ export interface SqliteDeviceStoreOptions {
   readonly clock?: Clock;
   /** `FULL` (default): every change survives a power cut. */
   readonly synchronous?: 'FULL' | 'NORMAL';
+  /** Default: the key in loginKeyPath(path), made when missing (a random one for `:memory:`). */
+  readonly logins?: LoginHasher;
 }
 
 /** The registry file in a data folder. */
@@ -659,17 +677,27 @@ export function registryPath(dataDir: string): string {
   return join(dataDir, 'registry.sqlite');
 }
 
+/**
+ * The login key of a registry file: beside it, never in it, so a copy of the registry alone cannot test passwords
+ * (`<data>/registry.key` for `<data>/registry.sqlite`).
+ */
+export function loginKeyPath(registryFile: string): string {
+  return join(dirname(registryFile), `${basename(registryFile, extname(registryFile))}.key`);
+}
+
 export class SqliteDeviceStore implements DeviceStore {
   readonly types: DeviceTypes;
+  readonly logins: LoginHasher;
   private readonly clock: Clock;
   private readonly cache: StatementCache;
 
   private constructor(
     private readonly db: Database.Database,
     readonly path: string,
-    opts: SqliteDeviceStoreOptions,
+    opts: SqliteDeviceStoreOptions & { readonly logins: LoginHasher },
   ) {
     this.types = opts.types;
+    this.logins = opts.logins;
     this.clock = opts.clock ?? systemClock;
     this.cache = new StatementCache(db);
   }
@@ -685,7 +713,14 @@ export class SqliteDeviceStore implements DeviceStore {
       foreignKeys: true,
       migrate,
     });
-    return new SqliteDeviceStore(db, path, opts);
+    let logins: LoginHasher;
+    try {
+      logins = opts.logins ?? (path === ':memory:' ? LoginHasher.random() : LoginHasher.load(loginKeyPath(path)));
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    return new SqliteDeviceStore(db, path, { ...opts, logins });
   }
 
   private stmt(sql: string): Database.Statement {
@@ -1135,6 +1170,13 @@ export class SqliteDeviceStore implements DeviceStore {
       params['limit'] = q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit));
       const rows = this.stmt(`SELECT * FROM commands${where} ORDER BY sent_at DESC, rowid DESC LIMIT @limit`).all(params) as CommandRow[];
       return rows.map(toCommand);
+    });
+  }
+
+  rehashCredentials(items: readonly RehashItem[]): Promise<number> {
+    return this.tx(() => {
+      const set = this.stmt("UPDATE devices SET password_hash = @to WHERE id = @id AND password_hash = @from AND source = 'registry'");
+      return items.reduce((n, i) => n + set.run({ id: i.id, from: i.from, to: i.to }).changes, 0);
     });
   }
 

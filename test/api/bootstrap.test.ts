@@ -11,7 +11,7 @@ import { createLogger, silentLogger } from '../../src/core/logger.js';
 import { Metrics } from '../../src/core/metrics.js';
 import type { RateLimitOptions } from '../../src/core/ratelimit.js';
 import type { HubEvent } from '../../src/core/types.js';
-import { hashPassword, verifyPassword } from '../../src/devices/credentials.js';
+import { hashPassword } from '../../src/devices/credentials.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';
 import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
 import { TopicScheme } from '../../src/devices/topics.js';
@@ -140,7 +140,8 @@ test('bootstrap: in an open claim window the first call hands out a password mat
     const stored = await t.store.get(MAC);
     assert.equal(stored?.credentials?.passwordIssued, true);
     assert.equal(stored?.credentials?.username, MAC);
-    assert.ok(await verifyPassword(password as string, stored.credentials.hash!));
+    assert.match(stored.credentials.hash!, /^\$hmac-sha256\$/); // generated: the fast format
+    assert.ok(await t.store.logins.verify(password as string, stored.credentials.hash!));
     assert.deepEqual(stored.claim, { claimedAt: t.clock.now(), claimedBy: '127.0.0.1' }, 'the claim closed the window and names the address');
 
     assertRefused(await t.credentials(MAC), 'a second call');
@@ -534,7 +535,7 @@ test('bootstrap: of concurrent first calls exactly one gets the password, the st
     const won = answers.find((a) => a.status === 200)!;
     for (const a of answers.filter((x) => x !== won)) assertRefused(a, 'a losing call');
     assert.equal(won.body['login'], MAC);
-    assert.ok(await verifyPassword(won.body['password'] as string, (await t.store.get(MAC))!.credentials!.hash!));
+    assert.ok(await t.store.logins.verify(won.body['password'] as string, (await t.store.get(MAC))!.credentials!.hash!));
     assert.equal((await t.store.listAudit({ action: 'credentials.issue' })).length, 1);
     // Two callers at once for one first password: one of them may be the real device.
     assert.deepEqual(t.events.map((e) => e.type), [CLAIMED_TWICE]);

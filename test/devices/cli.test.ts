@@ -18,6 +18,16 @@ async function stored(dataDir: string, id: string) {
   }
 }
 
+/** Does the password match the stored hash, checked with the registry's own login key (the CLI made it)? */
+async function verifies(dataDir: string, password: string, hash: string): Promise<boolean> {
+  const store = SqliteDeviceStore.open(registryPath(dataDir), { types: new DeviceTypes() });
+  try {
+    return await store.logins.verify(password, hash);
+  } finally {
+    await store.close();
+  }
+}
+
 test('add prints the password once, list and show never print its hash, reset-credentials invalidates the old one', async (t) => {
   const dir = tempDir();
   t.after(() => dir.cleanup());
@@ -33,7 +43,9 @@ test('add prints the password once, list and show never print its hash, reset-cr
   assert.ok(pw && pw.length >= 20, add.stdout);
   const d = await stored(data, 'aa:bb:cc:dd:ee:01');
   assert.ok(d?.credentials?.hash);
-  assert.equal(await verifyPassword(pw, d.credentials.hash), true);
+  assert.match(d.credentials.hash, /^\$hmac-sha256\$k=[0-9a-f]{12}\$/); // a generated password: the fast format
+  assert.equal(await verifies(data, pw, d.credentials.hash), true);
+  assert.equal(await verifyPassword(pw, d.credentials.hash), false, 'not a scrypt hash: the scrypt-only check refuses it');
 
   const list = await runToEnd(['-c', cfg, 'devices', 'list', '--json']); // options may come before `devices`
   assert.equal(list.code, 0, list.stderr);
@@ -42,7 +54,7 @@ test('add prints the password once, list and show never print its hash, reset-cr
   assert.equal(rows[0]!['id'], 'aa:bb:cc:dd:ee:01');
   assert.deepEqual(rows[0]!['topics'], { base: 'u4/301/shutter', status: 'u4/301/shutter/device', command: 'u4/301/shutter/command' });
   assert.deepEqual(rows[0]!['credentials'], { username: 'aa:bb:cc:dd:ee:01', hasPassword: true, passwordIssued: true, updatedAt: d.credentials.updatedAt });
-  assert.ok(!list.stdout.includes('$scrypt$') && !list.stdout.includes(pw));
+  assert.ok(!/\$(scrypt|hmac-sha256)\$/.test(list.stdout) && !list.stdout.includes(pw));
 
   const table = await runToEnd(['devices', 'list', '--data', data, '--room', '301']);
   assert.equal(table.code, 0, table.stderr);
@@ -54,15 +66,15 @@ test('add prints the password once, list and show never print its hash, reset-cr
   assert.match(show.stdout, /command u4\/301\/shutter\/command/);
   assert.match(show.stdout, /max silent 1h \(type default\)/);
   assert.match(show.stdout, /device\.add/);
-  assert.ok(!show.stdout.includes('$scrypt$') && !show.stdout.includes(pw));
+  assert.ok(!/\$(scrypt|hmac-sha256)\$/.test(show.stdout) && !show.stdout.includes(pw));
 
   const reset = await runToEnd(['devices', 'reset-credentials', 'aa:bb:cc:dd:ee:01', '--data', data]);
   assert.equal(reset.code, 0, reset.stderr);
   const pw2 = /password: (\S+)/.exec(reset.stdout)?.[1];
   assert.ok(pw2 && pw2 !== pw);
   const after = await stored(data, 'aa:bb:cc:dd:ee:01');
-  assert.equal(await verifyPassword(pw, after!.credentials!.hash!), false);
-  assert.equal(await verifyPassword(pw2, after!.credentials!.hash!), true);
+  assert.equal(await verifies(data, pw, after!.credentials!.hash!), false);
+  assert.equal(await verifies(data, pw2, after!.credentials!.hash!), true);
 
   const boot = await runToEnd(['devices', 'reset-credentials', 'aa:bb:cc:dd:ee:01', '--bootstrap', '--data', data]);
   assert.equal(boot.code, 0, boot.stderr);

@@ -470,6 +470,37 @@ export function deviceStoreConformance(name: string, maker: DeviceStoreMaker): v
     }
   });
 
+  test(`${name}: rehashCredentials replaces a registry device's hash only while it is still the old one, keeping when the login was set`, async () => {
+    const { store, clock } = await setup();
+    try {
+      await store.create({ id: 'aa:bb:cc:dd:ee:01', type: 'shutter' });
+      await store.create({ id: 'aa:bb:cc:dd:ee:02', type: 'shutter' });
+      await store.setCredentials('aa:bb:cc:dd:ee:01', { username: 'aa:bb:cc:dd:ee:01', hash: '$scrypt$old1', passwordIssued: true });
+      await store.setCredentials('aa:bb:cc:dd:ee:02', { username: 'aa:bb:cc:dd:ee:02', hash: '$scrypt$old2', passwordIssued: true });
+      await store.replaceConfigDevices([{ id: '0d49', kind: 'opentrv', type: 'opentrv-valve', credentials: { username: 'valve', hash: '$scrypt$person' } }]);
+      const setAt = (await store.get('aa:bb:cc:dd:ee:01'))?.credentials?.updatedAt;
+      clock.advance(60_000);
+      // The second device's password was reset and set anew since its old hash was read: that one is left alone.
+      await store.setCredentials('aa:bb:cc:dd:ee:02', { username: 'aa:bb:cc:dd:ee:02', hash: '$scrypt$new2', passwordIssued: true });
+      const n = await store.rehashCredentials([
+        { id: 'aa:bb:cc:dd:ee:01', from: '$scrypt$old1', to: '$hmac-sha256$fast1' },
+        { id: 'aa:bb:cc:dd:ee:02', from: '$scrypt$old2', to: '$hmac-sha256$fast2' },
+        { id: '0d49', from: '$scrypt$person', to: '$hmac-sha256$fast3' },
+        { id: 'ffff', from: '$scrypt$x', to: '$hmac-sha256$x' },
+      ]);
+      assert.equal(n, 1);
+      const one = await store.get('aa:bb:cc:dd:ee:01');
+      assert.equal(one?.credentials?.hash, '$hmac-sha256$fast1');
+      assert.equal(one?.credentials?.updatedAt, setAt, 'the login keeps its time: connections made with it keep their rights');
+      assert.equal(one?.credentials?.passwordIssued, true);
+      assert.equal((await store.get('aa:bb:cc:dd:ee:02'))?.credentials?.hash, '$scrypt$new2');
+      assert.equal((await store.get('0d49'))?.credentials?.hash, '$scrypt$person', 'a config device\'s password is a person\'s');
+      assert.equal(await store.rehashCredentials([]), 0);
+    } finally {
+      await store.close();
+    }
+  });
+
   if (maker.reopen) {
     const reopen = maker.reopen.bind(maker);
     test(`${name}: everything survives a reopen`, async () => {

@@ -1,11 +1,12 @@
 // The SQLite device store: the conformance suite on real files, and what is SQLite's own (WAL, schema version).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DeviceTypes } from '../../src/devices/device-types.js';
-import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
+import { generatePassword } from '../../src/devices/credentials.js';
+import { loginKeyPath, registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
 import { tempDir } from '../helpers/context.js';
 import { throwsCode } from '../helpers/assert.js';
 import { deviceStoreConformance } from './store-conformance.js';
@@ -102,4 +103,42 @@ test('SqliteDeviceStore: two handles on one file (the CLI while the hub runs) se
     await a.close();
     await b.close();
   }
+});
+
+test('SqliteDeviceStore: its login key is <data>/registry.key (0600), beside the registry file and not in it, shared by every handle', async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const path = registryPath(dir.path);
+  assert.equal(loginKeyPath(path), join(dir.path, 'registry.key'));
+  const types = new DeviceTypes();
+  const hub = SqliteDeviceStore.open(path, { types });
+  const cli = SqliteDeviceStore.open(path, { types });
+  try {
+    assert.equal(statSync(join(dir.path, 'registry.key')).mode & 0o777, 0o600);
+    assert.equal(cli.logins.keyId, hub.logins.keyId);
+    const pw = generatePassword();
+    await cli.create({ id: '0d49', kind: 'opentrv', type: 'opentrv-valve' });
+    await cli.setCredentials('0d49', { username: '0d49', hash: cli.logins.hash(pw), passwordIssued: true });
+    const hash = (await hub.get('0d49'))!.credentials!.hash!;
+    assert.equal(await hub.logins.verify(pw, hash), true, 'what the CLI stored, the hub verifies');
+    const key = readFileSync(join(dir.path, 'registry.key'), 'utf8').trim();
+    await hub.close();
+    assert.ok(!readFileSync(path).toString('latin1').includes(key), 'the key is not in the registry file');
+    // A throw-away registry gets a throw-away key; another registry, another key.
+    const other = SqliteDeviceStore.open(':memory:', { types });
+    assert.notEqual(other.logins.keyId, cli.logins.keyId);
+    assert.equal(await other.logins.verify(pw, hash), false);
+    await other.close();
+  } finally {
+    await hub.close();
+    await cli.close();
+  }
+});
+
+test('SqliteDeviceStore: a damaged login key file is refused with BH_REGISTRY_OPEN, naming it', (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  writeFileSync(join(dir.path, 'registry.key'), 'garbage\n');
+  const e = throwsCode(() => SqliteDeviceStore.open(registryPath(dir.path), { types: new DeviceTypes() }), 'BH_REGISTRY_OPEN');
+  assert.match(e.message, /registry\.key is damaged/);
 });
