@@ -207,7 +207,11 @@ async function storm(req: StormRequest): Promise<StormResult> {
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(req.concurrency, n)) }, worker));
+  // At the deadline the storm ends even with attempts in flight (they may still connect; `disconnect` ends them).
+  const workers = Promise.all(Array.from({ length: Math.max(1, Math.min(req.concurrency, n)) }, worker));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([workers, new Promise<void>((resolve) => (timer = setTimeout(resolve, req.deadlineMs)))]);
+  clearTimeout(timer);
   over = true;
   clearInterval(tick);
   timeline.push(connectedNow);

@@ -2,11 +2,13 @@
 // which decodes, checks the device, filters, scales and queues every reading durably for an MQTT sink and the SQLite
 // historian; a subscriber on the sink's broker measures what arrives, how late, how much is lost or doubled. A bare
 // aedes broker and Node-RED 5 (installed on the side, never a dependency) run the same load from the same load
-// generator in the same run, so their figures can be compared on one machine at one moment.
+// generator in the same run, so their figures can be compared on one machine at one moment. Two more scenarios run
+// Backhaul alone: under a slow disk (every sync of its process delayed, e2e-slowdisk.ts) and in a reconnect storm
+// (thousands of registered devices with their own passwords connecting at once, e2e-storm.ts).
 // Not a test: nothing here asserts anything. See bench/README.md for what each scenario and figure means.
 //
-//   npm run bench                       the full run (about 12–15 minutes), then the outbox benchmark
-//   npm run bench -- --quick            under 2 minutes: fewer loads, shorter runs, K = 10 only
+//   npm run bench                       the full run (about 25 minutes), then the outbox benchmark
+//   npm run bench -- --quick            a few minutes: fewer loads, shorter runs, K = 10 only, a smaller storm
 //   npm run bench -- --profile          also a 5k msg/s run of Backhaul under --cpu-prof, summarised
 //   node dist/bench/e2e.js --help
 import { execFile } from 'node:child_process';
@@ -90,8 +92,9 @@ const { values: args } = parseArgs({
 });
 
 const HELP = `node dist/bench/e2e.js [options]          (npm run bench -- [options] builds first)
-  --quick             under 2 minutes: loads 2k and 5k msg/s + unpaced, 3 s runs, K = 10, 2,000 idle devices,
-                      a short backlog; Node-RED only if already installed in the cache folder; no outbox benchmark
+  --quick             a few minutes: loads 2k and 5k msg/s + unpaced, 3 s runs, K = 10, 2,000 idle devices,
+                      a short backlog, slow disk at 1k and 2k msg/s, a storm of 2,000; Node-RED only if already
+                      installed in the cache folder; no outbox benchmark
   --profile           also run Backhaul under node --cpu-prof for one 5k msg/s run and summarise the hot functions
   --only LIST         scenarios to run, comma-separated: backhaul, aedes, nodered, slowdisk, idle, backlog,
                       storm, profile (default: all but profile; profile also with --profile)
