@@ -160,7 +160,7 @@ for (const s of SCENARIOS) {
     process.exit(2);
   }
 }
-/** Options of the storm's broker input given with --storm-set NAME=JSON (checked against its schema later). */
+/** Options of the storm's Backhaul given with --storm-set NAME=JSON (Backhaul's config check judges them at start). */
 const STORM_SET: Record<string, unknown> = {};
 for (const kv of args['storm-set'] ?? []) {
   const i = kv.indexOf('=');
@@ -414,7 +414,9 @@ interface BackhaulOptions {
 
 /**
  * A fresh Backhaul: its own temp folder, K devices registered with `backhaul devices import` (one per room, so each
- * has its own base topic b1/r<i>/valve), each given a login, then `bin/backhaul.js start`.
+ * has its own base topic b1/r<i>/valve), each given a login (or the registry `o.registry` makes), the broker's
+ * per-address limits raised for K devices from one address, then `bin/backhaul.js start` (under strace for the
+ * slow disk).
  */
 async function startBackhaul(k: number, outUrl: string, o: BackhaulOptions = {}): Promise<Backhaul> {
   const dir = makeTempDir('backhaul-bench-e2e-');
