@@ -55,6 +55,12 @@ export type LoadgenRequest =
   | { t: 'connect'; url: string; devices: SimDevice[]; concurrency: number; keepalive: number; clientPrefix: string }
   /** rate 0: unpaced (closed loop, `window` messages in flight in all). */
   | { t: 'run'; rate: number; durationMs: number; maxInflight: number; window: number }
+  /**
+   * A reconnect storm: every device connects at once, at most `concurrency` attempts in flight; an attempt with no
+   * CONNACK after `connectTimeoutMs` is abandoned, and a failed one retried after `retryMs` to 2 × `retryMs`, until
+   * all are connected or `deadlineMs` has passed. The clients stay connected (until `disconnect`).
+   */
+  | { t: 'storm'; url: string; devices: SimDevice[]; concurrency: number; keepalive: number; clientPrefix: string; connectTimeoutMs: number; retryMs: number; deadlineMs: number }
   | { t: 'disconnect' };
 
 export interface ConnectResult {
@@ -62,6 +68,31 @@ export interface ConnectResult {
   ok: number;
   failed: number;
   ms: number;
+  errors: string[];
+}
+
+export interface StormResult {
+  t: 'stormed';
+  devices: number;
+  /** Connected at the end (all of them, unless the deadline passed). */
+  connected: number;
+  /** From the first attempt until every device had its CONNACK 0 at once; null when that never happened. */
+  allConnectedMs: number | null;
+  /** Epoch ms of the first attempt and of the end (all connected, or the deadline). */
+  startedAt: number;
+  endedAt: number;
+  attempts: number;
+  /** Attempts that did not end in CONNACK 0, by reason ('timeout', 'connack 4', 'closed', 'error ECONNRESET', …). */
+  failedAttempts: number;
+  failures: Record<string, number>;
+  /** Devices that got a second (or later) attempt. */
+  retriedDevices: number;
+  /** Connections that closed after their CONNACK while the storm went on (those devices connect again). */
+  dropped: number;
+  /** Attempt → CONNACK 0, ms, over the successful attempts. */
+  connectLatency: Percentiles;
+  /** Devices connected at the end of each second from the start. */
+  timeline: number[];
   errors: string[];
 }
 
@@ -86,7 +117,7 @@ export interface RunResult {
   disconnects: number;
 }
 
-export type LoadgenReply = ConnectResult | RunResult | { t: 'disconnected' } | { t: 'error'; message: string };
+export type LoadgenReply = ConnectResult | RunResult | StormResult | { t: 'disconnected' } | { t: 'error'; message: string };
 
 export type SubscriberRequest =
   /** clean: false keeps the session (and the messages queued for it) while the connection is cut. */
@@ -345,6 +376,12 @@ function readProc(pid: number): { ticks: number; rssKiB: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** CPU time (user + system, all threads) a process has used so far, seconds, and its RSS, MiB; undefined when gone. */
+export function procTimes(pid: number | undefined): { cpuSeconds: number; rssMiB: number } | undefined {
+  const p = pid === undefined ? undefined : readProc(pid);
+  return p ? { cpuSeconds: p.ticks / ticksPerSecond(), rssMiB: round1(p.rssKiB / 1024) } : undefined;
 }
 
 export interface ProcWindow {

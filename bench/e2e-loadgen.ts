@@ -2,7 +2,7 @@
 // real MQTT client (mqtt.js, the same library and version Backhaul uses), publishing OpenTRV-style JSON frames of
 // about 200 bytes at QoS 1, each carrying the moment it was sent. The same generator drives every system compared.
 //
-//   forked by the benchmark; IPC requests: connect, run, disconnect (LoadgenRequest in e2e-lib.ts)
+//   forked by the benchmark; IPC requests: connect, run, storm, disconnect (LoadgenRequest in e2e-lib.ts)
 //
 // A frame: {"id":"1a2b","seq":17,"sent":1763800000123.456,"T|C16":301,"B|cV":287,"pad":"......"}
 //   id      the device id (as registered), seq its own frame counter (never reused in a process's life, so a
@@ -13,7 +13,8 @@
 // at most `maxInflight` frames may wait for their PUBACK, so a system that cannot keep up makes the generator fall
 // behind (the run's send rate shows it) instead of piling up an unbounded queue here. Unpaced runs keep `window`
 // frames in flight in all (spread over the devices) and publish the next as soon as a PUBACK comes: a closed loop
-// that measures how fast the system acknowledges.
+// that measures how fast the system acknowledges. A storm connects every device at once (at most `concurrency`
+// attempts in flight, failed ones retried after a randomised delay) and reports how long until all were connected.
 import { performance } from 'node:perf_hooks';
 import { connect, type MqttClient } from 'mqtt';
 import {
@@ -28,6 +29,7 @@ import {
   type LoadgenRequest,
   type RunResult,
   type SimDevice,
+  type StormResult,
 } from './e2e-lib.js';
 
 interface Sim {
@@ -99,6 +101,136 @@ async function connectAll(req: Extract<LoadgenRequest, { t: 'connect' }>): Promi
   };
   await Promise.all(Array.from({ length: Math.max(1, req.concurrency) }, worker));
   return { t: 'connected', ok, failed, ms: Math.round(performance.now() - t0), errors };
+}
+
+type StormRequest = Extract<LoadgenRequest, { t: 'storm' }>;
+
+/** One connection attempt of the storm: resolves with the client on CONNACK 0, rejects with a short reason. */
+function attemptOne(req: StormRequest, dev: SimDevice, onDrop: (c: MqttClient) => void): Promise<MqttClient> {
+  return new Promise<MqttClient>((resolve, reject) => {
+    const c = connect(req.url, {
+      clientId: `${req.clientPrefix}${dev.id}`,
+      ...(dev.username !== undefined ? { username: dev.username } : {}),
+      ...(dev.password !== undefined ? { password: dev.password } : {}),
+      clean: true,
+      keepalive: req.keepalive,
+      reconnectPeriod: 0,
+      // Our own timer below gives up (as a device's MQTT client would); mqtt.js's is kept out of the way.
+      connectTimeout: req.connectTimeoutMs * 10,
+      protocolVersion: 4,
+    });
+    let settled = false;
+    const fail = (why: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      c.end(true);
+      reject(new Error(why));
+    };
+    const timer = setTimeout(() => fail('timeout'), req.connectTimeoutMs);
+    c.once('error', (e: Error & { code?: string | number }) => {
+      // mqtt.js reports a refused CONNACK as an error whose code is the return code.
+      fail(typeof e.code === 'number' ? `connack ${e.code}` : `error ${e.code ?? e.message}`);
+    });
+    c.once('close', () => fail('closed'));
+    c.once('connect', () => {
+      if (settled) {
+        c.end(true);
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      c.removeAllListeners('error');
+      c.on('error', () => undefined);
+      c.once('close', () => onDrop(c));
+      resolve(c);
+    });
+  });
+}
+
+/**
+ * Every device connects at once, with at most `concurrency` attempts in flight (so the generator's own event loop
+ * and the machine's accept queue are not the limit), failed attempts retried after a randomised delay, until all
+ * are connected together or the deadline passes.
+ */
+async function storm(req: StormRequest): Promise<StormResult> {
+  const n = req.devices.length;
+  const t0 = performance.now();
+  const startedAt = nowMs();
+  const deadline = t0 + req.deadlineMs;
+  const queue: Array<{ dev: SimDevice; readyAt: number }> = req.devices.map((dev) => ({ dev, readyAt: t0 }));
+  const failures: Record<string, number> = {};
+  const errors: string[] = [];
+  const latency: number[] = [];
+  const tries = new Map<string, number>();
+  const timeline: number[] = [];
+  let connectedNow = 0;
+  let attempts = 0;
+  let failedAttempts = 0;
+  let dropped = 0;
+  let allConnectedMs: number | null = null;
+  let over = false;
+  const finished = () => over || connectedNow === n || performance.now() >= deadline;
+  const tick = setInterval(() => timeline.push(connectedNow), 1000);
+
+  const worker = async () => {
+    while (!finished()) {
+      const next = queue[0];
+      if (next === undefined || next.readyAt > performance.now()) {
+        await sleep(next === undefined ? 20 : Math.min(50, Math.max(1, next.readyAt - performance.now())));
+        continue;
+      }
+      queue.shift();
+      const dev = next.dev;
+      attempts++;
+      tries.set(dev.id, (tries.get(dev.id) ?? 0) + 1);
+      const a = performance.now();
+      try {
+        const client = await attemptOne(req, dev, (gone) => {
+          connectedNow--;
+          sims = sims.filter((s) => s.client !== gone);
+          if (!over) {
+            dropped++;
+            queue.push({ dev, readyAt: performance.now() + req.retryMs * (1 + Math.random()) });
+          }
+        });
+        latency.push(performance.now() - a);
+        sims.push({ dev, client, seq: 0 });
+        connectedNow++;
+        if (connectedNow === n && allConnectedMs === null) allConnectedMs = Math.round(performance.now() - t0);
+      } catch (e) {
+        failedAttempts++;
+        const why = e instanceof Error ? e.message : String(e);
+        failures[why] = (failures[why] ?? 0) + 1;
+        if (errors.length < 5) errors.push(`${dev.id}: ${why}`);
+        queue.push({ dev, readyAt: performance.now() + req.retryMs * (1 + Math.random()) });
+      }
+    }
+  };
+  // At the deadline the storm ends even with attempts in flight (they may still connect; `disconnect` ends them).
+  const workers = Promise.all(Array.from({ length: Math.max(1, Math.min(req.concurrency, n)) }, worker));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([workers, new Promise<void>((resolve) => (timer = setTimeout(resolve, req.deadlineMs)))]);
+  clearTimeout(timer);
+  over = true;
+  clearInterval(tick);
+  timeline.push(connectedNow);
+  return {
+    t: 'stormed',
+    devices: n,
+    connected: connectedNow,
+    allConnectedMs,
+    startedAt,
+    endedAt: nowMs(),
+    attempts,
+    failedAttempts,
+    failures,
+    retriedDevices: [...tries.values()].filter((x) => x > 1).length,
+    dropped,
+    connectLatency: percentiles(latency),
+    timeline,
+    errors,
+  };
 }
 
 async function run(req: Extract<LoadgenRequest, { t: 'run' }>): Promise<RunResult> {
@@ -195,6 +327,7 @@ process.on('message', (m: LoadgenRequest) => {
     try {
       if (m.t === 'connect') reply(await connectAll(m));
       else if (m.t === 'run') reply(await run(m));
+      else if (m.t === 'storm') reply(await storm(m));
       else if (m.t === 'disconnect') {
         await disconnectAll();
         reply({ t: 'disconnected' });
