@@ -368,12 +368,7 @@ function backhaulConfig(port: number, outUrl: string) {
         port,
         topics: ['+/+/valve/#'],
         decoder: { type: 'json', device: 'id', seq: 'seq', values: { sent: 'sent', temperature_c16: '$["T|C16"]', battery_cv: '$["B|cV"]' } },
-        // Every simulated device connects from 127.0.0.1, all at once: lift the per-address caps, the login rate
-        // limit and the connect timeout that guard a real site.
-        maxConnections: 100_000,
-        maxConnectionsPerAddress: 100_000,
-        connectTimeoutMs: 300_000,
-        loginLimit: { burst: 100_000, perSecond: 100_000 },
+        // The per-address limits are raised for K devices by withAddressLimits (all share 127.0.0.1).
       },
     },
     sinks: {
