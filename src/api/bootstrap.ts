@@ -110,13 +110,6 @@ function basicCredentials(header: string | undefined): Array<{ username: string;
   return splits.map((i) => ({ username: decoded.slice(0, i), password: decoded.slice(i + 1) }));
 }
 
-/** A hash nothing matches, verified against when a code comes for a device without one, so both take as long. */
-let dummyHash: Promise<string> | undefined;
-function dummy(): Promise<string> {
-  dummyHash ??= hashPassword(generatePassword());
-  return dummyHash;
-}
-
 /** The device may use its login: enabled and not BLOCKED. */
 function refusal(d: Device): string | undefined {
   if (!d.enabled) return 'device is disabled';
@@ -142,6 +135,9 @@ export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
   const limiter = new RateLimiter(o.clock, o.rateLimit ?? DEFAULT_API_RATE_LIMITS.bootstrap);
   // One alarm per device per 10 minutes at most: whoever knows a claimed MAC could otherwise flood the event sinks.
   const alarms = new LogThrottle(o.clock, 10 * 60_000);
+  /** A hash nothing matches, verified against when a code comes for a device without one, so both take as long. */
+  let dummyHash: Promise<string> | undefined;
+  const dummy = (): Promise<string> => (dummyHash ??= hashPassword(generatePassword()));
 
   /** The caller got nothing: count it, back its address off, and throw the one refusal. */
   const refuse = (req: FastifyRequest, reason: RefusalReason, device: string | undefined): never => {
