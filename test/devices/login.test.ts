@@ -30,7 +30,12 @@ interface Setup {
 
 function setup(t: TestContext, devices: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<Setup> {
   const d = tempDir();
-  t.after(() => d.cleanup());
+  // Hubs stop and stores close before the folder goes (after hooks run in the order they were added).
+  const closers: Array<() => unknown> = [];
+  t.after(async () => {
+    for (const close of closers.reverse()) await close();
+    d.cleanup();
+  });
   return freePort().then((port) => {
     const config = () =>
       buildConfig(
@@ -50,12 +55,12 @@ function setup(t: TestContext, devices: Record<string, unknown> = {}, env: NodeJ
       async start() {
         const hub = new Hub({ config: config(), logger: silentLogger() });
         await hub.start();
-        t.after(() => hub.stop());
+        closers.push(() => hub.stop());
         return hub;
       },
       store() {
         const st = SqliteDeviceStore.open(registryPath(d.path), { types: new DeviceTypes() });
-        t.after(() => st.close());
+        closers.push(() => st.close());
         return st;
       },
       lines() {

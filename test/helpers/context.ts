@@ -20,8 +20,13 @@ export function tempDir(prefix = 'backhaul-test-'): { path: string; cleanup(): v
   return {
     path,
     cleanup: () => {
-      rmSync(path, { recursive: true, force: true });
-      made.delete(path);
+      // A hub stopped by a later after-hook may still be writing here (ENOTEMPTY): then the exit handler removes it.
+      try {
+        rmSync(path, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 });
+        made.delete(path);
+      } catch {
+        /* left for the exit handler */
+      }
     },
   };
 }
