@@ -20,5 +20,9 @@ if (files.length === 0) {
   console.error('no test files found under dist/test (did the build run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+// A test file whose hooks failed can leave a listener open and never exit: force the exit once its tests are done,
+// and time out a test that hangs, so a run always ends (both flags exist from Node 20.14; older 20s run without them).
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+const guards = major > 20 || (major === 20 && minor >= 14) ? ['--test-force-exit', '--test-timeout=300000'] : [];
+const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...guards, ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
