@@ -79,7 +79,13 @@ function logSecrets(cfg: LoadedConfig): string[] {
   return [...cfg.secretValues, ...inlineSecretValues(cfg)];
 }
 
-async function run(cfg: LoadedConfig, logger: Logger, opts: { discardOrphanOutboxes?: boolean } = {}, onStarted?: (hub: Hub) => void): Promise<void> {
+async function run(
+  cfg: LoadedConfig,
+  logger: Logger,
+  // The demo writes its own config with passwords it just made: warning about them would only puzzle a newcomer.
+  opts: { discardOrphanOutboxes?: boolean; generatedConfig?: boolean } = {},
+  onStarted?: (hub: Hub) => void,
+): Promise<void> {
   const hub = new Hub({
     config: cfg,
     logger,
@@ -111,7 +117,7 @@ async function run(cfg: LoadedConfig, logger: Logger, opts: { discardOrphanOutbo
       ) as StatusReport,
     (req) => hub.sendCommand(req),
   );
-  for (const w of [...cfg.warnings, ...inlineSecretWarnings(cfg)]) logger.warn(w);
+  for (const w of [...cfg.warnings, ...(opts.generatedConfig ? [] : inlineSecretWarnings(cfg))]) logger.warn(w);
   try {
     // The control socket first: it refuses to start a second instance on the same data folder.
     makePrivateDir(cfg.dataDir);
@@ -295,7 +301,7 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       const logger = createLogger({ level });
-      await run(cfg, logger, {}, (hub) => {
+      await run(cfg, logger, { generatedConfig: true }, (hub) => {
         const taken = port < 0 && chosen !== 1883 ? ' (1883 was taken)' : '';
         process.stdout.write(
           [

@@ -291,6 +291,8 @@ test('demo: embedded broker, simulated valves, historian and JSON lines, no exte
     return body.items.length === 3 && body.items.every((d) => d.liveness === 'active' && d.topics?.base.startsWith('demo-house/room-'));
   }, 'three placed, active valves in the API');
   assert.equal(await app.stop('SIGINT'), 0);
+  // The config the demo writes itself (with passwords it just made) draws no warning a newcomer would puzzle over.
+  assert.deepEqual(app.logs.filter((l) => /secret written inline/.test(l.msg)).map((l) => l.msg), []);
   const h = Historian.open(join(dir.path, 'history.sqlite'));
   try {
     assert.ok(h.countReadings({ measurement: 'temperature' }) >= 2);
