@@ -79,6 +79,17 @@ function logSecrets(cfg: LoadedConfig): string[] {
   return [...cfg.secretValues, ...inlineSecretValues(cfg)];
 }
 
+/** The logger of a running instance: BACKHAUL_LOG_LEVEL wins over the config; a bad one is a usage error (exit 2). */
+function startLogger(cfg: LoadedConfig): Logger | undefined {
+  try {
+    return createLogger({ level: chooseLogLevel(process.env, cfg.logLevel), secrets: () => logSecrets(cfg) });
+  } catch (e) {
+    printConfigError(e);
+    process.exitCode = 2;
+    return undefined;
+  }
+}
+
 async function run(
   cfg: LoadedConfig,
   logger: Logger,
@@ -226,15 +237,8 @@ async function main(argv: string[]): Promise<void> {
     case 'start': {
       const cfg = load(values.config);
       if (!cfg) return;
-      let level: string;
-      try {
-        level = chooseLogLevel(process.env, cfg.logLevel);
-      } catch (e) {
-        printConfigError(e);
-        process.exitCode = 2;
-        return;
-      }
-      const logger = createLogger({ level, secrets: () => logSecrets(cfg) });
+      const logger = startLogger(cfg);
+      if (!logger) return;
       await run(cfg, logger, { discardOrphanOutboxes: values['discard-orphan-outboxes'] ?? false });
       return;
     }
@@ -292,15 +296,8 @@ async function main(argv: string[]): Promise<void> {
         process.exitCode = 1;
         return;
       }
-      let level: string;
-      try {
-        level = chooseLogLevel(process.env, cfg.logLevel);
-      } catch (e) {
-        printConfigError(e);
-        process.exitCode = 2;
-        return;
-      }
-      const logger = createLogger({ level });
+      const logger = startLogger(cfg);
+      if (!logger) return;
       await run(cfg, logger, { generatedConfig: true }, (hub) => {
         const taken = port < 0 && chosen !== 1883 ? ' (1883 was taken)' : '';
         process.stdout.write(
