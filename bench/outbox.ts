@@ -1,4 +1,4 @@
-// Outbox benchmark: how fast the durable SQLite outbox (src/outbox/sqlite.ts) takes readings in and gives them back on
+// Outbox benchmark: how fast a sink's durable outbox (a lane of the journal, src/outbox/journal.ts) takes readings in and gives them back on
 // this machine, and how much disk a waiting reading takes; the in-memory outbox alongside for comparison.
 // Not a test: nothing here asserts a time. See bench/README.md for what each figure means.
 //
@@ -14,9 +14,8 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { systemClock } from '../src/core/clock.js';
 import type { Reading } from '../src/core/types.js';
-import { MemoryOutbox } from '../src/outbox/memory.js';
+import { Journal, memoryOutbox } from '../src/outbox/journal.js';
 import type { Outbox, OutboxLimits } from '../src/outbox/outbox.js';
-import { SqliteOutbox } from '../src/outbox/sqlite.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/outbox.js → repository root
 
@@ -83,10 +82,25 @@ interface Made {
   readonly path?: string;
 }
 
-function make(kind: Kind, sync: Sync, dir: string, name: string): Made {
-  if (kind === 'memory') return { outbox: new MemoryOutbox(LIMITS, systemClock) };
+async function make(kind: Kind, sync: Sync, dir: string, name: string): Promise<Made> {
+  if (kind === 'memory') return { outbox: memoryOutbox(LIMITS, systemClock) };
   const path = join(dir, `${name}.sqlite`);
-  return { outbox: SqliteOutbox.open(path, { ...LIMITS, sync: sync === 'normal' ? 'normal' : 'full' }, systemClock), path };
+  const journal = await Journal.open({ path, sync: sync === 'normal' ? 'normal' : 'full', clock: systemClock, lanes: ['s'] });
+  const lane = journal.lane('s', LIMITS);
+  const outbox: Outbox = {
+    put: (m) => lane.put(m),
+    take: (k) => lane.take(k),
+    ack: (k) => lane.ack(k),
+    release: () => lane.release(),
+    stats: () => lane.stats(),
+    readable: () => lane.readable(),
+    whenReadable: () => lane.whenReadable(),
+    close: async () => {
+      await lane.close();
+      await journal.close();
+    },
+  };
+  return { outbox, path };
 }
 
 /** `workers` producers, each putting `perPut` readings and awaiting the put before the next (as inputs do). */
@@ -104,17 +118,27 @@ async function enqueue(o: Outbox, msgs: readonly Reading[], workers: number, per
   return performance.now() - t;
 }
 
-/** The sink runner's loop without a sink: peek a batch, remove it, until empty. */
+/** The sink runner's loop without a sink: take a batch, acknowledge it (on disk), until empty. */
 async function dequeue(o: Outbox, batch: number): Promise<{ ms: number; items: number }> {
   let items = 0;
   const t = performance.now();
   for (;;) {
-    const b = await o.peek(batch);
+    const b = await o.take(batch);
     if (b.length === 0) break;
     items += b.length;
-    await o.remove(b.map((e) => e.id));
+    await o.ack(b.length);
   }
   return { ms: performance.now() - t, items };
+}
+
+/** Pages in the database file (with the page size, what it takes on disk apart from the WAL), by a second connection. */
+function pageBytes(p: string): number {
+  const db = new Database(p, { readonly: true });
+  try {
+    return (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+  } finally {
+    db.close();
+  }
 }
 
 function fileSize(p: string): number {
@@ -180,7 +204,7 @@ async function main(): Promise<void> {
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   const msgs = Array.from({ length: ITEMS }, (_, i) => reading(i));
   // Average sizes of the workload: as stored (CBOR, counted by the outbox itself) and as JSON.
-  const probe = make('sqlite', 'normal', dir, 'probe');
+  const probe = await make('sqlite', 'normal', dir, 'probe');
   await probe.outbox.put(msgs);
   const cborBytes = round1(probe.outbox.stats().bytes / msgs.length);
   await probe.outbox.close();
@@ -200,7 +224,7 @@ async function main(): Promise<void> {
       const items = c.single ? Math.min(SINGLE, ITEMS) : ITEMS;
       const runs: number[] = [];
       for (let r = 0; r < REPEAT; r++) {
-        const m = make(v.kind, v.sync, dir, `e${n++}`);
+        const m = await make(v.kind, v.sync, dir, `e${n++}`);
         runs.push(await enqueue(m.outbox, msgs.slice(0, items), c.workers, c.perPut));
         await m.outbox.close();
         if (m.path) for (const s of ['', '-wal', '-shm']) rmSync(`${m.path}${s}`, { force: true });
@@ -211,13 +235,13 @@ async function main(): Promise<void> {
     // Dequeue from a full outbox; the same runs give the footprint.
     const runs: number[] = [];
     for (let r = 0; r < REPEAT; r++) {
-      const m = make(v.kind, v.sync, dir, `d${n++}`);
+      const m = await make(v.kind, v.sync, dir, `d${n++}`);
       await enqueue(m.outbox, msgs, 256, 1);
       if (r === 0) {
         const st = m.outbox.stats();
-        if (m.outbox instanceof SqliteOutbox && m.path) {
+        if (m.path) {
           const withWal = fileSize(m.path) + fileSize(`${m.path}-wal`);
-          const pages = m.outbox.fileBytes();
+          const pages = pageBytes(m.path);
           // A separate connection to checkpoint, so the main file holds everything (what a restart would find).
           const db = new Database(m.path);
           db.pragma('wal_checkpoint(TRUNCATE)');
@@ -245,7 +269,7 @@ async function main(): Promise<void> {
       await m.outbox.close();
       if (m.path) for (const s of ['', '-wal', '-shm']) rmSync(`${m.path}${s}`, { force: true });
     }
-    record(v.kind, v.sync, `dequeue: peek ${DEQUEUE_BATCH} + remove, until empty`, ITEMS, runs);
+    record(v.kind, v.sync, `dequeue: take ${DEQUEUE_BATCH} + ack, until empty`, ITEMS, runs);
     process.stderr.write('.');
   }
   process.stderr.write('\n');

@@ -173,6 +173,11 @@ export interface SinkDefinition<S extends TSchema = TSchema> {
   readonly description: string;
   /** Options schema, without the common keys `type` and `outbox`. */
   readonly options: S;
+  /**
+   * Batches the runner keeps in flight by default (`outbox.window` overrides): more than 1 only where concurrent
+   * writes keep their order at the far end (MQTT publishes on one connection) or order does not matter (the historian).
+   */
+  readonly window?: number;
   check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>, ctx: SinkContext): Sink;
 }

@@ -1,6 +1,6 @@
-// The outbox interface: each sink owns one. The hub puts routed messages in; the sink's runner takes batches out in
-// order and removes them once delivered. Two implementations pass one conformance suite
-// (test/outbox/conformance.ts): `SqliteOutbox` (durable, the default) and `MemoryOutbox`.
+// The outbox interface: each sink owns one, its share of the journal (src/outbox/journal.ts). The hub puts routed
+// messages in; the sink's runner takes batches out in order, keeps a window of them in flight, and acknowledges them
+// in order. Durable and in-memory journals pass one conformance suite (test/outbox/conformance.ts).
 import type { Message } from '../core/types.js';
 
 export interface OutboxEntry {
@@ -31,24 +31,29 @@ export interface OutboxStats {
 
 export interface Outbox {
   /**
-   * Add messages in order. Resolves once they are as durable as this outbox makes them (committed to disk for the
-   * SQLite outbox). With the `block` policy it waits for room, which is how backpressure reaches the inputs.
+   * Add messages in order. Resolves once they are as durable as this outbox makes them (committed to disk by the
+   * durable journal). With the `block` policy it waits for room, which is how backpressure reaches the inputs.
    */
   put(msgs: readonly Message[]): Promise<PutResult>;
   /**
-   * Up to `max` of the oldest entries, left in place. They are the batch being written until `remove` or `release`:
-   * `drop-oldest` overflow does not drop them meanwhile (with only they left, the outbox goes over its cap by at most
-   * that batch), so a message is never both delivered and counted as dropped.
+   * Up to `max` of the oldest entries not taken yet (only durable ones). Taken entries are in flight until `ack` or
+   * `release`: `drop-oldest` overflow does not drop them meanwhile (with only they left, the outbox goes over its cap
+   * by at most the window), so a message is never both delivered and counted as dropped.
    */
-  peek(max: number): Promise<readonly OutboxEntry[]>;
-  /** The batch taken by `peek` is no longer being written (the write failed and waits for a retry). */
+  take(max: number): Promise<readonly OutboxEntry[]>;
+  /**
+   * The oldest `n` taken entries are done (delivered, or rejected for good). Resolves once that is on disk, so a
+   * restart does not send them again.
+   */
+  ack(n: number): Promise<void>;
+  /** Every taken entry not acknowledged waits again (a write failed); the next `take` starts with the oldest. */
   release(): void;
-  /** Remove entries (delivered, or rejected for good). Ids no longer present (dropped meanwhile) are ignored. */
-  remove(ids: readonly number[]): Promise<void>;
   stats(): OutboxStats;
-  /** Resolves as soon as the outbox is not empty. */
+  /** True when `take` would return something now. */
+  readable(): boolean;
+  /** Resolves as soon as `readable()` is true (or the outbox closed). */
   whenReadable(): Promise<void>;
-  /** Release files and wake every waiter (blocked puts reject). */
+  /** Detach: wake every waiter (blocked puts reject). What it holds stays in the journal. */
   close(): Promise<void>;
 }
 

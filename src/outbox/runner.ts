@@ -1,14 +1,14 @@
 // Drains one sink's outbox into its sink: in order, in batches, with retry and exponential backoff with jitter.
 // Each sink has its own runner and loop, so a slow or dead sink never holds up another.
 import type { Clock } from '../core/clock.js';
-import { SinkError, type Sink } from '../core/driver.js';
+import { SinkError, type Sink, type SinkWriteResult } from '../core/driver.js';
 import { isBackhaulError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { OutboxOptions } from '../core/config/schema.js';
 import type { Message } from '../core/types.js';
 import { LogThrottle } from '../core/throttle.js';
-import type { Outbox } from './outbox.js';
+import type { Outbox, OutboxEntry } from './outbox.js';
 
 export type SinkState = 'starting' | 'up' | 'retrying' | 'stopped' | 'closed';
 
@@ -54,6 +54,10 @@ export class SinkRunner {
   private wakeRetry: (() => void) | undefined;
   /** The sink said so during the attempt under way: the wait after it, if it fails, is skipped. */
   private readyDuringAttempt = false;
+  /** Acknowledgements handed to the outbox and not on disk yet: they hold a place in the window. */
+  private acking = 0;
+  private wakeup: (() => void) | undefined;
+  private wakePromise: Promise<void> | undefined;
 
   constructor(
     readonly id: string,
@@ -119,6 +123,7 @@ export class SinkRunner {
     }
     this.stopping = true;
     this.wakeStop?.();
+    this.signal();
     await this.loopDone;
     const left = this.outbox.stats().items;
     if (left > 0 && this.opts.type === 'memory') {
@@ -235,11 +240,35 @@ export class SinkRunner {
     return message;
   }
 
+  /** Batches in flight at most (writes not answered yet, and acknowledgements not on disk yet). */
+  private get window(): number {
+    return Math.max(1, this.opts.window ?? 1);
+  }
+
+  /** Wake the loop: an acknowledgement is on disk (a place in the window is free), or a stop began. */
+  private signal(): void {
+    const w = this.wakeup;
+    this.wakeup = undefined;
+    this.wakePromise = undefined;
+    w?.();
+  }
+
+  /** One shared promise until the next signal, so waiting in every turn of the loop adds nothing up. */
+  private signalled(): Promise<void> {
+    this.wakePromise ??= new Promise((resolve) => (this.wakeup = resolve));
+    return this.wakePromise;
+  }
+
+  /**
+   * Take batches in order and keep up to `window` of them in flight; their results are handled in order, each
+   * success acknowledged into the outbox (its cursor). A failure waits for the rest of the window, then everything
+   * not acknowledged is sent again after the backoff: a restart or a retry repeats at most one window.
+   */
   private async loop(): Promise<void> {
     const log = this.deps.logger;
-    const labels = { sink: this.id };
     let opened = false;
     let attempt = 0;
+    const inflight: Flight[] = [];
     while (!this.stopping) {
       if (!opened) {
         this.readyDuringAttempt = false;
@@ -263,50 +292,109 @@ export class SinkRunner {
           continue;
         }
       }
-      if (this.outbox.stats().items === 0) {
-        await Promise.race([this.outbox.whenReadable(), this.stopped]);
-        continue;
-      }
-      if (this.opts.lingerMs > 0 && this.outbox.stats().items < this.opts.batchSize) await this.sleepUnlessStopping(this.opts.lingerMs);
-      const size = await this.takeTokens(this.opts.batchSize);
-      if (this.stopping) break;
-      const batch = await this.outbox.peek(size);
-      if (batch.length === 0) {
-        await this.sleepUnlessStopping(100); // the outbox was closed under us (a stop that could not wait)
-        continue;
-      }
-      this.readyDuringAttempt = false;
-      try {
-        const res = await this.sink.write(batch.map((e) => e.msg));
-        const rejected = res?.rejected ?? [];
-        for (const r of rejected) {
-          this.countDropped('rejected', 1, `sink refused a message for good: ${r.error.toString()}`);
+      // Fill the window.
+      while (!this.stopping && inflight.length + this.acking < this.window && this.outbox.readable()) {
+        if (this.opts.lingerMs > 0 && inflight.length === 0 && this.outbox.stats().items < this.opts.batchSize) await this.sleepUnlessStopping(this.opts.lingerMs);
+        const size = await this.takeTokens(this.opts.batchSize);
+        if (this.stopping) break;
+        let batch: readonly OutboxEntry[];
+        try {
+          batch = await this.outbox.take(size);
+        } catch (e) {
+          this.recordError(e, 'BH_SINK_WRITE');
+          log.error({ err: e }, 'reading the outbox failed; trying again in a second');
+          await this.sleepUnlessStopping(1000);
+          break;
         }
-        await this.outbox.remove(batch.map((e) => e.id));
+        if (batch.length === 0) break;
         this.spendTokens(batch.length);
-        const ok = batch.length - rejected.length;
-        this.delivered += ok;
-        this.deps.metrics.sinkDelivered.inc(labels, ok);
-        this.deps.metrics.sinkBacklog.set(labels, this.outbox.stats().items);
-        this.state = 'up';
-        attempt = 0;
-        this.notifyDrained();
-      } catch (e) {
-        this.outbox.release(); // while it waits for a retry, overflow may drop from it again
-        const message = this.recordError(e, 'BH_SINK_WRITE');
-        if (e instanceof SinkError && !e.retryable) {
-          this.state = 'stopped';
-          log.error({ err: message, backlog: this.outbox.stats().items }, 'sink failed and will not retry; its messages are kept until restart');
-          this.notifyDrained();
-          return;
-        }
-        this.retries++;
-        this.deps.metrics.sinkRetries.inc(labels);
-        this.state = 'retrying';
-        const suppressed = this.throttle.take('write');
-        if (suppressed !== null) log.warn({ err: message, backlog: this.outbox.stats().items, earlierSuppressed: suppressed }, 'sink write failed, retrying');
-        await this.sleepUnlessStopping(this.backoff(attempt++), true);
+        if (inflight.length === 0) this.readyDuringAttempt = false;
+        inflight.push({
+          n: batch.length,
+          result: this.sink.write(batch.map((e) => e.msg)).then(
+            (r) => ({ ok: true as const, rejected: r?.rejected ?? [] }),
+            (error: unknown) => ({ ok: false as const, error }),
+          ),
+        });
       }
+      const head = inflight[0];
+      if (!head) {
+        if (this.stopping) break;
+        const waits: Array<Promise<unknown>> = [this.signalled()];
+        if (this.acking < this.window) waits.push(this.outbox.whenReadable());
+        await Promise.race(waits);
+        continue;
+      }
+      // The oldest write's answer, or room and something to send meanwhile.
+      const waits: Array<Promise<FlightResult | undefined>> = [head.result, this.signalled().then(() => undefined)];
+      if (inflight.length + this.acking < this.window) waits.push(this.outbox.whenReadable().then(() => undefined));
+      const res = await Promise.race(waits);
+      if (res === undefined) continue;
+      inflight.shift();
+      if (res.ok) {
+        this.settled(head.n, res.rejected);
+        attempt = 0;
+        continue;
+      }
+      // The rest of the window is not acknowledged whatever it gets: it goes again, in order, after the wait.
+      await Promise.all(inflight.map((f) => f.result));
+      inflight.length = 0;
+      this.outbox.release(); // while it waits for a retry, overflow may drop from it again
+      const message = this.recordError(res.error, 'BH_SINK_WRITE');
+      if (res.error instanceof SinkError && !res.error.retryable) {
+        this.state = 'stopped';
+        log.error({ err: message, backlog: this.outbox.stats().items }, 'sink failed and will not retry; its messages are kept until restart');
+        this.notifyDrained();
+        return;
+      }
+      this.retries++;
+      this.deps.metrics.sinkRetries.inc({ sink: this.id });
+      this.state = 'retrying';
+      const suppressed = this.throttle.take('write');
+      if (suppressed !== null) log.warn({ err: message, backlog: this.outbox.stats().items, earlierSuppressed: suppressed }, 'sink write failed, retrying');
+      await this.sleepUnlessStopping(this.backoff(attempt++), true);
     }
+    // Stopping: what is in flight still counts once answered, in order, up to the first failure.
+    for (const f of inflight) {
+      const res = await f.result;
+      if (!res.ok) break;
+      this.settled(f.n, res.rejected);
+    }
+    this.outbox.release();
+    while (this.acking > 0) await this.signalled();
   }
+
+  /** A write of the oldest `n` taken messages succeeded (some perhaps refused for good): acknowledge them. */
+  private settled(n: number, rejected: readonly SinkRejection[]): void {
+    for (const r of rejected) this.countDropped('rejected', 1, `sink refused a message for good: ${r.error.toString()}`);
+    const ok = n - rejected.length;
+    this.delivered += ok;
+    this.deps.metrics.sinkDelivered.inc({ sink: this.id }, ok);
+    this.acking++;
+    this.outbox.ack(n).then(
+      () => {
+        this.acking--;
+        this.deps.metrics.sinkBacklog.set({ sink: this.id }, this.outbox.stats().items);
+        this.notifyDrained();
+        this.signal();
+      },
+      (e: unknown) => {
+        // The cursor did not reach the disk this time; it goes with the next commit (a restart would resend these).
+        this.acking--;
+        this.deps.logger.warn({ err: e }, 'recording delivered messages failed');
+        this.signal();
+      },
+    );
+    this.state = 'up';
+    this.notifyDrained();
+  }
+}
+
+type SinkRejection = NonNullable<SinkWriteResult['rejected']>[number];
+
+type FlightResult = { readonly ok: true; readonly rejected: readonly SinkRejection[] } | { readonly ok: false; readonly error: unknown };
+
+interface Flight {
+  readonly n: number;
+  readonly result: Promise<FlightResult>;
 }

@@ -13,10 +13,9 @@ import { LogThrottle } from '../core/throttle.js';
 import type { Frame, Message } from '../core/types.js';
 import type { OutboxOptions } from '../core/config/schema.js';
 import { BackhaulError, isBackhaulError } from '../core/errors.js';
-import { deleteOutboxFile, findOrphanOutboxes, outboxPath } from '../outbox/files.js';
-import { MemoryOutbox } from '../outbox/memory.js';
+import { deleteOutboxFile, findOrphanOutboxFiles, journalPath, outboxPath } from '../outbox/files.js';
+import { Journal } from '../outbox/journal.js';
 import type { Outbox } from '../outbox/outbox.js';
-import { SqliteOutbox } from '../outbox/sqlite.js';
 import { DeviceTypes } from '../devices/device-types.js';
 import { CommandCenter, type SendCommand } from '../devices/commands.js';
 import { syncDeclared } from '../devices/declared.js';
@@ -66,6 +65,9 @@ export class Hub {
   private readonly ac = new AbortController();
   private readonly inputs: Array<{ id: string; type: string; input: Input }> = [];
   private readonly runners = new Map<string, SinkRunner>();
+  /** The durable journal every `sqlite` outbox is a lane of, and the in-memory one for `memory` outboxes. */
+  private journal: Journal | undefined;
+  private memoryJournal: Journal | undefined;
   private readonly stages: Stage[] = [];
   private router: Router | undefined;
   private store: SqliteDeviceStore | undefined;
@@ -114,14 +116,15 @@ export class Hub {
       this.logger.warn({ path: w.path, mode: w.mode.toString(8) }, wideModeMessage(w));
     }
     makePrivateDir(this.config.dataDir);
-    this.handleOrphanOutboxes();
     try {
       // Outboxes first: by the time an input accepts anything, every one exists.
+      await this.openJournals();
       for (const spec of this.config.sinks) {
         const ctx = this.context({ sink: spec.id }, spec.id);
         const sink = spec.def.create(spec.options, ctx);
         const outbox = this.openOutbox(spec.id, spec.outbox);
-        const runner = new SinkRunner(spec.id, spec.def.type, sink, outbox, spec.outbox, ctx);
+        const opts = { ...spec.outbox, window: spec.outbox.window ?? spec.def.window ?? 1 };
+        const runner = new SinkRunner(spec.id, spec.def.type, sink, outbox, opts, ctx);
         this.runners.set(spec.id, runner);
       }
 
@@ -312,38 +315,61 @@ export class Hub {
     return this.api?.url;
   }
 
-  private openOutbox(sinkId: string, o: OutboxOptions): Outbox {
-    const limits = { maxItems: o.maxItems, maxBytes: o.maxBytes, overflow: o.overflow };
-    if (o.type === 'memory') return new MemoryOutbox(limits, this.clock);
-    const path = outboxPath(this.config.dataDir, sinkId);
-    try {
-      return SqliteOutbox.open(path, { ...limits, sync: o.sync }, this.clock);
-    } catch (e) {
-      throw new BackhaulError('BH_OUTBOX_OPEN', `cannot open the outbox file ${path}: ${e instanceof Error ? e.message : String(e)}`, {
-        path: `sinks.${sinkId}.outbox`,
-        cause: e,
-      });
+  /**
+   * One durable journal for every `sqlite` outbox (it syncs as the strictest of them asks), brought up to date from
+   * per-sink outbox files an earlier version left; then what sinks removed from the config left behind.
+   */
+  private async openJournals(): Promise<void> {
+    this.memoryJournal = Journal.memory(this.clock);
+    const durable = this.config.sinks.filter((s) => s.outbox.type === 'sqlite');
+    const path = journalPath(this.config.dataDir);
+    const ids = new Set(this.config.sinks.map((s) => s.id));
+    if (durable.length > 0 || existsSync(path)) {
+      const migrate = durable.map((s) => [s.id, outboxPath(this.config.dataDir, s.id)] as const).filter(([, p]) => existsSync(p));
+      try {
+        this.journal = await Journal.open({
+          path,
+          sync: durable.some((s) => s.outbox.sync === 'full') || durable.length === 0 ? 'full' : 'normal',
+          clock: this.clock,
+          lanes: durable.map((s) => s.id),
+          migrate,
+        });
+      } catch (e) {
+        throw new BackhaulError('BH_OUTBOX_OPEN', `cannot open the journal ${path}: ${e instanceof Error ? e.message : String(e)}`, {
+          path: 'sinks',
+          cause: e,
+        });
+      }
+      if (migrate.length > 0) this.logger.info({ sinks: migrate.map(([id]) => id) }, 'brought the outbox files of an earlier version into the journal');
+      for (const o of this.journal.orphans(ids)) this.orphan(o.sink, o.items, path, () => this.journal!.discard(o.sink));
+    }
+    for (const o of findOrphanOutboxFiles(this.config.dataDir, ids)) {
+      if (o.items === 0) deleteOutboxFile(o.path);
+      else this.orphan(o.sink, o.items, o.path, () => deleteOutboxFile(o.path));
     }
   }
 
+  private openOutbox(sinkId: string, o: OutboxOptions): Outbox {
+    const limits = { maxItems: o.maxItems, maxBytes: o.maxBytes, overflow: o.overflow };
+    if (o.type === 'memory' || !this.journal) return this.memoryJournal!.lane(sinkId, limits);
+    return this.journal.lane(sinkId, limits);
+  }
+
   /**
-   * A sink removed from the config may leave undelivered messages in its outbox. They are kept (and reported) until
+   * A sink removed from the config may leave undelivered messages in its queue. They are kept (and reported) until
    * the sink comes back, unless the operator asked to discard them.
    */
-  private handleOrphanOutboxes(): void {
-    const ids = new Set(this.config.sinks.map((s) => s.id));
-    for (const o of findOrphanOutboxes(this.config.dataDir, ids)) {
-      if (o.items === 0 || this.opts.discardOrphanOutboxes) {
-        deleteOutboxFile(o.path);
-        if (o.items !== 0) this.logger.warn({ sink: o.sink, items: o.items, path: o.path }, 'discarded the outbox of a sink no longer in the config');
-      } else {
-        this.logger.warn(
-          { sink: o.sink, items: o.items, path: o.path },
-          `sink "${o.sink}" is no longer in the config but its outbox keeps ${o.items < 0 ? 'an unreadable number of' : o.items} message(s); ` +
-            'put the sink back to deliver them, or start with --discard-orphan-outboxes to delete them',
-        );
-      }
+  private orphan(sink: string, items: number, path: string, discard: () => void): void {
+    if (this.opts.discardOrphanOutboxes) {
+      discard();
+      this.logger.warn({ sink, items, path }, 'discarded the outbox of a sink no longer in the config');
+      return;
     }
+    this.logger.warn(
+      { sink, items, path },
+      `sink "${sink}" is no longer in the config but its outbox keeps ${items < 0 ? 'an unreadable number of' : items} message(s); ` +
+        'put the sink back to deliver them, or start with --discard-orphan-outboxes to delete them',
+    );
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -436,6 +462,11 @@ export class Hub {
     // What stages emitted on stop (a closing window) is still on its way into the outboxes.
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     await Promise.all([...this.runners.values()].map((r) => r.stop(drainMs)));
+    try {
+      await this.journal?.close();
+    } catch (e) {
+      this.logger.warn({ err: e }, 'closing the journal failed');
+    }
     this.commands?.stop();
     try {
       await this.api?.stop();

@@ -1,28 +1,27 @@
 import { join } from 'node:path';
 import { systemClock } from '../../src/core/clock.js';
-import { MemoryOutbox } from '../../src/outbox/memory.js';
-import { SqliteOutbox } from '../../src/outbox/sqlite.js';
+import { memoryOutbox } from '../../src/outbox/journal.js';
+import { journalLane } from '../helpers/journal.js';
 import type { Outbox, OutboxLimits } from '../../src/outbox/outbox.js';
 import { tempDir } from '../helpers/context.js';
 import { outboxConformance } from './conformance.js';
 
-outboxConformance('memory outbox', { make: (limits) => new MemoryOutbox(limits, systemClock) });
+outboxConformance('memory outbox', { make: (limits) => Promise.resolve(memoryOutbox(limits, systemClock)) });
 
 const dir = tempDir();
 let n = 0;
 const paths = new WeakMap<Outbox, string>();
-outboxConformance('sqlite outbox', {
-  make(limits: OutboxLimits) {
-    const path = join(dir.path, `o${n++}.sqlite`);
-    const o = SqliteOutbox.open(path, { ...limits, sync: 'full' }, systemClock);
-    paths.set(o, path);
-    return o;
-  },
-  async reopen(old: Outbox, limits: OutboxLimits) {
-    const path = paths.get(old)!;
+
+async function laneOf(path: string, limits: OutboxLimits): Promise<Outbox> {
+  const o = await journalLane(path, limits);
+  paths.set(o, path);
+  return o;
+}
+
+outboxConformance('journal lane (sqlite)', {
+  make: (limits) => laneOf(join(dir.path, `j${n++}.sqlite`), limits),
+  async reopen(old, limits) {
     await old.close();
-    const o = SqliteOutbox.open(path, { ...limits, sync: 'full' }, systemClock);
-    paths.set(o, path);
-    return o;
+    return laneOf(paths.get(old)!, limits);
   },
 });

@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sink } from '../../src/core/driver.js';
 import type { Message, Reading } from '../../src/core/types.js';
-import { systemClock } from '../../src/core/clock.js';
-import { SqliteOutbox } from '../../src/outbox/sqlite.js';
+import { journalLane } from '../helpers/journal.js';
 import { SinkRunner } from '../../src/outbox/runner.js';
 import { driverContext, tempDir } from '../helpers/context.js';
 
@@ -25,7 +24,7 @@ test('runner: with drop-oldest, readings evicted while their batch is being writ
     },
   };
   const opts = { type: 'sqlite' as const, sync: 'full' as const, maxItems: 10, maxBytes: 1 << 30, overflow: 'drop-oldest' as const, batchSize: 10, lingerMs: 0, retryMinMs: 50, retryMaxMs: 100 };
-  const outbox = SqliteOutbox.open(join(d.path, 'o.sqlite'), opts, systemClock);
+  const outbox = await journalLane(join(d.path, 'journal.sqlite'), opts);
   const runner = new SinkRunner('s', 'test', slow, outbox, opts, driverContext());
   t.after(() => runner.stop(100));
   for (let i = 0; i < 10; i++) await runner.enqueue([r(i)]);

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SinkError, type Sink, type SinkWriteResult } from '../../src/core/driver.js';
 import { BackhaulError } from '../../src/core/errors.js';
 import type { Message, Reading } from '../../src/core/types.js';
-import { MemoryOutbox } from '../../src/outbox/memory.js';
+import { memoryOutbox as newMemoryOutbox } from '../../src/outbox/journal.js';
 import { SinkRunner } from '../../src/outbox/runner.js';
 import { driverContext } from '../helpers/context.js';
 import { ManualClock, systemClock } from '../../src/core/clock.js';
@@ -63,7 +63,7 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 test('runner delivers in order in batches, and after failures retries without loss or reordering', async () => {
   const ctx = driverContext({ id: 's' });
   const sink = new FlakySink();
-  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
+  const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
   runner.start();
   await runner.enqueue([r(0), r(1), r(2)]);
   await until(() => sink.delivered.length === 3);
@@ -84,7 +84,7 @@ test('items refused for good are removed and counted; the rest are delivered', a
   const ctx = driverContext({ id: 's' });
   const sink = new FlakySink();
   sink.mode = 'reject-odd';
-  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
+  const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
   runner.start();
   await runner.enqueue(Array.from({ length: 10 }, (_, i) => r(i)));
   await until(() => runner.status().backlog === 0);
@@ -97,7 +97,7 @@ test('a fatal error stops the sink and keeps its queue', async () => {
   const ctx = driverContext({ id: 's' });
   const sink = new FlakySink();
   sink.mode = 'fatal';
-  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
+  const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
   runner.start();
   await runner.enqueue([r(1), r(2)]);
   await until(() => runner.status().state === 'stopped');
@@ -110,7 +110,7 @@ test('overflow drops are counted per sink', async () => {
   const ctx = driverContext({ id: 's' });
   const sink = new FlakySink();
   sink.mode = 'retryable';
-  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox({ maxItems: 5, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), { ...opts, maxItems: 5 }, ctx);
+  const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox({ maxItems: 5, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), { ...opts, maxItems: 5 }, ctx);
   runner.start();
   await runner.enqueue(Array.from({ length: 12 }, (_, i) => r(i)));
   assert.equal(await ctx.metrics.value('backhaul_sink_dropped_total', { sink: 's', reason: 'overflow' }), 7);
@@ -125,7 +125,7 @@ test('a rate limit (token bucket) paces delivery; without one a backlog drains a
   const ctx = driverContext({ id: 's', clock });
   const sink = new FlakySink();
   const limits = { maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' as const };
-  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(limits, clock), { ...opts, batchSize: 100, ratePerSecond: 10, rateBurst: 10 }, ctx);
+  const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox(limits, clock), { ...opts, batchSize: 100, ratePerSecond: 10, rateBurst: 10 }, ctx);
   runner.start();
   await runner.enqueue(Array.from({ length: 35 }, (_, i) => r(i)));
   const settle = () => new Promise((res) => setTimeout(res, 20));
@@ -146,7 +146,7 @@ test('a rate limit (token bucket) paces delivery; without one a backlog drains a
   await stopping;
 
   const free = new FlakySink();
-  const unpaced = new SinkRunner('u', 'flaky', free, new MemoryOutbox(limits, clock), { ...opts, batchSize: 100 }, driverContext({ id: 'u', clock }));
+  const unpaced = new SinkRunner('u', 'flaky', free, newMemoryOutbox(limits, clock), { ...opts, batchSize: 100 }, driverContext({ id: 'u', clock }));
   unpaced.start();
   await unpaced.enqueue(Array.from({ length: 350 }, (_, i) => r(i)));
   await settle();
@@ -169,7 +169,7 @@ test('a sink reporting its far end reachable again ends the retry wait at once; 
   const ctx = driverContext({ id: 's', clock });
   const sink = new ConnectedSink();
   const limits = { maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' as const };
-  const runner = new SinkRunner('s', 'flaky', sink, new MemoryOutbox(limits, clock), { ...opts, retryMinMs: 60_000, retryMaxMs: 60_000 }, ctx);
+  const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox(limits, clock), { ...opts, retryMinMs: 60_000, retryMaxMs: 60_000 }, ctx);
   runner.start();
   const ready = sink.ready;
   assert.ok(ready, 'the runner hands the sink its listener when it starts');

@@ -8,10 +8,10 @@ import { SinkError, type Sink } from '../../src/core/driver.js';
 import { systemClock } from '../../src/core/clock.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { Reading } from '../../src/core/types.js';
-import { MemoryOutbox } from '../../src/outbox/memory.js';
+import { memoryOutbox } from '../../src/outbox/journal.js';
 import type { Outbox } from '../../src/outbox/outbox.js';
 import { SinkRunner } from '../../src/outbox/runner.js';
-import { SqliteOutbox } from '../../src/outbox/sqlite.js';
+import { journalLane } from '../helpers/journal.js';
 import { driverContext, tempDir } from '../helpers/context.js';
 
 const reading = (n: number): Reading => ({
@@ -42,7 +42,7 @@ async function stopMessage(type: 'sqlite' | 'memory'): Promise<{ level: number; 
     });
     const logger = createLogger({ pretty: false, destination: stream, level: 'info' });
     const limits = { maxItems: 100, maxBytes: 1 << 20, overflow: 'drop-oldest' as const };
-    const outbox: Outbox = type === 'memory' ? new MemoryOutbox(limits, systemClock) : SqliteOutbox.open(join(dir.path, 'o.sqlite'), { ...limits, sync: 'full' }, systemClock);
+    const outbox: Outbox = type === 'memory' ? memoryOutbox(limits, systemClock) : await journalLane(join(dir.path, 'journal.sqlite'), limits);
     const opts = { type, sync: 'full' as const, ...limits, batchSize: 10, lingerMs: 0, retryMinMs: 10_000, retryMaxMs: 10_000 };
     const runner = new SinkRunner('s', 'test', down, outbox, opts, { ...driverContext({ dataDir: dir.path }), logger });
     runner.start();

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
 import type { OutboxOptions } from '../../src/core/config/schema.js';
 import type { Reading } from '../../src/core/types.js';
-import { MemoryOutbox } from '../../src/outbox/memory.js';
+import { memoryOutbox as newMemoryOutbox } from '../../src/outbox/journal.js';
 import { SinkRunner } from '../../src/outbox/runner.js';
 import { mqttSink } from '../../src/sinks/mqtt/index.js';
 import { systemClock } from '../../src/core/clock.js';
@@ -51,7 +51,7 @@ async function startBroker(port: number, withholdAcks = false): Promise<TestBrok
 }
 
 const r = (seq: number): Reading => reading('d1', T0 + seq * 1000, { n: seq }, { seq });
-const memoryOutbox = () => new MemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock);
+const memoryOutbox = () => newMemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock);
 const outboxOpts = (retryMinMs: number, retryMaxMs: number): OutboxOptions => ({
   type: 'memory',
   sync: 'full',

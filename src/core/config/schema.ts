@@ -14,11 +14,12 @@ export const OutboxOptions = Type.Object(
   {
     type: Type.Union([Type.Literal('sqlite'), Type.Literal('memory')], {
       default: 'sqlite',
-      description: 'sqlite: durable, survives crashes and restarts (one file per sink under <data>/outbox/). memory: lost on exit.',
+      description: 'sqlite: durable, survives crashes and restarts (the shared journal, <data>/journal.sqlite). memory: lost on exit.',
     }),
     sync: Type.Union([Type.Literal('full'), Type.Literal('normal')], {
       default: 'full',
-      description: 'sqlite: `full` survives a power cut; `normal` survives a process crash and is faster.',
+      description:
+        'sqlite: `full` survives a power cut; `normal` survives a process crash and is faster. The journal is shared, so it syncs as the strictest of its sinks asks.',
     }),
     maxItems: Type.Integer({ minimum: 1, default: 1_000_000, description: 'Most messages waiting for this sink.' }),
     maxBytes: Type.Integer({ minimum: 1024, default: 268_435_456, description: 'Most bytes of messages waiting for this sink (256 MiB).' }),
@@ -27,6 +28,13 @@ export const OutboxOptions = Type.Object(
       description: 'When full: drop the oldest, refuse the newest, or block (slow the inputs down; nothing is dropped).',
     }),
     batchSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: 'Most messages per write.' }),
+    window: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 256,
+        description: 'Batches in flight at once, acknowledged in order (default: the sink type\'s own, 1 where order at the far end needs it).',
+      }),
+    ),
     lingerMs: Type.Integer({ minimum: 0, maximum: 60_000, default: 0, description: 'Wait this long for a batch to fill.' }),
     retryMinMs: Type.Integer({ minimum: 1, default: 500, description: 'First retry delay after a failed write.' }),
     retryMaxMs: Type.Integer({ minimum: 1, default: 60_000, description: 'Longest retry delay.' }),

@@ -118,6 +118,8 @@ export const mqttSink = defineSink({
   type: 'mqtt',
   description: 'Publish readings (per value or per reading, JSON or SenML) and events to an MQTT broker.',
   options: Options,
+  // Several batches in flight: publishes on one connection keep their order.
+  window: 16,
   check(o) {
     const bad = configError(payloadOptions(o));
     if (!bad) return [];

@@ -43,6 +43,8 @@ export const sqliteSink = defineSink({
   type: 'sqlite',
   description: 'Store every value in a local SQLite historian (the embedded default; queried by the REST API).',
   options: Options,
+  // Several batches in flight: rows carry their own times; order does not matter.
+  window: 4,
   create(o, ctx) {
     const path = o.path === undefined ? join(ctx.dataDir, 'history.sqlite') : ctx.resolvePath(o.path);
     const retentionMs = o.retentionDays === undefined ? undefined : o.retentionDays * DAY_MS;
