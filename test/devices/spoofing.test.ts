@@ -77,6 +77,8 @@ async function setup(t: TestContext): Promise<Setup> {
     const r = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${admin}` } });
     return { status: r.status, body: (await r.json()) as Record<string, unknown> };
   };
+  // The sqlite sink creates its file in its own thread, a moment after the start: until then the API answers 503.
+  await until(async () => (await call('/api/v1/events')).status !== 503, 'the historian file made by its sink');
   const jsonLines = (text: string) =>
     text
       .split('\n')

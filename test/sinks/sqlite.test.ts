@@ -2,9 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { ManualClock } from '../../src/core/clock.js';
-import { Historian, sqliteSink } from '../../src/sinks/sqlite/index.js';
+import type { Message } from '../../src/core/types.js';
+import { defineSqliteSink, Historian, sqliteSink } from '../../src/sinks/sqlite/index.js';
 import { driverContext, tempDir } from '../helpers/context.js';
 import { offline, reading, T0, valve } from './messages.js';
 
@@ -150,6 +152,107 @@ test('sqlite sink: different values in one millisecond are all kept; identical o
     } finally {
       h.close();
     }
+  } finally {
+    dir.cleanup();
+  }
+});
+
+type Failure = Error & { retryable?: boolean };
+
+test('sqlite sink: the commit runs in the sink\'s own thread: a write waits out a lock the main thread holds while its event loop runs on', async () => {
+  const dir = tempDir();
+  try {
+    const sink = sqliteSink.create({}, driverContext({ dataDir: dir.path }));
+    await sink.open();
+    const path = join(dir.path, 'history.sqlite');
+    // The main thread takes the write lock. Were the sink's transaction run here, write() would block in SQLite's
+    // busy wait (5 s) on this very thread, unable to see the lock released, and end in SQLITE_BUSY.
+    const lock = new Database(path);
+    lock.exec('BEGIN IMMEDIATE');
+    lock.prepare("INSERT INTO events (ts, type, severity, message) VALUES (?, 'test.lock', 'info', 'held by the main thread')").run(T0);
+    let settled = false;
+    const written = sink.write([valve]).finally(() => (settled = true));
+    await delay(50); // timers fire: the event loop is free while the thread waits for the lock
+    assert.equal(settled, false, 'the write waits for the lock');
+    const reader = Historian.open(path, { readonly: true });
+    assert.equal(reader.countReadings(), 0);
+    lock.exec('COMMIT');
+    lock.close();
+    await written;
+    assert.equal(reader.countReadings({ device: '819c' }), 5);
+    assert.deepEqual(reader.queryEvents().map((e) => e.type), ['test.lock']);
+    reader.close();
+    await sink.close();
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('sqlite sink: writes sent before the last one resolved all commit, in the order sent; close twice is safe; a write after close is retryable', async () => {
+  const dir = tempDir();
+  try {
+    const sink = sqliteSink.create({}, driverContext({ dataDir: dir.path }));
+    await sink.open();
+    const writes = Array.from({ length: 20 }, (_, i) => sink.write([reading('a1', T0, { n: i }), reading('a2', T0 + i, { n: i })]));
+    await Promise.all(writes);
+    await Promise.all([sink.close(), sink.close()]);
+    await sink.close();
+    await assert.rejects(sink.write([valve]), (e: Failure) => e.name === 'SinkError' && e.retryable === true && /not open/.test(e.message));
+    const h = Historian.open(join(dir.path, 'history.sqlite'), { readonly: true });
+    // same ts: rows come back in insertion order, which is the order the writes were sent
+    assert.deepEqual(h.queryReadings({ device: 'a1' }).map((r) => r.value), Array.from({ length: 20 }, (_, i) => i));
+    assert.equal(h.countReadings({ device: 'a2' }), 20);
+    h.close();
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('sqlite sink: SQLite\'s verdict crosses the thread: a row it refuses and a file that is no database are non-retryable', async () => {
+  const dir = tempDir();
+  try {
+    const sink = sqliteSink.create({}, driverContext({ dataDir: dir.path }));
+    await sink.open();
+    const noMessage = { ...offline, message: null } as unknown as Message; // NOT NULL: SQLITE_CONSTRAINT_NOTNULL
+    await assert.rejects(sink.write([valve, noMessage]), (e: Failure) => e.name === 'SinkError' && e.retryable === false && /NOT NULL/.test(e.message));
+    await sink.write([offline]); // the thread lives on; the refused batch was rolled back whole
+    await sink.close();
+    const h = Historian.open(join(dir.path, 'history.sqlite'), { readonly: true });
+    assert.equal(h.countReadings(), 0);
+    assert.equal(h.queryEvents().length, 1);
+    h.close();
+
+    writeFileSync(join(dir.path, 'junk.sqlite'), 'not a database, but long enough to have a header that SQLite checks'.repeat(20));
+    const junk = sqliteSink.create({ path: 'junk.sqlite' }, driverContext({ dataDir: dir.path }));
+    await assert.rejects(junk.open(), (e: Failure) => e.name === 'SinkError' && e.retryable === false && /not a database/.test(e.message));
+    await junk.close();
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test('sqlite sink: a thread that dies fails its write (or open) retryable; the next write, or the next open(), starts a new thread', async () => {
+  const dir = tempDir();
+  try {
+    const crashing = defineSqliteSink(new URL('./sqlite-crash-thread.js', import.meta.url));
+    const sink = crashing.create({}, driverContext({ dataDir: dir.path }));
+    await sink.open();
+    await sink.write([reading('d1', T0, { v: 1 })]);
+    const died = (e: Failure) => e.name === 'SinkError' && e.retryable === true && /thread exited/.test(e.message);
+    await assert.rejects(sink.write([reading('crash', T0, { v: 0 })]), died);
+    await sink.write([reading('d2', T0, { v: 2 })]); // what the runner does after a retryable failure: write again
+    await assert.rejects(sink.write([reading('crash', T0, { v: 0 })]), died);
+    await sink.open();
+    await sink.write([reading('d3', T0, { v: 3 })]);
+    await sink.close();
+    const h = Historian.open(join(dir.path, 'history.sqlite'), { readonly: true });
+    assert.deepEqual(h.devices(), ['d1', 'd2', 'd3']);
+    h.close();
+
+    // dying in the open is retryable too (unlike a file SQLite refuses)
+    const crashOnOpen = crashing.create({ path: 'crash.sqlite' }, driverContext({ dataDir: dir.path }));
+    await assert.rejects(crashOnOpen.open(), died);
+    await crashOnOpen.close();
   } finally {
     dir.cleanup();
   }

@@ -3,7 +3,7 @@
 //
 // Rows are unique by (device, measurement, ts) and events by (type, ts, device): writing the same reading twice (a
 // retried batch, an outbox replayed after a crash, `backhaul replay` of a file already loaded) keeps the first copy.
-import { mkdirSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { createPrivateFile, makePrivateDir } from '../../core/private-files.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -234,6 +234,37 @@ function insertEventRow(stmt: Database.Statement, e: HubEvent): number {
   }).changes;
 }
 
+/**
+ * Make a new historian file whole, then put it in place: a reader never finds the file without its tables. The REST
+ * API opens the file as soon as it exists, and the sink creates it in its own thread, so without this a request in
+ * that moment would find an empty database ("no such table").
+ */
+function createWithSchema(path: string, privateFile: boolean): void {
+  const tmp = `${path}-new`;
+  rmSync(tmp, { force: true }); // left by a crash in the middle of an earlier creation
+  rmSync(`${tmp}-journal`, { force: true });
+  if (privateFile) createPrivateFile(tmp); // 0600 before it holds anything; the link keeps the mode
+  const db = new Database(tmp);
+  try {
+    db.transaction(() => {
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
+  } finally {
+    db.close();
+  }
+  try {
+    linkSync(tmp, path); // fails rather than replace a file that appeared meanwhile
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return; // someone else made it first: use theirs
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+    renameSync(tmp, path); // a file system without hard links
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
 export class Historian {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly writeTx: ((batch: readonly Message[]) => WriteCounts) | undefined;
@@ -266,10 +297,9 @@ export class Historian {
   static open(path: string, opts: HistorianOpenOptions = {}): Historian {
     const readonly = opts.readonly ?? false;
     if (!readonly && path !== ':memory:') {
-      if (opts.private) {
-        makePrivateDir(dirname(path));
-        createPrivateFile(path);
-      } else mkdirSync(dirname(path), { recursive: true });
+      if (opts.private) makePrivateDir(dirname(path));
+      else mkdirSync(dirname(path), { recursive: true });
+      if (!existsSync(path)) createWithSchema(path, opts.private ?? false);
     }
     const db = new Database(path, { readonly, fileMustExist: readonly });
     try {

@@ -1,10 +1,13 @@
-// sqlite: the embedded historian. One row per value in a local SQLite file (WAL), one transaction per batch.
+// sqlite: the embedded historian. One row per value in a local SQLite file (WAL), one transaction per batch. The
+// file is opened, written, pruned and closed in a worker thread of the sink's own (writer.ts), so the event loop never
+// waits for a commit's fsync; the REST API reads the same file on the main thread, read-only.
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import { defineSink, SinkError } from '../../core/driver.js';
+import { defineSink, SinkError, type SinkDefinition } from '../../core/driver.js';
 import { isInside } from '../../core/private-files.js';
+import { WorkerCallError, WorkerClient } from '../../core/worker.js';
 import { errorText } from '../format.js';
-import { Historian } from './historian.js';
+import type { OpenReply, OpenRequest, PruneOutcome, WriteReply, WriteRequest } from './writer.js';
 
 export { Historian } from './historian.js';
 export type { EventQuery, HistorianEvent, HistorianOpenOptions, HistorianReading, ReadingFilter, ReadingQuery } from './historian.js';
@@ -38,59 +41,147 @@ function sqliteError(what: string, e: unknown, defaultRetryable: boolean): SinkE
   return new SinkError(`${what}: ${errorText(e)}`, retryable, { cause: e });
 }
 
-export const sqliteSink = defineSink({
-  kind: 'sink',
-  type: 'sqlite',
-  description: 'Store every value in a local SQLite historian (the embedded default; queried by the REST API).',
-  options: Options,
-  // Several batches in flight: rows carry their own times; order does not matter.
-  window: 4,
-  create(o, ctx) {
-    const path = o.path === undefined ? join(ctx.dataDir, 'history.sqlite') : ctx.resolvePath(o.path);
-    const retentionMs = o.retentionDays === undefined ? undefined : o.retentionDays * DAY_MS;
-    let historian: Historian | undefined;
-    let lastPrune = 0;
+/** SQLite itself refused (the thread is alive and answered); anything else may be a dead thread. */
+function isSqliteReply(e: unknown): boolean {
+  return e instanceof WorkerCallError && e.code?.startsWith('SQLITE_') === true;
+}
 
-    function prune(h: Historian): void {
-      if (retentionMs === undefined) return;
-      const now = ctx.clock.now();
-      lastPrune = now;
-      try {
-        const n = h.pruneBefore(now - retentionMs);
-        if (n > 0) ctx.logger.info({ deleted: n, retentionDays: o.retentionDays }, 'historian deleted rows past retention');
-      } catch (e) {
-        ctx.logger.warn({ err: errorText(e) }, 'historian could not delete rows past retention');
+/** The thread is alive: it answers (after the requests before this one). A dead one's client fails at once. */
+function answers(client: WorkerClient): Promise<boolean> {
+  return client.call('ping', null).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The sink, its SQLite work served by the thread at `threadUrl` (a test passes one it can make crash). */
+export function defineSqliteSink(threadUrl: URL): SinkDefinition<typeof Options> {
+  return defineSink({
+    kind: 'sink',
+    type: 'sqlite',
+    description: 'Store every value in a local SQLite historian (the embedded default; queried by the REST API).',
+    options: Options,
+    // Several batches in flight: rows carry their own times, so order does not matter; the thread commits them in turn.
+    window: 4,
+    create(o, ctx) {
+      const path = o.path === undefined ? join(ctx.dataDir, 'history.sqlite') : ctx.resolvePath(o.path);
+      const retentionMs = o.retentionDays === undefined ? undefined : o.retentionDays * DAY_MS;
+      /** The running thread with the historian open in it; undefined while closed, or after it died. */
+      let thread: WorkerClient | undefined;
+      /** The thread died while open: the next write starts a new one (the runner does not reopen after a write). */
+      let lost = false;
+      let reopening: Promise<WorkerClient> | undefined;
+      let closing: Promise<void> = Promise.resolve();
+      /** Bumped by open and close, so a thread that finished starting after a close is stopped, not kept. */
+      let generation = 0;
+      let lastPrune = 0;
+
+      /** Where retention cuts, when a prune is due (always at open, then hourly); decided here, on the sink's clock. */
+      function pruneDue(force: boolean): number | undefined {
+        if (retentionMs === undefined) return undefined;
+        const now = ctx.clock.now();
+        if (!force && now - lastPrune < PRUNE_EVERY_MS) return undefined;
+        lastPrune = now;
+        return now - retentionMs;
       }
-    }
 
-    return {
-      open() {
+      function reportPrune(p: PruneOutcome | undefined): void {
+        if (p === undefined) return;
+        if ('error' in p) ctx.logger.warn({ err: p.error }, 'historian could not delete rows past retention');
+        else if (p.deleted > 0) ctx.logger.info({ deleted: p.deleted, retentionDays: o.retentionDays }, 'historian deleted rows past retention');
+      }
+
+      /** A new thread with the historian open in it. */
+      async function start(): Promise<WorkerClient> {
+        const client = new WorkerClient(threadUrl, undefined, `historian "${ctx.id}"`);
         try {
-          historian = Historian.open(path, { private: isInside(ctx.dataDir, path) });
+          await client.start();
         } catch (e) {
-          return Promise.reject(sqliteError(`cannot open ${path}`, e, false));
+          await client.stop();
+          throw sqliteError('cannot start the historian thread', e, true);
         }
-        prune(historian);
-        return Promise.resolve();
-      },
-
-      write(batch) {
-        const h = historian;
-        if (!h?.isOpen) return Promise.reject(new SinkError(`${path} is not open`, true));
         try {
-          h.write(batch);
+          const req: OpenRequest = { path, private: isInside(ctx.dataDir, path), pruneBefore: pruneDue(true) };
+          reportPrune((await client.call<OpenReply>('open', req)).prune);
         } catch (e) {
-          return Promise.reject(sqliteError(`cannot write to ${path}`, e, true));
+          const died = !isSqliteReply(e) && !(await answers(client)); // a thread that died in the open may do better next time
+          await client.stop();
+          throw sqliteError(`cannot open ${path}`, e, died);
         }
-        if (retentionMs !== undefined && ctx.clock.now() - lastPrune >= PRUNE_EVERY_MS) prune(h);
-        return Promise.resolve();
-      },
+        return client;
+      }
 
-      close() {
-        historian?.close();
-        historian = undefined;
-        return Promise.resolve();
-      },
-    };
-  },
-});
+      /** Start a thread for this generation; stopped again if a close came in the meantime. */
+      async function startFor(gen: number): Promise<WorkerClient> {
+        const client = await start();
+        if (gen !== generation) {
+          await client.stop();
+          throw new SinkError(`${path} was closed while opening`, true);
+        }
+        thread = client;
+        lost = false;
+        return client;
+      }
+
+      function current(): Promise<WorkerClient> {
+        if (thread) return Promise.resolve(thread);
+        if (!lost) return Promise.reject(new SinkError(`${path} is not open`, true));
+        // Concurrent writes that find the thread gone share one restart.
+        reopening ??= startFor(generation).finally(() => (reopening = undefined));
+        return reopening;
+      }
+
+      /** After a failure without a SQLite code: if the thread is gone, drop it so the next write starts another. */
+      async function checkAlive(client: WorkerClient): Promise<void> {
+        if ((await answers(client)) || thread !== client) return;
+        thread = undefined;
+        lost = true;
+        ctx.logger.warn({ path }, 'historian thread ended; the next write starts a new one');
+        await client.stop();
+      }
+
+      async function close(): Promise<void> {
+        generation++;
+        lost = false;
+        const client = thread;
+        thread = undefined;
+        if (!client) return closing.catch(() => undefined); // closed already, or being closed: wait for that
+        closing = (async () => {
+          try {
+            await client.call('close', null);
+          } catch (e) {
+            throw sqliteError(`cannot close ${path}`, e, false);
+          } finally {
+            await client.stop();
+          }
+        })();
+        return closing;
+      }
+
+      return {
+        async open() {
+          await close().catch(() => undefined); // reopening an open sink: the old thread goes first
+          await startFor(++generation);
+        },
+
+        // Several writes may be in flight: the thread commits them one at a time, in the order they were sent.
+        async write(batch) {
+          const client = await current();
+          const pruneBefore = pruneDue(false);
+          try {
+            const req: WriteRequest = { batch, pruneBefore };
+            reportPrune((await client.call<WriteReply>('write', req)).prune);
+          } catch (e) {
+            if (pruneBefore !== undefined) lastPrune = 0; // the prune did not run: the next write tries it
+            if (!isSqliteReply(e)) await checkAlive(client);
+            throw sqliteError(`cannot write to ${path}`, e, true);
+          }
+        },
+
+        close,
+      };
+    },
+  });
+}
+
+export const sqliteSink = defineSqliteSink(new URL('./thread.js', import.meta.url));
