@@ -61,7 +61,7 @@ test('a fresh data folder is made 0700 and every file Backhaul writes in it 0600
   const running = modes(data);
   const names = running.map(([p]) => p.slice(data.length));
   // The files this test is about are all there while it runs (SQLite keeps -wal and -shm open).
-  for (const f of ['/registry.sqlite-wal', '/registry.sqlite-shm', '/tokens.sqlite', '/history.sqlite-wal', '/outbox/history.sqlite-shm', '/control.sock', '/export']) {
+  for (const f of ['/registry.sqlite-wal', '/registry.sqlite-shm', '/tokens.sqlite', '/history.sqlite-wal', '/journal.sqlite-shm', '/control.sock', '/export']) {
     assert.ok(names.includes(f), `${f} exists; found ${names.join(' ')}`);
   }
   const wrong = (list: Array<[string, number]>) =>
