@@ -90,6 +90,8 @@ export class Journal {
   /** Entries of `order` before this one hold no message any more (or are done). */
   private evictAt = 0;
   private hot = 0;
+  /** Entries some lane still needs (of the durable journal). */
+  private live = 0;
   private closed = false;
   /** Resolved when no commit is under way and nothing waits for one (for close). */
   private idleWaiters: Array<() => void> = [];
@@ -153,7 +155,10 @@ export class Journal {
         }
       }
       if (e.refs === 0) this.deletes.push(seq);
-      else this.order.push(e);
+      else {
+        this.order.push(e);
+        this.live++;
+      }
     }
     if (this.deletes.length > 0) this.schedule();
   }
@@ -203,6 +208,7 @@ export class Journal {
     const e = new Entry(this.nextSeq++, this.clock.now(), body.length, msg, body, [lane]);
     e.refs = 1;
     this.hot++;
+    this.live++;
     this.order.push(e);
     this.group.push(e);
     this.groupIndex.set(msg, e);
@@ -234,6 +240,7 @@ export class Journal {
   release(e: Entry, lane: Lane, inOrder: boolean): void {
     e.refs--;
     if (e.refs === 0) {
+      if (this.store) this.live--;
       if (e.msg !== undefined) this.hot--;
       e.msg = undefined;
       e.body = undefined;
@@ -345,6 +352,7 @@ export class Journal {
         for (const l of woken) l.wake();
         done?.resolve();
         this.evict();
+        this.trimOrder();
         this.afterCommit();
       },
       (err: unknown) => {
@@ -354,6 +362,7 @@ export class Journal {
         for (const e of group) {
           for (const l of e.lanes) l.unput(e);
           if (e.msg !== undefined) this.hot--;
+          if (e.refs > 0) this.live--;
           e.msg = undefined;
           e.refs = 0;
         }
@@ -403,17 +412,24 @@ export class Journal {
       i++;
     }
     this.evictAt = i;
-    // Entries no lane needs leave the order list from its front.
+  }
+
+  /**
+   * Entries no lane needs leave the order list: from its front as lanes finish in order, and all at once when a lane
+   * that does not move (a dead sink) keeps old entries at the front while the others' go by.
+   */
+  private trimOrder(): void {
+    const order = this.order;
     let h = this.orderHead;
     while (h < order.length && order[h]!.refs === 0) h++;
     this.orderHead = h;
-    this.compactOrder();
-  }
-
-  private compactOrder(): void {
-    if (this.orderHead > 4096 && this.orderHead * 2 > this.order.length) {
-      this.order = this.order.slice(this.orderHead);
-      this.evictAt = Math.max(0, this.evictAt - this.orderHead);
+    if (order.length - h > 2 * this.live + 4096) {
+      this.order = order.slice(h).filter((e) => e.refs > 0);
+      this.orderHead = 0;
+      this.evictAt = 0;
+    } else if (h > 4096 && h * 2 > order.length) {
+      this.order = order.slice(h);
+      this.evictAt = Math.max(0, this.evictAt - h);
       this.orderHead = 0;
     }
   }
@@ -583,7 +599,11 @@ class Lane implements Outbox {
     const front = i === this.head;
     this.journal.release(e, this, front);
     if (front) this.advanceHead();
-    else this.dropScan = i + 1;
+    else {
+      this.dropScan = i + 1;
+      // A sink that does not move, at its cap: every put drops one behind its batch in flight. Keep the holes bounded.
+      if (this.q.length - this.head > 2 * this.items + 4096) this.compact();
+    }
     void this.journal.touched(this).catch(() => undefined);
     return true;
   }
@@ -598,6 +618,22 @@ class Lane implements Outbox {
       this.dropScan -= this.head;
       this.head = 0;
     }
+  }
+
+  /** Rebuild the queue without its holes, keeping what is in flight in flight. */
+  private compact(): void {
+    const q: Entry[] = [];
+    let next = 0;
+    for (let i = this.head; i < this.q.length; i++) {
+      const e = this.q[i];
+      if (!e) continue;
+      q.push(e);
+      if (i < this.next) next++;
+    }
+    this.q = q;
+    this.head = 0;
+    this.next = next;
+    this.dropScan = next;
   }
 
   /** This lane's cursor now: everything of it below its oldest entry not done is done. */
