@@ -3,10 +3,11 @@
 import type { Reading, Value } from '../core/types.js';
 
 export function withValues(r: Reading, values: Record<string, Value>, units: Record<string, string> | undefined): Reading {
-  const out: Reading = { ...r, values };
-  if (units && Object.keys(units).length > 0) return { ...out, units };
-  const { units: _drop, ...rest } = out;
-  return rest;
+  // One copy of the reading, not two (this runs for every reading every such stage sees).
+  if (units) for (const _ in units) return { ...r, values, units };
+  if (r.units === undefined) return { ...r, values };
+  const { units: _drop, ...rest } = r;
+  return { ...rest, values };
 }
 
 /** Keep only the values `keep` says yes to; undefined when none are left. */

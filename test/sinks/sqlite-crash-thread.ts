@@ -3,6 +3,7 @@
 // crash). Everything else is the real thread's handling.
 import { basename } from 'node:path';
 import { serveRequests } from '../../src/core/worker.js';
+import type { Message } from '../../src/core/types.js';
 import { historianHandlers, type OpenRequest, type WriteRequest } from '../../src/sinks/sqlite/writer.js';
 
 const handlers = historianHandlers();
@@ -13,7 +14,8 @@ serveRequests({
     return handlers.open(req);
   },
   write(req: WriteRequest) {
-    if (req.batch.some((m) => m.device === 'crash')) process.exit(3); // in a worker, ends this thread only
+    const batch = JSON.parse(req.batch) as Message[];
+    if (batch.some((m) => m.device === 'crash')) process.exit(3); // in a worker, ends this thread only
     return handlers.write(req);
   },
 });

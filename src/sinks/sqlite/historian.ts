@@ -10,7 +10,8 @@ import Database from 'better-sqlite3';
 import type { EventSeverity, HubEvent, Message, Reading, Value } from '../../core/types.js';
 import { whereClause, type SqlParams } from '../../core/sql.js';
 
-const SCHEMA_VERSION = 1;
+// 2: readings_device_measurement_ts dropped: readings_identity starts with the same columns and serves its queries.
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS readings (
@@ -30,7 +31,7 @@ CREATE TABLE IF NOT EXISTS readings (
 -- different values that share a millisecond (a file replay reads many lines in one) are both kept.
 CREATE UNIQUE INDEX IF NOT EXISTS readings_identity
   ON readings (device, measurement, ts, ifnull(seq, -1), ifnull(num, 0), ifnull(text, ''), ifnull(bool, -1));
-CREATE INDEX IF NOT EXISTS readings_device_measurement_ts ON readings (device, measurement, ts);
+DROP INDEX IF EXISTS readings_device_measurement_ts;
 CREATE INDEX IF NOT EXISTS readings_measurement_ts ON readings (measurement, ts);
 CREATE TABLE IF NOT EXISTS events (
   id       INTEGER PRIMARY KEY,
@@ -206,19 +207,26 @@ function limitClause(limit: number | undefined, params: Params): string {
 
 function insertReadingRows(stmt: Database.Statement, r: Reading): number {
   let n = 0;
-  for (const [measurement, v] of Object.entries(r.values)) {
-    n += stmt.run({
-      device: r.device,
-      ts: Math.round(r.ts),
+  const ts = Math.round(r.ts);
+  const seq = r.seq ?? null;
+  const auth = r.authenticated ? 1 : 0;
+  for (const measurement in r.values) {
+    const v = r.values[measurement];
+    if (v === null || v === undefined) continue; // a non-finite number, as JSON gives it
+
+    // Positional parameters: binding by name cost a lookup per parameter per row.
+    n += stmt.run(
+      r.device,
+      ts,
       measurement,
-      num: typeof v === 'number' ? v : null,
-      text: typeof v === 'string' ? v : null,
-      bool: typeof v === 'boolean' ? (v ? 1 : 0) : null,
-      unit: r.units?.[measurement] ?? null,
-      seq: r.seq ?? null,
-      input: r.source.input,
-      authenticated: r.authenticated ? 1 : 0,
-    }).changes;
+      typeof v === 'number' ? v : null,
+      typeof v === 'string' ? v : null,
+      typeof v === 'boolean' ? (v ? 1 : 0) : null,
+      r.units?.[measurement] ?? null,
+      seq,
+      r.source.input,
+      auth,
+    ).changes;
   }
   return n;
 }
@@ -276,7 +284,7 @@ export class Historian {
     if (db.readonly) return;
     const insertReading = db.prepare(
       `INSERT INTO readings (device, ts, measurement, num, text, bool, unit, seq, input, authenticated)
-       VALUES (@device, @ts, @measurement, @num, @text, @bool, @unit, @seq, @input, @authenticated)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT DO NOTHING`,
     );
     const insertEvent = db.prepare(

@@ -169,7 +169,7 @@ export function defineSqliteSink(threadUrl: URL): SinkDefinition<typeof Options>
           const client = await current();
           const pruneBefore = pruneDue(false);
           try {
-            const req: WriteRequest = { batch, pruneBefore };
+            const req: WriteRequest = { batch: JSON.stringify(batch), pruneBefore };
             reportPrune((await client.call<WriteReply>('write', req)).prune);
           } catch (e) {
             if (pruneBefore !== undefined) lastPrune = 0; // the prune did not run: the next write tries it

@@ -33,12 +33,18 @@ export const scaleStage = defineStage({
         if (m.kind !== 'reading') return [m];
         const v = m.values[o.measurement];
         if (typeof v !== 'number') return [m];
+        const result = round(v * factor + offset);
+        if (target === o.measurement && (o.unit === undefined || m.units?.[target] === o.unit)) {
+          // In place of the old value, units as they were: one copy of the values, no deletes (which make V8 fall
+          // back to slow dictionary objects).
+          return [{ ...m, values: { ...m.values, [target]: result } }];
+        }
         const values: Record<string, Value> = { ...m.values };
         const units: Record<string, string> = { ...(m.units ?? {}) };
         const unit = o.unit ?? units[o.measurement];
         delete values[o.measurement];
         delete units[o.measurement];
-        values[target] = round(v * factor + offset);
+        values[target] = result;
         if (unit !== undefined) units[target] = unit;
         return [withValues(m, values, units)];
       },
