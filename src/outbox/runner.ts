@@ -54,7 +54,7 @@ export class SinkRunner {
   private wakeRetry: (() => void) | undefined;
   /** The sink said so during the attempt under way: the wait after it, if it fails, is skipped. */
   private readyDuringAttempt = false;
-  /** Acknowledgements handed to the outbox and not on disk yet: they hold a place in the window. */
+  /** Messages acknowledged to the outbox and not on disk yet: they hold their place in the window. */
   private acking = 0;
   private wakeup: (() => void) | undefined;
   private wakePromise: Promise<void> | undefined;
@@ -240,9 +240,24 @@ export class SinkRunner {
     return message;
   }
 
-  /** Batches in flight at most (writes not answered yet, and acknowledgements not on disk yet). */
+  /** Batches in flight at most. */
   private get window(): number {
     return Math.max(1, this.opts.window ?? 1);
+  }
+
+  /**
+   * Messages in flight at most: written and not answered, or acknowledged and not on disk yet. What a crash or a
+   * failed write can make the sink receive twice.
+   */
+  private get windowMessages(): number {
+    return this.window * this.opts.batchSize;
+  }
+
+  private room(inflight: readonly Flight[]): boolean {
+    if (inflight.length >= this.window) return false;
+    let n = this.acking;
+    for (const f of inflight) n += f.n;
+    return n < this.windowMessages;
   }
 
   /** Wake the loop: an acknowledgement is on disk (a place in the window is free), or a stop began. */
@@ -293,8 +308,9 @@ export class SinkRunner {
         }
       }
       // Fill the window.
-      while (!this.stopping && inflight.length + this.acking < this.window && this.outbox.readable()) {
-        if (this.opts.lingerMs > 0 && inflight.length === 0 && this.outbox.stats().items < this.opts.batchSize) await this.sleepUnlessStopping(this.opts.lingerMs);
+      while (!this.stopping && this.room(inflight) && this.outbox.readable()) {
+        const linger = this.opts.lingerMs ?? 0;
+        if (linger > 0 && inflight.length === 0 && this.outbox.stats().items < this.opts.batchSize) await this.sleepUnlessStopping(linger);
         const size = await this.takeTokens(this.opts.batchSize);
         if (this.stopping) break;
         let batch: readonly OutboxEntry[];
@@ -321,13 +337,13 @@ export class SinkRunner {
       if (!head) {
         if (this.stopping) break;
         const waits: Array<Promise<unknown>> = [this.signalled()];
-        if (this.acking < this.window) waits.push(this.outbox.whenReadable());
+        if (this.room(inflight)) waits.push(this.outbox.whenReadable());
         await Promise.race(waits);
         continue;
       }
       // The oldest write's answer, or room and something to send meanwhile.
       const waits: Array<Promise<FlightResult | undefined>> = [head.result, this.signalled().then(() => undefined)];
-      if (inflight.length + this.acking < this.window) waits.push(this.outbox.whenReadable().then(() => undefined));
+      if (this.room(inflight)) waits.push(this.outbox.whenReadable().then(() => undefined));
       const res = await Promise.race(waits);
       if (res === undefined) continue;
       inflight.shift();
@@ -370,17 +386,17 @@ export class SinkRunner {
     const ok = n - rejected.length;
     this.delivered += ok;
     this.deps.metrics.sinkDelivered.inc({ sink: this.id }, ok);
-    this.acking++;
+    this.acking += n;
     this.outbox.ack(n).then(
       () => {
-        this.acking--;
+        this.acking -= n;
         this.deps.metrics.sinkBacklog.set({ sink: this.id }, this.outbox.stats().items);
         this.notifyDrained();
         this.signal();
       },
       (e: unknown) => {
         // The cursor did not reach the disk this time; it goes with the next commit (a restart would resend these).
-        this.acking--;
+        this.acking -= n;
         this.deps.logger.warn({ err: e }, 'recording delivered messages failed');
         this.signal();
       },

@@ -35,7 +35,9 @@ export const OutboxOptions = Type.Object(
         description: 'Batches in flight at once, acknowledged in order (default: the sink type\'s own, 1 where order at the far end needs it).',
       }),
     ),
-    lingerMs: Type.Integer({ minimum: 0, maximum: 60_000, default: 0, description: 'Wait this long for a batch to fill.' }),
+    lingerMs: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 60_000, description: 'Wait this long for a batch to fill (default: the sink type\'s own, 0 for most).' }),
+    ),
     retryMinMs: Type.Integer({ minimum: 1, default: 500, description: 'First retry delay after a failed write.' }),
     retryMaxMs: Type.Integer({ minimum: 1, default: 60_000, description: 'Longest retry delay.' }),
     ratePerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Most messages delivered per second (token bucket); no limit when absent.' })),
