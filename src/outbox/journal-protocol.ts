@@ -18,13 +18,14 @@ export interface OpenReply {
 
 /** One group commit: new rows, changed lane sets, deleted ranges, lane cursors, all in one transaction. */
 export interface CommitRequest {
-  readonly seqs: readonly number[];
-  readonly ats: readonly number[];
-  readonly laneCounts: readonly number[];
-  readonly laneNums: readonly number[];
+  /** Typed arrays: they cross to the thread as one copy each, where arrays of numbers are cloned number by number. */
+  readonly seqs: Float64Array;
+  readonly ats: Float64Array;
+  readonly laneCounts: Uint16Array;
+  readonly laneNums: Uint16Array;
   /** Bodies (CBOR) back to back; `offsets[i]` is where row i's ends. */
   readonly body: Uint8Array;
-  readonly offsets: readonly number[];
+  readonly offsets: Float64Array;
   /** Rows some lane dropped out of order (overflow): the lanes that still have them. */
   readonly updates: ReadonlyArray<readonly [number, readonly number[]]>;
   /** Inclusive seq ranges, as pairs: rows no lane needs any more. */

@@ -49,9 +49,9 @@ const stmt = {
 };
 let deletedSinceVacuum = 0;
 
-function laneBlob(nums: readonly number[]): Buffer {
+function laneBlob(nums: ArrayLike<number>): Buffer {
   const b = Buffer.allocUnsafe(nums.length * 2);
-  nums.forEach((n, i) => b.writeUInt16LE(n, i * 2));
+  for (let i = 0; i < nums.length; i++) b.writeUInt16LE(nums[i]!, i * 2);
   return b;
 }
 
@@ -108,7 +108,7 @@ serveRequests({
       for (let i = 0; i < c.seqs.length; i++) {
         const count = c.laneCounts[i]!;
         const end = c.offsets[i]!;
-        stmt.insert.run(c.seqs[i]!, c.ats[i]!, laneBlob(c.laneNums.slice(ln, ln + count)), body.subarray(off, end));
+        stmt.insert.run(c.seqs[i]!, c.ats[i]!, laneBlob(c.laneNums.subarray(ln, ln + count)), body.subarray(off, end));
         off = end;
         ln += count;
       }

@@ -327,24 +327,28 @@ export class Journal {
     this.group = [];
     this.groupIndex = new Map();
     this.groupDone = undefined;
-    const seqs: number[] = [];
-    const ats: number[] = [];
-    const laneCounts: number[] = [];
-    const laneNums: number[] = [];
-    const offsets: number[] = [];
+    const n = group.length;
+    const seqs = new Float64Array(n);
+    const ats = new Float64Array(n);
+    const laneCounts = new Uint16Array(n);
+    const offsets = new Float64Array(n);
+    let laneTotal = 0;
+    for (const e of group) laneTotal += e.lanes.length;
+    const laneNums = new Uint16Array(laneTotal);
     const bodies: Buffer[] = [];
     let total = 0;
-    for (const e of group) {
-      seqs.push(e.seq);
-      ats.push(e.at);
-      laneCounts.push(e.lanes.length);
-      for (const l of e.lanes) laneNums.push(l.num);
+    let ln = 0;
+    group.forEach((e, i) => {
+      seqs[i] = e.seq;
+      ats[i] = e.at;
+      laneCounts[i] = e.lanes.length;
+      for (const l of e.lanes) laneNums[ln++] = l.num;
       bodies.push(e.body!);
       total += e.bytes;
-      offsets.push(total);
+      offsets[i] = total;
       e.body = undefined;
       e.state = SENT;
-    }
+    });
     const updates = [...this.updates].filter((e) => e.refs > 0);
     this.updates.clear();
     const deletes = this.deletes;
