@@ -175,3 +175,27 @@ test('journal: a lane whose sink left the config is reported with what it holds,
   assert.deepEqual(j.orphans(new Set(['a'])), [], 'the discard reached the disk');
   assert.deepEqual(seqs(await j.lane('a', open).take(10)), [1, 2, 3], 'the other lane keeps its share');
 });
+
+test('journal: commits run on its storage thread: while another connection holds the file locked, a put waits and the event loop runs on', async (t) => {
+  const d = tempDir();
+  t.after(() => d.cleanup());
+  const path = join(d.path, 'journal.sqlite');
+  const j = await Journal.open({ path, sync: 'full', clock: systemClock, lanes: ['s'] });
+  t.after(() => j.close());
+  const s = j.lane('s', open);
+  await s.put([r(0)]);
+  const lock = new Database(path);
+  lock.exec('BEGIN EXCLUSIVE');
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  let done = false;
+  const put = s.put([r(1)]).then(() => (done = true));
+  await new Promise((res) => setTimeout(res, 300));
+  assert.equal(done, false, 'the commit waits for the lock');
+  assert.ok(ticks >= 10, `timers kept firing while it waited (${ticks})`); // a commit on this thread would block them
+  lock.exec('COMMIT');
+  lock.close();
+  await put;
+  clearInterval(timer);
+  assert.equal(rows(path).length, 2);
+});
