@@ -19,7 +19,7 @@ import type { DeviceStore, RehashItem, TouchItem } from './registry.js';
 import { effectiveThresholds } from './device-types.js';
 import { gatewayMatcher, type GatewayConfig } from './gateways.js';
 import { LivenessMonitor, type LivenessState } from './liveness.js';
-import { mayPublish, maySubscribe, STATUS_LEVEL, type TopicScheme } from './topics.js';
+import { mayPublish, maySubscribe, STATUS_LEVEL, type AclSubject, type TopicScheme } from './topics.js';
 import { guessIdKind, isIdKind, normaliseId, type Device, type DeviceState, type IdKind, type JsonValue, type Thresholds } from './types.js';
 
 export type UnknownPolicy = 'register' | 'quarantine' | 'drop';
@@ -73,6 +73,28 @@ const UNKNOWN_SUMMARY_MS = 60_000;
 function kindFor(r: Reading): IdKind {
   if (r.source.decoder === 'opentrv') return 'opentrv';
   return guessIdKind(r.device) ?? 'other';
+}
+
+/**
+ * A verified device login, as the broker keeps it for the connection's life: a few fields and the gate, no closures
+ * and not the Device record it was checked against (10,000 connected devices are 10,000 of these).
+ */
+class DeviceLogin implements Principal {
+  constructor(
+    private readonly gate: DeviceGate,
+    readonly username: string,
+    readonly device: string,
+    private readonly setAt: number | undefined,
+    private readonly fallback: AclSubject,
+  ) {}
+
+  mayPublish(topic: string): boolean {
+    return mayPublish(this.gate.subjectOf(this.username, this.device, this.setAt, this.fallback), topic);
+  }
+
+  maySubscribe(filter: string): boolean {
+    return maySubscribe(this.gate.subjectOf(this.username, this.device, this.setAt, this.fallback), filter);
+  }
 }
 
 export class DeviceGate {
@@ -267,27 +289,31 @@ export class DeviceGate {
     // What the login just read is the freshest view of this device (it may have bootstrapped a moment ago): take it
     // now rather than at the next refresh, so its status and readings are recognised at once.
     const prev = this.known.get(id);
+    let fallback: AclSubject;
     if (prev === undefined || (prev.credentialsAt ?? -Infinity) <= (d.credentials?.updatedAt ?? -Infinity)) {
       const k = this.knownOf(d);
       this.known.set(id, k);
       this.logins.set(username, id);
+      fallback = k; // its enabled, state and base topic are the device's as the login read it
+    } else {
+      fallback = { enabled: d.enabled, state: d.state, baseTopic: this.o.scheme.baseTopic(d) };
     }
-    const setAt = d.credentials?.updatedAt;
-    const current = () => {
-      const k = this.known.get(id);
-      // A device added, or given this login, since the last refresh: judged by what the login just read.
-      if (!k || (setAt !== undefined && (k.credentialsAt === undefined || k.credentialsAt < setAt))) {
-        return { enabled: k?.enabled ?? d.enabled, state: k?.state ?? d.state, baseTopic: k?.baseTopic ?? this.o.scheme.baseTopic(d) };
-      }
-      // Its password reset or its login changed since: the connection keeps no rights.
-      return k.username === username && k.credentialsAt === setAt ? k : { ...k, enabled: false };
-    };
-    return {
-      username,
-      device: id,
-      mayPublish: (topic) => mayPublish(current(), topic),
-      maySubscribe: (filter) => maySubscribe(current(), filter),
-    };
+    return new DeviceLogin(this, username, id, d.credentials?.updatedAt, fallback);
+  }
+
+  /**
+   * What a device login may do now (DeviceLogin's ACL asks on every check). `setAt` is when the password the login
+   * proved was set; `fallback` what the login itself read of the device (its enabled, state and base topic).
+   */
+  subjectOf(username: string, id: string, setAt: number | undefined, fallback: AclSubject): AclSubject {
+    const k = this.known.get(id);
+    // A device added, or given this login, since the last refresh: judged by what the login just read.
+    if (!k) return fallback;
+    if (setAt !== undefined && (k.credentialsAt === undefined || k.credentialsAt < setAt)) {
+      return k.baseTopic !== undefined ? k : { enabled: k.enabled, state: k.state, baseTopic: fallback.baseTopic };
+    }
+    // Its password reset or its login changed since: the connection keeps no rights.
+    return k.username === username && k.credentialsAt === setAt ? k : { ...k, enabled: false };
   }
 
   /**
