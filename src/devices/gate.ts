@@ -77,23 +77,27 @@ function kindFor(r: Reading): IdKind {
 
 /**
  * A verified device login, as the broker keeps it for the connection's life: a few fields and the gate, no closures
- * and not the Device record it was checked against (10,000 connected devices are 10,000 of these).
+ * and not the Device record it was checked against (10,000 connected devices are 10,000 of these). As an AclSubject
+ * it is the device as the login read it.
  */
-class DeviceLogin implements Principal {
+class DeviceLogin implements Principal, AclSubject {
   constructor(
     private readonly gate: DeviceGate,
     readonly username: string,
     readonly device: string,
-    private readonly setAt: number | undefined,
-    private readonly fallback: AclSubject,
+    /** When the password the login proved was set. */
+    readonly setAt: number | undefined,
+    readonly enabled: boolean,
+    readonly state: DeviceState,
+    readonly baseTopic: string | undefined,
   ) {}
 
   mayPublish(topic: string): boolean {
-    return mayPublish(this.gate.subjectOf(this.username, this.device, this.setAt, this.fallback), topic);
+    return mayPublish(this.gate.subjectOf(this), topic);
   }
 
   maySubscribe(filter: string): boolean {
-    return maySubscribe(this.gate.subjectOf(this.username, this.device, this.setAt, this.fallback), filter);
+    return maySubscribe(this.gate.subjectOf(this), filter);
   }
 }
 
@@ -304,31 +308,29 @@ export class DeviceGate {
     // What the login just read is the freshest view of this device (it may have bootstrapped a moment ago): take it
     // now rather than at the next refresh, so its status and readings are recognised at once.
     const prev = this.known.get(id);
-    let fallback: AclSubject;
+    let baseTopic: string | undefined;
     if (prev === undefined || (prev.credentialsAt ?? -Infinity) <= (d.credentials?.updatedAt ?? -Infinity)) {
       const k = this.knownOf(d);
       this.known.set(id, k);
       this.logins.set(username, id);
-      fallback = k; // its enabled, state and base topic are the device's as the login read it
+      baseTopic = k.baseTopic; // the same string, not a copy per connection
     } else {
-      fallback = { enabled: d.enabled, state: d.state, baseTopic: this.o.scheme.baseTopic(d) };
+      baseTopic = this.o.scheme.baseTopic(d);
     }
-    return new DeviceLogin(this, username, id, d.credentials?.updatedAt, fallback);
+    return new DeviceLogin(this, username, id, d.credentials?.updatedAt, d.enabled, d.state, baseTopic);
   }
 
-  /**
-   * What a device login may do now (DeviceLogin's ACL asks on every check). `setAt` is when the password the login
-   * proved was set; `fallback` what the login itself read of the device (its enabled, state and base topic).
-   */
-  subjectOf(username: string, id: string, setAt: number | undefined, fallback: AclSubject): AclSubject {
-    const k = this.known.get(id);
+  /** What a device login may do now (DeviceLogin's ACL asks on every check). */
+  subjectOf(login: DeviceLogin): AclSubject {
+    const k = this.known.get(login.device);
     // A device added, or given this login, since the last refresh: judged by what the login just read.
-    if (!k) return fallback;
+    if (!k) return login;
+    const setAt = login.setAt;
     if (setAt !== undefined && (k.credentialsAt === undefined || k.credentialsAt < setAt)) {
-      return k.baseTopic !== undefined ? k : { enabled: k.enabled, state: k.state, baseTopic: fallback.baseTopic };
+      return k.baseTopic !== undefined ? k : { enabled: k.enabled, state: k.state, baseTopic: login.baseTopic };
     }
     // Its password reset or its login changed since: the connection keeps no rights.
-    return k.username === username && k.credentialsAt === setAt ? k : { ...k, enabled: false };
+    return k.username === login.username && k.credentialsAt === setAt ? k : { ...k, enabled: false };
   }
 
   /**

@@ -199,6 +199,59 @@ interface Conn {
   ids: ClientIds | undefined;
 }
 
+/** The parts of aedes's per-client mqtt-packet parser that slimParser and dropConnectPacket touch. */
+interface ClientParser {
+  _list?: unknown;
+  settings?: unknown;
+}
+
+function parserOf(client: Client): ClientParser | undefined {
+  const p = (client as unknown as { _parser?: unknown })._parser;
+  return typeof p === 'object' && p !== null ? p : undefined;
+}
+
+interface ByteList {
+  readonly length: number;
+  append(buf: Uint8Array): unknown;
+  consume(n: number): unknown;
+  slice(start?: number, end?: number): Uint8Array;
+  readUInt8(offset: number): number;
+}
+
+/**
+ * aedes gives every client an mqtt-packet parser whose byte list is a `bl` BufferListStream: a whole Duplex stream
+ * (two stream states, an event emitter: ~1 KB a connection, for its life) on which the parser only ever calls
+ * BufferList methods (append, consume, slice, readUInt8/16/32, toString, length). bl's BufferListStream is those very
+ * methods copied onto a stream, so its plain BufferList (exported beside it) parses the same. Swapped before the
+ * socket is read, when the list is empty; anything else (another aedes or mqtt-packet) is left as it is.
+ */
+function slimParser(client: Client): void {
+  const parser = parserOf(client);
+  const list = parser?._list as (Partial<ByteList> & { pipe?: unknown; constructor?: unknown }) | undefined;
+  if (!parser || !list || list.length !== 0 || typeof list.pipe !== 'function') return;
+  const Plain = (list.constructor as { BufferList?: unknown } | undefined)?.BufferList;
+  if (typeof Plain !== 'function') return;
+  const replacement = new (Plain as new () => Partial<ByteList>)();
+  const methods = ['append', 'consume', 'slice', 'readUInt8', 'readUInt16BE', 'readUInt32BE', 'toString'] as const;
+  if (replacement.length !== 0 || !methods.every((m) => typeof (replacement as Record<string, unknown>)[m] === 'function')) return;
+  parser._list = replacement;
+}
+
+/** What the parser needs of the CONNECT once the login is accepted: its protocol level (one object for all). */
+const PARSER_SETTINGS: Readonly<Record<number, object>> = { 3: Object.freeze({ protocolVersion: 3 }), 4: Object.freeze({ protocolVersion: 4 }) };
+
+/**
+ * mqtt-packet keeps the CONNECT packet (client id, username, the password's buffer) as its parser's settings for
+ * the connection's life, only to read its protocol level from it: after CONNACK 0 it gets a shared object with just
+ * that level.
+ */
+function dropConnectPacket(client: Client): void {
+  const parser = parserOf(client);
+  const level = (parser?.settings as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+  const settings = typeof level === 'number' ? PARSER_SETTINGS[level] : undefined;
+  if (parser && settings) parser.settings = settings;
+}
+
 /** Anonymous clients, when allowed, may do anything but publish to `$SYS`. */
 const ANYONE: Omit<Principal, 'username'> = { mayPublish: () => true, maySubscribe: () => true };
 
@@ -495,6 +548,7 @@ export const brokerInput = defineInput({
           c.guard.accepted();
           if (c.timer !== undefined) ctx.clock.clearTimeout(c.timer);
           c.timer = undefined;
+          dropConnectPacket(client);
         });
         b.on('client', (client) => log.debug({ clientId: client.id }, 'MQTT client connected'));
         b.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'MQTT client disconnected'));
@@ -561,7 +615,7 @@ export const brokerInput = defineInput({
           }, connectTimeoutMs);
           socket.on('close', onSocketClose);
           guardSocket(socket, guard, onGuardRefused);
-          b.handle(socket);
+          slimParser(b.handle(socket));
         });
         try {
           await new Promise<void>((resolve, reject) => {
