@@ -19,7 +19,7 @@ import type { DeviceStore, RehashItem, TouchItem } from './registry.js';
 import { effectiveThresholds } from './device-types.js';
 import { gatewayMatcher, type GatewayConfig } from './gateways.js';
 import { LivenessMonitor, type LivenessState } from './liveness.js';
-import { mayPublish, maySubscribe, STATUS_LEVEL, type TopicScheme } from './topics.js';
+import { mayPublish, maySubscribe, STATUS_LEVEL, type AclSubject, type TopicScheme } from './topics.js';
 import { guessIdKind, isIdKind, normaliseId, type Device, type DeviceState, type IdKind, type JsonValue, type Thresholds } from './types.js';
 
 export type UnknownPolicy = 'register' | 'quarantine' | 'drop';
@@ -75,6 +75,32 @@ function kindFor(r: Reading): IdKind {
   return guessIdKind(r.device) ?? 'other';
 }
 
+/**
+ * A verified device login, as the broker keeps it for the connection's life: a few fields and the gate, no closures
+ * and not the Device record it was checked against (10,000 connected devices are 10,000 of these). As an AclSubject
+ * it is the device as the login read it.
+ */
+class DeviceLogin implements Principal, AclSubject {
+  constructor(
+    private readonly gate: DeviceGate,
+    readonly username: string,
+    readonly device: string,
+    /** When the password the login proved was set. */
+    readonly setAt: number | undefined,
+    readonly enabled: boolean,
+    readonly state: DeviceState,
+    readonly baseTopic: string | undefined,
+  ) {}
+
+  mayPublish(topic: string): boolean {
+    return mayPublish(this.gate.subjectOf(this), topic);
+  }
+
+  maySubscribe(filter: string): boolean {
+    return maySubscribe(this.gate.subjectOf(this), filter);
+  }
+}
+
 export class DeviceGate {
   private known = new Map<string, Known>();
   /** Login → device id. */
@@ -84,6 +110,8 @@ export class DeviceGate {
   private readonly announced = new Set<string>();
   private timer: ClockTimer | undefined;
   private lastRefresh = 0;
+  /** The store's changeToken when the view was last read: an unchanged registry is not listed again. */
+  private token: string | undefined;
   private stopped = false;
   private writes: Promise<unknown> = Promise.resolve();
   private liveness: LivenessMonitor | undefined;
@@ -160,15 +188,27 @@ export class DeviceGate {
     try {
       await this.flushTouches();
       await this.flushRehashes();
-      if (this.o.clock.now() - this.lastRefresh >= (this.o.refreshMs ?? 10_000)) await this.refresh();
+      if (this.o.clock.now() - this.lastRefresh >= (this.o.refreshMs ?? 10_000)) await this.refreshIfChanged();
     } catch (e) {
       this.o.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'device registry update failed; retrying');
     }
     this.schedule();
   }
 
+  /**
+   * Reload the view when the registry changed since the last read. Listing every device makes a KB or two of
+   * garbage per device each interval: with 10,000 idle devices RSS climbed from ~140 to ~200 MiB with it.
+   */
+  private async refreshIfChanged(): Promise<void> {
+    const token = await this.o.store.changeToken();
+    if (token === this.token) this.lastRefresh = this.o.clock.now();
+    else await this.refresh(token);
+  }
+
   /** Reload the view of the registry. */
-  async refresh(): Promise<readonly Device[]> {
+  async refresh(token?: string): Promise<readonly Device[]> {
+    // Read before the list: a change made meanwhile moves the token again and is read at the next refresh.
+    const read = token ?? (await this.o.store.changeToken());
     const devices = await this.o.store.list();
     const next = new Map<string, Known>();
     const logins = new Map<string, string>();
@@ -181,6 +221,7 @@ export class DeviceGate {
     for (const [id, k] of this.known) if (!next.has(id) && this.announced.has(id)) next.set(id, k);
     this.known = next;
     this.logins = logins;
+    this.token = read;
     this.lastRefresh = this.o.clock.now();
     this.liveness?.refresh(); // thresholds may have changed
     return devices;
@@ -267,27 +308,29 @@ export class DeviceGate {
     // What the login just read is the freshest view of this device (it may have bootstrapped a moment ago): take it
     // now rather than at the next refresh, so its status and readings are recognised at once.
     const prev = this.known.get(id);
+    let baseTopic: string | undefined;
     if (prev === undefined || (prev.credentialsAt ?? -Infinity) <= (d.credentials?.updatedAt ?? -Infinity)) {
       const k = this.knownOf(d);
       this.known.set(id, k);
       this.logins.set(username, id);
+      baseTopic = k.baseTopic; // the same string, not a copy per connection
+    } else {
+      baseTopic = this.o.scheme.baseTopic(d);
     }
-    const setAt = d.credentials?.updatedAt;
-    const current = () => {
-      const k = this.known.get(id);
-      // A device added, or given this login, since the last refresh: judged by what the login just read.
-      if (!k || (setAt !== undefined && (k.credentialsAt === undefined || k.credentialsAt < setAt))) {
-        return { enabled: k?.enabled ?? d.enabled, state: k?.state ?? d.state, baseTopic: k?.baseTopic ?? this.o.scheme.baseTopic(d) };
-      }
-      // Its password reset or its login changed since: the connection keeps no rights.
-      return k.username === username && k.credentialsAt === setAt ? k : { ...k, enabled: false };
-    };
-    return {
-      username,
-      device: id,
-      mayPublish: (topic) => mayPublish(current(), topic),
-      maySubscribe: (filter) => maySubscribe(current(), filter),
-    };
+    return new DeviceLogin(this, username, id, d.credentials?.updatedAt, d.enabled, d.state, baseTopic);
+  }
+
+  /** What a device login may do now (DeviceLogin's ACL asks on every check). */
+  subjectOf(login: DeviceLogin): AclSubject {
+    const k = this.known.get(login.device);
+    // A device added, or given this login, since the last refresh: judged by what the login just read.
+    if (!k) return login;
+    const setAt = login.setAt;
+    if (setAt !== undefined && (k.credentialsAt === undefined || k.credentialsAt < setAt)) {
+      return k.baseTopic !== undefined ? k : { enabled: k.enabled, state: k.state, baseTopic: login.baseTopic };
+    }
+    // Its password reset or its login changed since: the connection keeps no rights.
+    return k.username === login.username && k.credentialsAt === setAt ? k : { ...k, enabled: false };
   }
 
   /**

@@ -204,6 +204,12 @@ export interface DeviceStore {
   getByUsername(username: string): Promise<Device | undefined>;
   /** Sorted by id. */
   list(filter?: DeviceFilter): Promise<Device[]>;
+  /**
+   * A value that changes whenever a device was added, removed or changed in anything but its last-seen time and
+   * status, through this store or any other (the CLI in another process): a view made from `list()` is still
+   * current while this is unchanged, so a periodic re-read can skip the list.
+   */
+  changeToken(): Promise<string>;
   count(filter?: DeviceFilter): Promise<number>;
   /** A new device (state INIT, no password yet); BH_DEVICE_EXISTS when the id is taken. */
   create(input: DeviceInput): Promise<Device>;
@@ -556,6 +562,26 @@ function parseJson<T>(text: string | null, fallback: T): T {
   }
 }
 
+/** Columns that change with every message of a device, not with what it is: they do not move changeToken. */
+const RUNTIME_COLUMNS = new Set(['last_seen', 'last_status']);
+
+/**
+ * Counts, in a temp table of this connection, its own changes to devices (SQLite's data_version counts only other
+ * connections'). The column list is read from the table itself, so a column added later is counted too.
+ */
+function countDeviceChanges(db: Database.Database): void {
+  const columns = (db.pragma('table_info(devices)') as Array<{ name: string }>).map((c) => c.name).filter((c) => !RUNTIME_COLUMNS.has(c));
+  // A trigger names the table it changes unqualified; a TEMP trigger's finds the temp one.
+  const bump = 'BEGIN UPDATE device_changes SET n = n + 1; END';
+  db.exec(`
+    CREATE TEMP TABLE IF NOT EXISTS device_changes (n INTEGER NOT NULL);
+    INSERT INTO temp.device_changes SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM temp.device_changes);
+    CREATE TEMP TRIGGER IF NOT EXISTS device_changes_insert AFTER INSERT ON main.devices ${bump};
+    CREATE TEMP TRIGGER IF NOT EXISTS device_changes_delete AFTER DELETE ON main.devices ${bump};
+    CREATE TEMP TRIGGER IF NOT EXISTS device_changes_update AFTER UPDATE OF ${columns.map((c) => `"${c}"`).join(', ')} ON main.devices ${bump};
+  `);
+}
+
 function toDevice(r: DeviceRow): Device {
   const location: { site?: string; building?: string; room?: string } = {};
   if (r.site !== null) location.site = r.site;
@@ -715,6 +741,7 @@ export class SqliteDeviceStore implements DeviceStore {
     });
     let logins: LoginHasher;
     try {
+      countDeviceChanges(db);
       logins = opts.logins ?? (path === ':memory:' ? LoginHasher.random() : LoginHasher.load(loginKeyPath(path)));
     } catch (e) {
       db.close();
@@ -804,6 +831,15 @@ export class SqliteDeviceStore implements DeviceStore {
     }
     const rows = this.stmt(`SELECT * FROM devices${sql} ORDER BY id${page}`).all(params) as DeviceRow[];
     return rows.map(toDevice);
+  }
+
+  changeToken(): Promise<string> {
+    return this.read(() => {
+      // data_version moves with every commit of another connection; the temp counter with this one's own changes.
+      const others = this.db.pragma('data_version', { simple: true }) as number;
+      const own = (this.stmt('SELECT n FROM temp.device_changes').get() as { n: number }).n;
+      return `${others}.${own}`;
+    });
   }
 
   count(filter: DeviceFilter = {}): Promise<number> {

@@ -343,6 +343,40 @@ export function deviceStoreConformance(name: string, maker: DeviceStoreMaker): v
     }
   });
 
+  test(`${name}: changeToken moves with every change of what a device is, not with last-seen times, statuses or the audit log`, async () => {
+    const { store, clock } = await setup();
+    try {
+      let last = await store.changeToken();
+      const moved = async (what: string, change: () => Promise<unknown>, expected = true) => {
+        await change();
+        const now = await store.changeToken();
+        assert.equal(now !== last, expected, `${what}: the token ${expected ? 'moves' : 'stays'}`);
+        last = now;
+      };
+      await moved('create', () => store.create({ id: '0d49', kind: 'opentrv', type: 'opentrv-valve' }));
+      await moved('touch', () => store.touch('0d49', T0 + 1, { ok: true }), false);
+      await moved('touchMany', () => store.touchMany([{ id: '0d49', at: T0 + 2 }, { id: '0d49', at: T0 + 3, status: 'x' }]), false);
+      await moved('appendAudit', () => store.appendAudit({ actor: 'cli:alice', action: 'device.add', device: '0d49' }), false);
+      await moved('an unchanged upsert', () => store.upsert({ id: '0d49', kind: 'opentrv', type: 'opentrv-valve' }), false);
+      await moved('upsert (moved)', () => store.upsert({ id: '0d49', kind: 'opentrv', type: 'opentrv-valve', location: { building: 'u4', room: '302' } }));
+      await moved('upsertMany', () => store.upsertMany([{ id: '0d4a', kind: 'opentrv', type: 'opentrv-valve' }]));
+      await moved('update', () => store.update('0d49', { thresholds: { maxSilentMs: 60_000 } }));
+      await moved('setEnabled', () => store.setEnabled('0d49', false));
+      await moved('setState', () => store.setState('0d49', 'BLOCKED', 'test'));
+      await moved('setCredentials', () => store.setCredentials('0d49', { username: '0d49', hash: '$scrypt$h', passwordIssued: true }));
+      await moved('rehashCredentials', () => store.rehashCredentials([{ id: '0d49', from: '$scrypt$h', to: '$scrypt$h2' }]));
+      await moved('resetCredentials', () => store.resetCredentials('0d49'));
+      await moved('openClaimWindows', () => store.openClaimWindows(['0d4a'], T0 + 1000));
+      clock.advance(10);
+      await moved('claimCredentials', () => store.claimCredentials('0d4a', { username: '0d4a', hash: '$scrypt$x' }, '10.0.0.9'));
+      await moved('replaceConfigDevices', () => store.replaceConfigDevices([{ id: '0d4c', kind: 'opentrv', type: 'opentrv-valve' }]));
+      await moved('remove', () => store.remove('0d49'));
+      await moved('remove of no device', () => store.remove('0d49'), false);
+    } finally {
+      await store.close();
+    }
+  });
+
   test(`${name}: remove`, async () => {
     const { store } = await setup();
     try {

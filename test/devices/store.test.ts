@@ -142,3 +142,21 @@ test('SqliteDeviceStore: a damaged login key file is refused with BH_REGISTRY_OP
   const e = throwsCode(() => SqliteDeviceStore.open(registryPath(dir.path), { types: new DeviceTypes() }), 'BH_REGISTRY_OPEN');
   assert.match(e.message, /registry\.key is damaged/);
 });
+
+test('SqliteDeviceStore: changeToken also moves with changes another connection (the CLI in another process) commits', async () => {
+  const dir = tempDir();
+  const path = registryPath(dir.path);
+  const hub = SqliteDeviceStore.open(path, { types: new DeviceTypes() });
+  const cli = SqliteDeviceStore.open(path, { types: new DeviceTypes() });
+  try {
+    await hub.create({ id: '0d49', kind: 'opentrv', type: 'opentrv-valve' });
+    const before = await hub.changeToken();
+    await cli.setEnabled('0d49', false);
+    const after = await hub.changeToken();
+    assert.notEqual(after, before);
+    assert.equal(await hub.changeToken(), after, 'stays while nothing changes');
+  } finally {
+    await cli.close();
+    await hub.close();
+  }
+});

@@ -295,3 +295,31 @@ test('broker: a QoS 2 subscription is granted QoS 2', async (t) => {
   const ack = await c.next(TYPE.SUBACK);
   assert.deepEqual([...ack.body], [0, 1, 2]);
 });
+
+test('broker: packets are parsed as sent however the bytes come: with the CONNECT in one write, and one byte at a time after it (3.1.1 and 3.1)', async (t) => {
+  const { raw, ctx } = await broker(t);
+  for (const protocolVersion of [4, 3] as const) {
+    const c = await raw();
+    c.socket.setNoDelay(true);
+    // A CONNECT and a QoS 1 PUBLISH in one write, before the CONNACK.
+    c.write(Buffer.concat([connectPacket({ clientId: `split-${protocolVersion}`, protocolVersion }), publishPacket({ topic: `v${protocolVersion}/first`, payload: 'a', qos: 1, messageId: 1 })]));
+    assert.equal((await c.next(TYPE.CONNACK)).body[1], 0);
+    await c.next(TYPE.PUBACK);
+    // Then two publishes, byte by byte.
+    const bytes = Buffer.concat([
+      publishPacket({ topic: `v${protocolVersion}/second`, payload: 'b'.repeat(300), qos: 1, messageId: 2 }),
+      publishPacket({ topic: `v${protocolVersion}/third`, payload: 'c', qos: 0 }),
+    ]);
+    for (const b of bytes) {
+      c.write(Buffer.from([b]));
+      await new Promise((r) => setImmediate(r));
+    }
+    await c.next(TYPE.PUBACK);
+    await until(() => ctx.frames.some((f) => f.topic === `v${protocolVersion}/third`), 'the last publish');
+    assert.equal(c.open, true);
+  }
+  assert.deepEqual(
+    ctx.frames.map((f) => [f.topic, text(f.payload).length]),
+    [['v4/first', 1], ['v4/second', 300], ['v4/third', 1], ['v3/first', 1], ['v3/second', 300], ['v3/third', 1]],
+  );
+});

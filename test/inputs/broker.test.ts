@@ -270,3 +270,25 @@ test('broker: anonymous clients are refused by default; service users log in wit
   assert.deepEqual(base.frames.map((f) => f.topic), []); // backhaul/# is excluded from ingest; the refused one never came in
   assert.ok((await base.metrics.value('backhaul_input_errors_total', { input: 'devices' })) >= 3, 'refusals are counted');
 });
+
+test('broker: disconnect(username) closes every connection of that login, and only those', async (t) => {
+  const ctx = { ...inputContext({ id: 'dc' }), authenticate: (u: string, p: string) => Promise.resolve(p === 'pw' ? anywhere(u) : undefined) };
+  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, ctx);
+  await input.start();
+  t.after(() => input.stop());
+  const url = String(input.info?.().url);
+  const connect = (clientId: string, username: string) => mqtt.connectAsync(url, { clientId, username, password: 'pw', reconnectPeriod: 0 });
+  const a1 = await connect('a-1', 'dev-a');
+  const a2 = await connect('a-2', 'dev-a');
+  const b = await connect('b-1', 'dev-b');
+  t.after(() => Promise.all([a1, a2, b].map((c) => c.endAsync(true))));
+  const closed = (c: mqtt.MqttClient) => new Promise<void>((r) => c.once('close', () => r()));
+  const gone = Promise.all([closed(a1), closed(a2)]);
+  assert.equal(input.broker?.disconnect('dev-a'), 2);
+  assert.equal(input.broker?.disconnect('dev-a'), 0, 'a login already being closed is not counted again');
+  await gone;
+  assert.equal(input.broker?.disconnect('nobody'), 0);
+  assert.equal(b.connected, true);
+  await b.publishAsync('x/y', 'still here', { qos: 1 });
+  assert.deepEqual(ctx.frames.map((f) => f.topic), ['x/y']);
+});

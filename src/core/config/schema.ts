@@ -138,7 +138,7 @@ export const ConfigFile = Type.Object(
             default: 'register',
             description: 'Readings of a device not in the registry: register it (INIT), quarantine it (registered disabled, readings dropped), or drop them.',
           }),
-          refreshMs: Type.Integer({ minimum: 100, default: 10_000, description: 'How often the registry is re-read (changes made with `backhaul devices`).' }),
+          refreshMs: Type.Integer({ minimum: 100, default: 10_000, description: 'How often the registry is checked for changes (made with `backhaul devices`), and re-read when it changed.' }),
           topics: Type.Optional(
             Type.Object(
               {

@@ -6,7 +6,7 @@
 // bytes, then that many bytes skipped without looking) and refuses a packet as soon as its header claims more than
 // the limit in force, so the socket is closed while the parser holds at most one read's worth of bytes. It is linear
 // in the bytes and allocates nothing per packet: it is on every byte every client sends.
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 
 export type GuardRefusal =
   /** The header claims a packet larger than the limit in force. */
@@ -87,21 +87,44 @@ export class PacketGuard {
   }
 }
 
+const GUARD = Symbol('backhaul.packetGuard');
+const REFUSED = Symbol('backhaul.packetGuardRefused');
+
+type Refused = (socket: Socket, why: GuardRefusal) => void;
+
+interface Guarded extends Socket {
+  [GUARD]: PacketGuard;
+  [REFUSED]: Refused;
+}
+
+/** net.Socket's own `read` (it starts the handle reading, then Readable's); always called on a socket. */
+// eslint-disable-next-line @typescript-eslint/unbound-method
+const socketRead = Socket.prototype.read;
+
+/**
+ * The `read` of every guarded socket: one function for all of them (what it needs is on the socket), so a connection
+ * costs no closure or bound function of its own, for as long as it stays open.
+ */
+function guardedRead(this: Guarded, size?: number): unknown {
+  const chunk = socketRead.call(this, size) as unknown;
+  if (!(chunk instanceof Uint8Array)) return chunk;
+  const why = this[GUARD].scan(chunk);
+  if (why === null) return chunk;
+  this[REFUSED](this, why);
+  this.destroy();
+  return null;
+}
+
 /**
  * Puts `guard` between `socket` and its reader. aedes reads a socket only with `read()` (paused mode, on
- * 'readable'), so wrapping `read` sees every byte it will parse, in order, with no copy and no extra stream; the
+ * 'readable'), so replacing `read` sees every byte it will parse, in order, with no copy and no extra stream; the
  * bytes not yet read stay in the socket's own buffer, which stops reading from the kernel at its high-water mark.
- * On a refusal the socket is destroyed and the reader gets nothing.
+ * On a refusal `refused` is told (give every socket the same function: it gets the socket), the socket is destroyed
+ * and the reader gets nothing.
  */
-export function guardSocket(socket: Socket, guard: PacketGuard, refused: (why: GuardRefusal) => void): void {
-  const read = socket.read.bind(socket);
-  socket.read = (size?: number): unknown => {
-    const chunk = read(size) as unknown;
-    if (!(chunk instanceof Uint8Array)) return chunk;
-    const why = guard.scan(chunk);
-    if (why === null) return chunk;
-    refused(why);
-    socket.destroy();
-    return null;
-  };
+export function guardSocket(socket: Socket, guard: PacketGuard, refused: Refused): void {
+  const s = socket as Guarded;
+  s[GUARD] = guard;
+  s[REFUSED] = refused;
+  s.read = guardedRead;
 }

@@ -19,6 +19,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Type } from '@sinclair/typebox';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
+import type { ClockTimer } from '../../core/clock.js';
 import { defineInput, type Input, type Principal } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import { RateLimiter } from '../../core/ratelimit.js';
@@ -26,7 +27,7 @@ import { LogThrottle } from '../../core/throttle.js';
 import type { Frame, TransportIdentity } from '../../core/types.js';
 import { anyTopicMatches, topicFilterError, topicMatches, topicProblems } from '../topic.js';
 import { bytes, errorMessage, InFlight, listenError, reachableHost } from '../util.js';
-import { guardSocket, PacketGuard } from './guard.js';
+import { guardSocket, PacketGuard, type GuardRefusal } from './guard.js';
 import { ClientIds, ownerKey, QoS2Receipts, watchQoS2Store } from './sessions.js';
 
 /** Labels of `backhaul_broker_refused_total{reason}`. */
@@ -172,16 +173,83 @@ export function filterWithin(filter: string, allowed: string): boolean {
 interface ServiceUser {
   readonly username: string;
   readonly password: Buffer;
-  readonly publish: readonly string[];
-  readonly subscribe: readonly string[];
+  /** What it may do: one object for all its connections. */
+  readonly principal: Principal;
 }
 
-function servicePrincipal(u: ServiceUser): Principal {
+function servicePrincipal(username: string, publish: readonly string[], subscribe: readonly string[]): Principal {
   return {
-    username: u.username,
-    mayPublish: (topic) => u.publish.some((f) => topicMatches(f, topic)),
-    maySubscribe: (filter) => u.subscribe.some((a) => filterWithin(filter, a)),
+    username,
+    mayPublish: (topic) => publish.some((f) => topicMatches(f, topic)),
+    maySubscribe: (filter) => subscribe.some((a) => filterWithin(filter, a)),
   };
+}
+
+/**
+ * What the broker keeps for one open socket besides aedes's own client: one object, and no closure of its own once
+ * the login is accepted (10,000 idle devices are 10,000 of these).
+ */
+interface Conn {
+  readonly address: string;
+  readonly guard: PacketGuard;
+  /** The connect timer, until the login is accepted (then cleared and dropped). */
+  timer: ClockTimer | undefined;
+  /** The client whose login was accepted on this socket, and the ClientIds its id was claimed in. */
+  client: Client | undefined;
+  ids: ClientIds | undefined;
+}
+
+/** The parts of aedes's per-client mqtt-packet parser that slimParser and dropConnectPacket touch. */
+interface ClientParser {
+  _list?: unknown;
+  settings?: unknown;
+}
+
+function parserOf(client: Client): ClientParser | undefined {
+  const p = (client as unknown as { _parser?: unknown })._parser;
+  return typeof p === 'object' && p !== null ? p : undefined;
+}
+
+interface ByteList {
+  readonly length: number;
+  append(buf: Uint8Array): unknown;
+  consume(n: number): unknown;
+  slice(start?: number, end?: number): Uint8Array;
+  readUInt8(offset: number): number;
+}
+
+/**
+ * aedes gives every client an mqtt-packet parser whose byte list is a `bl` BufferListStream: a whole Duplex stream
+ * (two stream states, an event emitter: ~1 KB a connection, for its life) on which the parser only ever calls
+ * BufferList methods (append, consume, slice, readUInt8/16/32, toString, length). bl's BufferListStream is those very
+ * methods copied onto a stream, so its plain BufferList (exported beside it) parses the same. Swapped before the
+ * socket is read, when the list is empty; anything else (another aedes or mqtt-packet) is left as it is.
+ */
+function slimParser(client: Client): void {
+  const parser = parserOf(client);
+  const list = parser?._list as (Partial<ByteList> & { pipe?: unknown; constructor?: unknown }) | undefined;
+  if (!parser || !list || list.length !== 0 || typeof list.pipe !== 'function') return;
+  const Plain = (list.constructor as { BufferList?: unknown } | undefined)?.BufferList;
+  if (typeof Plain !== 'function') return;
+  const replacement = new (Plain as new () => Partial<ByteList>)();
+  const methods = ['append', 'consume', 'slice', 'readUInt8', 'readUInt16BE', 'readUInt32BE', 'toString'] as const;
+  if (replacement.length !== 0 || !methods.every((m) => typeof (replacement as Record<string, unknown>)[m] === 'function')) return;
+  parser._list = replacement;
+}
+
+/** What the parser needs of the CONNECT once the login is accepted: its protocol level (one object for all). */
+const PARSER_SETTINGS: Readonly<Record<number, object>> = { 3: Object.freeze({ protocolVersion: 3 }), 4: Object.freeze({ protocolVersion: 4 }) };
+
+/**
+ * mqtt-packet keeps the CONNECT packet (client id, username, the password's buffer) as its parser's settings for
+ * the connection's life, only to read its protocol level from it: after CONNACK 0 it gets a shared object with just
+ * that level.
+ */
+function dropConnectPacket(client: Client): void {
+  const parser = parserOf(client);
+  const level = (parser?.settings as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+  const settings = typeof level === 'number' ? PARSER_SETTINGS[level] : undefined;
+  if (parser && settings) parser.settings = settings;
 }
 
 /** Anonymous clients, when allowed, may do anything but publish to `$SYS`. */
@@ -220,22 +288,21 @@ export const brokerInput = defineInput({
     const users = new Map<string, ServiceUser>(
       (opts.users ?? []).map((u) => [
         u.username,
-        { username: u.username, password: digest(u.password), publish: u.publish ?? ['#'], subscribe: u.subscribe ?? ['#'] },
+        { username: u.username, password: digest(u.password), principal: servicePrincipal(u.username, u.publish ?? ['#'], u.subscribe ?? ['#']) },
       ]),
     );
-    // What each connected client may do; a client without an entry is anonymous (only when `anonymous` is on).
+    // What each connected client may do; a client without an entry is anonymous (only when `anonymous` is on). Kept
+    // by client, not socket: aedes authorizes a client's will after its socket closed.
     const principals = new WeakMap<Client, Principal>();
-    const byUsername = new Map<string, Set<Client>>();
     const counted = new WeakSet<Error>(); // data-path failures already counted, so aedes's clientError does not recount
-    const sockets = new Set<Socket>();
+    const conns = new Map<Socket, Conn>();
     const perAddress = new Map<string, number>();
-    const guards = new WeakMap<object, PacketGuard>();
     const emptyPersistentId = new WeakSet<Client>(); // CONNECTs with an empty client id and clean session 0
     // Both follow aedes's in-memory sessions, so they are made anew with each broker (in start()).
     let clientIds = new ClientIds();
     let receipts = new QoS2Receipts(QOS2_INFLIGHT);
     const closings = new WeakMap<Socket, Promise<void>>();
-    /** Resolves when `socket` closes (one promise per socket). */
+    /** Resolves when `socket` closes (one promise per socket, made only for a session with QoS 2 publishes). */
     const closedOf = (socket: Socket): Promise<void> => {
       let p = closings.get(socket);
       if (!p) {
@@ -375,15 +442,17 @@ export const brokerInput = defineInput({
                 fail(2, 'identifier rejected');
                 return;
               }
-              // Released when the connection closes, also when it closed while the login was being checked.
+              // Released when the connection closes (onSocketClose), also when it closed while the login was being
+              // checked.
               const conn = client.conn as Socket;
-              void closedOf(conn).then(() => ids.release(client.id, conn));
-              if (p) {
-                principals.set(client, p);
-                let set = byUsername.get(p.username);
-                if (!set) byUsername.set(p.username, (set = new Set()));
-                set.add(client);
+              const c = conns.get(conn);
+              if (c) {
+                c.client = client;
+                c.ids = ids;
+              } else {
+                ids.release(client.id, conn);
               }
+              if (p) principals.set(client, p);
               done(null, true);
             };
             if (username === undefined || username === '') {
@@ -414,7 +483,7 @@ export const brokerInput = defineInput({
             };
             const service = users.get(username);
             if (service) {
-              verdict(timingSafeEqual(digest(given), service.password) ? servicePrincipal(service) : undefined, `service user ${username}: wrong password`);
+              verdict(timingSafeEqual(digest(given), service.password) ? service.principal : undefined, `service user ${username}: wrong password`);
               return;
             }
             ctx.authenticate(username, given).then(
@@ -473,24 +542,48 @@ export const brokerInput = defineInput({
         });
         b.on('connackSent', (packet, client) => {
           // Login accepted: larger packets are allowed from now on, and the connect timer is done.
-          if (packet.returnCode === 0) guards.get(client.conn)?.accepted();
+          if (packet.returnCode !== 0) return;
+          const c = conns.get(client.conn as Socket);
+          if (!c) return;
+          c.guard.accepted();
+          if (c.timer !== undefined) ctx.clock.clearTimeout(c.timer);
+          c.timer = undefined;
+          dropConnectPacket(client);
         });
         b.on('client', (client) => log.debug({ clientId: client.id }, 'MQTT client connected'));
         b.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'MQTT client disconnected'));
-        const forget = (client: Client) => {
-          const p = principals.get(client);
-          if (!p) return;
-          const set = byUsername.get(p.username);
-          set?.delete(client);
-          if (set?.size === 0) byUsername.delete(p.username);
+
+        // One listener and one refusal handler for every socket (they get the socket), so that an open connection
+        // holds no closure of ours.
+        function onSocketClose(this: Socket): void {
+          const c = conns.get(this);
+          if (!c) return;
+          conns.delete(this);
+          if (c.timer !== undefined) ctx.clock.clearTimeout(c.timer);
+          c.timer = undefined;
+          if (c.client && c.ids) c.ids.release(c.client.id, this);
+          const n = (perAddress.get(c.address) ?? 1) - 1;
+          if (n > 0) perAddress.set(c.address, n);
+          else perAddress.delete(c.address);
+        }
+        const onGuardRefused = (socket: Socket, why: GuardRefusal) => {
+          const address = conns.get(socket)?.address ?? socket.remoteAddress ?? '';
+          const state = why.loggedIn ? 'maxPacketBytes' : 'maxConnectBytes';
+          const detail =
+            why.reason === 'malformed'
+              ? `MQTT packet from ${address} has a remaining length longer than 4 bytes; connection closed`
+              : `MQTT packet from ${address} claims ${why.claimed} bytes, over ${state} (${why.limit}); connection closed`;
+          refuse(
+            why.reason === 'malformed' ? 'malformed_length' : why.loggedIn ? 'packet_too_large' : 'connect_too_large',
+            new BackhaulError('BH_MQTT_PACKET_TOO_LARGE', detail, { path: `inputs.${ctx.id}.${state}` }),
+            { remoteAddress: address },
+          );
         };
-        b.on('clientDisconnect', forget);
-        b.on('clientError', forget);
 
         const srv = createServer((socket) => {
           const address = socket.remoteAddress ?? '';
           // Caps first, before aedes allocates anything for the connection.
-          if (sockets.size >= maxConnections) {
+          if (conns.size >= maxConnections) {
             refuse('max_connections', new BackhaulError('BH_MQTT_CONNECTION_LIMIT', `${maxConnections} MQTT connections open (maxConnections); refused one from ${address}`), {
               remoteAddress: address,
             });
@@ -507,37 +600,22 @@ export const brokerInput = defineInput({
             socket.destroy();
             return;
           }
-          sockets.add(socket);
           perAddress.set(address, fromHere + 1);
           const guard = new PacketGuard(maxConnectBytes, maxPacketBytes);
-          guards.set(socket, guard);
-          const timer = ctx.clock.setTimeout(() => {
+          const c: Conn = { address, guard, timer: undefined, client: undefined, ids: undefined };
+          conns.set(socket, c);
+          // This closure lives until the login is accepted (the timer is dropped then) or the socket closes.
+          c.timer = ctx.clock.setTimeout(() => {
+            c.timer = undefined;
             if (guard.isLoggedIn || socket.destroyed) return;
             refuse('connect_timeout', new BackhaulError('BH_MQTT_CONNECT_TIMEOUT', `MQTT login from ${address} not accepted within ${connectTimeoutMs} ms; connection closed`), {
               remoteAddress: address,
             });
             socket.destroy();
           }, connectTimeoutMs);
-          socket.once('close', () => {
-            ctx.clock.clearTimeout(timer);
-            sockets.delete(socket);
-            const n = (perAddress.get(address) ?? 1) - 1;
-            if (n > 0) perAddress.set(address, n);
-            else perAddress.delete(address);
-          });
-          guardSocket(socket, guard, (why) => {
-            const state = why.loggedIn ? 'maxPacketBytes' : 'maxConnectBytes';
-            const detail =
-              why.reason === 'malformed'
-                ? `MQTT packet from ${address} has a remaining length longer than 4 bytes; connection closed`
-                : `MQTT packet from ${address} claims ${why.claimed} bytes, over ${state} (${why.limit}); connection closed`;
-            refuse(
-              why.reason === 'malformed' ? 'malformed_length' : why.loggedIn ? 'packet_too_large' : 'connect_too_large',
-              new BackhaulError('BH_MQTT_PACKET_TOO_LARGE', detail, { path: `inputs.${ctx.id}.${state}` }),
-              { remoteAddress: address },
-            );
-          });
-          b.handle(socket);
+          socket.on('close', onSocketClose);
+          guardSocket(socket, guard, onGuardRefused);
+          slimParser(b.handle(socket));
         });
         try {
           await new Promise<void>((resolve, reject) => {
@@ -569,8 +647,7 @@ export const brokerInput = defineInput({
         const closed = srv ? new Promise<void>((r) => srv.close(() => r())) : Promise.resolve();
         await inflight.settle(); // let publishes already being ingested be acknowledged
         if (b) await new Promise<void>((r) => b.close(() => r()));
-        for (const s of sockets) s.destroy();
-        sockets.clear();
+        for (const s of [...conns.keys()]) s.destroy();
         await closed;
       },
 
@@ -589,11 +666,15 @@ export const brokerInput = defineInput({
           });
         },
         disconnect(username) {
-          const set = byUsername.get(username);
-          if (!set) return 0;
-          byUsername.delete(username);
-          for (const c of set) c.close();
-          return set.size;
+          // A scan of the open connections, rather than an index by username kept for every connection: this runs
+          // when a device's password is reset, rarely, and costs microseconds per thousand connections.
+          const found: Client[] = [];
+          for (const c of conns.values()) {
+            const client = c.client;
+            if (client && !client.closed && principals.get(client)?.username === username) found.push(client);
+          }
+          for (const client of found) client.close();
+          return found.length;
         },
         address() {
           return { ...(opts.advertise !== undefined ? { host: opts.advertise } : {}), port: boundPort };

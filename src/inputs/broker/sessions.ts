@@ -16,8 +16,8 @@ export function ownerKey(p: { readonly username: string; readonly device?: strin
 
 interface Holding {
   owner: Owner;
-  /** Connections that logged in with this id and are not closed yet. */
-  readonly live: Set<object>;
+  /** Connections that logged in with this id and are not closed yet: nearly always one, so an array, not a Set. */
+  readonly live: object[];
   /** The last login with this id asked for clean session 0: aedes keeps its session after the connection closes. */
   persistent: boolean;
 }
@@ -34,10 +34,10 @@ export class ClientIds {
     const h = this.held.get(clientId);
     if (h && h.owner !== owner) return false;
     if (h) {
-      h.live.add(conn);
+      if (!h.live.includes(conn)) h.live.push(conn);
       h.persistent = persistent;
     } else {
-      this.held.set(clientId, { owner, live: new Set([conn]), persistent });
+      this.held.set(clientId, { owner, live: [conn], persistent });
     }
     return true;
   }
@@ -45,8 +45,10 @@ export class ClientIds {
   /** Connection `conn` closed: the id is free again once no connection holds it and no session is kept for it. */
   release(clientId: string, conn: object): void {
     const h = this.held.get(clientId);
-    if (!h?.live.delete(conn)) return;
-    if (h.live.size === 0 && !h.persistent) this.held.delete(clientId);
+    const i = h?.live.indexOf(conn) ?? -1;
+    if (!h || i < 0) return;
+    h.live.splice(i, 1);
+    if (h.live.length === 0 && !h.persistent) this.held.delete(clientId);
   }
 
   ownerOf(clientId: string): Owner | undefined {
