@@ -820,6 +820,10 @@ async function scenarioIdle(outBroker: Broker): Promise<void> {
     const connected = nowMs();
     await sleep(settle);
     const after = await rssOver(QUICK ? 3000 : 5000);
+    // Idle means settled: the logins' garbage is handed back by V8's memory reducer some 20–30 s after the last one,
+    // so the figure the goal is read against is the highest RSS in 5 s from 30 s after all connected.
+    await sleep(Math.max(0, connected + (QUICK ? 15_000 : 30_000) - nowMs()));
+    const settled = await rssOver(5000);
     const connectWindow = sampler.between(connected - rest.ms, connected).backhaul;
     const ok = first.ok + rest.ok;
     const rssBefore = before?.rssEndMiB ?? NaN;
@@ -838,6 +842,8 @@ async function scenarioIdle(outBroker: Broker): Promise<void> {
       rssBeforeMiB: rssBefore,
       rssAfterDefaultHashLoginsMiB: rssFirst,
       rssConnectedMiB: rssAfter,
+      rssSettledMiB: settled?.rssMaxMiB,
+      settledAfterMs: QUICK ? 15_000 : 30_000,
       rssPeakWhileConnectingMiB: connectWindow?.rssMaxMiB,
       kibPerConnection: round1(((rssAfter - rssFirst) * 1024) / Math.max(1, rest.ok)),
       cpuIdleConnectedPct: after?.cpuPct,
@@ -845,7 +851,8 @@ async function scenarioIdle(outBroker: Broker): Promise<void> {
     };
     log(
       `  ${fmtInt(ok)} connected (${first.failed + rest.failed} failed); RSS ${rssBefore} MiB before, ${rssFirst} MiB after ${first.ok} logins at the ` +
-        `default hash cost, ${rssAfter} MiB with all (${results.idle.kibPerConnection as number} KiB per connection); CPU idle ${after?.cpuPct ?? '-'}%`,
+        `default hash cost, ${rssAfter} MiB with all (${results.idle.kibPerConnection as number} KiB per connection), ${settled?.rssMaxMiB ?? '-'} MiB ` +
+        `${QUICK ? 15 : 30} s later; CPU idle ${after?.cpuPct ?? '-'}%`,
     );
   } catch (e) {
     results.idle = { devices: IDLE_N, error: e instanceof Error ? e.message : String(e) };
@@ -1363,16 +1370,17 @@ function goals(): void {
       met: m ? m.rssMaxMiB <= 150 : null,
     });
   }
-  const idle = results.idle as { devices?: number; connected?: number; rssConnectedMiB?: number } | undefined;
+  const idle = results.idle as { devices?: number; connected?: number; rssConnectedMiB?: number; rssSettledMiB?: number } | undefined;
   const full = idle?.devices === 10_000 && idle.connected === 10_000;
+  const idleRss = idle?.rssSettledMiB ?? idle?.rssConnectedMiB;
   g.push({
     goal: '10,000 idle connected devices: RSS',
     target: '≤ 250 MB',
     measured:
-      idle?.rssConnectedMiB !== undefined
-        ? `${idle.rssConnectedMiB.toFixed(0)} MiB with ${fmtInt(idle.connected)} of ${fmtInt(idle.devices)}${full ? '' : ' (not the full 10,000)'}`
+      idleRss !== undefined && idle
+        ? `${idleRss.toFixed(0)} MiB${idle.rssSettledMiB !== undefined ? ' settled' : ''} with ${fmtInt(idle.connected)} of ${fmtInt(idle.devices)}${full ? '' : ' (not the full 10,000)'}`
         : 'not measured',
-    met: idle?.rssConnectedMiB !== undefined && full ? idle.rssConnectedMiB <= 250 : null,
+    met: idleRss !== undefined && full ? idleRss <= 250 : null,
   });
   // Issue 12's figures for the slow disk, the storm and the outage.
   const sd = results.systems.find((s) => s.system === 'slowdisk' && s.k === 10 && !s.error);
@@ -1468,6 +1476,7 @@ function report(): string {
             'RSS before',
             `after the first ${String(idle.defaultHashLogins)} logins`,
             'RSS all connected',
+            `${String(idle.settledAfterMs !== undefined ? Number(idle.settledAfterMs) / 1000 : '-')} s later (settled)`,
             'KiB / connection',
             'logins/s',
             'CPU idle',
@@ -1478,6 +1487,7 @@ function report(): string {
             `${String(idle.rssBeforeMiB)} MiB`,
             `${String(idle.rssAfterDefaultHashLoginsMiB)} MiB`,
             `${String(idle.rssConnectedMiB)} MiB`,
+            `${String(idle.rssSettledMiB ?? '-')} MiB`,
             String(idle.kibPerConnection),
             fmtInt(Number(idle.connectsPerSecond)),
             `${String(idle.cpuIdleConnectedPct ?? '-')} %`,
