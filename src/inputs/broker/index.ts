@@ -339,15 +339,22 @@ export const brokerInput = defineInput({
       return typeof a === 'string' ? a : undefined;
     };
 
+    // Made at a connection's first publish and kept while it lives: its login, id and address do not change, and
+    // asking the socket for its peer address is a system call (it showed in the profile of every publish).
+    const identities = new WeakMap<Client, TransportIdentity>();
     const identityOf = (client: Client | null): TransportIdentity | undefined => {
       if (!client) return undefined;
+      const known = identities.get(client);
+      if (known) return known;
       const username = principals.get(client)?.username;
       const remoteAddress = addressOf(client);
-      return {
+      const identity: TransportIdentity = {
         ...(username !== undefined ? { username } : {}),
         ...(client.id ? { clientId: client.id } : {}),
         ...(remoteAddress !== undefined ? { remoteAddress } : {}),
       };
+      identities.set(client, identity);
+      return identity;
     };
 
     const ingest = async (client: Client | null, topic: string, payload: Buffer | string, qos: number): Promise<void> => {
