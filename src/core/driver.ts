@@ -178,6 +178,8 @@ export interface SinkDefinition<S extends TSchema = TSchema> {
    * writes keep their order at the far end (MQTT publishes on one connection) or order does not matter (the historian).
    */
   readonly window?: number;
+  /** Most messages per write by default (`outbox.batchSize` overrides); 100 when absent. */
+  readonly batchSize?: number;
   /** How long the runner waits for a batch to fill by default (`outbox.lingerMs` overrides); 0 when absent. */
   readonly linger?: number;
   check?(options: Static<S>): readonly ConfigProblem[];

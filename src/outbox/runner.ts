@@ -240,6 +240,10 @@ export class SinkRunner {
     return message;
   }
 
+  private get batchSize(): number {
+    return this.opts.batchSize ?? 100;
+  }
+
   /** Batches in flight at most. */
   private get window(): number {
     return Math.max(1, this.opts.window ?? 1);
@@ -250,7 +254,7 @@ export class SinkRunner {
    * failed write can make the sink receive twice.
    */
   private get windowMessages(): number {
-    return this.window * this.opts.batchSize;
+    return this.window * this.batchSize;
   }
 
   private room(inflight: readonly Flight[]): boolean {
@@ -310,8 +314,8 @@ export class SinkRunner {
       // Fill the window.
       while (!this.stopping && this.room(inflight) && this.outbox.readable()) {
         const linger = this.opts.lingerMs ?? 0;
-        if (linger > 0 && inflight.length === 0 && this.outbox.stats().items < this.opts.batchSize) await this.sleepUnlessStopping(linger);
-        const size = await this.takeTokens(this.opts.batchSize);
+        if (linger > 0 && inflight.length === 0 && this.outbox.stats().items < this.batchSize) await this.sleepUnlessStopping(linger);
+        const size = await this.takeTokens(this.batchSize);
         if (this.stopping) break;
         let batch: readonly OutboxEntry[];
         try {

@@ -123,7 +123,12 @@ export class Hub {
         const ctx = this.context({ sink: spec.id }, spec.id);
         const sink = spec.def.create(spec.options, ctx);
         const outbox = this.openOutbox(spec.id, spec.outbox);
-        const opts = { ...spec.outbox, window: spec.outbox.window ?? spec.def.window ?? 1, lingerMs: spec.outbox.lingerMs ?? spec.def.linger ?? 0 };
+        const opts = {
+          ...spec.outbox,
+          window: spec.outbox.window ?? spec.def.window ?? 1,
+          lingerMs: spec.outbox.lingerMs ?? spec.def.linger ?? 0,
+          batchSize: spec.outbox.batchSize ?? spec.def.batchSize ?? 100,
+        };
         const runner = new SinkRunner(spec.id, spec.def.type, sink, outbox, opts, ctx);
         this.runners.set(spec.id, runner);
       }

@@ -27,7 +27,9 @@ export const OutboxOptions = Type.Object(
       default: 'drop-oldest',
       description: 'When full: drop the oldest, refuse the newest, or block (slow the inputs down; nothing is dropped).',
     }),
-    batchSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: 'Most messages per write.' }),
+    batchSize: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 10_000, description: 'Most messages per write (default: the sink type\'s own, 100 for most).' }),
+    ),
     window: Type.Optional(
       Type.Integer({
         minimum: 1,
