@@ -80,6 +80,29 @@ test('scale converts °C to °F with a new unit and name', () => {
   assert.deepEqual(out.units, { temperature_f: 'degF' });
 });
 
+test('scale rounds as the decimal form does, for any value (the fast path agrees with the exact one)', () => {
+  // Reference: round the shortest decimal form, as a person would (61.925 → 61.93, not binary's 61.92).
+  const exact = (x: number, d: number) => Number(`${Math.round(Number(`${x}e${d}`))}e-${d}`);
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  for (const d of [0, 1, 2, 3, 6]) {
+    const { stage } = make(scaleStage, { measurement: 'x', factor: 1, decimals: d });
+    const samples = [61.925, 1.005, 2.345, -2.5, 0.5, -0.125, 1e15 + 0.5, 123.4565];
+    for (let i = 0; i < 5000; i++) samples.push(rand() * 10 ** (1 + (i % 6)), Math.round(rand() * 1e5) / 10 ** (d + 1));
+    for (const x of samples) {
+      const [out] = stage.process(reading('a', { x }));
+      assert.ok(out && out.kind === 'reading');
+      const got = out.values['x'] as number;
+      if (String(x).includes('e')) {
+        // printed with an exponent (1e-7, 1e21): no decimal form to round, only the nearest step
+        assert.ok(Number.isFinite(got) && Math.abs(got - x) <= 0.5 / 10 ** d + Math.abs(x) * 1e-15, `${x} at ${d} decimals: ${got}`);
+      } else {
+        assert.equal(got, exact(x, d) + 0, `${x} at ${d} decimals`);
+      }
+    }
+  }
+});
+
 test('scale leaves readings without the measurement alone', () => {
   const { stage } = make(scaleStage, { measurement: 'power', factor: 0.001 });
   const r = reading('a', { temperature: 1 });

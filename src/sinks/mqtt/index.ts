@@ -255,7 +255,16 @@ export const mqttSink = defineSink({
           );
         });
         try {
-          await Promise.race([Promise.all(msgs.map((p) => c.publishAsync(p.topic, p.payload, popts))), failure]);
+          // One write to the socket for the whole batch, not one per message (writev was an eighth of the time).
+          const stream = c.stream as Partial<Pick<import('node:stream').Writable, 'cork' | 'uncork'>>;
+          stream.cork?.();
+          let sent: Promise<unknown>;
+          try {
+            sent = Promise.all(msgs.map((p) => c.publishAsync(p.topic, p.payload, popts)));
+          } finally {
+            process.nextTick(() => stream.uncork?.());
+          }
+          await Promise.race([sent, failure]);
         } catch (e) {
           dropInFlight(c); // a timeout: the outbox retries the batch, so mqtt.js must not replay it after a reconnect
           if (e instanceof SinkError) throw e;

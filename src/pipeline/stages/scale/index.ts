@@ -27,7 +27,23 @@ export const scaleStage = defineStage({
     const target = o.as ?? o.measurement;
     // Round through the decimal exponent form: toFixed(2) gives 61.92 for 61.925 because of binary representation.
     const d = o.decimals;
-    const round = d === undefined ? (x: number) => x : (x: number) => Number(`${Math.round(Number(`${x}e${d}`))}e-${d}`);
+    const p = d === undefined ? 1 : 10 ** d;
+    const exact = (x: number) => {
+      const s = String(x);
+      // 1e-7 and 1e21 print with an exponent, which the decimal trick cannot extend: there ties are moot anyway.
+      if (s.includes('e')) return Math.round(x * p) / p + 0;
+      return Number(`${Math.round(Number(`${s}e${d}`))}e-${d}`) + 0;
+    };
+    // An integer divided by a power of ten is the double nearest that decimal, as the string form gives; only near a
+    // tie (…5 at the last place) can the binary product round the wrong way, and there the string form decides.
+    const round =
+      d === undefined
+        ? (x: number) => x
+        : (x: number) => {
+            const y = x * p;
+            const f = y - Math.floor(y);
+            return Math.abs(f - 0.5) < 1e-6 || !(Math.abs(y) < 2 ** 52) ? exact(x) : Math.round(y) / p + 0; // + 0: no -0, as the string form gives none
+          };
     return {
       process(m) {
         if (m.kind !== 'reading') return [m];
@@ -39,11 +55,13 @@ export const scaleStage = defineStage({
           // back to slow dictionary objects).
           return [{ ...m, values: { ...m.values, [target]: result } }];
         }
-        const values: Record<string, Value> = { ...m.values };
-        const units: Record<string, string> = { ...(m.units ?? {}) };
-        const unit = o.unit ?? units[o.measurement];
-        delete values[o.measurement];
-        delete units[o.measurement];
+        // Renamed (or a new unit): copied without the old entry rather than deleted from a copy, which would make V8
+        // fall back to slow dictionary objects.
+        const values: Record<string, Value> = {};
+        for (const k in m.values) if (k !== o.measurement) values[k] = m.values[k]!;
+        const units: Record<string, string> = {};
+        if (m.units) for (const k in m.units) if (k !== o.measurement) units[k] = m.units[k]!;
+        const unit = o.unit ?? m.units?.[o.measurement];
         values[target] = result;
         if (unit !== undefined) units[target] = unit;
         return [withValues(m, values, units)];
