@@ -339,6 +339,19 @@ export const brokerInput = defineInput({
       return typeof a === 'string' ? a : undefined;
     };
 
+    // A commit acknowledges many publishes at once; their PUBACKs to one device leave in one write, not one each.
+    const corked = new WeakSet<Socket>();
+    const corkUntilNextTurn = (client: Client | null): void => {
+      const sock = client?.conn as Partial<Socket> | undefined;
+      if (!sock || typeof sock.cork !== 'function' || corked.has(sock as Socket)) return;
+      corked.add(sock as Socket);
+      sock.cork();
+      setImmediate(() => {
+        corked.delete(sock as Socket);
+        sock.uncork?.();
+      });
+    };
+
     // Made at a connection's first publish and kept while it lives: its login, id and address do not change, and
     // asking the socket for its peer address is a system call (it showed in the profile of every publish).
     const identities = new WeakMap<Client, TransportIdentity>();
@@ -534,7 +547,10 @@ export const brokerInput = defineInput({
             const wire = client !== null && packet.qos === 2 && typeof packet.messageId === 'number';
             const handedOver = wire ? ingestOnce(client, topic, packet) : ingest(client, topic, packet.payload, packet.qos);
             handedOver.then(
-              () => callback(null),
+              () => {
+                corkUntilNextTurn(client);
+                callback(null);
+              },
               (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),
             );
           },
