@@ -122,12 +122,15 @@ async function enqueue(o: Outbox, msgs: readonly Reading[], workers: number, per
 async function dequeue(o: Outbox, batch: number): Promise<{ ms: number; items: number }> {
   let items = 0;
   const t = performance.now();
+  // As the runner does: acknowledgements are not awaited one by one (they reach the disk with the next commit).
+  let last: Promise<void> = Promise.resolve();
   for (;;) {
     const b = await o.take(batch);
     if (b.length === 0) break;
     items += b.length;
-    await o.ack(b.length);
+    last = o.ack(b.length);
   }
+  await last;
   return { ms: performance.now() - t, items };
 }
 
@@ -269,7 +272,7 @@ async function main(): Promise<void> {
       await m.outbox.close();
       if (m.path) for (const s of ['', '-wal', '-shm']) rmSync(`${m.path}${s}`, { force: true });
     }
-    record(v.kind, v.sync, `dequeue: take ${DEQUEUE_BATCH} + ack, until empty`, ITEMS, runs);
+    record(v.kind, v.sync, `dequeue: take ${DEQUEUE_BATCH} + ack, until empty (acks not awaited one by one)`, ITEMS, runs);
     process.stderr.write('.');
   }
   process.stderr.write('\n');

@@ -7,12 +7,41 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 export interface SinkGaugeSource {
   readonly id: string;
   readonly state: string;
+  readonly backlog: number;
   readonly backlogBytes: number;
   readonly oldestAgeMs: number;
 }
 
 /** Default metrics left out of the registry (see the constructor). */
 export const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
+
+/**
+ * A counter bumped for every frame or reading: counted in a plain map and handed to prom-client when scraped
+ * (`collect`), because prom-client hashes the label object on every `inc`, several times per reading.
+ */
+export class HotCounter {
+  private readonly pending = new Map<string, number>();
+  readonly counter: Counter;
+
+  constructor(registry: Registry, name: string, help: string, private readonly label: string) {
+    const pending = this.pending;
+    this.counter = new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        for (const [value, n] of pending) this.inc({ [label]: value }, n);
+        pending.clear();
+      },
+    });
+  }
+
+  inc(labels: Readonly<Record<string, string>>, n = 1): void {
+    const value = labels[this.label] ?? '';
+    this.pending.set(value, (this.pending.get(value) ?? 0) + n);
+  }
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -25,7 +54,7 @@ export class Metrics {
     for (const name of DROPPED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
   }
 
-  readonly framesTotal = this.counter('backhaul_frames_total', 'Frames received, by input.', ['input']);
+  readonly framesTotal = this.hot('backhaul_frames_total', 'Frames received, by input.', 'input');
   readonly framesSkipped = this.counter(
     'backhaul_frames_skipped_total',
     'Frames recognised but carrying no reading (status, prompt, error lines), by input and reason.',
@@ -40,7 +69,7 @@ export class Metrics {
     'MQTT frames received at QoS 0 (fire-and-forget: the sender gets no acknowledgement and would not resend), by input.',
     ['input'],
   );
-  readonly readingsTotal = this.counter('backhaul_readings_total', 'Readings decoded, by input.', ['input']);
+  readonly readingsTotal = this.hot('backhaul_readings_total', 'Readings decoded, by input.', 'input');
   readonly gateDropped = this.counter(
     'backhaul_gate_dropped_total',
     'Readings the device gate dropped, by input and reason (unknown, disabled, blocked, bad_id, foreign_device).',
@@ -57,17 +86,18 @@ export class Metrics {
     'New unknown devices whose device.unknown event and log line were held back by devices.unknownEvents (the policy still applied).',
     [],
   );
-  readonly routeMessages = this.counter('backhaul_route_messages_total', 'Messages that matched a route, by route.', ['route']);
+  readonly routeMessages = this.hot('backhaul_route_messages_total', 'Messages that matched a route, by route.', 'route');
   readonly stageDropped = this.counter('backhaul_stage_dropped_total', 'Messages or values a stage removed, by route, stage and reason.', [
     'route',
     'stage',
     'reason',
   ]);
-  readonly sinkEnqueued = this.counter('backhaul_sink_enqueued_total', 'Messages put in a sink\'s outbox.', ['sink']);
-  readonly sinkDelivered = this.counter('backhaul_sink_delivered_total', 'Messages a sink delivered.', ['sink']);
+  readonly sinkEnqueued = this.hot('backhaul_sink_enqueued_total', 'Messages put in a sink\'s outbox.', 'sink');
+  readonly sinkDelivered = this.hot('backhaul_sink_delivered_total', 'Messages a sink delivered.', 'sink');
   readonly sinkRetries = this.counter('backhaul_sink_retries_total', 'Batch deliveries retried after an error.', ['sink']);
   readonly sinkDropped = this.counter('backhaul_sink_dropped_total', 'Messages a sink dropped, by reason.', ['sink', 'reason']);
-  readonly sinkBacklog = this.gauge('backhaul_sink_backlog_items', 'Messages waiting in a sink\'s outbox.', ['sink']);
+  // Read from the sinks when scraped, not set on every put and acknowledgement.
+  readonly sinkBacklog = this.sampled('backhaul_sink_backlog_items', 'Messages waiting in a sink\'s outbox.', (s) => s.backlog);
   // Read from the sinks when scraped, so they are never stale.
   private sinkSource: () => readonly SinkGaugeSource[] = () => [];
   readonly sinkBacklogBytes = this.sampled('backhaul_sink_backlog_bytes', 'Bytes of messages waiting in a sink\'s outbox.', (s) => s.backlogBytes);
@@ -140,6 +170,10 @@ export class Metrics {
         for (const s of sinks()) this.set({ sink: s.id }, pick(s));
       },
     });
+  }
+
+  private hot(name: string, help: string, label: string): HotCounter {
+    return new HotCounter(this.registry, name, help, label);
   }
 
   private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {

@@ -88,7 +88,6 @@ export class SinkRunner {
     const labels = { sink: this.id };
     this.deps.metrics.sinkEnqueued.inc(labels, msgs.length);
     if (dropped > 0) this.countDropped('overflow', dropped, `outbox full (maxItems ${this.opts.maxItems}), ${this.opts.overflow} dropped messages`);
-    this.deps.metrics.sinkBacklog.set(labels, this.outbox.stats().items);
   }
 
   status(): SinkStatus {
@@ -394,7 +393,6 @@ export class SinkRunner {
     this.outbox.ack(n).then(
       () => {
         this.acking -= n;
-        this.deps.metrics.sinkBacklog.set({ sink: this.id }, this.outbox.stats().items);
         this.notifyDrained();
         this.signal();
       },
