@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { systemClock } from '../src/core/clock.js';
 import type { Reading } from '../src/core/types.js';
-import { Journal, memoryOutbox } from '../src/outbox/journal.js';
+import { memoryOutbox, soloDurableOutbox } from '../src/outbox/journal.js';
 import type { Outbox, OutboxLimits } from '../src/outbox/outbox.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/outbox.js → repository root
@@ -85,21 +85,7 @@ interface Made {
 async function make(kind: Kind, sync: Sync, dir: string, name: string): Promise<Made> {
   if (kind === 'memory') return { outbox: memoryOutbox(LIMITS, systemClock) };
   const path = join(dir, `${name}.sqlite`);
-  const journal = await Journal.open({ path, sync: sync === 'normal' ? 'normal' : 'full', clock: systemClock, lanes: ['s'] });
-  const lane = journal.lane('s', LIMITS);
-  const outbox: Outbox = {
-    put: (m) => lane.put(m),
-    take: (k) => lane.take(k),
-    ack: (k) => lane.ack(k),
-    release: () => lane.release(),
-    stats: () => lane.stats(),
-    readable: () => lane.readable(),
-    whenReadable: () => lane.whenReadable(),
-    close: async () => {
-      await lane.close();
-      await journal.close();
-    },
-  };
+  const outbox = await soloDurableOutbox(path, LIMITS, sync === 'normal' ? 'normal' : 'full', systemClock);
   return { outbox, path };
 }
 

@@ -857,3 +857,25 @@ class Lane implements Outbox {
 export function memoryOutbox(limits: OutboxLimits, clock: Clock): Outbox {
   return Journal.memory(clock).lane('memory', limits);
 }
+
+/**
+ * A durable outbox alone in a journal of its own, whose close also closes the journal and its storage thread (for
+ * benchmarks and tests of one outbox; the hub shares one journal among all its sinks).
+ */
+export async function soloDurableOutbox(path: string, limits: OutboxLimits, sync: 'full' | 'normal', clock: Clock): Promise<Outbox> {
+  const j = await Journal.open({ path, sync, clock, lanes: ['s'] });
+  const lane = j.lane('s', limits);
+  return {
+    put: (m) => lane.put(m),
+    take: (max) => lane.take(max),
+    ack: (n) => lane.ack(n),
+    release: () => lane.release(),
+    stats: () => lane.stats(),
+    readable: () => lane.readable(),
+    whenReadable: () => lane.whenReadable(),
+    close: async () => {
+      await lane.close();
+      await j.close();
+    },
+  };
+}
