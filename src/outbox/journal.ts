@@ -260,16 +260,20 @@ export class Journal {
   release(e: Entry, lane: Lane, inOrder: boolean): void {
     e.refs--;
     if (e.refs === 0) {
-      if (this.store) this.live--;
+      e.body = undefined;
+      if (!this.store) {
+        e.msg = undefined; // the in-memory journal keeps no rows and no counts to update
+        return;
+      }
+      this.live--;
       if (e.msg !== undefined) this.hot--;
       e.msg = undefined;
-      e.body = undefined;
       if (e.state !== PENDING) this.deletes.push(e.seq);
       this.updates.delete(e);
     } else if (!inOrder) {
       // Dropped behind rows still in flight: its cursor cannot say so, its row must.
       e.lanes = e.lanes.filter((l) => l !== lane);
-      if (e.state !== PENDING) this.updates.add(e);
+      if (e.state !== PENDING && this.store) this.updates.add(e);
     }
   }
 
