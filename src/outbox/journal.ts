@@ -793,6 +793,7 @@ class Lane implements Outbox {
   }
 
   readable(): boolean {
+    if (this.closed) return false;
     for (let i = this.next; i < this.q.length; i++) {
       const e = this.q[i];
       if (e) return e.state === DURABLE;
@@ -801,7 +802,9 @@ class Lane implements Outbox {
   }
 
   whenReadable(): Promise<void> {
-    if (this.closed || this.readable()) return Promise.resolve();
+    // Closed: nothing will be readable again; the runner's stop wakes it by its own signal, so no busy loop here.
+    if (this.closed) return new Promise(() => undefined);
+    if (this.readable()) return Promise.resolve();
     return new Promise((resolve) => this.readers.push(resolve));
   }
 

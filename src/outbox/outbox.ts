@@ -51,7 +51,7 @@ export interface Outbox {
   stats(): OutboxStats;
   /** True when `take` would return something now. */
   readable(): boolean;
-  /** Resolves as soon as `readable()` is true (or the outbox closed). */
+  /** Resolves as soon as `readable()` is true. A closed outbox is never readable: waiters then resolve at the close, later calls never. */
   whenReadable(): Promise<void>;
   /** Detach: wake every waiter (blocked puts reject). What it holds stays in the journal. */
   close(): Promise<void>;

@@ -325,7 +325,11 @@ export class SinkRunner {
           await this.sleepUnlessStopping(1000);
           break;
         }
-        if (batch.length === 0) break;
+        if (batch.length === 0) {
+          // Readable but nothing given: the outbox was closed under us (a stop that could not wait). Do not spin.
+          if (inflight.length === 0) await this.sleepUnlessStopping(100);
+          break;
+        }
         this.spendTokens(batch.length);
         if (inflight.length === 0) this.readyDuringAttempt = false;
         inflight.push({
