@@ -314,15 +314,32 @@ export class Journal {
   }
 
   private schedule(): void {
-    if (this.flushScheduled || this.committing || !this.store) return;
+    if (this.committing || !this.store) return;
+    if (this.flushScheduled) {
+      // Waiting out the pace: once as many puts are back as the last commit carried (senders that each wait for
+      // their acknowledgement), no more are coming soon, so go now.
+      if (this.paceTimer !== undefined && this.groupPuts >= this.lastGroupPuts) {
+        clearTimeout(this.paceTimer);
+        this.paceTimer = undefined;
+        setImmediate(() => this.flush());
+      }
+      return;
+    }
     this.flushScheduled = true;
-    // Everything put in this turn of the event loop goes into one commit, and while puts keep coming, everything put
-    // within COMMIT_EVERY_MS. Pacing on the real clock: it is about the disk, not the readings' time.
-    // One put at a time (a lone sender waiting for each acknowledgement) gains nothing by waiting: no pacing then.
-    const wait = this.lastGroupPuts <= 1 && this.groupPuts <= 1 ? 0 : this.lastCommitAt + COMMIT_EVERY_MS - performance.now();
+    // Everything put in this turn of the event loop goes into one commit; while puts keep coming from more senders
+    // than came back, everything put within COMMIT_EVERY_MS. Pacing on the real clock: it is about the disk, not the
+    // readings' time. A lone sender, or all of the last commit's senders back, go at once.
+    const wait = this.groupPuts >= this.lastGroupPuts ? 0 : this.lastCommitAt + COMMIT_EVERY_MS - performance.now();
     if (wait <= 0) setImmediate(() => this.flush());
-    else setTimeout(() => this.flush(), wait);
+    else {
+      this.paceTimer = setTimeout(() => {
+        this.paceTimer = undefined;
+        this.flush();
+      }, wait);
+    }
   }
+
+  private paceTimer: NodeJS.Timeout | undefined;
 
   private lastCommitAt = -Infinity;
   /** Puts waiting for the group being gathered, and how many the last commit carried. */
@@ -335,6 +352,8 @@ export class Journal {
     if (this.committing || !store) return;
     clearTimeout(this.lazyTimer);
     this.lazyTimer = undefined;
+    clearTimeout(this.paceTimer);
+    this.paceTimer = undefined;
     this.urgent = false;
     const group = this.group.filter((e) => e.refs > 0);
     const done = this.groupDone;
