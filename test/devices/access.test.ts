@@ -15,6 +15,7 @@ import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
 import { freePort, until } from '../helpers/servers.js';
+import { tryPublish } from '../helpers/mqtt-client.js';
 
 const PASSWORD = 'shutter-301-password';
 const SHUTTER = 'aa:bb:cc:00:03:01';
@@ -73,17 +74,6 @@ async function connect(t: TestContext, url: string, username?: string, password?
   return c;
 }
 
-/** Publish QoS 1 and report whether the broker acknowledged it (true) or closed the connection (false). */
-function tryPublish(c: MqttClient, topic: string, body: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const onClose = () => resolve(false);
-    c.once('close', onClose);
-    c.publish(topic, body, { qos: 1 }, (err) => {
-      c.off('close', onClose);
-      resolve(!err);
-    });
-  });
-}
 
 test('broker ACL: a device publishes under its own base topic only, subscribes only to its command topic; wrong or disabled logins and anonymous clients are refused', async (t) => {
   const { url, lines, hub } = await setup(t);

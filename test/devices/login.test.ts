@@ -16,6 +16,7 @@ import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
 import { freePort, until } from '../helpers/servers.js';
+import { tryPublish } from '../helpers/mqtt-client.js';
 
 const FAST = /^\$hmac-sha256\$k=[0-9a-f]{12}\$/;
 const BAD_LOGIN = /Bad username or password/i;
@@ -81,17 +82,6 @@ function refused(url: string, username: string, password: string): Promise<void>
   return assert.rejects(mqtt.connectAsync(url, { reconnectPeriod: 0, username, password }), BAD_LOGIN);
 }
 
-/** Publish QoS 1 and report whether the broker acknowledged it (true) or closed the connection (false). */
-function tryPublish(c: MqttClient, topic: string, body: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const onClose = () => resolve(false);
-    c.once('close', onClose);
-    c.publish(topic, body, { qos: 1 }, (err) => {
-      c.off('close', onClose);
-      resolve(!err);
-    });
-  });
-}
 
 async function hashOf(s: SqliteDeviceStore, id: string): Promise<string | undefined> {
   return (await s.get(id))?.credentials?.hash;
