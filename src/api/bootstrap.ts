@@ -18,6 +18,7 @@ import type { Clock } from '../core/clock.js';
 import type { Metrics } from '../core/metrics.js';
 import { RateLimiter, type RateLimitOptions } from '../core/ratelimit.js';
 import { LogThrottle } from '../core/throttle.js';
+import { makeEvent } from '../core/events.js';
 import type { HubEvent } from '../core/types.js';
 import { generatePassword, hashPassword, verifyPassword } from '../devices/credentials.js';
 import type { DeviceStore } from '../devices/registry.js';
@@ -163,15 +164,13 @@ export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
       detail: { address: req.ip, ...(claimedBy !== undefined ? { claimedBy } : {}), ...(claimedAt !== undefined ? { claimedAt } : {}) },
       at: now,
     });
-    o.raise?.({
-      kind: 'event',
-      type: CLAIMED_TWICE,
-      ts: now,
-      severity: 'critical',
-      device: d.id,
-      message,
-      data: { address: req.ip, ...(claimedBy !== undefined ? { claimedBy } : {}), ...(claimedAt !== undefined ? { claimedAt } : {}) },
-    });
+    o.raise?.(
+      makeEvent(
+        CLAIMED_TWICE,
+        { address: req.ip, ...(claimedBy !== undefined ? { claimedBy } : {}), ...(claimedAt !== undefined ? { claimedAt } : {}) },
+        { ts: now, device: d.id, message },
+      ),
+    );
   };
 
   return (app) => {

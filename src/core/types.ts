@@ -1,6 +1,7 @@
 // The three shapes that travel through Backhaul (see docs/architecture.md): a Frame is what an input received, a
 // Reading is one device's values at one time, an Event is something the hub itself observed. Readings and Events
 // share the router, so both carry a `kind` discriminant.
+import type { HubEvent } from './events.js';
 
 /** Who sent a frame, as far as the transport can tell. Filled by inputs; used by the device gate. */
 export interface TransportIdentity {
@@ -50,17 +51,11 @@ export interface Reading {
 
 export type EventSeverity = 'info' | 'warning' | 'critical';
 
-export interface HubEvent {
-  readonly kind: 'event';
-  /** Dotted event type, e.g. `device.offline`, `sink.backlog`, `config.applied`. */
-  readonly type: string;
-  readonly ts: number;
-  readonly severity: EventSeverity;
-  /** The device the event is about, if any; lets device matches apply to events too. */
-  readonly device?: string;
-  readonly message: string;
-  readonly data?: Readonly<Record<string, Value>>;
-}
+/**
+ * An event the hub raised: a union discriminated by `type`, derived from the map of event types in events.ts, whose
+ * `makeEvent` is the one way to make one.
+ */
+export type { HubEvent };
 
 /** Anything the router routes. */
 export type Message = Reading | HubEvent;

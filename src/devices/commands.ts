@@ -18,6 +18,7 @@ import type { Clock, ClockTimer } from '../core/clock.js';
 import type { BrokerPort } from '../core/driver.js';
 import { BackhaulError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { makeEvent } from '../core/events.js';
 import type { HubEvent } from '../core/types.js';
 import { checkOrderParams, shownOrderParams } from './device-types.js';
 import type { DeviceStatus } from './gate.js';
@@ -191,15 +192,13 @@ export class CommandCenter {
       at,
     });
     this.o.logger.info({ device: c.device, order: c.order, command: c.id, status }, `order ${status}`);
-    this.o.publish?.({
-      kind: 'event',
-      type: `command.${status}`,
-      ts: at,
-      severity: status === 'acknowledged' ? 'info' : 'warning',
-      device: c.device,
-      message: `${c.order} to ${c.device}: ${status}`,
-      data: { command: c.id, order: c.order, ...(typeof result === 'string' ? { reason: result } : { answer: JSON.stringify(result) }) },
-    });
+    const fields = { ts: at, device: c.device, message: `${c.order} to ${c.device}: ${status}` };
+    const ids = { command: c.id, order: c.order };
+    this.o.publish?.(
+      status === 'expired'
+        ? makeEvent('command.expired', { ...ids, reason: typeof result === 'string' ? result : JSON.stringify(result) }, fields)
+        : makeEvent(`command.${status}`, { ...ids, ...(typeof result === 'string' ? { reason: result } : { answer: JSON.stringify(result) }) }, fields),
+    );
   }
 
   private audit(req: SendCommand, d: Device, result: string, detail: JsonObject): Promise<unknown> {

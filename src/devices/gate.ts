@@ -14,6 +14,7 @@ import { LogThrottle } from '../core/throttle.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Principal } from '../core/driver.js';
+import { makeEvent } from '../core/events.js';
 import type { Frame, HubEvent, Reading } from '../core/types.js';
 import type { DeviceStore, RehashItem, TouchItem } from './registry.js';
 import { effectiveThresholds } from './device-types.js';
@@ -423,15 +424,18 @@ export class DeviceGate {
       return;
     }
     this.o.logger.info({ device: id, policy, input: r.source.input }, `unknown device ${id}: ${policy}`);
-    this.o.publish({
-      kind: 'event',
-      type: 'device.unknown',
-      ts: at,
-      severity: policy === 'register' ? 'info' : 'warning',
-      device: id,
-      message: `unknown device ${id} seen on input ${r.source.input}: ${policy === 'register' ? 'registered as INIT' : policy === 'quarantine' ? 'quarantined (registered disabled)' : 'its readings are dropped'}`,
-      data: { policy, input: r.source.input },
-    });
+    this.o.publish(
+      makeEvent(
+        'device.unknown',
+        { policy, input: r.source.input },
+        {
+          ts: at,
+          severity: policy === 'register' ? 'info' : 'warning',
+          device: id,
+          message: `unknown device ${id} seen on input ${r.source.input}: ${policy === 'register' ? 'registered as INIT' : policy === 'quarantine' ? 'quarantined (registered disabled)' : 'its readings are dropped'}`,
+        },
+      ),
+    );
   }
 
   /** A device.unknown event held back by the bound: counted, and summed up once UNKNOWN_SUMMARY_MS later. */
@@ -457,14 +461,7 @@ export class DeviceGate {
       `and log lines were held back by devices.unknownEvents; the ${policy} policy still applied to them`;
     this.o.logger.warn({ suppressed: h.count, first: h.first, policy }, message);
     if (!event) return;
-    this.o.publish({
-      kind: 'event',
-      type: 'device.unknown_suppressed',
-      ts: this.o.clock.now(),
-      severity: 'warning',
-      message,
-      data: { suppressed: h.count, first: h.first, since: h.since, policy },
-    });
+    this.o.publish(makeEvent('device.unknown_suppressed', { suppressed: h.count, first: h.first, since: h.since, policy }, { ts: this.o.clock.now(), message }));
   }
 
   /** A login refused because its hash was made with another key than this registry's: say so (throttled). */

@@ -14,6 +14,7 @@
 // Nothing is persisted: after a restart `start()` is given each device's last-seen time, and a device still silent
 // raises device.offline once more; battery state is learnt again from the next reading.
 import type { Clock, ClockTimer } from '../core/clock.js';
+import { makeEvent } from '../core/events.js';
 import type { HubEvent, Reading, Value } from '../core/types.js';
 
 export interface LivenessThresholds {
@@ -161,19 +162,13 @@ export class LivenessMonitor {
     if (prev === undefined || at > prev) e.lastSeen = at;
     if (e.online === false) {
       const silentMs = prev === undefined ? 0 : Math.max(0, at - prev);
-      events.push({
-        kind: 'event',
-        type: 'device.online',
-        ts: at,
-        severity: 'info',
-        device: e.id,
-        message: `${this.name(e.id)} back after ${formatDuration(silentMs)} of silence`,
-        data: {
-          ...(prev !== undefined ? { lastSeen: prev } : {}),
-          silentMs,
-          ...(t?.maxSilentMs !== undefined ? { threshold: t.maxSilentMs } : {}),
-        },
-      });
+      events.push(
+        makeEvent(
+          'device.online',
+          { ...(prev !== undefined ? { lastSeen: prev } : {}), silentMs, ...(t?.maxSilentMs !== undefined ? { threshold: t.maxSilentMs } : {}) },
+          { ts: at, device: e.id, message: `${this.name(e.id)} back after ${formatDuration(silentMs)} of silence` },
+        ),
+      );
     }
     e.online = undefined;
     this.schedule(e, t?.maxSilentMs);
@@ -253,14 +248,16 @@ export class LivenessMonitor {
       this.refused++;
       if (!this.full) {
         this.full = true;
-        this.o.emit({
-          kind: 'event',
-          type: 'liveness.overflow',
-          ts: this.o.clock.now(),
-          severity: 'warning',
-          message: `liveness monitor full: ${this.maxDevices} devices watched; new devices (first ${id}) are not watched for silence or battery`,
-          data: { maxDevices: this.maxDevices, firstRefused: id },
-        });
+        this.o.emit(
+          makeEvent(
+            'liveness.overflow',
+            { maxDevices: this.maxDevices, firstRefused: id },
+            {
+              ts: this.o.clock.now(),
+              message: `liveness monitor full: ${this.maxDevices} devices watched; new devices (first ${id}) are not watched for silence or battery`,
+            },
+          ),
+        );
       }
       return undefined;
     }
@@ -306,27 +303,11 @@ export class LivenessMonitor {
     const data = { value: raw, floor, recoverAbove };
     if (!e.batteryLow && raw < floor) {
       e.batteryLow = true;
-      return {
-        kind: 'event',
-        type: 'device.battery_low',
-        ts: at,
-        severity: 'warning',
-        device: e.id,
-        message: `${this.name(e.id)} battery low: ${volts(raw)} (floor ${volts(floor)})`,
-        data,
-      };
+      return makeEvent('device.battery_low', data, { ts: at, device: e.id, message: `${this.name(e.id)} battery low: ${volts(raw)} (floor ${volts(floor)})` });
     }
     if (e.batteryLow && raw > recoverAbove) {
       e.batteryLow = false;
-      return {
-        kind: 'event',
-        type: 'device.battery_ok',
-        ts: at,
-        severity: 'info',
-        device: e.id,
-        message: `${this.name(e.id)} battery back to ${volts(raw)} (floor ${volts(floor)})`,
-        data,
-      };
+      return makeEvent('device.battery_ok', data, { ts: at, device: e.id, message: `${this.name(e.id)} battery back to ${volts(raw)} (floor ${volts(floor)})` });
     }
     return undefined;
   }
@@ -372,15 +353,13 @@ export class LivenessMonitor {
         continue;
       }
       top.online = false;
-      events.push({
-        kind: 'event',
-        type: 'device.offline',
-        ts: now,
-        severity: 'warning',
-        device: top.id,
-        message: `${this.name(top.id)} silent for ${formatDuration(silentMs)} (threshold ${formatDuration(t)})`,
-        data: { lastSeen, silentMs, threshold: t },
-      });
+      events.push(
+        makeEvent(
+          'device.offline',
+          { lastSeen, silentMs, threshold: t },
+          { ts: now, device: top.id, message: `${this.name(top.id)} silent for ${formatDuration(silentMs)} (threshold ${formatDuration(t)})` },
+        ),
+      );
     }
     this.arm();
     for (const ev of events) this.o.emit(ev);

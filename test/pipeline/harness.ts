@@ -5,7 +5,8 @@ import type { TSchema } from '@sinclair/typebox';
 import { ManualClock } from '../../src/core/clock.js';
 import { SchemaValidator } from '../../src/core/config/validate.js';
 import type { StageDefinition } from '../../src/core/driver.js';
-import type { HubEvent, Message, Reading, Value } from '../../src/core/types.js';
+import type { CustomEvent, HubEvent } from '../../src/core/events.js';
+import type { Message, Reading, Value } from '../../src/core/types.js';
 import { stageContext } from '../helpers/context.js';
 
 const validator = new SchemaValidator();
@@ -33,8 +34,12 @@ export function reading(device: string, ts: number, values: Record<string, Value
   return { kind: 'reading', device, ts, values, authenticated: false, source: { input: 'in', decoder: 'json' }, ...extra };
 }
 
-export function event(extra: Partial<HubEvent> = {}): HubEvent {
-  return { kind: 'event', type: 'device.offline', ts: T0, severity: 'warning', device: 'a', message: 'a went silent', ...extra };
+/**
+ * A `device.offline` event, or with `extra` any event a stage may be given (one of an older version, read back from
+ * the journal, too): loosely typed on purpose, as stages must pass every event; the hub makes its own with makeEvent.
+ */
+export function event(extra: Partial<Omit<CustomEvent, 'kind' | 'type'>> & { readonly type?: string } = {}): HubEvent {
+  return { kind: 'event', type: 'device.offline', ts: T0, severity: 'warning', device: 'a', message: 'a went silent', ...extra } as HubEvent;
 }
 
 export const readings = (out: readonly Message[]): Reading[] => out.filter((m): m is Reading => m.kind === 'reading');

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { makeEvent } from '../../src/core/events.js';
 import type { Message, Reading } from '../../src/core/types.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { Router, compileMatch, type RouteTarget } from '../../src/pipeline/router.js';
@@ -43,7 +44,7 @@ test('match by measurements narrows the reading to them', () => {
 });
 
 test('events go only to routes that take events', () => {
-  const ev: Message = { kind: 'event', type: 'device.offline', ts: 1, severity: 'warning', device: 'a', message: 'silent' };
+  const ev: Message = makeEvent('device.offline', { lastSeen: 0, silentMs: 1, threshold: 0 }, { ts: 1, device: 'a', message: 'silent' });
   assert.equal(compileMatch({ kind: 'reading' })(ev), undefined);
   assert.ok(compileMatch({ kind: 'event', events: ['device.*'] })(ev));
   assert.equal(compileMatch({ kind: 'event', events: ['sink.*'] })(ev), undefined);

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { makeEvent } from '../../src/core/events.js';
 import type { Message, Reading } from '../../src/core/types.js';
 import type { TSchema } from '@sinclair/typebox';
 import type { StageDefinition } from '../../src/core/driver.js';
@@ -57,7 +58,7 @@ test('filter keeps or removes measurements', () => {
 
 test('filter passes events through value-only criteria but applies device criteria to them', () => {
   const { stage } = make(filterStage, { devices: ['a'] });
-  const ev: Message = { kind: 'event', type: 'device.offline', ts: 0, severity: 'warning', device: 'b', message: 'b went silent' };
+  const ev: Message = makeEvent('device.offline', { lastSeen: 0, silentMs: 2, threshold: 1 }, { ts: 2, device: 'b', message: 'b went silent' });
   assert.equal(stage.process(ev).length, 0);
   assert.equal(stage.process({ ...ev, device: 'a' }).length, 1);
 });

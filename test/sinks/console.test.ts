@@ -15,7 +15,7 @@ test('console text format: time, device#seq, name=value<unit>', () => {
     '2026-01-01T00:00:00.000Z 819c temperature=16.625Cel battery=2.55V',
   );
   assert.equal(formatConsoleLine(reading('d', T0, { note: 'door open' })), '2026-01-01T00:00:00.000Z d note="door open"');
-  assert.equal(formatConsoleLine(offline), '2026-01-01T00:01:00.000Z [warning] device.offline 819c: silent for 2h silentMs=7200000');
+  assert.equal(formatConsoleLine(offline), '2026-01-01T00:01:00.000Z [warning] device.offline 819c: silent for 2h lastSeen=1767218460000 silentMs=7200000 threshold=3600000');
 });
 
 test('console json format: the messageToJson object', () => {

@@ -27,7 +27,7 @@ test('messageToJson: an event', () => {
     severity: 'warning',
     device: '819c',
     message: 'silent for 2h',
-    data: { silentMs: 7_200_000 },
+    data: { lastSeen: T0 - 7_140_000, silentMs: 7_200_000, threshold: 3_600_000 },
   });
 });
 

@@ -1,5 +1,6 @@
 // Readings, events and a driver context shared by the sink tests.
 import type { DriverContext } from '../../src/core/driver.js';
+import { makeEvent } from '../../src/core/events.js';
 import type { HubEvent, Reading } from '../../src/core/types.js';
 import { driverContext, tempDir, type TestContextOptions } from '../helpers/context.js';
 
@@ -25,12 +26,8 @@ export const valve: Reading = reading(
   { seq: 12, units: { temperature: 'Cel', battery: 'V' }, authenticated: true },
 );
 
-export const offline: HubEvent = {
-  kind: 'event',
-  type: 'device.offline',
-  ts: T0 + 60_000,
-  severity: 'warning',
-  device: '819c',
-  message: 'silent for 2h',
-  data: { silentMs: 7_200_000 },
-};
+export const offline: HubEvent = makeEvent(
+  'device.offline',
+  { lastSeen: T0 - 7_140_000, silentMs: 7_200_000, threshold: 3_600_000 },
+  { ts: T0 + 60_000, device: '819c', message: 'silent for 2h' },
+);

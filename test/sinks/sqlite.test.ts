@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { ManualClock } from '../../src/core/clock.js';
+import { makeEvent } from '../../src/core/events.js';
 import type { Message } from '../../src/core/types.js';
 import { defineSqliteSink, Historian, sqliteSink } from '../../src/sinks/sqlite/index.js';
 import { driverContext, tempDir } from '../helpers/context.js';
@@ -23,7 +24,8 @@ test('sqlite sink: readings and events stored, queried by device, measurement an
     const b39a = [0, 1, 2, 3].map((i) => reading('b39a', T0 + i * H, { temperature: 18 + i, humidity: 60 - i }, { units: { temperature: 'Cel', humidity: '%RH' } }));
     await sink.write([valve, offline, ...b39a]);
     // an event without a device, and a retried batch that must not duplicate rows
-    await sink.write([{ kind: 'event', type: 'config.applied', ts: T0 + 5, severity: 'info', message: 'config v2' }]);
+    const applied = { source: 'hub.jsonc', hash: 'ab12', inputs: 1, routes: 2, sinks: 3 };
+    await sink.write([makeEvent('config.applied', applied, { ts: T0 + 5, message: 'config v2' })]);
     await sink.write([valve, ...b39a]);
     await sink.close();
 
@@ -59,8 +61,8 @@ test('sqlite sink: readings and events stored, queried by device, measurement an
         { device: 'b39a', ts: T0 + 3 * H, measurement: 'temperature', value: 21, unit: 'Cel', authenticated: false },
       ]);
       assert.deepEqual(h.queryEvents(), [
-        { ts: T0 + 5, type: 'config.applied', severity: 'info', message: 'config v2' },
-        { ts: T0 + 60_000, type: 'device.offline', severity: 'warning', device: '819c', message: 'silent for 2h', data: { silentMs: 7_200_000 } },
+        { ts: T0 + 5, type: 'config.applied', severity: 'info', message: 'config v2', data: applied },
+        { ts: T0 + 60_000, type: 'device.offline', severity: 'warning', device: '819c', message: 'silent for 2h', data: offline.data },
       ]);
       assert.deepEqual(
         h.queryEvents({ device: '819c' }).map((e) => e.type),

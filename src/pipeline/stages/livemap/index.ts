@@ -4,6 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { ClockTimer } from '../../../core/clock.js';
 import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
+import { makeEvent } from '../../../core/events.js';
 import type { HubEvent, Value } from '../../../core/types.js';
 import { Duration, durationMs, durationProblems } from '../../duration.js';
 
@@ -94,14 +95,7 @@ export const livemapStage = defineStage({
       }
       lastSnapshot = now;
       dirty = false;
-      return {
-        kind: 'event',
-        type: 'livemap.snapshot',
-        ts: now,
-        severity: 'info',
-        message: `${map.size} live value(s) from ${devices.size} device(s)`,
-        data,
-      };
+      return makeEvent('livemap.snapshot', data, { ts: now, message: `${map.size} live value(s) from ${devices.size} device(s)` });
     };
 
     /** The next moment a sweep has work: a value expiring (when changes matter) or held-back changes going out. */

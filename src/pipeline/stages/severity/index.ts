@@ -3,7 +3,8 @@
 import { Type } from '@sinclair/typebox';
 import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
-import type { EventSeverity, HubEvent, Message, Value } from '../../../core/types.js';
+import { makeEvent } from '../../../core/events.js';
+import type { EventSeverity, Message, Value } from '../../../core/types.js';
 
 const Thresholds = Type.Object(
   {
@@ -104,22 +105,18 @@ export const severityStage = defineStage({
         }
         if (next === cur) return out;
         const unit = m.units?.[o.measurement];
-        const ev: HubEvent = {
-          kind: 'event',
-          type: 'severity.changed',
-          ts: m.ts,
-          severity: EVENT_SEVERITY[next],
-          device: m.device,
-          message: `${m.device} ${o.measurement} ${v}${unit ? ` ${unit}` : ''}: ${LEVELS[next]} (was ${LEVELS[cur]})`,
-          data: {
-            measurement: o.measurement,
-            value: v,
-            level: LEVELS[next],
-            previous: LEVELS[cur],
-            ...(unit !== undefined ? { unit } : {}),
-          },
-        };
-        out.push(ev);
+        out.push(
+          makeEvent(
+            'severity.changed',
+            { measurement: o.measurement, value: v, level: LEVELS[next], previous: LEVELS[cur], ...(unit !== undefined ? { unit } : {}) },
+            {
+              ts: m.ts,
+              severity: EVENT_SEVERITY[next],
+              device: m.device,
+              message: `${m.device} ${o.measurement} ${v}${unit ? ` ${unit}` : ''}: ${LEVELS[next]} (was ${LEVELS[cur]})`,
+            },
+          ),
+        );
         return out;
       },
     };

@@ -4,7 +4,8 @@
 import { Type } from '@sinclair/typebox';
 import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
-import type { HubEvent, Message, Value } from '../../../core/types.js';
+import { customEvent, isEventType } from '../../../core/events.js';
+import type { Message, Value } from '../../../core/types.js';
 import { localeProblem, zoneProblem } from '../../localtime.js';
 
 const Options = Type.Object(
@@ -24,7 +25,7 @@ const Options = Type.Object(
     deviceNames: Type.Optional(
       Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), { description: 'Device id → name used for `{device}` (`{id}` is always the id).' }),
     ),
-    event: Type.String({ minLength: 1, default: 'notification', description: 'Type of the event made from a reading.' }),
+    event: Type.String({ minLength: 1, default: 'notification', description: 'Type of the event made from a reading; not a built-in one (docs/events.md).' }),
     severity: Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('critical')], {
       default: 'info',
       description: 'Severity of the event made from a reading (an event keeps its own).',
@@ -102,6 +103,8 @@ export const templateStage = defineStage({
     if (tz) problems.push({ path: 'tz', message: tz });
     const loc = localeProblem(o.locale ?? 'en-GB');
     if (loc) problems.push({ path: 'locale', message: loc });
+    // A built-in type's data is the hub's own (docs/events.md); a reading's values would not be that.
+    if (o.event !== undefined && isEventType(o.event)) problems.push({ path: 'event', message: `${o.event} is a built-in event type (docs/events.md); choose another` });
     o.phrases.forEach((p, i) => {
       try {
         parsePhrase(p);
@@ -186,16 +189,7 @@ export const templateStage = defineStage({
           if (text === undefined) continue;
           turn = i + 1;
           if (m.kind === 'event') return [{ ...m, message: text }];
-          const ev: HubEvent = {
-            kind: 'event',
-            type: o.event ?? 'notification',
-            ts: m.ts,
-            severity: o.severity ?? 'info',
-            device: m.device,
-            message: text,
-            data: { ...m.values },
-          };
-          return [ev];
+          return [customEvent(o.event ?? 'notification', { ...m.values }, { ts: m.ts, severity: o.severity ?? 'info', device: m.device, message: text })];
         }
         ctx.dropped('template_unfilled');
         return [];
