@@ -6,7 +6,8 @@ import { isBackhaulError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { OutboxOptions } from '../core/config/schema.js';
-import type { Message } from '../core/types.js';
+import { makeEvent } from '../core/events.js';
+import type { HubEvent, Message } from '../core/types.js';
 import { LogThrottle } from '../core/throttle.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
 
@@ -31,6 +32,8 @@ export interface SinkRunnerDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly clock: Clock;
+  /** Into the router: `sink.backlog` and `sink.backlog_ok` (with `backlogAlert`). */
+  readonly raise?: (e: HubEvent) => void;
 }
 
 export class SinkRunner {
@@ -58,6 +61,8 @@ export class SinkRunner {
   private acking = 0;
   private wakeup: (() => void) | undefined;
   private wakePromise: Promise<void> | undefined;
+  /** Since `sink.backlog` was raised, until `sink.backlog_ok`: when, and the most messages waiting meanwhile. */
+  private backlogHigh: { since: number; peak: number } | undefined;
 
   constructor(
     readonly id: string,
@@ -73,6 +78,7 @@ export class SinkRunner {
 
   start(): void {
     this.started = true;
+    this.watchBacklog(); // a backlog kept from the last run may be over the alert already
     this.sink.onReady?.(() => this.sinkReady());
     this.loopDone = this.loop().catch((e: unknown) => {
       // The loop handles every sink error itself; reaching here is a bug, but must not take the process down.
@@ -88,6 +94,45 @@ export class SinkRunner {
     const labels = { sink: this.id };
     this.deps.metrics.sinkEnqueued.inc(labels, msgs.length);
     if (dropped > 0) this.countDropped('overflow', dropped, `outbox full (maxItems ${this.opts.maxItems}), ${this.opts.overflow} dropped messages`);
+    this.watchBacklog();
+  }
+
+  /**
+   * `sink.backlog` when the backlog reaches `backlogAlert`, `sink.backlog_ok` once it is down to half of it or less:
+   * the gap between the two is the hysteresis, so a backlog hovering at the alert raises one event per crossing.
+   * Looked at whenever the backlog grows (enqueue) or shrinks (acknowledged delivery).
+   */
+  private watchBacklog(): void {
+    const alert = this.opts.backlogAlert;
+    const raise = this.deps.raise;
+    if (alert === undefined || !raise || this.stopping) return;
+    const st = this.outbox.stats();
+    const now = this.deps.clock.now();
+    const high = this.backlogHigh;
+    if (!high) {
+      if (st.items < alert) return;
+      this.backlogHigh = { since: now, peak: st.items };
+      const oldestAgeMs = st.oldestAt === undefined ? 0 : Math.max(0, now - st.oldestAt);
+      const why = this.lastError ? ` (${this.state}: ${this.lastError.message})` : ` (${this.state})`;
+      raise(
+        makeEvent(
+          'sink.backlog',
+          { sink: this.id, items: st.items, bytes: st.bytes, oldestAgeMs, threshold: alert, state: this.state },
+          { ts: now, message: `sink ${this.id}: ${st.items} messages waiting, the alert is at ${alert}${why}` },
+        ),
+      );
+      return;
+    }
+    high.peak = Math.max(high.peak, st.items);
+    if (st.items > Math.floor(alert / 2)) return;
+    this.backlogHigh = undefined;
+    raise(
+      makeEvent(
+        'sink.backlog_ok',
+        { sink: this.id, items: st.items, threshold: alert, peak: high.peak, durationMs: Math.max(0, now - high.since) },
+        { ts: now, message: `sink ${this.id}: backlog down to ${st.items} (it peaked at ${high.peak})` },
+      ),
+    );
   }
 
   status(): SinkStatus {
@@ -397,6 +442,7 @@ export class SinkRunner {
     this.outbox.ack(n).then(
       () => {
         this.acking -= n;
+        this.watchBacklog();
         this.notifyDrained();
         this.signal();
       },

@@ -32,6 +32,8 @@ import { Historian } from '../sinks/sqlite/historian.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HubEvent } from '../core/types.js';
+import { makeEvent } from '../core/events.js';
+import { createHash } from 'node:crypto';
 import { SinkRunner, type SinkStatus } from '../outbox/runner.js';
 import { Router, type RouteRuntime } from '../pipeline/router.js';
 
@@ -129,7 +131,7 @@ export class Hub {
           lingerMs: spec.outbox.lingerMs ?? spec.def.linger ?? 0,
           batchSize: spec.outbox.batchSize ?? spec.def.batchSize ?? 100,
         };
-        const runner = new SinkRunner(spec.id, spec.def.type, sink, outbox, opts, ctx);
+        const runner = new SinkRunner(spec.id, spec.def.type, sink, outbox, opts, { ...ctx, raise: (e) => this.raise(e) });
         this.runners.set(spec.id, runner);
       }
 
@@ -153,6 +155,8 @@ export class Hub {
         routes.push(route);
       }
       this.router = new Router(routes, this.metrics, (e) => this.eventRaised(e));
+      // Before any input starts, so it comes first in every sink it is routed to.
+      this.raise(this.configApplied());
 
       const types = new DeviceTypes();
       const scheme = new TopicScheme(types, this.config.devices.topics);
@@ -290,6 +294,23 @@ export class Hub {
     if (!existsSync(path)) return undefined;
     this.historian = Historian.open(path, { readonly: true });
     return this.historian;
+  }
+
+  /** Route an event the hub raised; nothing waits for it (the router counts and logs what fails). */
+  private raise(e: HubEvent): void {
+    this.publish(e).catch((err: unknown) => this.logger.error({ err, event: e.type }, 'routing an event failed'));
+  }
+
+  /** `config.applied`: which config this hub runs, by a hash of it as the API shows it (secrets never in it). */
+  private configApplied(): HubEvent {
+    const hash = createHash('sha256').update(canonicalJson(shownConfig(this.config).tree)).digest('hex');
+    const c = this.config;
+    const counts = { inputs: c.inputs.length, routes: c.routes.length, sinks: c.sinks.length };
+    return makeEvent(
+      'config.applied',
+      { source: c.source, hash, ...counts },
+      { ts: this.clock.now(), message: `config ${c.source} applied (${hash.slice(0, 12)}): ${counts.inputs} input(s), ${counts.routes} route(s), ${counts.sinks} sink(s)` },
+    );
   }
 
   /** An event entered the router (or a stage made one): count it and tell the live feeds. */
@@ -488,4 +509,18 @@ export class Hub {
     }
     this.ac.abort();
   }
+}
+
+/** JSON with every object's keys sorted, so a config hashes the same however its keys are ordered. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .filter((k) => o[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
 }

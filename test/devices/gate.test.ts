@@ -26,7 +26,7 @@ async function setup(t: import('node:test').TestContext, unknown: 'register' | '
       devices: { unknown, refreshMs: 100 },
       inputs: { devices: { type: 'broker', host: '127.0.0.1', port, anonymous: true, decoder: 'json' } },
       sinks: { out: { type: 'file', path: join(d.path, 'out.jsonl') }, events: { type: 'file', path: join(d.path, 'events.jsonl') } },
-      routes: [{ to: ['out'] }, { match: { kind: 'event' }, to: ['events'] }],
+      routes: [{ to: ['out'] }, { match: { kind: 'event', events: ['device.*'] }, to: ['events'] }],
     },
     { source: 'test', dir: d.path },
     { registry: builtinRegistry() },

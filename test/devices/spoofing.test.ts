@@ -198,7 +198,7 @@ test('a flood of made-up device ids: a bounded number of device.unknown events a
       devices: { unknown: 'register', unknownEvents: { burst: 5, perMinute: 1 } },
       inputs: { devices: { type: 'broker', host: '127.0.0.1', port, decoder: 'json', users: [BRIDGE] } },
       sinks: { events: { type: 'file', path: join(d.path, 'events.jsonl') } },
-      routes: [{ match: { kind: 'event' }, to: ['events'] }],
+      routes: [{ match: { kind: 'event', events: ['device.*'] }, to: ['events'] }],
     },
     { source: 'test', dir: d.path },
     { registry: builtinRegistry() },

@@ -44,6 +44,12 @@ export const OutboxOptions = Type.Object(
     retryMaxMs: Type.Integer({ minimum: 1, default: 60_000, description: 'Longest retry delay.' }),
     ratePerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Most messages delivered per second (token bucket); no limit when absent.' })),
     rateBurst: Type.Optional(Type.Integer({ minimum: 1, description: 'Bucket size: messages that may go at once after a quiet spell (default: one second\'s worth).' })),
+    backlogAlert: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description: 'Raise `sink.backlog` when this many messages wait, and `sink.backlog_ok` once half as many or fewer do (docs/events.md); no such events when absent.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
