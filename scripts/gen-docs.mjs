@@ -11,5 +11,8 @@ const a = config.indexOf(BEGIN);
 const b = config.indexOf(END);
 if (a < 0 || b < a) throw new Error('docs/config.md lacks the generated-section markers');
 writeFileSync('docs/config.md', `${config.slice(0, a + BEGIN.length)}\n${renderConfigTables()}\n${config.slice(b)}`);
+// docs/events.md, from the map of event types (src/core/events.ts).
+writeFileSync('docs/events.md', (await import('../dist/src/cli/events-doc.js')).renderEvents());
+console.log('docs/events.md regenerated');
 writeFileSync('docs/errors.md', renderErrors());
 console.log('docs/config.md and docs/errors.md regenerated');

@@ -6,9 +6,9 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { EventSeverity, Value } from './types.js';
 
-const ms = (description: string) => Type.Number({ description: `${description}, ms since the epoch` });
-const duration = (description: string) => Type.Number({ description: `${description}, ms` });
-const volts = (description: string) => Type.Number({ description: `${description}, V` });
+const ms = (description: string) => Type.Number({ description: `${description} (ms since the epoch)` });
+const duration = (description: string) => Type.Number({ description: `${description} (ms)` });
+const volts = (description: string) => Type.Number({ description: `${description} (V)` });
 const ValueSchema = Type.Union([Type.Number(), Type.String(), Type.Boolean()]);
 const Policy = Type.Union([Type.Literal('register'), Type.Literal('quarantine'), Type.Literal('drop')], { description: 'the `devices.unknown` policy' });
 const Level = (description: string) => Type.Union([Type.Literal('NORMAL'), Type.Literal('WARNING'), Type.Literal('DANGER')], { description });
@@ -44,7 +44,7 @@ export const EVENT_TYPES = {
     data: Type.Object({
       lastSeen: Type.Optional(ms('its message before the silence')),
       silentMs: duration('how long it was silent'),
-      threshold: Type.Optional(duration('its `maxSilentMs`, when it has one')),
+      threshold: Type.Optional(duration('its `maxSilentMs`; absent when it has none')),
     }),
   },
   'device.battery_low': {
@@ -260,10 +260,11 @@ export function isEventType(type: string): type is EventType {
 
 /** The one way to make a built-in event. */
 export function makeEvent<T extends EventType>(type: T, data: EventMap[T], f: EventFields<T>): KnownEvent<T> {
+  // The types rule these out; this is for callers that got round them (a cast, plain JavaScript).
+  if (!isEventType(type)) throw new Error(`no event type ${String(type)}`);
   const spec: EventSpec = EVENT_TYPES[type];
   const given = f as { readonly severity?: EventSeverity; readonly device?: string };
   const severity = given.severity ?? spec.severity;
-  // The types ask for a severity exactly where it varies; this is for callers that got round them.
   if (typeof severity !== 'string') throw new Error(`event ${type} needs a severity (one of ${severity.join(', ')})`);
   const device = given.device;
   const e = { kind: 'event', type, ts: f.ts, severity, ...(device !== undefined ? { device } : {}), message: f.message, data };

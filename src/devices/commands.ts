@@ -197,7 +197,11 @@ export class CommandCenter {
     this.o.publish?.(
       status === 'expired'
         ? makeEvent('command.expired', { ...ids, reason: typeof result === 'string' ? result : JSON.stringify(result) }, fields)
-        : makeEvent(`command.${status}`, { ...ids, ...(typeof result === 'string' ? { reason: result } : { answer: JSON.stringify(result) }) }, fields),
+        : makeEvent(
+            status === 'acknowledged' ? 'command.acknowledged' : 'command.failed',
+            { ...ids, ...(typeof result === 'string' ? { reason: result } : { answer: JSON.stringify(result) }) },
+            fields,
+          ),
     );
   }
 

@@ -301,9 +301,9 @@ export class Hub {
     this.publish(e).catch((err: unknown) => this.logger.error({ err, event: e.type }, 'routing an event failed'));
   }
 
-  /** `config.applied`: which config this hub runs, by a hash of it as the API shows it (secrets never in it). */
+  /** `config.applied`: which config this hub runs, by its hash. */
   private configApplied(): HubEvent {
-    const hash = createHash('sha256').update(canonicalJson(shownConfig(this.config).tree)).digest('hex');
+    const hash = configHash(this.config);
     const c = this.config;
     const counts = { inputs: c.inputs.length, routes: c.routes.length, sinks: c.sinks.length };
     return makeEvent(
@@ -509,6 +509,14 @@ export class Hub {
     }
     this.ac.abort();
   }
+}
+
+/**
+ * SHA-256 (hex) of the config as the API shows it (secrets as references, inline ones redacted: no secret goes into
+ * it, so a changed secret value does not change it), its keys sorted (the order they are written in does not count).
+ */
+export function configHash(config: LoadedConfig): string {
+  return createHash('sha256').update(canonicalJson(shownConfig(config).tree)).digest('hex');
 }
 
 /** JSON with every object's keys sorted, so a config hashes the same however its keys are ordered. */
