@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { BackhaulError, isBackhaulError, joinPath, type BackhaulErrorOptions, type ErrorCode } from '../core/errors.js';
 import { checkJsonBounds } from '../core/json.js';
 import type { Logger } from '../core/logger.js';
-import { listenError, reachableHost } from '../inputs/util.js';
+import { listenError, reachableHost } from '../core/listen.js';
 
 /** Adds routes (and hooks) to the server; each runs in its own Fastify context, so its hooks stay its own. */
 export type ApiPlugin = (app: FastifyInstance) => void | Promise<void>;

@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BackhaulError, isBackhaulError } from '../core/errors.js';
-import { durationMs, formatDuration } from '../pipeline/duration.js';
+import { durationMs, formatDuration } from '../core/duration.js';
 import {
   addDevice,
   checkClaimCode,

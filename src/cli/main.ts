@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildConfig, loadConfigFile, type LoadedConfig } from '../core/config/load.js';
+import { buildConfig, loadConfigFile, type LoadedConfig } from '../runtime/config.js';
 import { ConfigErrors, isBackhaulError } from '../core/errors.js';
-import { inlineSecretValues, inlineSecretWarnings } from '../core/config/redact.js';
+import { inlineSecretValues, inlineSecretWarnings } from '../runtime/shown-config.js';
 import { chooseLogLevel, createLogger, scrubSecrets, type Logger } from '../core/logger.js';
 import { Hub } from '../runtime/hub.js';
 import { builtinRegistry } from '../runtime/registry.js';

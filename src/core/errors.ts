@@ -140,3 +140,9 @@ export function joinPath(base: string, key: string | number): string {
   if (!base) return plain ? key : `[${seg}]`;
   return plain ? `${base}.${key}` : `${base}[${seg}]`;
 }
+
+/** A short, printable excerpt of a bad value for messages. */
+export function shown(s: string, max = 40): string {
+  const clean = s.replace(/[^\x20-\x7e]/g, '?');
+  return JSON.stringify(clean.length > max ? `${clean.slice(0, max)}...` : clean);
+}

@@ -64,16 +64,13 @@ export interface DeviceGateOptions {
   readonly gateways?: readonly GatewayConfig[];
   /** Bound on device.unknown events and their log lines (`devices.unknownEvents`); absent: no bound. */
   readonly unknownEvents?: { readonly burst: number; readonly perMinute: number };
+  /** The id kind of each decoder's readings, for decoders that declare one (`idKind` in their definition). */
+  readonly idKinds?: ReadonlyMap<string, IdKind>;
 }
 
 /** How long held-back device.unknown events are gathered before one summary says how many. */
 const UNKNOWN_SUMMARY_MS = 60_000;
 
-/** The id kind a reading's device id has: OpenTRV node ids from the OpenTRV decoder, else guessed from its form. */
-function kindFor(r: Reading): IdKind {
-  if (r.source.decoder === 'opentrv') return 'opentrv';
-  return guessIdKind(r.device) ?? 'other';
-}
 
 /**
  * A verified device login, as the broker keeps it for the connection's life: a few fields and the gate, no closures
@@ -245,7 +242,8 @@ export class DeviceGate {
    * by reason in backhaul_gate_dropped_total).
    */
   admit(r: Reading, frame: Frame): Reading | undefined {
-    const kind = kindFor(r);
+    // The decoder's declared kind (an OpenTRV node id), else guessed from the id's form.
+    const kind = this.o.idKinds?.get(r.source.decoder) ?? guessIdKind(r.device) ?? 'other';
     let id: string;
     try {
       id = normaliseId(kind, r.device);

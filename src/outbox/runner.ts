@@ -6,26 +6,11 @@ import { isBackhaulError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { OutboxOptions } from '../core/config/schema.js';
-import type { Message } from '../core/types.js';
+import type { Message, SinkState, SinkStatus } from '../core/types.js';
 import { LogThrottle } from '../core/throttle.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
 
-export type SinkState = 'starting' | 'up' | 'retrying' | 'stopped' | 'closed';
-
-export interface SinkStatus {
-  readonly id: string;
-  readonly type: string;
-  readonly state: SinkState;
-  /** Messages waiting in the outbox. */
-  readonly backlog: number;
-  readonly backlogBytes: number;
-  /** Age of the oldest waiting message, ms (0 when empty). */
-  readonly oldestAgeMs: number;
-  readonly delivered: number;
-  readonly dropped: number;
-  readonly retries: number;
-  readonly lastError?: { readonly message: string; readonly at: number };
-}
+export type { SinkState, SinkStatus } from '../core/types.js';
 
 export interface SinkRunnerDeps {
   readonly logger: Logger;

@@ -4,8 +4,8 @@
 import { makePrivateDir, wideModeMessage, wideModes } from '../core/private-files.js';
 import { isAbsolute, resolve } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
-import type { LoadedConfig } from '../core/config/load.js';
-import { shownConfig } from '../core/config/redact.js';
+import type { LoadedConfig } from './config.js';
+import { shownConfig } from './shown-config.js';
 import type { BrokerPort, Decode, DriverContext, Input, Stage } from '../core/driver.js';
 import type { Logger } from '../core/logger.js';
 import { Metrics } from '../core/metrics.js';
@@ -28,9 +28,8 @@ import { SessionStore } from '../api/auth.js';
 import { dashboardRoot, dashboardRoutes } from '../api/dashboard.js';
 import { restApi, type ApiDeps } from '../api/rest/index.js';
 import { ensureFirstAdmin, SqliteTokenStore, tokensPath } from '../api/tokens.js';
-import { Historian } from '../sinks/sqlite/historian.js';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import type { HistoryReader } from '../core/history.js';
 import type { HubEvent } from '../core/types.js';
 import { SinkRunner, type SinkStatus } from '../outbox/runner.js';
 import { Router, type RouteRuntime } from '../pipeline/router.js';
@@ -75,7 +74,7 @@ export class Hub {
   private commands: CommandCenter | undefined;
   private api: ApiServer | undefined;
   private tokens: SqliteTokenStore | undefined;
-  private historian: Historian | undefined;
+  private historian: HistoryReader | undefined;
   private readonly eventListeners = new Set<(e: HubEvent) => void>();
   private running = false;
   private readonly startedAt: number;
@@ -175,6 +174,7 @@ export class Hub {
         refreshMs: this.config.devices.refreshMs,
         gateways: this.config.devices.gateways,
         unknownEvents: this.config.devices.unknownEvents,
+        idKinds: new Map(this.config.inputs.flatMap((i) => (i.decoder.def.idKind ? [[i.decoder.def.type, i.decoder.def.idKind] as const] : []))),
         logger: devLog,
         metrics: this.metrics,
         clock: this.clock,
@@ -279,16 +279,13 @@ export class Hub {
     await this.api.start();
   }
 
-  /** The historian the API reads (read-only), once its sink has created the file. */
-  private openHistorian(): Historian | undefined {
+  /** The history the API reads (read-only): the sink `api.historian` names, else the first that keeps history. */
+  private openHistorian(): HistoryReader | undefined {
     if (this.historian?.isOpen) return this.historian;
     const want = this.config.api?.historian;
-    const spec = this.config.sinks.find((s) => s.def.type === 'sqlite' && (want === undefined || s.id === want));
-    if (!spec) return undefined;
-    const p = (spec.options as { path?: unknown }).path;
-    const path = typeof p === 'string' ? (isAbsolute(p) ? p : resolve(this.config.dir, p)) : join(this.config.dataDir, 'history.sqlite');
-    if (!existsSync(path)) return undefined;
-    this.historian = Historian.open(path, { readonly: true });
+    const spec = this.config.sinks.find((s) => s.def.openHistory !== undefined && (want === undefined || s.id === want));
+    if (!spec?.def.openHistory) return undefined;
+    this.historian = spec.def.openHistory(spec.options, this.context({ sink: spec.id }, spec.id));
     return this.historian;
   }
 

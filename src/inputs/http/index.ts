@@ -7,7 +7,8 @@ import { defineInput, type Input } from '../../core/driver.js';
 import { isBackhaulError, type ErrorCode } from '../../core/errors.js';
 import { LogThrottle } from '../../core/throttle.js';
 import type { Frame } from '../../core/types.js';
-import { bytes, errorMessage, InFlight, listenError, reachableHost } from '../util.js';
+import { listenError, reachableHost } from '../../core/listen.js';
+import { bytes, errorMessage, InFlight } from '../util.js';
 
 export const HTTP_CONTENT_TYPES = ['application/json', 'application/senml+json', 'application/senml+cbor', 'application/cbor'] as const;
 const TEXT_TYPES = new Set<string>(['application/json', 'application/senml+json']);

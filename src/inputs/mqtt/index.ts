@@ -13,7 +13,7 @@ import { defineInput, type Input } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import { LogThrottle } from '../../core/throttle.js';
 import type { Frame } from '../../core/types.js';
-import { topicFilterError, topicProblems } from '../topic.js';
+import { topicFilterError, topicProblems } from '../../core/topic.js';
 import { bytes, errorMessage, InFlight } from '../util.js';
 
 const options = Type.Object(

@@ -216,6 +216,7 @@ export const simulatorInput = {
     description: 'Simulated OpenTRV devices sending JSON stats lines (temperature, humidity, battery, light), for demos and tests.',
     options,
     defaultDecoder: 'opentrv',
+    knownDevices: (o) => simulatedIds(o.seed, o.devices, o.idPrefix ?? ''),
     create,
   }),
   create,

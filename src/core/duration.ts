@@ -1,7 +1,7 @@
 // Durations in stage options: a person writes `"15m"`, `"90s"`, `"1h"`, `"500ms"` or `"1d"`, or a number of
 // milliseconds. The schema accepts both; stages call `durationMs` on the validated value.
 import { Type, type TUnion, type TInteger, type TString } from '@sinclair/typebox';
-import type { ConfigProblem } from '../core/driver.js';
+import type { ConfigProblem } from './driver.js';
 
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$';
