@@ -4,7 +4,7 @@
 // same shape.
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Clock } from './clock.js';
-import type { BackhaulError } from './errors.js';
+import { BackhaulError, type ErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { HistoryReader } from './history.js';
@@ -207,14 +207,18 @@ export interface SinkDefinition<S extends TSchema = TSchema> {
   create(options: Static<S>, ctx: SinkContext): Sink;
 }
 
-/** A failure of a whole batch. `retryable: false` stops the sink (its queue is kept) until an operator acts. */
-export class SinkError extends Error {
+/**
+ * A failure of a whole batch, or of opening. `retryable: false` stops the sink (its queue is kept) until an operator
+ * acts. Coded like every error: BH_SINK_WRITE when a retry may mend it, BH_SINK_FATAL when not (the runner shows a
+ * failed open as BH_SINK_OPEN).
+ */
+export class SinkError extends BackhaulError {
   constructor(
     message: string,
     readonly retryable: boolean,
-    opts?: { cause?: unknown },
+    opts?: { readonly cause?: unknown; readonly code?: ErrorCode },
   ) {
-    super(message, opts);
+    super(opts?.code ?? (retryable ? 'BH_SINK_WRITE' : 'BH_SINK_FATAL'), message, opts?.cause === undefined ? {} : { cause: opts.cause });
     this.name = 'SinkError';
   }
 }

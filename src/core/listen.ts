@@ -1,5 +1,5 @@
 // Listener addresses and bind failures, shared by every part that listens (inputs, the API): pure, no I/O.
-import { BackhaulError } from './errors.js';
+import { BackhaulError, errorText } from './errors.js';
 
 /** The host a person on this machine uses to reach a listener bound to `host`. */
 export function reachableHost(host: string): string {
@@ -31,6 +31,6 @@ export function listenError(err: unknown, host: string, port: number, inputId: s
       cause: err,
     });
   }
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = errorText(err);
   return new BackhaulError('BH_INPUT_FAILED', `cannot listen on ${host}:${port}: ${msg}`, { path, cause: err });
 }

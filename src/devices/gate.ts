@@ -7,7 +7,7 @@
 // moving a device applies to connections already open, from the next refresh), and a device's status message on
 // `<base>/device` is kept as its last status.
 import type { Clock, ClockTimer } from '../core/clock.js';
-import { BackhaulError, isBackhaulError } from '../core/errors.js';
+import { BackhaulError, errorText, isBackhaulError } from '../core/errors.js';
 import { checkJsonBounds } from '../core/json.js';
 import { RateLimiter } from '../core/ratelimit.js';
 import { LogThrottle } from '../core/throttle.js';
@@ -70,7 +70,6 @@ export interface DeviceGateOptions {
 
 /** How long held-back device.unknown events are gathered before one summary says how many. */
 const UNKNOWN_SUMMARY_MS = 60_000;
-
 
 /**
  * A verified device login, as the broker keeps it for the connection's life: a few fields and the gate, no closures
@@ -187,7 +186,7 @@ export class DeviceGate {
       await this.flushRehashes();
       if (this.o.clock.now() - this.lastRefresh >= (this.o.refreshMs ?? 10_000)) await this.refreshIfChanged();
     } catch (e) {
-      this.o.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'device registry update failed; retrying');
+      this.o.logger.warn({ err: errorText(e) }, 'device registry update failed; retrying');
     }
     this.schedule();
   }
@@ -353,7 +352,7 @@ export class DeviceGate {
       // life of a device that logged in.
       const code = isBackhaulError(e) ? e.code : 'internal';
       this.o.metrics.decodeErrors.inc({ input: frame.input, reason: code });
-      this.warn(`status:${code}`, { device: id, code }, `status of ${id} refused: ${e instanceof Error ? e.message : String(e)}`);
+      this.warn(`status:${code}`, { device: id, code }, `status of ${id} refused: ${errorText(e)}`);
       this.seen.set(id, Math.max(this.seen.get(id) ?? 0, at));
       this.liveness?.observe({ device: id }, at);
       return true;
@@ -414,7 +413,7 @@ export class DeviceGate {
       };
       this.writes = this.writes
         .then(() => this.o.store.upsert(input))
-        .catch((e: unknown) => this.o.logger.warn({ device: id, err: e instanceof Error ? e.message : String(e) }, 'could not register an unknown device'));
+        .catch((e: unknown) => this.o.logger.warn({ device: id, err: errorText(e) }, 'could not register an unknown device'));
     }
     if (this.unknownLimit && !this.unknownLimit.attempt('device.unknown').ok) {
       this.holdUnknown(id, at);

@@ -5,27 +5,6 @@ export function bytes(b: Uint8Array): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
-/** Keeps the promises of emits in flight, so `stop()` can wait for them to settle. */
-export class InFlight {
-  private readonly pending = new Set<Promise<unknown>>();
-  track<T>(p: Promise<T>): Promise<T> {
-    this.pending.add(p);
-    const remove = () => this.pending.delete(p);
-    p.then(remove, remove);
-    return p;
-  }
-  get size(): number {
-    return this.pending.size;
-  }
-  async settle(): Promise<void> {
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
-  }
-}
-
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** A promise with its resolve function, for `done()`. */
 export function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
@@ -34,3 +13,6 @@ export function deferred(): { promise: Promise<void>; resolve: () => void } {
   });
   return { promise, resolve };
 }
+
+// The broker still says errorMessage (its split into files is merged next); everything else uses core's errorText.
+export { errorText as errorMessage } from '../core/errors.js';

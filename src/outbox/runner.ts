@@ -2,7 +2,7 @@
 // Each sink has its own runner and loop, so a slow or dead sink never holds up another.
 import type { Clock } from '../core/clock.js';
 import { SinkError, type Sink, type SinkWriteResult } from '../core/driver.js';
-import { isBackhaulError } from '../core/errors.js';
+import { errorText, isBackhaulError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { OutboxOptions } from '../core/config/schema.js';
@@ -217,9 +217,13 @@ export class SinkRunner {
     return base / 2 + Math.random() * (base / 2); // "equal jitter": never less than half the base
   }
 
-  /** Keep the last error as `CODE message` for status; sink errors that carry no code get the phase's code. */
+  /**
+   * Keep the last error as `CODE message` for status. A sink's own failure while opening is BH_SINK_OPEN whatever it
+   * was coded as; other errors without a code get the phase's code.
+   */
   private recordError(e: unknown, code: 'BH_SINK_OPEN' | 'BH_SINK_WRITE'): string {
-    const message = isBackhaulError(e) ? e.toString() : `${code} ${e instanceof Error ? e.message : String(e)}`;
+    const message =
+      isBackhaulError(e) && !(e instanceof SinkError && code === 'BH_SINK_OPEN') ? e.toString() : `${code} ${isBackhaulError(e) ? e.message : errorText(e)}`;
     this.lastError = { message, at: this.deps.clock.now() };
     return message;
   }

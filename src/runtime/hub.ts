@@ -8,11 +8,12 @@ import type { LoadedConfig } from './config.js';
 import { shownConfig } from './shown-config.js';
 import type { BrokerPort, Decode, DriverContext, Input, Stage } from '../core/driver.js';
 import type { Logger } from '../core/logger.js';
+import { InFlight } from '../core/inflight.js';
 import { Metrics } from '../core/metrics.js';
 import { LogThrottle } from '../core/throttle.js';
 import type { Frame, Message } from '../core/types.js';
 import type { OutboxOptions } from '../core/config/schema.js';
-import { BackhaulError, isBackhaulError } from '../core/errors.js';
+import { BackhaulError, errorText, isBackhaulError } from '../core/errors.js';
 import { deleteOutboxFile, findOrphanOutboxFiles, journalPath, outboxPath } from '../outbox/files.js';
 import { Journal } from '../outbox/journal.js';
 import type { Outbox } from '../outbox/outbox.js';
@@ -78,7 +79,7 @@ export class Hub {
   private readonly eventListeners = new Set<(e: HubEvent) => void>();
   private running = false;
   private readonly startedAt: number;
-  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly inflight = new InFlight();
   private readonly decodeLog: LogThrottle;
   private started = false;
   private stopping: Promise<void> | undefined;
@@ -337,7 +338,7 @@ export class Hub {
           migrate,
         });
       } catch (e) {
-        throw new BackhaulError('BH_OUTBOX_OPEN', `cannot open the journal ${path}: ${e instanceof Error ? e.message : String(e)}`, {
+        throw new BackhaulError('BH_OUTBOX_OPEN', `cannot open the journal ${path}: ${errorText(e)}`, {
           path: 'sinks',
           cause: e,
         });
@@ -375,9 +376,7 @@ export class Hub {
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
-    this.inflight.add(p);
-    void p.finally(() => this.inflight.delete(p)).catch(() => undefined);
-    return p;
+    return this.inflight.track(p);
   }
 
   /** Decode a frame and route its readings. Returns the number of readings; never rejects unless `strict`. */
@@ -398,7 +397,7 @@ export class Hub {
       const suppressed = this.decodeLog.take(`${input}:${code}`);
       if (suppressed !== null) {
         const fields = isBackhaulError(e) ? { code, path: e.path } : { code, err: e };
-        log.warn({ ...fields, topic: frame.topic, earlierSuppressed: suppressed }, `frame dropped: ${e instanceof Error ? e.message : String(e)}`);
+        log.warn({ ...fields, topic: frame.topic, earlierSuppressed: suppressed }, `frame dropped: ${errorText(e)}`);
       }
       if (strict) throw e;
       return 0;
@@ -456,13 +455,13 @@ export class Hub {
           this.logger.warn({ input: id, err: e }, 'input stop failed');
         }
       }
-      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      await this.inflight.settle();
     })();
     await inputsStopped;
     clearTimeout(unblock);
     for (const s of this.stages) s.stop?.();
     // What stages emitted on stop (a closing window) is still on its way into the outboxes.
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    await this.inflight.settle();
     await Promise.all([...this.runners.values()].map((r) => r.stop(drainMs)));
     try {
       await this.journal?.close();

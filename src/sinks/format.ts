@@ -141,13 +141,3 @@ export function safeUrl(url: string | URL): string {
   }
 }
 
-/** The message of an error, following `cause` one level (fetch hides ECONNREFUSED there). */
-export function errorText(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  const cause = e.cause;
-  if (cause instanceof Error && cause.message && cause.message !== e.message) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    return `${e.message}: ${code && !cause.message.includes(code) ? `${code} ` : ''}${cause.message}`;
-  }
-  return e.message;
-}

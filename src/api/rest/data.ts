@@ -50,7 +50,7 @@ const EventsQuery = Type.Object(
 export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
   const historian = (): HistoryReader => {
     const h = deps.historian();
-    if (!h) throw new ApiError(503, 'BH_API_NO_HISTORIAN', 'no historian: no sink in the config keeps history (or `api.historian` names none), or it has not written anything yet');
+    if (!h) throw new ApiError('BH_API_NO_HISTORIAN', 'no historian: no sink in the config keeps history (or `api.historian` names none), or it has not written anything yet');
     return h;
   };
 

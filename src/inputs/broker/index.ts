@@ -27,7 +27,8 @@ import { LogThrottle } from '../../core/throttle.js';
 import type { Frame, TransportIdentity } from '../../core/types.js';
 import { anyTopicMatches, topicFilterError, topicMatches, topicProblems } from '../../core/topic.js';
 import { listenError, reachableHost } from '../../core/listen.js';
-import { bytes, errorMessage, InFlight } from '../util.js';
+import { InFlight } from '../../core/inflight.js';
+import { bytes, errorMessage } from '../util.js';
 import { guardSocket, PacketGuard, type GuardRefusal } from './guard.js';
 import { ClientIds, ownerKey, QoS2Receipts, watchQoS2Store } from './sessions.js';
 

@@ -10,11 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { defineInput, type Input } from '../../core/driver.js';
-import { BackhaulError } from '../../core/errors.js';
+import { BackhaulError, errorText } from '../../core/errors.js';
 import { LogThrottle } from '../../core/throttle.js';
 import type { Frame } from '../../core/types.js';
 import { topicFilterError, topicProblems } from '../../core/topic.js';
-import { bytes, errorMessage, InFlight } from '../util.js';
+import { InFlight } from '../../core/inflight.js';
+import { bytes } from '../util.js';
 
 const options = Type.Object(
   {
@@ -120,7 +121,7 @@ export const mqttInput = defineInput({
         try {
           c = mqtt.connect(opts.url, clientOpts);
         } catch (err) {
-          throw new BackhaulError('BH_INPUT_FAILED', `cannot use MQTT url ${url}: ${errorMessage(err)}`, { path: `inputs.${ctx.id}.url`, cause: err });
+          throw new BackhaulError('BH_INPUT_FAILED', `cannot use MQTT url ${url}: ${errorText(err)}`, { path: `inputs.${ctx.id}.url`, cause: err });
         }
         client = c;
         c.handleMessage = (packet, callback) => {
@@ -135,7 +136,7 @@ export const mqttInput = defineInput({
             },
             (err: unknown) => {
               ctx.metrics.inputErrors.inc({ input: ctx.id });
-              log.error({ err: errorMessage(err), topic: packet.topic }, 'could not hand a message to the data path; not acknowledged, reconnecting');
+              log.error({ err: errorText(err), topic: packet.topic }, 'could not hand a message to the data path; not acknowledged, reconnecting');
               c.stream?.destroy(); // the broker redelivers unacknowledged QoS 1 messages after the reconnect
             },
           );
@@ -152,7 +153,7 @@ export const mqttInput = defineInput({
           if (stopped || firstPending) return;
           outageSince = ctx.clock.now();
           ctx.metrics.inputErrors.inc({ input: ctx.id });
-          log.warn({ url, err: lastError === undefined ? undefined : errorMessage(lastError) }, 'MQTT connection lost; reconnecting with backoff');
+          log.warn({ url, err: lastError === undefined ? undefined : errorText(lastError) }, 'MQTT connection lost; reconnecting with backoff');
         });
         c.on('error', (err) => {
           lastError = err;
@@ -160,11 +161,11 @@ export const mqttInput = defineInput({
           // While connecting or during an outage errors are expected (logged once as the outage); when connected
           // (a refused resubscription, a protocol error) they matter.
           if (firstPending || outageSince !== undefined || !c.connected) {
-            log.debug({ err: errorMessage(err), url }, 'MQTT client error');
+            log.debug({ err: errorText(err), url }, 'MQTT client error');
             return;
           }
-          const suppressed = throttle.take(errorMessage(err));
-          if (suppressed !== null) log.warn({ err: errorMessage(err), url, ...(suppressed > 0 ? { suppressed } : {}) }, 'MQTT client error');
+          const suppressed = throttle.take(errorText(err));
+          if (suppressed !== null) log.warn({ err: errorText(err), url, ...(suppressed > 0 ? { suppressed } : {}) }, 'MQTT client error');
         });
         c.on('connect', () => {
           attempt = 0;
@@ -177,7 +178,7 @@ export const mqttInput = defineInput({
         try {
           await new Promise<void>((resolve, reject) => {
             const timer = setTimeout(() => {
-              const why = lastError ? `: ${errorMessage(lastError)}` : '';
+              const why = lastError ? `: ${errorText(lastError)}` : '';
               reject(new BackhaulError('BH_INPUT_FAILED', `no connection to MQTT broker ${url} within ${connectTimeoutMs} ms${why}`, {
                 path: `inputs.${ctx.id}.url`,
               }));

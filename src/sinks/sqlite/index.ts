@@ -1,13 +1,14 @@
 // sqlite: the embedded historian. One row per value in a local SQLite file (WAL), one transaction per batch. The
 // file is opened, written, pruned and closed in a worker thread of the sink's own (writer.ts), so the event loop never
 // waits for a commit's fsync; the REST API reads the same file on the main thread, read-only.
+import { errorText } from '../../core/errors.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError, type SinkContext, type SinkDefinition } from '../../core/driver.js';
 import { isInside } from '../../core/private-files.js';
 import { WorkerCallError, WorkerClient } from '../../core/worker.js';
-import { errorText } from '../format.js';
+
 import { Historian } from './historian.js';
 import type { OpenReply, OpenRequest, PruneOutcome, WriteReply, WriteRequest } from './writer.js';
 
