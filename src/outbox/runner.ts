@@ -1,5 +1,6 @@
 // Drains one sink's outbox into its sink: in order, in batches, with retry and exponential backoff with jitter.
 // Each sink has its own runner and loop, so a slow or dead sink never holds up another.
+import { backoffMs } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { SinkError, type Sink, type SinkWriteResult } from '../core/driver.js';
 import { errorText, isBackhaulError } from '../core/errors.js';
@@ -213,8 +214,7 @@ export class SinkRunner {
   }
 
   private backoff(attempt: number): number {
-    const base = Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(attempt, 30));
-    return base / 2 + Math.random() * (base / 2); // "equal jitter": never less than half the base
+    return backoffMs(attempt, this.opts.retryMinMs, this.opts.retryMaxMs);
   }
 
   /**

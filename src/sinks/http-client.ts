@@ -3,7 +3,7 @@
 // and transport failures turned into retryable SinkErrors whose messages name only scheme, host and port.
 import { SinkError } from '../core/driver.js';
 import { errorText } from '../core/errors.js';
-import { safeUrl } from './format.js';
+import { safeUrl } from '../core/url.js';
 
 export interface HttpAnswer {
   readonly status: number;

@@ -6,6 +6,8 @@
 // Reconnects use exponential backoff with jitter: a 'close' listener placed before mqtt.js's own sets
 // `client.options.reconnectPeriod`, which mqtt.js reads when it arms the next attempt; 'connect' resets it.
 // mqtt.js resubscribes by itself after a reconnect when the session is clean or the broker kept no session.
+import { backoffMs } from '../../core/backoff.js';
+import { safeUrl } from '../../core/url.js';
 import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
@@ -44,17 +46,6 @@ const options = Type.Object(
   { additionalProperties: false },
 );
 
-/** The URL without user info, safe to log and show. */
-export function publicUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//');
-  }
-}
 
 /** Refusals that will not go away by retrying (MQTT 3.1.1 return codes 4, 5; MQTT 5 reason codes 134, 135). */
 function isAuthRefusal(err: unknown): boolean {
@@ -72,7 +63,7 @@ export const mqttInput = defineInput({
     return topicProblems(opts.topics ?? [], 'topics');
   },
   create(opts, ctx): Input {
-    const url = publicUrl(opts.url);
+    const url = safeUrl(opts.url);
     const topics = opts.topics;
     const qos = opts.qos ?? 1;
     const minMs = opts.reconnectMinMs ?? 1000;
@@ -86,11 +77,7 @@ export const mqttInput = defineInput({
     let stopped = false;
     let attempt = 0;
 
-    const nextDelay = () => {
-      const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-      attempt++;
-      return Math.max(minMs, Math.round(ceiling / 2 + Math.random() * (ceiling / 2)));
-    };
+    const nextDelay = () => backoffMs(attempt++, minMs, maxMs);
 
     const handle = async (packet: IPublishPacket): Promise<void> => {
       const payload = typeof packet.payload === 'string' ? new TextEncoder().encode(packet.payload) : bytes(packet.payload);

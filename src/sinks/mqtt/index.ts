@@ -12,7 +12,8 @@ import { connect, type IClientOptions, type IClientPublishOptions, type MqttClie
 import { defineSink, SinkError } from '../../core/driver.js';
 import type { Message, Reading } from '../../core/types.js';
 import { LogThrottle } from '../../core/throttle.js';
-import { isoTime, messageToJson, messageToSenml, renderTopic, safeUrl, topicTemplateError } from '../format.js';
+import { safeUrl } from '../../core/url.js';
+import { isoTime, messageToJson, messageToSenml, renderTopic, topicTemplateError } from '../format.js';
 
 const Options = Type.Object(
   {

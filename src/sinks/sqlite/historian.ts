@@ -342,24 +342,13 @@ export class Historian implements HistoryReader {
   }
 
   queryEvents(q: EventQuery = {}): HistorianEvent[] {
-    const clauses: string[] = [];
-    const params: Params = {};
-    for (const key of ['device', 'type', 'severity'] as const) {
-      const v = q[key];
-      if (v !== undefined) {
-        clauses.push(`${key} = @${key}`);
-        params[key] = v;
-      }
-    }
-    if (q.from !== undefined) {
-      clauses.push('ts >= @from');
-      params['from'] = q.from;
-    }
-    if (q.to !== undefined) {
-      clauses.push('ts < @to');
-      params['to'] = q.to;
-    }
-    const where = clauses.length > 0 ? ` WHERE ${clauses.join(' AND ')}` : '';
+    const { sql: where, params } = whereClause([
+      ['device = @device', 'device', q.device],
+      ['type = @type', 'type', q.type],
+      ['severity = @severity', 'severity', q.severity],
+      ['ts >= @from', 'from', q.from],
+      ['ts < @to', 'to', q.to],
+    ]);
     const dir = q.order === 'desc' ? 'DESC' : 'ASC';
     const sql = `SELECT ts, type, severity, device, message, data FROM events${where} ORDER BY ts ${dir}, id ${dir}${limitClause(q.limit, params)}`;
     return (this.stmt(sql).all(params) as EventRow[]).map(toEvent);
