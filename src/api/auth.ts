@@ -134,7 +134,7 @@ export interface AuthOptions {
 const UNAUTHENTICATED_HEADERS = { 'www-authenticate': 'Bearer realm="backhaul"' };
 
 function unauthenticated(why: string): ApiError {
-  return new ApiError(401, 'BH_API_UNAUTHENTICATED', why, { headers: UNAUTHENTICATED_HEADERS });
+  return new ApiError('BH_API_UNAUTHENTICATED', why, { headers: UNAUTHENTICATED_HEADERS });
 }
 
 const RoleSchema = Type.Union([Type.Literal('viewer'), Type.Literal('operator'), Type.Literal('admin')]);
@@ -213,7 +213,7 @@ export async function registerAuth(app: FastifyInstance, o: AuthOptions): Promis
       req.principal = p;
       const need = config.role ?? 'viewer';
       if (!roleAtLeast(p.role, need)) {
-        throw new ApiError(403, 'BH_API_FORBIDDEN', `this needs the ${need} role; token "${p.name}" is ${p.role}`);
+        throw new ApiError('BH_API_FORBIDDEN', `this needs the ${need} role; token "${p.name}" is ${p.role}`);
       }
       done();
     } catch (e) {

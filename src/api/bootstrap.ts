@@ -63,7 +63,7 @@ export type RefusalReason = 'unknown' | 'disabled' | 'config' | 'claimed' | 'no_
 
 /** The one answer to every refused credentials call. */
 function refused(): ApiError {
-  return new ApiError(403, 'BH_BOOTSTRAP_REFUSED', 'no credentials for this device now; an operator must open its claim window');
+  return new ApiError('BH_BOOTSTRAP_REFUSED', 'no credentials for this device now; an operator must open its claim window');
 }
 
 export const CLAIMED_TWICE = 'device.credentials_claimed_twice';
@@ -95,7 +95,7 @@ const AUTH_HEADERS = { 'www-authenticate': 'Basic realm="backhaul"' };
 
 function unauthorized(): ApiError {
   // One answer for every failure, so a caller learns nothing about which logins exist.
-  return new ApiError(401, 'BH_BOOTSTRAP_AUTH', 'HTTP Basic login with the device login and password required', { headers: AUTH_HEADERS });
+  return new ApiError('BH_BOOTSTRAP_AUTH', 'HTTP Basic login with the device login and password required', { headers: AUTH_HEADERS });
 }
 
 /**
@@ -121,7 +121,7 @@ function refusal(d: Device): string | undefined {
 function placed(o: BootstrapOptions, d: Device): DeviceTopics {
   const topics = o.scheme.topics(d);
   if (topics === undefined) {
-    throw new ApiError(409, 'BH_BOOTSTRAP_UNPLACED', 'device has no location with a building and room yet, so no topics; ask an operator to place it');
+    throw new ApiError('BH_BOOTSTRAP_UNPLACED', 'device has no location with a building and room yet, so no topics; ask an operator to place it');
   }
   return topics;
 }
@@ -235,7 +235,7 @@ export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
         const topics = placed(o, d);
         // Checked before a password is issued: one the device cannot use would be lost.
         const b = o.broker();
-        if (!b) throw new ApiError(503, 'BH_BOOTSTRAP_NO_BROKER', 'no MQTT broker is available to devices now; retry later', { headers: { 'retry-after': '30' } });
+        if (!b) throw new ApiError('BH_BOOTSTRAP_NO_BROKER', 'no MQTT broker is available to devices now; retry later', { headers: { 'retry-after': '30' } });
         const broker = { host: b.host ?? requestHost(req), port: b.port };
 
         const login = d.credentials?.username ?? d.id;

@@ -30,5 +30,5 @@ export function enforce(d: RateDecision, limit: LimitName, metrics: Metrics | un
   if (d.ok) return;
   metrics?.apiRateLimited.inc({ limit });
   const seconds = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
-  throw new ApiError(429, 'BH_API_RATE_LIMITED', `too many attempts from this address; retry in ${seconds} s`, { headers: { 'retry-after': String(seconds) } });
+  throw new ApiError('BH_API_RATE_LIMITED', `too many attempts from this address; retry in ${seconds} s`, { headers: { 'retry-after': String(seconds) } });
 }

@@ -4,10 +4,10 @@
 import { Type, type Static } from '@sinclair/typebox';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import { BackhaulError, isBackhaulError, joinPath, type BackhaulErrorOptions, type ErrorCode } from '../core/errors.js';
+import { BackhaulError, errorBody, httpStatus, isBackhaulError, joinPath, type BackhaulErrorOptions, type ErrorCode } from '../core/errors.js';
 import { checkJsonBounds } from '../core/json.js';
 import type { Logger } from '../core/logger.js';
-import { listenError, reachableHost } from '../inputs/util.js';
+import { listenError, reachableHost } from '../core/listen.js';
 
 /** Adds routes (and hooks) to the server; each runs in its own Fastify context, so its hooks stay its own. */
 export type ApiPlugin = (app: FastifyInstance) => void | Promise<void>;
@@ -44,9 +44,10 @@ export const errorResponses = { '4xx': ErrorBody, '5xx': ErrorBody } as const;
 export class ApiError extends BackhaulError {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
-  constructor(status: number, code: ErrorCode, detail: string, opts: BackhaulErrorOptions & { readonly headers?: Record<string, string> } = {}) {
+  /** The status is the code's (the catalog's), unless `status` says otherwise. */
+  constructor(code: ErrorCode, detail: string, opts: BackhaulErrorOptions & { readonly status?: number; readonly headers?: Record<string, string> } = {}) {
     super(code, detail, opts);
-    this.status = status;
+    this.status = opts.status ?? httpStatus(code);
     this.headers = opts.headers ?? {};
   }
 }
@@ -63,32 +64,6 @@ export const HTML_CSP = [
   "form-action 'self'",
   "frame-ancestors 'none'",
 ].join('; ');
-
-/** Statuses of codes that store and validation functions throw as plain BackhaulErrors. */
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  BH_API_REQUEST: 400,
-  BH_DEVICE_ID: 400,
-  BH_DEVICE_TYPE: 400,
-  BH_DEVICE_CONFIG: 400,
-  BH_DEVICE_LOCATION: 400,
-  BH_DEVICE_FIELD: 400,
-  BH_API_NOT_FOUND: 404,
-  BH_DEVICE_NOT_FOUND: 404,
-  BH_DEVICE_EXISTS: 409,
-  BH_DEVICE_READ_ONLY: 409,
-  BH_DEVICE_CLAIMED: 409,
-  BH_COMMAND_ORDER: 400,
-  BH_COMMAND_REFUSED: 409,
-  BH_COMMAND_NO_BROKER: 503,
-  BH_COMMAND_FAILED: 503,
-  BH_TOKEN_NAME: 400,
-  BH_TOKEN_ROLE: 400,
-  BH_TOKEN_NOT_FOUND: 404,
-};
-
-export function errorBody(code: ErrorCode, message: string, path?: string): ErrorBody {
-  return { error: { code, message, ...(path !== undefined ? { path } : {}) } };
-}
 
 interface AjvIssue {
   readonly keyword?: string;
@@ -142,7 +117,7 @@ export class ApiServer {
       try {
         checkJsonBounds(text, 'the body');
       } catch (e) {
-        done(isBackhaulError(e) ? new ApiError(400, e.code, e.detail, { path: 'body' }) : (e as Error), undefined);
+        done(isBackhaulError(e) ? new ApiError(e.code, e.detail, { path: 'body', status: 400 }) : (e as Error), undefined);
         return;
       }
       void parseJson(req, text, done);
@@ -193,8 +168,10 @@ export class ApiServer {
         return reply.code(err.status).headers(err.headers).send(errorBody(err.code, err.detail, err.path));
       }
       if (isBackhaulError(err)) {
-        const status = STATUS[err.code];
-        if (status !== undefined) return reply.code(status).send(errorBody(err.code, err.detail, err.path));
+        // A coded error thrown by a store or a check answers with its code's status; a 5xx other than "unavailable"
+        // is a fault inside Backhaul, logged, and answered without its detail.
+        const status = httpStatus(err.code);
+        if (status < 500 || status === 503) return reply.code(status).send(errorBody(err.code, err.detail, err.path));
       } else {
         // Fastify's own refusals (bad JSON body, body too large, wrong media type) keep their status.
         const status = err.statusCode ?? 500;

@@ -3,7 +3,7 @@
 import { createServer } from 'node:net';
 import { SqliteTokenStore, tokensPath } from '../api/tokens.js';
 import { makePrivateDir } from '../core/private-files.js';
-import { simulatedIds } from '../inputs/simulator/index.js';
+import { builtinRegistry } from '../runtime/registry.js';
 
 /** The port when free, else any free port. */
 export function pickPort(preferred: number, host = '0.0.0.0'): Promise<number> {
@@ -32,13 +32,16 @@ export interface DemoOptions {
 }
 
 export function demoConfig(o: DemoOptions): Record<string, unknown> {
+  const valves = { type: 'simulator', devices: o.devices, seed: 1, intervalMs: o.intervalMs, decoder: 'opentrv' };
+  const simulator = builtinRegistry().inputs.get(valves.type);
+  const ids = simulator?.knownDevices?.({ ...valves }) ?? [];
   return {
     data: o.dataDir,
     api: { host: '127.0.0.1', port: o.apiPort },
     // The simulated valves are declared, placed in rooms of a demo house, so the dashboard shows them with their
     // topics and turns them amber, then red, if they fall silent.
     devices: {
-      declared: simulatedIds(1, o.devices).map((id, i) => ({
+      declared: ids.map((id, i) => ({
         id,
         kind: 'opentrv',
         type: 'opentrv-valve',
@@ -61,7 +64,7 @@ export function demoConfig(o: DemoOptions): Record<string, unknown> {
           { username: 'backhaul', password: `${o.password}-sink`, publish: ['backhaul/#'], subscribe: [] },
         ],
       },
-      valves: { type: 'simulator', devices: o.devices, seed: 1, intervalMs: o.intervalMs, decoder: 'opentrv' },
+      valves,
     },
     sinks: {
       history: { type: 'sqlite' },

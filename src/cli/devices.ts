@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BackhaulError, isBackhaulError } from '../core/errors.js';
-import { durationMs, formatDuration } from '../pipeline/duration.js';
+import { durationMs, formatDuration, humanDuration } from '../core/duration.js';
 import {
   addDevice,
   checkClaimCode,
@@ -21,7 +21,7 @@ import { importManifest } from '../devices/manifest.js';
 import { findDevice, registryPath, SqliteDeviceStore, type DeviceFilter, type DevicePatch, type DeviceStore } from '../devices/registry.js';
 import { TopicScheme } from '../devices/topics.js';
 import { DEVICE_STATES, type Device, type DeviceState } from '../devices/types.js';
-import { configBasics, humanDuration } from './status.js';
+import { configBasics } from './status.js';
 import { sendCommandTo } from '../runtime/control.js';
 import type { CommandRecord } from '../devices/registry.js';
 import type { JsonObject, JsonValue } from '../devices/types.js';

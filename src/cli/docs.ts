@@ -1,6 +1,6 @@
 // Renders reference docs from the code itself (driver schemas, the error catalog), so they cannot drift.
 import type { TSchema } from '@sinclair/typebox';
-import { ERROR_CATALOG } from '../core/errors.js';
+import { ERROR_CATALOG, errorDescription, httpStatus, type ErrorCode } from '../core/errors.js';
 import { builtinRegistry } from '../runtime/registry.js';
 
 interface JsonSchema {
@@ -97,7 +97,8 @@ export function renderErrors(): string {
     [/^BH_(DEVICE|MANIFEST|REGISTRY|COMMAND)/, 'Devices, the registry and orders'],
     [/^BH_(API|BOOTSTRAP)/, 'HTTP API and device bootstrap'],
   ];
-  for (const [code, text] of Object.entries(ERROR_CATALOG)) {
+  for (const code of Object.keys(ERROR_CATALOG) as ErrorCode[]) {
+    const text = `${errorDescription(code)} (HTTP ${httpStatus(code)})`;
     const g = groups.find(([re]) => re.test(code))?.[1] ?? 'Other';
     if (g !== group) {
       lines.push(`## ${g}`, '');

@@ -1,4 +1,5 @@
 // What the CLI's subcommands (`devices`, `tokens`) share: where they write, usage errors, tables and times.
+import { BackhaulError } from '../core/errors.js';
 export interface Out {
   out(s: string): void;
   err(s: string): void;
@@ -10,7 +11,13 @@ export const stdio: Out = {
 };
 
 /** A wrong command line: printed as `BH_USAGE …`, exit 2. */
-export class UsageError extends Error {}
+/** A wrong command line: printed with the command's usage. */
+export class UsageError extends BackhaulError {
+  constructor(detail: string) {
+    super('BH_USAGE', detail);
+    this.name = 'UsageError';
+  }
+}
 
 /** Columns padded to their widest cell; the first row is the header. */
 export function table(rows: string[][]): string {

@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildConfig, loadConfigFile, type LoadedConfig } from '../core/config/load.js';
-import { ConfigErrors, isBackhaulError } from '../core/errors.js';
-import { inlineSecretValues, inlineSecretWarnings } from '../core/config/redact.js';
+import { buildConfig, loadConfigFile, type LoadedConfig } from '../runtime/config.js';
+import { ConfigErrors, errorText, isBackhaulError } from '../core/errors.js';
+import { inlineSecretValues, inlineSecretWarnings } from '../runtime/shown-config.js';
 import { chooseLogLevel, createLogger, scrubSecrets, type Logger } from '../core/logger.js';
 import { Hub } from '../runtime/hub.js';
 import { builtinRegistry } from '../runtime/registry.js';
@@ -55,7 +55,7 @@ function printConfigError(e: unknown): void {
   } else if (isBackhaulError(e)) {
     process.stderr.write(`${e.toString()}\n`);
   } else {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`${errorText(e)}\n`);
   }
 }
 

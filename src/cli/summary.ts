@@ -1,6 +1,6 @@
 // `backhaul check` output: what would run, with secrets shown as their names only.
-import type { LoadedConfig } from '../core/config/load.js';
-import { inlineSecretWarnings, shownConfig } from '../core/config/redact.js';
+import type { LoadedConfig } from '../runtime/config.js';
+import { inlineSecretWarnings, shownConfig } from '../runtime/shown-config.js';
 import { isSecretRef } from '../core/config/secrets.js';
 
 function show(v: unknown): string {

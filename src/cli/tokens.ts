@@ -3,7 +3,7 @@
 // next request. Errors print as `CODE path: message` on stderr; exit 1 for errors, 2 for usage.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BackhaulError, isBackhaulError } from '../core/errors.js';
+import { BackhaulError, errorText, isBackhaulError } from '../core/errors.js';
 import { ROLES, SqliteTokenStore, tokensPath, type Role, type TokenInfo } from '../api/tokens.js';
 import { configBasics } from './status.js';
 import { iso, json, stdio, table, UsageError, type Out } from './io.js';
@@ -135,7 +135,7 @@ function run(argv: readonly string[], io: Out): number {
       io.err(`BH_USAGE ${e.message}`);
       return 2;
     }
-    io.err(isBackhaulError(e) ? e.toString() : e instanceof Error ? e.message : String(e));
+    io.err(isBackhaulError(e) ? e.toString() : errorText(e));
     return 1;
   } finally {
     store?.close();

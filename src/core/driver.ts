@@ -4,9 +4,11 @@
 // same shape.
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Clock } from './clock.js';
-import type { BackhaulError } from './errors.js';
+import { BackhaulError, type ErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import type { HistoryReader } from './history.js';
+import type { IdKind } from './ids.js';
 import type { Frame, Message, Reading } from './types.js';
 
 /**
@@ -92,6 +94,11 @@ export interface InputDefinition<S extends TSchema = TSchema> {
   readonly options: S;
   /** Decoder used when the config names none. */
   readonly defaultDecoder: string;
+  /**
+   * The ids of the devices an instance with these options speaks for, when they are known before it starts (a
+   * simulator), so a config can declare them (`backhaul demo` does).
+   */
+  knownDevices?(options: Static<S>): readonly string[];
   check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>, ctx: InputContext): Input;
 }
@@ -110,6 +117,11 @@ export interface DecoderDefinition<S extends TSchema = TSchema> {
   readonly description: string;
   /** Options schema, without `type`. */
   readonly options: S;
+  /**
+   * The kind of device id every reading of this decoder carries, when its bearer names devices in one form (an
+   * OpenTRV node id); the device gate then makes ids canonical as that kind. Absent: guessed from each id's form.
+   */
+  readonly idKind?: IdKind;
   check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>): Decode;
 }
@@ -137,6 +149,10 @@ export interface StageDefinition<S extends TSchema = TSchema> {
   readonly type: string;
   readonly description: string;
   readonly options: S;
+  /** Keeps state per key (device, measurement), bounded by its `maxKeys` option (documented in its README). */
+  readonly keyed?: boolean;
+  /** Its job includes events (it may change, make or drop them); a stage without it passes every event unchanged. */
+  readonly handlesEvents?: boolean;
   check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>, ctx: StageContext): Stage;
 }
@@ -182,18 +198,27 @@ export interface SinkDefinition<S extends TSchema = TSchema> {
   readonly batchSize?: number;
   /** How long the runner waits for a batch to fill by default (`outbox.lingerMs` overrides); 0 when absent. */
   readonly linger?: number;
+  /**
+   * For sinks that keep history the API can read (the historian): open a read-only reader of what an instance with
+   * these options stored, or undefined while there is nothing to read yet. `api.historian` may name only such sinks.
+   */
+  openHistory?(options: Static<S>, where: Pick<DriverContext, 'dataDir' | 'resolvePath'>): HistoryReader | undefined;
   check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>, ctx: SinkContext): Sink;
 }
 
-/** A failure of a whole batch. `retryable: false` stops the sink (its queue is kept) until an operator acts. */
-export class SinkError extends Error {
+/**
+ * A failure of a whole batch, or of opening. `retryable: false` stops the sink (its queue is kept) until an operator
+ * acts. Coded like every error: BH_SINK_WRITE when a retry may mend it, BH_SINK_FATAL when not (the runner shows a
+ * failed open as BH_SINK_OPEN).
+ */
+export class SinkError extends BackhaulError {
   constructor(
     message: string,
     readonly retryable: boolean,
-    opts?: { cause?: unknown },
+    opts?: { readonly cause?: unknown; readonly code?: ErrorCode },
   ) {
-    super(message, opts);
+    super(opts?.code ?? (retryable ? 'BH_SINK_WRITE' : 'BH_SINK_FATAL'), message, opts?.cause === undefined ? {} : { cause: opts.cause });
     this.name = 'SinkError';
   }
 }

@@ -63,3 +63,23 @@ export type Message = Reading | HubEvent;
 export function isReading(m: Message): m is Reading {
   return m.kind === 'reading';
 }
+
+// ---------------------------------------------------------------- sink status
+
+/** A sink's delivery state, as `backhaul status`, the API and the dashboard show it (src/outbox/runner.ts). */
+export type SinkState = 'starting' | 'up' | 'retrying' | 'stopped' | 'closed';
+
+export interface SinkStatus {
+  readonly id: string;
+  readonly type: string;
+  readonly state: SinkState;
+  /** Messages waiting in the outbox. */
+  readonly backlog: number;
+  readonly backlogBytes: number;
+  /** Age of the oldest waiting message, ms (0 when empty). */
+  readonly oldestAgeMs: number;
+  readonly delivered: number;
+  readonly dropped: number;
+  readonly retries: number;
+  readonly lastError?: { readonly message: string; readonly at: number };
+}

@@ -1,6 +1,7 @@
 // Requests and replies over a worker thread. Storage that commits to disk (the journal, the historian) runs in one,
 // so the event loop never waits for SQLite or an fsync: while a thread's commit syncs, the main thread keeps parsing
 // MQTT, acknowledging and delivering, and the next group fills.
+import { errorText } from './errors.js';
 import { Worker, parentPort, workerData, type TransferListItem } from 'node:worker_threads';
 
 /** An error as it crosses the thread boundary: the message and the SQLite code (`SQLITE_BUSY`, …) survive. */
@@ -100,7 +101,7 @@ export function serveRequests(handlers: Handlers): void {
         port.postMessage({
           id: req.id,
           ok: false,
-          message: e instanceof Error ? e.message : String(e),
+          message: errorText(e),
           ...(typeof code === 'string' ? { code } : {}),
         } satisfies Reply);
       }

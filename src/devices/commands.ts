@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock, ClockTimer } from '../core/clock.js';
 import type { BrokerPort } from '../core/driver.js';
-import { BackhaulError } from '../core/errors.js';
+import { BackhaulError, errorText } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { makeEvent } from '../core/events.js';
 import type { HubEvent } from '../core/types.js';
@@ -119,7 +119,7 @@ export class CommandCenter {
     try {
       await broker.publish(topics.command, new TextEncoder().encode(JSON.stringify(payload)), { qos: 1 });
     } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
+      const why = errorText(e);
       await this.o.store.settleCommand(id, 'failed', { error: `not published: ${why}` });
       await this.audit(req, d, `error: ${why}`, { command: id });
       throw new BackhaulError('BH_COMMAND_FAILED', `could not publish ${req.order} to ${topics.command}: ${why}`, { cause: e });
@@ -167,7 +167,7 @@ export class CommandCenter {
       () => {
         this.timers.delete(c.id);
         this.settle(c, 'expired', `no acknowledgement within ${Math.round(this.o.ackTimeoutMs / 1000)} s`, this.o.clock.now()).catch((e: unknown) =>
-          this.o.logger.warn({ command: c.id, err: e instanceof Error ? e.message : String(e) }, 'could not record an expired order'),
+          this.o.logger.warn({ command: c.id, err: errorText(e) }, 'could not record an expired order'),
         );
       },
       Math.max(0, left),

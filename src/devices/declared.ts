@@ -5,7 +5,7 @@
 import type { Static } from '@sinclair/typebox';
 import { BackhaulError } from '../core/errors.js';
 import type { DeclaredDevice } from '../core/config/schema.js';
-import { durationMs } from '../pipeline/duration.js';
+import { durationMs } from '../core/duration.js';
 import { hashPassword, verifyPassword } from './credentials.js';
 import type { DeviceTypes } from './device-types.js';
 import { identify, planDevice, type ConfigDeviceInput, type ConfigSyncResult, type DeviceInput, type DeviceStore } from './registry.js';

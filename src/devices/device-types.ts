@@ -5,7 +5,8 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import { BackhaulError } from '../core/errors.js';
 import { redactWith } from '../core/config/redact.js';
 import { SchemaValidator, suggest } from '../core/config/validate.js';
-import { shown, type IdKind, type JsonObject, type Thresholds } from './types.js';
+import { shown } from '../core/errors.js';
+import type { IdKind, JsonObject, Thresholds } from './types.js';
 
 export interface DeviceType {
   /** `opentrv-valve`: lower case, digits and `-`. */

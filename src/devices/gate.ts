@@ -7,7 +7,7 @@
 // moving a device applies to connections already open, from the next refresh), and a device's status message on
 // `<base>/device` is kept as its last status.
 import type { Clock, ClockTimer } from '../core/clock.js';
-import { BackhaulError, isBackhaulError } from '../core/errors.js';
+import { BackhaulError, errorText, isBackhaulError } from '../core/errors.js';
 import { checkJsonBounds } from '../core/json.js';
 import { RateLimiter } from '../core/ratelimit.js';
 import { LogThrottle } from '../core/throttle.js';
@@ -65,16 +65,12 @@ export interface DeviceGateOptions {
   readonly gateways?: readonly GatewayConfig[];
   /** Bound on device.unknown events and their log lines (`devices.unknownEvents`); absent: no bound. */
   readonly unknownEvents?: { readonly burst: number; readonly perMinute: number };
+  /** The id kind of each decoder's readings, for decoders that declare one (`idKind` in their definition). */
+  readonly idKinds?: ReadonlyMap<string, IdKind>;
 }
 
 /** How long held-back device.unknown events are gathered before one summary says how many. */
 const UNKNOWN_SUMMARY_MS = 60_000;
-
-/** The id kind a reading's device id has: OpenTRV node ids from the OpenTRV decoder, else guessed from its form. */
-function kindFor(r: Reading): IdKind {
-  if (r.source.decoder === 'opentrv') return 'opentrv';
-  return guessIdKind(r.device) ?? 'other';
-}
 
 /**
  * A verified device login, as the broker keeps it for the connection's life: a few fields and the gate, no closures
@@ -191,7 +187,7 @@ export class DeviceGate {
       await this.flushRehashes();
       if (this.o.clock.now() - this.lastRefresh >= (this.o.refreshMs ?? 10_000)) await this.refreshIfChanged();
     } catch (e) {
-      this.o.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'device registry update failed; retrying');
+      this.o.logger.warn({ err: errorText(e) }, 'device registry update failed; retrying');
     }
     this.schedule();
   }
@@ -246,7 +242,8 @@ export class DeviceGate {
    * by reason in backhaul_gate_dropped_total).
    */
   admit(r: Reading, frame: Frame): Reading | undefined {
-    const kind = kindFor(r);
+    // The decoder's declared kind (an OpenTRV node id), else guessed from the id's form.
+    const kind = this.o.idKinds?.get(r.source.decoder) ?? guessIdKind(r.device) ?? 'other';
     let id: string;
     try {
       id = normaliseId(kind, r.device);
@@ -356,7 +353,7 @@ export class DeviceGate {
       // life of a device that logged in.
       const code = isBackhaulError(e) ? e.code : 'internal';
       this.o.metrics.decodeErrors.inc({ input: frame.input, reason: code });
-      this.warn(`status:${code}`, { device: id, code }, `status of ${id} refused: ${e instanceof Error ? e.message : String(e)}`);
+      this.warn(`status:${code}`, { device: id, code }, `status of ${id} refused: ${errorText(e)}`);
       this.seen.set(id, Math.max(this.seen.get(id) ?? 0, at));
       this.liveness?.observe({ device: id }, at);
       return true;
@@ -417,7 +414,7 @@ export class DeviceGate {
       };
       this.writes = this.writes
         .then(() => this.o.store.upsert(input))
-        .catch((e: unknown) => this.o.logger.warn({ device: id, err: e instanceof Error ? e.message : String(e) }, 'could not register an unknown device'));
+        .catch((e: unknown) => this.o.logger.warn({ device: id, err: errorText(e) }, 'could not register an unknown device'));
     }
     if (this.unknownLimit && !this.unknownLimit.attempt('device.unknown').ok) {
       this.holdUnknown(id, at);

@@ -2,7 +2,7 @@
 // frames, a LoRa gateway forwarding for its nodes). Every other device login may only carry its own readings; the
 // device gate refuses the rest (BH_DEVICE_FOREIGN). Declared in the config under `devices.gateways`.
 import { BackhaulError } from '../core/errors.js';
-import { globMatcher } from '../pipeline/glob.js';
+import { globMatcher } from '../core/glob.js';
 
 /** One gateway as the config declares it. */
 export interface GatewayConfig {

@@ -13,6 +13,7 @@
 //
 // Nothing is persisted: after a restart `start()` is given each device's last-seen time, and a device still silent
 // raises device.offline once more; battery state is learnt again from the next reading.
+import { humanDuration } from '../core/duration.js';
 import type { Clock, ClockTimer } from '../core/clock.js';
 import { makeEvent } from '../core/events.js';
 import type { HubEvent, Reading, Value } from '../core/types.js';
@@ -85,17 +86,6 @@ interface Entry {
   heapIdx: number;
 }
 
-/** `45 s`, `31 min`, `2 h 5 min`, `3 d 4 h`. */
-export function formatDuration(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 60) return `${s} s`;
-  const min = Math.floor(s / 60);
-  if (min < 60) return `${min} min`;
-  const h = Math.floor(min / 60);
-  if (h < 24) return min % 60 === 0 ? `${h} h` : `${h} h ${min % 60} min`;
-  const d = Math.floor(h / 24);
-  return h % 24 === 0 ? `${d} d` : `${d} d ${h % 24} h`;
-}
 
 /** Volts for messages: `2.31 V`. */
 function volts(v: number): string {
@@ -166,7 +156,7 @@ export class LivenessMonitor {
         makeEvent(
           'device.online',
           { ...(prev !== undefined ? { lastSeen: prev } : {}), silentMs, ...(t?.maxSilentMs !== undefined ? { threshold: t.maxSilentMs } : {}) },
-          { ts: at, device: e.id, message: `${this.name(e.id)} back after ${formatDuration(silentMs)} of silence` },
+          { ts: at, device: e.id, message: `${this.name(e.id)} back after ${humanDuration(silentMs)} of silence` },
         ),
       );
     }
@@ -357,7 +347,7 @@ export class LivenessMonitor {
         makeEvent(
           'device.offline',
           { lastSeen, silentMs, threshold: t },
-          { ts: now, device: top.id, message: `${this.name(top.id)} silent for ${formatDuration(silentMs)} (threshold ${formatDuration(t)})` },
+          { ts: now, device: top.id, message: `${this.name(top.id)} silent for ${humanDuration(silentMs)} (threshold ${humanDuration(t)})` },
         ),
       );
     }

@@ -7,12 +7,13 @@
 // `;`), blank lines and `#` comment lines skipped. A library (csv-parse) would do the same but would be a new
 // dependency for a few dozen lines, and we need each record's starting line number for the report anyway.
 import { BackhaulError } from '../core/errors.js';
-import { durationMs } from '../pipeline/duration.js';
+import { durationMs } from '../core/duration.js';
 import { suggest } from '../core/config/validate.js';
 import { hashPassword, verifyPassword } from './credentials.js';
 import { checkClaimCode, openClaimWindows, type ClaimWindow } from './provision.js';
 import { identify, type Change, type DeviceInput, type DeviceStore, type AuditInput } from './registry.js';
-import { ID_KINDS, guessIdKind, isJsonObject, normaliseId, shown, type IdKind } from './types.js';
+import { shown } from '../core/errors.js';
+import { ID_KINDS, guessIdKind, isJsonObject, normaliseId, type IdKind } from './types.js';
 
 export type ManifestFormat = 'csv' | 'jsonl';
 

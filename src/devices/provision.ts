@@ -1,7 +1,7 @@
 // Adding a device, resetting its login and opening its claim window, shared by the CLI and the REST API: the same
 // rules, the same audit entries.
 import { BackhaulError } from '../core/errors.js';
-import { durationMs } from '../pipeline/duration.js';
+import { durationMs } from '../core/duration.js';
 import { generatePassword, hashPassword } from './credentials.js';
 import type { DeviceInput, DeviceStore } from './registry.js';
 import type { Device } from './types.js';

@@ -17,6 +17,7 @@ import { BackhaulError } from '../core/errors.js';
 import { whereClause } from '../core/sql.js';
 import { LoginHasher } from './credentials.js';
 import type { DeviceTypes } from './device-types.js';
+import { shown } from '../core/errors.js';
 import {
   checkDescription,
   checkLocation,
@@ -26,7 +27,6 @@ import {
   ID_KINDS,
   normaliseId,
   resolveIdKind,
-  shown,
   type Device,
   type DeviceClaim,
   type DeviceCredentials,

@@ -39,8 +39,11 @@ export interface DeviceTopics {
   readonly command: string;
 }
 
-/** One topic level from a location value or type name: lower case, spaces → `-`, anything unsafe → `_`. */
-export function topicLevel(value: string): string | undefined {
+/**
+ * A topic level named after a location value or type name: lower case, spaces → `-`, anything unsafe → `_`. (Sinks
+ * escape untrusted values into a level by another rule: escapeTopicLevel in src/sinks/format.ts.)
+ */
+export function locationLevel(value: string): string | undefined {
   const v = value
     .trim()
     .toLowerCase()
@@ -53,16 +56,16 @@ export function topicLevel(value: string): string | undefined {
 
 function sameSite(a: string | undefined, b: string | undefined): boolean {
   if (a === undefined || b === undefined) return false;
-  return topicLevel(a) === topicLevel(b);
+  return locationLevel(a) === locationLevel(b);
 }
 
 /** The base topic for a location and a kind, or undefined when the location is not complete enough. */
 export function baseTopic(location: Location, kind: string, opts: TopicSchemeOptions = {}): string | undefined {
-  const kindLevel = topicLevel(kind);
+  const kindLevel = locationLevel(kind);
   if (kindLevel === undefined) return undefined;
-  const site = location.site === undefined ? undefined : topicLevel(location.site);
-  const building = location.building === undefined ? undefined : topicLevel(location.building);
-  const room = location.room === undefined ? undefined : topicLevel(location.room);
+  const site = location.site === undefined ? undefined : locationLevel(location.site);
+  const building = location.building === undefined ? undefined : locationLevel(location.building);
+  const room = location.room === undefined ? undefined : locationLevel(location.room);
   const remote = site !== undefined && !sameSite(location.site, opts.homeSite);
   let local: string[] | undefined;
   if (building === OUTSIDE) {
@@ -73,7 +76,7 @@ export function baseTopic(location: Location, kind: string, opts: TopicSchemeOpt
   }
   if (local === undefined) return undefined;
   const levels = remote ? [ABROAD, site, ...local] : local;
-  const prefix = opts.prefix === undefined || opts.prefix.trim() === '' ? [] : opts.prefix.split('/').map((l) => topicLevel(l) ?? '_');
+  const prefix = opts.prefix === undefined || opts.prefix.trim() === '' ? [] : opts.prefix.split('/').map((l) => locationLevel(l) ?? '_');
   return [...prefix, ...levels].join('/');
 }
 

@@ -1,6 +1,7 @@
 // The outbox interface: each sink owns one, its share of the journal (src/outbox/journal.ts). The hub puts routed
 // messages in; the sink's runner takes batches out in order, keeps a window of them in flight, and acknowledges them
 // in order. Durable and in-memory journals pass one conformance suite (test/outbox/conformance.ts).
+import { BackhaulError } from '../core/errors.js';
 import type { Message } from '../core/types.js';
 
 export interface OutboxEntry {
@@ -58,9 +59,9 @@ export interface Outbox {
 }
 
 /** Raised to blocked puts when the outbox closes under them. */
-export class OutboxClosedError extends Error {
+export class OutboxClosedError extends BackhaulError {
   constructor() {
-    super('outbox closed');
+    super('BH_OUTBOX_CLOSED', 'outbox closed (Backhaul is stopping)');
     this.name = 'OutboxClosedError';
   }
 }

@@ -1,32 +1,18 @@
 // Drains one sink's outbox into its sink: in order, in batches, with retry and exponential backoff with jitter.
 // Each sink has its own runner and loop, so a slow or dead sink never holds up another.
+import { backoffMs } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { SinkError, type Sink, type SinkWriteResult } from '../core/driver.js';
-import { isBackhaulError } from '../core/errors.js';
+import { errorText, isBackhaulError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { OutboxOptions } from '../core/config/schema.js';
 import { makeEvent } from '../core/events.js';
-import type { HubEvent, Message } from '../core/types.js';
+import type { HubEvent, Message, SinkState, SinkStatus } from '../core/types.js';
 import { LogThrottle } from '../core/throttle.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
 
-export type SinkState = 'starting' | 'up' | 'retrying' | 'stopped' | 'closed';
-
-export interface SinkStatus {
-  readonly id: string;
-  readonly type: string;
-  readonly state: SinkState;
-  /** Messages waiting in the outbox. */
-  readonly backlog: number;
-  readonly backlogBytes: number;
-  /** Age of the oldest waiting message, ms (0 when empty). */
-  readonly oldestAgeMs: number;
-  readonly delivered: number;
-  readonly dropped: number;
-  readonly retries: number;
-  readonly lastError?: { readonly message: string; readonly at: number };
-}
+export type { SinkState, SinkStatus } from '../core/types.js';
 
 export interface SinkRunnerDeps {
   readonly logger: Logger;
@@ -273,13 +259,16 @@ export class SinkRunner {
   }
 
   private backoff(attempt: number): number {
-    const base = Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(attempt, 30));
-    return base / 2 + Math.random() * (base / 2); // "equal jitter": never less than half the base
+    return backoffMs(attempt, this.opts.retryMinMs, this.opts.retryMaxMs);
   }
 
-  /** Keep the last error as `CODE message` for status; sink errors that carry no code get the phase's code. */
+  /**
+   * Keep the last error as `CODE message` for status. A sink's own failure while opening is BH_SINK_OPEN whatever it
+   * was coded as; other errors without a code get the phase's code.
+   */
   private recordError(e: unknown, code: 'BH_SINK_OPEN' | 'BH_SINK_WRITE'): string {
-    const message = isBackhaulError(e) ? e.toString() : `${code} ${e instanceof Error ? e.message : String(e)}`;
+    const message =
+      isBackhaulError(e) && !(e instanceof SinkError && code === 'BH_SINK_OPEN') ? e.toString() : `${code} ${isBackhaulError(e) ? e.message : errorText(e)}`;
     this.lastError = { message, at: this.deps.clock.now() };
     return message;
   }

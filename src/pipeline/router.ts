@@ -5,8 +5,8 @@ import type { Stage } from '../core/driver.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Match } from '../core/config/schema.js';
 import type { HubEvent, Message } from '../core/types.js';
-import { topicMatches } from '../inputs/topic.js';
-import { globMatcher } from './glob.js';
+import { topicMatches } from '../core/topic.js';
+import { globMatcher } from '../core/glob.js';
 import { pickValues } from './values.js';
 
 /** Where routed messages go: the sink runners, by sink id. */

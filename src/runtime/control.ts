@@ -8,7 +8,7 @@ import { createServer, request, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BackhaulError, isBackhaulError, type ErrorCode } from '../core/errors.js';
+import { BackhaulError, type ErrorCode, errorText, isBackhaulError } from '../core/errors.js';
 import type { SendCommand } from '../devices/commands.js';
 import type { CommandRecord } from '../devices/registry.js';
 import type { InputStatus } from './hub.js';
@@ -79,7 +79,7 @@ export class ControlServer {
             (record) => res.end(JSON.stringify(record)),
             (e: unknown) => {
               res.statusCode = 400;
-              const error = isBackhaulError(e) ? { code: e.code, message: e.detail, ...(e.path ? { path: e.path } : {}) } : { message: e instanceof Error ? e.message : String(e) };
+              const error = isBackhaulError(e) ? { code: e.code, message: e.detail, ...(e.path ? { path: e.path } : {}) } : { message: errorText(e) };
               res.end(JSON.stringify({ error }));
             },
           );

@@ -4,15 +4,16 @@
 import { makePrivateDir, wideModeMessage, wideModes } from '../core/private-files.js';
 import { isAbsolute, resolve } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
-import type { LoadedConfig } from '../core/config/load.js';
-import { shownConfig } from '../core/config/redact.js';
+import type { LoadedConfig } from './config.js';
+import { shownConfig } from './shown-config.js';
 import type { BrokerPort, Decode, DriverContext, Input, Stage } from '../core/driver.js';
 import type { Logger } from '../core/logger.js';
+import { InFlight } from '../core/inflight.js';
 import { Metrics } from '../core/metrics.js';
 import { LogThrottle } from '../core/throttle.js';
 import type { Frame, Message } from '../core/types.js';
 import type { OutboxOptions } from '../core/config/schema.js';
-import { BackhaulError, isBackhaulError } from '../core/errors.js';
+import { BackhaulError, errorText, isBackhaulError } from '../core/errors.js';
 import { deleteOutboxFile, findOrphanOutboxFiles, journalPath, outboxPath } from '../outbox/files.js';
 import { Journal } from '../outbox/journal.js';
 import type { Outbox } from '../outbox/outbox.js';
@@ -28,9 +29,8 @@ import { SessionStore } from '../api/auth.js';
 import { dashboardRoot, dashboardRoutes } from '../api/dashboard.js';
 import { restApi, type ApiDeps } from '../api/rest/index.js';
 import { ensureFirstAdmin, SqliteTokenStore, tokensPath } from '../api/tokens.js';
-import { Historian } from '../sinks/sqlite/historian.js';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import type { HistoryReader } from '../core/history.js';
 import type { HubEvent } from '../core/types.js';
 import { makeEvent } from '../core/events.js';
 import { createHash } from 'node:crypto';
@@ -77,11 +77,11 @@ export class Hub {
   private commands: CommandCenter | undefined;
   private api: ApiServer | undefined;
   private tokens: SqliteTokenStore | undefined;
-  private historian: Historian | undefined;
+  private historian: HistoryReader | undefined;
   private readonly eventListeners = new Set<(e: HubEvent) => void>();
   private running = false;
   private readonly startedAt: number;
-  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly inflight = new InFlight();
   private readonly decodeLog: LogThrottle;
   private started = false;
   private stopping: Promise<void> | undefined;
@@ -179,6 +179,7 @@ export class Hub {
         refreshMs: this.config.devices.refreshMs,
         gateways: this.config.devices.gateways,
         unknownEvents: this.config.devices.unknownEvents,
+        idKinds: new Map(this.config.inputs.flatMap((i) => (i.decoder.def.idKind ? [[i.decoder.def.type, i.decoder.def.idKind] as const] : []))),
         logger: devLog,
         metrics: this.metrics,
         clock: this.clock,
@@ -283,16 +284,13 @@ export class Hub {
     await this.api.start();
   }
 
-  /** The historian the API reads (read-only), once its sink has created the file. */
-  private openHistorian(): Historian | undefined {
+  /** The history the API reads (read-only): the sink `api.historian` names, else the first that keeps history. */
+  private openHistorian(): HistoryReader | undefined {
     if (this.historian?.isOpen) return this.historian;
     const want = this.config.api?.historian;
-    const spec = this.config.sinks.find((s) => s.def.type === 'sqlite' && (want === undefined || s.id === want));
-    if (!spec) return undefined;
-    const p = (spec.options as { path?: unknown }).path;
-    const path = typeof p === 'string' ? (isAbsolute(p) ? p : resolve(this.config.dir, p)) : join(this.config.dataDir, 'history.sqlite');
-    if (!existsSync(path)) return undefined;
-    this.historian = Historian.open(path, { readonly: true });
+    const spec = this.config.sinks.find((s) => s.def.openHistory !== undefined && (want === undefined || s.id === want));
+    if (!spec?.def.openHistory) return undefined;
+    this.historian = spec.def.openHistory(spec.options, this.context({ sink: spec.id }, spec.id));
     return this.historian;
   }
 
@@ -361,7 +359,7 @@ export class Hub {
           migrate,
         });
       } catch (e) {
-        throw new BackhaulError('BH_OUTBOX_OPEN', `cannot open the journal ${path}: ${e instanceof Error ? e.message : String(e)}`, {
+        throw new BackhaulError('BH_OUTBOX_OPEN', `cannot open the journal ${path}: ${errorText(e)}`, {
           path: 'sinks',
           cause: e,
         });
@@ -399,9 +397,7 @@ export class Hub {
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
-    this.inflight.add(p);
-    void p.finally(() => this.inflight.delete(p)).catch(() => undefined);
-    return p;
+    return this.inflight.track(p);
   }
 
   /** Decode a frame and route its readings. Returns the number of readings; never rejects unless `strict`. */
@@ -422,7 +418,7 @@ export class Hub {
       const suppressed = this.decodeLog.take(`${input}:${code}`);
       if (suppressed !== null) {
         const fields = isBackhaulError(e) ? { code, path: e.path } : { code, err: e };
-        log.warn({ ...fields, topic: frame.topic, earlierSuppressed: suppressed }, `frame dropped: ${e instanceof Error ? e.message : String(e)}`);
+        log.warn({ ...fields, topic: frame.topic, earlierSuppressed: suppressed }, `frame dropped: ${errorText(e)}`);
       }
       if (strict) throw e;
       return 0;
@@ -480,13 +476,13 @@ export class Hub {
           this.logger.warn({ input: id, err: e }, 'input stop failed');
         }
       }
-      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      await this.inflight.settle();
     })();
     await inputsStopped;
     clearTimeout(unblock);
     for (const s of this.stages) s.stop?.();
     // What stages emitted on stop (a closing window) is still on its way into the outboxes.
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    await this.inflight.settle();
     await Promise.all([...this.runners.values()].map((r) => r.stop(drainMs)));
     try {
       await this.journal?.close();

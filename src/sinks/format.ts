@@ -109,14 +109,14 @@ export type TopicFields = Partial<Record<TopicField, string | undefined>>;
  * One topic level from an untrusted value: the MQTT wildcards `+` `#`, the level separator `/` and NUL become `_`,
  * and an empty or missing value becomes `_`, so a device id can neither add levels nor make a filter of the topic.
  */
-export function topicLevel(value: string | undefined): string {
+export function escapeTopicLevel(value: string | undefined): string {
   if (value === undefined || value === '') return '_';
   return value.replace(/[+#/]/g, '_').replaceAll('\u0000', '_');
 }
 
 /** Fill `{device}`, `{measurement}`, `{input}` and `{type}` in a topic template; other text is kept as written. */
 export function renderTopic(template: string, fields: TopicFields): string {
-  return template.replace(/\{(device|measurement|input|type)\}/g, (_m, key: TopicField) => topicLevel(fields[key]));
+  return template.replace(/\{(device|measurement|input|type)\}/g, (_m, key: TopicField) => escapeTopicLevel(fields[key]));
 }
 
 /** Why a topic template cannot be published to, or null when it is fine. */
@@ -127,27 +127,4 @@ export function topicTemplateError(template: string): string | null {
   const unknown = [...template.matchAll(/\{([^{}]*)\}/g)].map((m) => m[1] ?? '').filter((k) => !(TOPIC_PLACEHOLDERS as readonly string[]).includes(k));
   if (unknown.length > 0) return `unknown placeholder {${unknown[0]}} (known: ${TOPIC_PLACEHOLDERS.map((p) => `{${p}}`).join(' ')})`;
   return null;
-}
-
-// ---------------------------------------------------------------- misc
-
-/** A URL as it may appear in logs and errors: scheme, host and port only (paths and queries may hold tokens). */
-export function safeUrl(url: string | URL): string {
-  try {
-    const u = typeof url === 'string' ? new URL(url) : url;
-    return `${u.protocol}//${u.host}`;
-  } catch {
-    return '(invalid URL)';
-  }
-}
-
-/** The message of an error, following `cause` one level (fetch hides ECONNREFUSED there). */
-export function errorText(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  const cause = e.cause;
-  if (cause instanceof Error && cause.message && cause.message !== e.message) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    return `${e.message}: ${code && !cause.message.includes(code) ? `${code} ` : ''}${cause.message}`;
-  }
-  return e.message;
 }

@@ -2,7 +2,8 @@
 // closes, no redirects followed (a POST turned into a GET by a 302 would lose data silently), a capped response body,
 // and transport failures turned into retryable SinkErrors whose messages name only scheme, host and port.
 import { SinkError } from '../core/driver.js';
-import { errorText, safeUrl } from './format.js';
+import { errorText } from '../core/errors.js';
+import { safeUrl } from '../core/url.js';
 
 export interface HttpAnswer {
   readonly status: number;

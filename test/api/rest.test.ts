@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { buildConfig } from '../../src/core/config/load.js';
+import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { hashPassword } from '../../src/devices/credentials.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfigFile, loadConfigText, type LoadedConfig } from '../../src/core/config/load.js';
+import { loadConfigFile, loadConfigText, type LoadedConfig } from '../../src/runtime/config.js';
 import { ConfigErrors, type BackhaulError } from '../../src/core/errors.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { summarize } from '../../src/cli/summary.js';

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Value } from '@sinclair/typebox/value';
 import { customEvent, EVENT_TYPES, isEventType, makeEvent, type HubEvent } from '../../src/core/events.js';
 import { renderEvents } from '../../src/cli/events-doc.js';
-import { buildConfig } from '../../src/core/config/load.js';
+import { buildConfig } from '../../src/runtime/config.js';
 import { ConfigErrors } from '../../src/core/errors.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 

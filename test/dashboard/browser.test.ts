@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { buildConfig } from '../../src/core/config/load.js';
+import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { hashPassword } from '../../src/devices/credentials.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';

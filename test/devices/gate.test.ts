@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { buildConfig } from '../../src/core/config/load.js';
+import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';

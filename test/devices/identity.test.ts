@@ -2,7 +2,7 @@
 // other attributes are checked before they are stored.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalNodeId } from '../../src/decoders/opentrv/index.js';
+import { canonicalNodeId } from '../../src/core/ids.js';
 import {
   checkLocation,
   checkTags,

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock, type Clock, type ClockTimer } from '../../src/core/clock.js';
 import type { HubEvent, Reading, Value } from '../../src/core/types.js';
-import { formatDuration, LivenessMonitor, type LivenessOptions, type LivenessThresholds } from '../../src/devices/liveness.js';
+import { humanDuration } from '../../src/core/duration.js';
+import { LivenessMonitor, type LivenessOptions, type LivenessThresholds } from '../../src/devices/liveness.js';
 
 const S = 1000;
 const MIN = 60 * S;
@@ -388,10 +389,10 @@ test('randomised: every offline event comes exactly at lastSeen + threshold + 1 
   assert.equal(events.filter((e) => e.type === 'device.offline').length, expected);
 });
 
-test('formatDuration reads like a person would say it', () => {
-  assert.equal(formatDuration(45 * S), '45 s');
-  assert.equal(formatDuration(31 * MIN + 20 * S), '31 min');
-  assert.equal(formatDuration(2 * H), '2 h');
-  assert.equal(formatDuration(2 * H + 5 * MIN), '2 h 5 min');
-  assert.equal(formatDuration(3 * 24 * H + 4 * H), '3 d 4 h');
+test('humanDuration reads like a person would say it', () => {
+  assert.equal(humanDuration(45 * S), '45 s');
+  assert.equal(humanDuration(31 * MIN + 20 * S), '31 min');
+  assert.equal(humanDuration(2 * H), '2 h');
+  assert.equal(humanDuration(2 * H + 5 * MIN), '2 h 5 min');
+  assert.equal(humanDuration(3 * 24 * H + 4 * H), '3 d 4 h');
 });

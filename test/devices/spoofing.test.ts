@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ManualClock } from '../../src/core/clock.js';
-import { buildConfig } from '../../src/core/config/load.js';
+import { buildConfig } from '../../src/runtime/config.js';
 import { createLogger } from '../../src/core/logger.js';
 import { hashPassword } from '../../src/devices/credentials.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
-import { buildConfig } from '../../src/core/config/load.js';
+import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { hashPassword } from '../../src/devices/credentials.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeviceTypes } from '../../src/devices/device-types.js';
-import { baseTopic, mayPublish, maySubscribe, topicLevel, TopicScheme, type AclSubject } from '../../src/devices/topics.js';
+import { baseTopic, mayPublish, maySubscribe, locationLevel, TopicScheme, type AclSubject } from '../../src/devices/topics.js';
 import type { Device } from '../../src/devices/types.js';
 
 const types = new DeviceTypes();
@@ -45,12 +45,12 @@ test('an incomplete location gives no topics (nothing may be published until the
 });
 
 test('levels are sanitised even when a stored value slipped past validation: no wildcard or separator survives', () => {
-  assert.equal(topicLevel('+'), '_');
-  assert.equal(topicLevel('#'), '_');
-  assert.equal(topicLevel('a/b'), 'a_b');
-  assert.equal(topicLevel('$SYS'), '_sys');
-  assert.equal(topicLevel('x\u0000y'), 'x_y');
-  assert.equal(topicLevel('   '), undefined);
+  assert.equal(locationLevel('+'), '_');
+  assert.equal(locationLevel('#'), '_');
+  assert.equal(locationLevel('a/b'), 'a_b');
+  assert.equal(locationLevel('$SYS'), '_sys');
+  assert.equal(locationLevel('x\u0000y'), 'x_y');
+  assert.equal(locationLevel('   '), undefined);
   assert.equal(baseTopic({ building: 'u4', room: '+' }, 'shutter'), 'u4/_/shutter');
   assert.equal(baseTopic({ building: 'u4', room: '../..' }, 'shutter'), 'u4/.._../shutter');
   assert.equal(baseTopic({ building: 'u4', room: '#' }, 'shutter'), 'u4/_/shutter');

@@ -5,7 +5,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { buildConfig } from '../../src/core/config/load.js';
+import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { hashPassword } from '../../src/devices/credentials.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';

@@ -4,7 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import mqtt from 'mqtt';
 import { brokerInput, filterWithin } from '../../src/inputs/broker/index.js';
 import type { Principal } from '../../src/core/driver.js';
-import { topicMatches, topicFilterError } from '../../src/inputs/topic.js';
+import { topicMatches, topicFilterError } from '../../src/core/topic.js';
 import { BackhaulError } from '../../src/core/errors.js';
 import type { Frame } from '../../src/core/types.js';
 import { inputContext } from '../helpers/context.js';

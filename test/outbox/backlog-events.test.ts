@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { systemClock } from '../../src/core/clock.js';
 import type { OutboxOptions } from '../../src/core/config/schema.js';
-import { buildConfig } from '../../src/core/config/load.js';
+import { buildConfig } from '../../src/runtime/config.js';
 import { EVENT_TYPES, type HubEvent } from '../../src/core/events.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { Reading } from '../../src/core/types.js';

@@ -19,10 +19,6 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const stages = [...builtinRegistry().stages.values()];
 const validator = new SchemaValidator();
 
-/** Stages whose job includes events (they may change or drop them); every other stage passes them unchanged. */
-const ABOUT_EVENTS = new Set(['filter', 'throttle', 'template']);
-/** Stages that keep state per key, each with a `maxKeys` option. */
-const KEYED = new Set(['window', 'livemap', 'deadband', 'dedupe', 'throttle', 'privacy', 'severity']);
 
 /** The `{ "type": "<stage>", ... }` objects in the README's jsonc blocks (one object may span lines). */
 function readmeExamples(type: string): Array<Record<string, unknown>> {
@@ -148,7 +144,7 @@ for (const def of stages) {
       const { type: _type, ...options } = ex;
       assert.deepEqual(problems(def, options), [], `README example ${JSON.stringify(ex)}`);
       run(def, options);
-      if (!ABOUT_EVENTS.has(def.type)) {
+      if (def.handlesEvents !== true) {
         const clock = new ManualClock(T0);
         const o = structuredClone(options);
         validator.validate(def.options, o, 'stage');
@@ -158,7 +154,9 @@ for (const def of stages) {
         stage.stop?.();
       }
     }
-    if (KEYED.has(def.type)) {
+    // A stage with a maxKeys option keeps state per key, and says so (`keyed`); every keyed stage bounds it.
+    assert.equal(def.keyed === true, schema.properties?.['maxKeys'] !== undefined, 'keyed exactly when it has maxKeys');
+    if (def.keyed === true) {
       const d = schema.properties?.['maxKeys']?.default;
       assert.ok(typeof d === 'number' && d >= 1000, 'a keyed stage has maxKeys with a default');
       assert.match(readFileSync(join(root, 'src/pipeline/stages', def.type, 'README.md'), 'utf8'), /maxKeys/);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildConfig } from '../../src/core/config/load.js';
+import { buildConfig } from '../../src/runtime/config.js';
 import { ConfigErrors } from '../../src/core/errors.js';
 import { compileExpression } from '../../src/pipeline/expression.js';
 import { exprStage } from '../../src/pipeline/stages/expr/index.js';

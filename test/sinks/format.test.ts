@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { messageToJson, messageToSenml, renderTopic, topicLevel, topicTemplateError } from '../../src/sinks/format.js';
+import { messageToJson, messageToSenml, renderTopic, escapeTopicLevel, topicTemplateError } from '../../src/sinks/format.js';
 import { offline, reading, T0, valve } from './messages.js';
 
 test('messageToJson: a reading carries device, ts, time, seq, values, units, authenticated, input', () => {
@@ -47,7 +47,7 @@ test('renderTopic: placeholders filled, wildcards and separators in values neutr
   assert.equal(renderTopic('a/{device}/{measurement}', { device: 'x/#/+', measurement: '' }), 'a/x____/_');
   assert.equal(renderTopic('ev/{type}/{device}', { type: 'device.offline' }), 'ev/device.offline/_');
   assert.equal(renderTopic('in/{input}', { input: 'radio' }), 'in/radio');
-  assert.equal(topicLevel('a\u0000b'), 'a_b');
+  assert.equal(escapeTopicLevel('a\u0000b'), 'a_b');
   assert.equal(topicTemplateError('ok/{device}'), null);
   assert.match(topicTemplateError('x/+/{device}') ?? '', /wildcards/);
   assert.match(topicTemplateError('x/{devcie}') ?? '', /unknown placeholder \{devcie\}/);

@@ -2,7 +2,7 @@
 // on which device, and how it ended (succeeded, refused for its role, or failed). Handlers that change the registry
 // also write their own, more specific entry (`device.set`, `command.reboot`), as the CLI does.
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { isBackhaulError } from '../../core/errors.js';
+import { errorText, isBackhaulError } from '../../core/errors.js';
 import type { DeviceStore } from '../../devices/registry.js';
 import type { Logger } from '../../core/logger.js';
 
@@ -44,7 +44,7 @@ export function registerAudit(app: FastifyInstance, store: DeviceStore, logger: 
         detail: { status: reply.statusCode, requestId: req.id },
         result: ok ? 'ok' : `error: ${req.auditError ?? String(reply.statusCode)}`,
       })
-      .catch((e: unknown) => logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not audit an API call'))
+      .catch((e: unknown) => logger.warn({ err: errorText(e) }, 'could not audit an API call'))
       .finally(done);
   });
 }

@@ -1,10 +1,10 @@
 // /api/v1/readings, /devices/:id/latest, /events and the live event stream (docs/api.md). Readings and stored events
-// come from the historian (a `sqlite` sink); the stream comes straight from the hub as events are raised.
+// come from the historian (a sink that keeps history: `openHistory` in its definition); the stream comes straight from the hub as events are raised.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { HubEvent } from '../../core/types.js';
 import { findDevice } from '../../devices/registry.js';
-import type { Historian } from '../../sinks/sqlite/historian.js';
+import type { HistoryReader } from '../../core/history.js';
 import { ApiError, errorResponses } from '../server.js';
 import { EventView, type ApiDeps } from './deps.js';
 
@@ -48,9 +48,9 @@ const EventsQuery = Type.Object(
 );
 
 export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
-  const historian = (): Historian => {
+  const historian = (): HistoryReader => {
     const h = deps.historian();
-    if (!h) throw new ApiError(503, 'BH_API_NO_HISTORIAN', 'no historian: the config has no `sqlite` sink (or `api.historian` names none), or it has not opened yet');
+    if (!h) throw new ApiError('BH_API_NO_HISTORIAN', 'no historian: no sink in the config keeps history (or `api.historian` names none), or it has not written anything yet');
     return h;
   };
 
@@ -68,9 +68,7 @@ export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
       },
       async (req) => {
         const d = await findDevice(deps.store, req.params.id, undefined, 'params.id');
-        const values = historian()
-          .latest(d.id)
-          .map((r) => ({ measurement: r.measurement, ts: r.ts, value: r.value, ...(r.unit !== undefined ? { unit: r.unit } : {}), authenticated: r.authenticated }));
+        const values = (await historian().latest(d.id)).map((r) => ({ measurement: r.measurement, ts: r.ts, value: r.value, ...(r.unit !== undefined ? { unit: r.unit } : {}), authenticated: r.authenticated }));
         return { values };
       },
     );
@@ -89,11 +87,9 @@ export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
         };
         const h = historian();
         if (q.step !== undefined) {
-          return { items: h.downsample({ ...filter, step: q.step, ...(q.agg !== undefined ? { agg: q.agg } : {}), limit: q.limit }) };
+          return { items: await h.downsample({ ...filter, step: q.step, ...(q.agg !== undefined ? { agg: q.agg } : {}), limit: q.limit }) };
         }
-        const items = h
-          .queryReadings({ ...filter, limit: q.limit })
-          .map((r) => ({ measurement: r.measurement, ts: r.ts, value: r.value, ...(r.unit !== undefined ? { unit: r.unit } : {}), authenticated: r.authenticated }));
+        const items = (await h.queryReadings({ ...filter, limit: q.limit })).map((r) => ({ measurement: r.measurement, ts: r.ts, value: r.value, ...(r.unit !== undefined ? { unit: r.unit } : {}), authenticated: r.authenticated }));
         return { items };
       },
     );
@@ -101,9 +97,9 @@ export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
     app.get<{ Querystring: Static<typeof EventsQuery> }>(
       '/api/v1/events',
       { schema: { operationId: 'listEvents', summary: 'Stored events, newest first', tags: ['events'], querystring: EventsQuery, response: { 200: Type.Array(EventView), ...errorResponses } } },
-      (req) => {
+      async (req) => {
         const q = req.query;
-        return historian().queryEvents({
+        return await historian().queryEvents({
           ...(q.device !== undefined ? { device: q.device } : {}),
           ...(q.type !== undefined ? { type: q.type } : {}),
           ...(q.severity !== undefined ? { severity: q.severity } : {}),

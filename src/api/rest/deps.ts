@@ -1,7 +1,8 @@
 // What the REST routes need from the running hub, passed in (no singletons), and the device view they answer with.
 import { Type, type Static } from '@sinclair/typebox';
 import type { Clock } from '../../core/clock.js';
-import type { HubEvent } from '../../core/types.js';
+import type { HistoryReader } from '../../core/history.js';
+import type { HubEvent, SinkStatus } from '../../core/types.js';
 import type { Metrics } from '../../core/metrics.js';
 import type { SendCommand } from '../../devices/commands.js';
 import { effectiveThresholds, type DeviceTypes } from '../../devices/device-types.js';
@@ -9,8 +10,6 @@ import type { LivenessState } from '../../devices/liveness.js';
 import type { CommandRecord, DeviceStore } from '../../devices/registry.js';
 import type { TopicScheme } from '../../devices/topics.js';
 import type { Device } from '../../devices/types.js';
-import type { SinkStatus } from '../../outbox/runner.js';
-import type { Historian } from '../../sinks/sqlite/historian.js';
 
 export interface ApiDeps {
   readonly store: DeviceStore;
@@ -19,7 +18,7 @@ export interface ApiDeps {
   readonly clock: Clock;
   readonly metrics: Metrics;
   /** The historian the readings, latest values and events come from; undefined when the config has none. */
-  historian(): Historian | undefined;
+  historian(): HistoryReader | undefined;
   sendCommand(req: SendCommand): Promise<CommandRecord>;
   sinks(): readonly SinkStatus[];
   /** What the liveness monitor knows of a device (fresher than the registry's lastSeen, written in batches). */

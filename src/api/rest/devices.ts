@@ -390,7 +390,7 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
       },
       async (req) => {
         const c = await deps.store.getCommand(req.params.id);
-        if (!c) throw new ApiError(404, 'BH_API_NOT_FOUND', `no order ${JSON.stringify(req.params.id)}`, { path: 'params.id' });
+        if (!c) throw new ApiError('BH_API_NOT_FOUND', `no order ${JSON.stringify(req.params.id)}`, { path: 'params.id' });
         return c;
       },
     );

@@ -148,7 +148,7 @@ export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; se
 
     app.get('/api/v1/openapi.json', { schema: { operationId: 'getOpenApi', summary: 'This OpenAPI document', tags: ['system'] } }, () => {
       const doc = (app as FastifyInstance & { swagger?: () => unknown }).swagger?.();
-      if (doc === undefined) throw new ApiError(404, 'BH_API_NOT_FOUND', 'the OpenAPI document is not available');
+      if (doc === undefined) throw new ApiError('BH_API_NOT_FOUND', 'the OpenAPI document is not available');
       return doc;
     });
   };

@@ -1,6 +1,7 @@
 // The top-level config schema. Driver options are validated separately against each driver's own schema, so an
 // error reads `inputs.radio.baud: must be integer` and a driver package can bring its schema with it.
 import { Type, type Static } from '@sinclair/typebox';
+import { ID_KINDS } from '../ids.js';
 
 /** Ids of inputs and sinks appear in paths, topics and metric labels: keep them plain. */
 export const ID_PATTERN = '^[A-Za-z][A-Za-z0-9_-]{0,63}$';
@@ -88,7 +89,7 @@ export const Route = Type.Object(
 export const DeclaredDevice = Type.Object(
   {
     id: Type.String({ minLength: 1, description: 'MAC, DevEUI, UUID, OpenTRV node id, or another id (give `kind`).' }),
-    kind: Type.Optional(Type.Union(['mac', 'deveui', 'uuid', 'opentrv', 'other'].map((k) => Type.Literal(k)), { description: 'Default: told from the id\'s form.' })),
+    kind: Type.Optional(Type.Union(ID_KINDS.map((k) => Type.Literal(k)), { description: 'Default: told from the id\'s form.' })),
     type: Type.String({ minLength: 1, description: 'Device type (`backhaul devices types`).' }),
     site: Type.Optional(Type.String()),
     building: Type.Optional(Type.String()),

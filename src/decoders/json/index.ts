@@ -3,7 +3,7 @@
 // The device may also come from a level of the frame's topic (`topic:1`, `topic:-1`). See README.md.
 import { Type } from '@sinclair/typebox';
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
-import { BackhaulError, isBackhaulError, joinPath } from '../../core/errors.js';
+import { BackhaulError, isBackhaulError, joinPath, shown } from '../../core/errors.js';
 import type { Frame, Reading, Value } from '../../core/types.js';
 import { checkJsonBounds } from '../../core/json.js';
 import { parseIsoTime } from '../time.js';
@@ -133,18 +133,13 @@ export function formatPath(root: string, segs: readonly PathSegment[]): string {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function excerpt(s: string, max = 60): string {
-  const clean = s.replace(/[^\x20-\x7e]/g, '?');
-  return JSON.stringify(clean.length > max ? `${clean.slice(0, max)}...` : clean);
-}
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return `the string ${excerpt(v, 30)}`;
+  if (typeof v === 'string') return `the string ${shown(v, 30)}`;
   return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
-
 
 function isScalar(v: unknown): v is Value {
   return (typeof v === 'number' && Number.isFinite(v)) || typeof v === 'string' || typeof v === 'boolean';
@@ -241,7 +236,7 @@ export const jsonDecoder = defineDecoder({
       const levels = frame.topic.split('/');
       const level = levels[n < 0 ? levels.length + n : n];
       if (level === undefined || level === '') {
-        throw new BackhaulError('BH_DECODE_NO_DEVICE', `topic ${excerpt(frame.topic)} has no level ${topicLevel}`, { path: where });
+        throw new BackhaulError('BH_DECODE_NO_DEVICE', `topic ${shown(frame.topic, 60)} has no level ${topicLevel}`, { path: where });
       }
       return checkedId(level, where);
     }
@@ -332,7 +327,7 @@ export const jsonDecoder = defineDecoder({
       try {
         body = JSON.parse(json) as unknown;
       } catch {
-        throw new BackhaulError('BH_DECODE_SYNTAX', `not valid JSON: ${excerpt(text)}`);
+        throw new BackhaulError('BH_DECODE_SYNTAX', `not valid JSON: ${shown(text, 60)}`);
       }
       let fromTopic: string | undefined;
       const topicOnce = () => (fromTopic ??= topicDevice(frame));

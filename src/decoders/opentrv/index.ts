@@ -4,7 +4,8 @@
 // recognised and skipped. See README.md for the key table.
 import { Type } from '@sinclair/typebox';
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
-import { BackhaulError, joinPath } from '../../core/errors.js';
+import { BackhaulError, joinPath, shown } from '../../core/errors.js';
+import { canonicalNodeId } from '../../core/ids.js';
 import { checkJsonBounds } from '../../core/json.js';
 import type { Frame, Reading, Value } from '../../core/types.js';
 import { parseIsoTime } from '../time.js';
@@ -71,25 +72,6 @@ function text(payload: Uint8Array | string): string {
   }
 }
 
-/** A short, printable excerpt of a bad line for error messages (never the whole line). */
-export function excerpt(s: string, max = 60): string {
-  const clean = s.replace(/[^\x20-\x7e]/g, '?');
-  return JSON.stringify(clean.length > max ? `${clean.slice(0, max)}...` : clean);
-}
-
-/**
- * Canonical OpenTRV node id: lower-case hex, left-padded with `0` to an even number of digits and at least 4, so
- * `D49` and `0d49` are the same device. Undefined when `raw` is not 2 to 8 bytes of hex.
- */
-export function canonicalNodeId(raw: string): string | undefined {
-  if (!/^[0-9A-Fa-f]+$/.test(raw)) return undefined;
-  let id = raw.toLowerCase();
-  if (id.length % 2 === 1) id = `0${id}`;
-  if (id.length < 4) id = id.padStart(4, '0');
-  return id.length <= 16 ? id : undefined;
-}
-
-
 interface Parts {
   device: string;
   seq?: number;
@@ -117,7 +99,7 @@ function statsObject(o: unknown, base: string, keepUnknown: boolean): Parts {
   if (typeof rawId !== 'string') throw new BackhaulError('BH_DECODE_SHAPE', 'the node id must be a hex string', { path: at });
   const device = canonicalNodeId(rawId);
   if (device === undefined) {
-    throw new BackhaulError('BH_DECODE_SHAPE', `node id ${excerpt(rawId, 20)} is not 2 to 8 bytes of hex`, { path: at });
+    throw new BackhaulError('BH_DECODE_SHAPE', `node id ${shown(rawId, 20)} is not 2 to 8 bytes of hex`, { path: at });
   }
   const p: Parts = { device, values: {}, units: {} };
   for (const [key, v] of Object.entries(o)) {
@@ -155,7 +137,7 @@ function keyPath(base: string, key: string): string {
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return `the string ${excerpt(v, 20)}`;
+  if (typeof v === 'string') return `the string ${shown(v, 20)}`;
   return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
@@ -164,7 +146,7 @@ function parseJson(line: string): unknown {
   try {
     return JSON.parse(line) as unknown;
   } catch {
-    throw new BackhaulError('BH_DECODE_SYNTAX', `not valid JSON: ${excerpt(line)}`);
+    throw new BackhaulError('BH_DECODE_SYNTAX', `not valid JSON: ${shown(line, 60)}`);
   }
 }
 
@@ -176,7 +158,7 @@ function binaryStats(line: string, keepUnknown: boolean): Parts {
   if (rawId === '') throw new BackhaulError('BH_DECODE_NO_DEVICE', 'no node id after `@`', { path: '@' });
   const device = canonicalNodeId(rawId);
   if (device === undefined) {
-    throw new BackhaulError('BH_OPENTRV_LINE', `node id ${excerpt(rawId, 20)} is not 2 to 8 bytes of hex`, { path: '@' });
+    throw new BackhaulError('BH_OPENTRV_LINE', `node id ${shown(rawId, 20)} is not 2 to 8 bytes of hex`, { path: '@' });
   }
   const p: Parts = { device, values: {}, units: {} };
   const seen = new Set<string>();
@@ -184,14 +166,14 @@ function binaryStats(line: string, keepUnknown: boolean): Parts {
     if (k === 0) continue;
     const m = /^([A-Za-z])(.*)$/.exec(f);
     // Fields are numbered from the id (field 0), the way they are split on `;`.
-    if (!m) throw new BackhaulError('BH_OPENTRV_LINE', `field ${excerpt(f, 20)} does not start with a letter`, { path: `[${k}]` });
+    if (!m) throw new BackhaulError('BH_OPENTRV_LINE', `field ${shown(f, 20)} does not start with a letter`, { path: `[${k}]` });
     const letter = m[1] ?? '';
     const rest = m[2] ?? '';
     if (seen.has(letter)) throw new BackhaulError('BH_OPENTRV_LINE', 'the field appears twice', { path: letter });
     seen.add(letter);
     if (letter === 'T') {
       const t = /^(-?\d+)C([0-9A-Fa-f])$/.exec(rest);
-      if (!t) throw new BackhaulError('BH_OPENTRV_LINE', `temperature ${excerpt(f, 20)} is not T<degrees>C<hex sixteenths>`, { path: 'T' });
+      if (!t) throw new BackhaulError('BH_OPENTRV_LINE', `temperature ${shown(f, 20)} is not T<degrees>C<hex sixteenths>`, { path: 'T' });
       // Whole degrees are floor(x): the hex digit is always the positive part (T-2C8 = -1.5 Cel).
       put(p, 'temperature', 'T', Number(t[1]) + parseInt(t[2] ?? '0', 16) / 16, 'Cel');
     } else if (letter === 'P') {
@@ -199,7 +181,7 @@ function binaryStats(line: string, keepUnknown: boolean): Parts {
       put(p, 'battery_low', 'P', true, undefined);
     } else {
       if (!/^-?\d+(\.\d+)?$/.test(rest)) {
-        throw new BackhaulError('BH_OPENTRV_LINE', `field ${excerpt(f, 20)} is not a letter and a number`, { path: letter });
+        throw new BackhaulError('BH_OPENTRV_LINE', `field ${shown(f, 20)} is not a letter and a number`, { path: letter });
       }
       const n = Number(rest);
       if (letter === 'L') put(p, 'light', 'L', n, undefined);
@@ -244,6 +226,7 @@ export const opentrvDecoder = defineDecoder({
   type: 'opentrv',
   description: 'OpenTRV hub serial lines: JSON and binary stats lines, the logged [time, concentrator, stats] form.',
   options: Options,
+  idKind: 'opentrv',
   create(o) {
     const keepUnknown = (o.unknownKeys ?? 'keep') === 'keep';
     return (frame: Frame): DecodeResult => {
@@ -259,7 +242,7 @@ export const opentrvDecoder = defineDecoder({
         const r = loggedRecord(line, keepUnknown);
         return { readings: [reading(frame, r.parts, r.ts)] };
       }
-      throw new BackhaulError('BH_DECODE_SYNTAX', `not an OpenTRV line: ${excerpt(line)}`);
+      throw new BackhaulError('BH_DECODE_SYNTAX', `not an OpenTRV line: ${shown(line, 60)}`);
     };
   },
 });

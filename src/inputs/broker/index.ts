@@ -25,8 +25,10 @@ import { BackhaulError } from '../../core/errors.js';
 import { RateLimiter } from '../../core/ratelimit.js';
 import { LogThrottle } from '../../core/throttle.js';
 import type { Frame, TransportIdentity } from '../../core/types.js';
-import { anyTopicMatches, topicFilterError, topicMatches, topicProblems } from '../topic.js';
-import { bytes, errorMessage, InFlight, listenError, reachableHost } from '../util.js';
+import { anyTopicMatches, topicFilterError, topicMatches, topicProblems } from '../../core/topic.js';
+import { listenError, reachableHost } from '../../core/listen.js';
+import { InFlight } from '../../core/inflight.js';
+import { bytes, errorMessage } from '../util.js';
 import { guardSocket, PacketGuard, type GuardRefusal } from './guard.js';
 import { ClientIds, ownerKey, QoS2Receipts, watchQoS2Store } from './sessions.js';
 

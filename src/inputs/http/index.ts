@@ -4,10 +4,12 @@
 import { Type } from '@sinclair/typebox';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { defineInput, type Input } from '../../core/driver.js';
-import { isBackhaulError, type ErrorCode } from '../../core/errors.js';
+import { errorBody, type ErrorBody, errorText, httpStatus, isBackhaulError } from '../../core/errors.js';
 import { LogThrottle } from '../../core/throttle.js';
 import type { Frame } from '../../core/types.js';
-import { bytes, errorMessage, InFlight, listenError, reachableHost } from '../util.js';
+import { listenError, reachableHost } from '../../core/listen.js';
+import { InFlight } from '../../core/inflight.js';
+import { bytes } from '../util.js';
 
 export const HTTP_CONTENT_TYPES = ['application/json', 'application/senml+json', 'application/senml+cbor', 'application/cbor'] as const;
 const TEXT_TYPES = new Set<string>(['application/json', 'application/senml+json']);
@@ -26,14 +28,6 @@ const options = Type.Object(
   },
   { additionalProperties: false },
 );
-
-interface ErrorBody {
-  error: { code: ErrorCode; message: string; path?: string };
-}
-
-function errorBody(code: ErrorCode, message: string, path?: string): ErrorBody {
-  return { error: { code, message, ...(path !== undefined ? { path } : {}) } };
-}
 
 export const httpInput = defineInput({
   kind: 'input',
@@ -127,9 +121,9 @@ export const httpInput = defineInput({
             }
             return reply.code(202).send({ accepted });
           } catch (err) {
-            if (isBackhaulError(err)) return reject(reply, 400, errorBody(err.code, err.detail, err.path));
+            if (isBackhaulError(err)) return reject(reply, httpStatus(err.code), errorBody(err.code, err.detail, err.path));
             ctx.metrics.inputErrors.inc({ input: ctx.id });
-            warn('emit', { err: errorMessage(err) }, 'could not hand a request to the data path; answered 503');
+            warn('emit', { err: errorText(err) }, 'could not hand a request to the data path; answered 503');
             return reject(reply, 503, errorBody('BH_INPUT_FAILED', 'the data path cannot take readings now; retry later'));
           } finally {
             clearTimeout(timer);

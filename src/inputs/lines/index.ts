@@ -8,9 +8,10 @@ import type { Readable } from 'node:stream';
 import { Type, type Static } from '@sinclair/typebox';
 import { defineInput, type InputContext } from '../../core/driver.js';
 import type { FiniteInput } from '../finite.js';
-import { BackhaulError } from '../../core/errors.js';
+import { BackhaulError, errorText } from '../../core/errors.js';
 import { LogThrottle } from '../../core/throttle.js';
-import { deferred, errorMessage, InFlight } from '../util.js';
+import { InFlight } from '../../core/inflight.js';
+import { deferred } from '../util.js';
 import { LineSplitter } from './split.js';
 
 const options = Type.Object(
@@ -109,7 +110,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
   const emitLine = async (line: string): Promise<void> => {
     window.push(
       inflight.track(ctx.emit({ input: ctx.id, payload: line, receivedAt: ctx.clock.now() })).catch((err: unknown) => {
-        countError('emit', 'could not hand a line to the data path; line lost', { err: errorMessage(err) });
+        countError('emit', 'could not hand a line to the data path; line lost', { err: errorText(err) });
       }),
     );
     if (window.length >= PIPELINE) await window.shift();
@@ -129,7 +130,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
     try {
       mod = await import('serialport');
     } catch (err) {
-      throw new BackhaulError('BH_INPUT_FAILED', `serial support (the serialport package) cannot load: ${errorMessage(err)}`, { path: pathKey, cause: err });
+      throw new BackhaulError('BH_INPUT_FAILED', `serial support (the serialport package) cannot load: ${errorText(err)}`, { path: pathKey, cause: err });
     }
     const port = new mod.SerialPort({ path, baudRate: baud ?? DEFAULT_SERIAL_BAUD, autoOpen: false });
     await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
@@ -209,7 +210,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
           stream = await openSource();
         } catch (err) {
           if (stopped) break;
-          countError(`open:${errorMessage(err)}`, `cannot open ${kind}; retrying every ${reopenMs} ms`, { err: errorMessage(err) });
+          countError(`open:${errorText(err)}`, `cannot open ${kind}; retrying every ${reopenMs} ms`, { err: errorText(err) });
           await sleep(reopenMs);
           continue;
         }
@@ -226,7 +227,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
       } catch (err) {
         if (!stopped) {
           failed = true;
-          countError(`read:${errorMessage(err)}`, `read error on ${kind}`, { err: errorMessage(err) });
+          countError(`read:${errorText(err)}`, `read error on ${kind}`, { err: errorText(err) });
         }
       }
       current = undefined;
@@ -269,7 +270,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
           st = await stat(path);
         } catch (err) {
           started = false;
-          throw new BackhaulError('BH_INPUT_FAILED', `cannot read ${rawPath}: ${errorMessage(err)}`, { path: pathKey, cause: err });
+          throw new BackhaulError('BH_INPUT_FAILED', `cannot read ${rawPath}: ${errorText(err)}`, { path: pathKey, cause: err });
         }
         if (st.isFIFO()) kind = 'fifo';
         else if (st.isFile()) kind = 'file';
@@ -289,7 +290,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
       } catch (err) {
         started = false;
         if (err instanceof BackhaulError) throw err;
-        throw new BackhaulError('BH_INPUT_FAILED', `cannot open ${kind === 'serial' ? 'serial port' : kind} ${rawPath}: ${errorMessage(err)}`, {
+        throw new BackhaulError('BH_INPUT_FAILED', `cannot open ${kind === 'serial' ? 'serial port' : kind} ${rawPath}: ${errorText(err)}`, {
           path: pathKey,
           cause: err,
         });
@@ -298,7 +299,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
       loop = run(first)
         .catch((err: unknown) => {
           ctx.metrics.inputErrors.inc({ input: ctx.id });
-          log.error({ err: errorMessage(err) }, 'line reader failed');
+          log.error({ err: errorText(err) }, 'line reader failed');
         })
         .then(() => inflight.settle()) // the last window of lines
         .finally(() => {

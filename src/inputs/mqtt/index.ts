@@ -6,15 +6,18 @@
 // Reconnects use exponential backoff with jitter: a 'close' listener placed before mqtt.js's own sets
 // `client.options.reconnectPeriod`, which mqtt.js reads when it arms the next attempt; 'connect' resets it.
 // mqtt.js resubscribes by itself after a reconnect when the session is clean or the broker kept no session.
+import { backoffMs } from '../../core/backoff.js';
+import { safeUrl } from '../../core/url.js';
 import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { defineInput, type Input } from '../../core/driver.js';
-import { BackhaulError } from '../../core/errors.js';
+import { BackhaulError, errorText } from '../../core/errors.js';
 import { LogThrottle } from '../../core/throttle.js';
 import type { Frame } from '../../core/types.js';
-import { topicFilterError, topicProblems } from '../topic.js';
-import { bytes, errorMessage, InFlight } from '../util.js';
+import { topicFilterError, topicProblems } from '../../core/topic.js';
+import { InFlight } from '../../core/inflight.js';
+import { bytes } from '../util.js';
 
 const options = Type.Object(
   {
@@ -43,17 +46,6 @@ const options = Type.Object(
   { additionalProperties: false },
 );
 
-/** The URL without user info, safe to log and show. */
-export function publicUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//');
-  }
-}
 
 /** Refusals that will not go away by retrying (MQTT 3.1.1 return codes 4, 5; MQTT 5 reason codes 134, 135). */
 function isAuthRefusal(err: unknown): boolean {
@@ -71,7 +63,7 @@ export const mqttInput = defineInput({
     return topicProblems(opts.topics ?? [], 'topics');
   },
   create(opts, ctx): Input {
-    const url = publicUrl(opts.url);
+    const url = safeUrl(opts.url);
     const topics = opts.topics;
     const qos = opts.qos ?? 1;
     const minMs = opts.reconnectMinMs ?? 1000;
@@ -85,11 +77,7 @@ export const mqttInput = defineInput({
     let stopped = false;
     let attempt = 0;
 
-    const nextDelay = () => {
-      const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-      attempt++;
-      return Math.max(minMs, Math.round(ceiling / 2 + Math.random() * (ceiling / 2)));
-    };
+    const nextDelay = () => backoffMs(attempt++, minMs, maxMs);
 
     const handle = async (packet: IPublishPacket): Promise<void> => {
       const payload = typeof packet.payload === 'string' ? new TextEncoder().encode(packet.payload) : bytes(packet.payload);
@@ -120,7 +108,7 @@ export const mqttInput = defineInput({
         try {
           c = mqtt.connect(opts.url, clientOpts);
         } catch (err) {
-          throw new BackhaulError('BH_INPUT_FAILED', `cannot use MQTT url ${url}: ${errorMessage(err)}`, { path: `inputs.${ctx.id}.url`, cause: err });
+          throw new BackhaulError('BH_INPUT_FAILED', `cannot use MQTT url ${url}: ${errorText(err)}`, { path: `inputs.${ctx.id}.url`, cause: err });
         }
         client = c;
         c.handleMessage = (packet, callback) => {
@@ -135,7 +123,7 @@ export const mqttInput = defineInput({
             },
             (err: unknown) => {
               ctx.metrics.inputErrors.inc({ input: ctx.id });
-              log.error({ err: errorMessage(err), topic: packet.topic }, 'could not hand a message to the data path; not acknowledged, reconnecting');
+              log.error({ err: errorText(err), topic: packet.topic }, 'could not hand a message to the data path; not acknowledged, reconnecting');
               c.stream?.destroy(); // the broker redelivers unacknowledged QoS 1 messages after the reconnect
             },
           );
@@ -152,7 +140,7 @@ export const mqttInput = defineInput({
           if (stopped || firstPending) return;
           outageSince = ctx.clock.now();
           ctx.metrics.inputErrors.inc({ input: ctx.id });
-          log.warn({ url, err: lastError === undefined ? undefined : errorMessage(lastError) }, 'MQTT connection lost; reconnecting with backoff');
+          log.warn({ url, err: lastError === undefined ? undefined : errorText(lastError) }, 'MQTT connection lost; reconnecting with backoff');
         });
         c.on('error', (err) => {
           lastError = err;
@@ -160,11 +148,11 @@ export const mqttInput = defineInput({
           // While connecting or during an outage errors are expected (logged once as the outage); when connected
           // (a refused resubscription, a protocol error) they matter.
           if (firstPending || outageSince !== undefined || !c.connected) {
-            log.debug({ err: errorMessage(err), url }, 'MQTT client error');
+            log.debug({ err: errorText(err), url }, 'MQTT client error');
             return;
           }
-          const suppressed = throttle.take(errorMessage(err));
-          if (suppressed !== null) log.warn({ err: errorMessage(err), url, ...(suppressed > 0 ? { suppressed } : {}) }, 'MQTT client error');
+          const suppressed = throttle.take(errorText(err));
+          if (suppressed !== null) log.warn({ err: errorText(err), url, ...(suppressed > 0 ? { suppressed } : {}) }, 'MQTT client error');
         });
         c.on('connect', () => {
           attempt = 0;
@@ -177,7 +165,7 @@ export const mqttInput = defineInput({
         try {
           await new Promise<void>((resolve, reject) => {
             const timer = setTimeout(() => {
-              const why = lastError ? `: ${errorMessage(lastError)}` : '';
+              const why = lastError ? `: ${errorText(lastError)}` : '';
               reject(new BackhaulError('BH_INPUT_FAILED', `no connection to MQTT broker ${url} within ${connectTimeoutMs} ms${why}`, {
                 path: `inputs.${ctx.id}.url`,
               }));

@@ -1,12 +1,14 @@
 // N fake OpenTRV radiator valves / room sensors, for the demo and tests. Everything is drawn from a seeded PRNG, so
 // a seed gives the same device ids and the same sequence of values per device; scheduling uses ctx.clock, so tests
 // drive it with a ManualClock. Each device waits for its frame's emit before scheduling its next one.
+import { errorText } from '../../core/errors.js';
 import { Type, type Static } from '@sinclair/typebox';
 import type { ClockTimer } from '../../core/clock.js';
 import { defineInput, type InputContext } from '../../core/driver.js';
 import type { FiniteInput } from '../finite.js';
 import { LogThrottle } from '../../core/throttle.js';
-import { deferred, errorMessage, InFlight } from '../util.js';
+import { InFlight } from '../../core/inflight.js';
+import { deferred } from '../util.js';
 
 const options = Type.Object(
   {
@@ -163,7 +165,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): SimulatorInput
     } catch (err) {
       ctx.metrics.inputErrors.inc({ input: ctx.id });
       const suppressed = throttle.take('emit');
-      if (suppressed !== null) log.warn({ err: errorMessage(err), ...(suppressed > 0 ? { suppressed } : {}) }, 'could not hand a simulated frame to the data path');
+      if (suppressed !== null) log.warn({ err: errorText(err), ...(suppressed > 0 ? { suppressed } : {}) }, 'could not hand a simulated frame to the data path');
     }
     if (!running) return;
     if (count !== undefined && d.sent >= count) {
@@ -216,6 +218,7 @@ export const simulatorInput = {
     description: 'Simulated OpenTRV devices sending JSON stats lines (temperature, humidity, battery, light), for demos and tests.',
     options,
     defaultDecoder: 'opentrv',
+    knownDevices: (o) => simulatedIds(o.seed, o.devices, o.idPrefix ?? ''),
     create,
   }),
   create,

@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError, type SinkWriteResult } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import type { Message, Reading } from '../../core/types.js';
-import { safeUrl } from '../format.js';
+import { safeUrl } from '../../core/url.js';
 import { bodySnippet, httpSend, isRetryableStatus, redirectError, splitCredentials, type HttpAnswer } from '../http-client.js';
 
 const Options = Type.Object(

@@ -1,11 +1,12 @@
 // file: JSON lines, one message per line, appended to a file that is rotated (path.1, path.2, ...) before it would
 // grow past maxBytes. A batch is one write followed by an fdatasync, so a resolved write is on disk.
+import { errorText } from '../../core/errors.js';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError } from '../../core/driver.js';
 import { isInside, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../core/private-files.js';
-import { errorText, messageToJson } from '../format.js';
+import { messageToJson } from '../format.js';
 
 const Options = Type.Object(
   {

@@ -3,7 +3,8 @@ import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError } from '../../core/driver.js';
 import { CREDENTIAL_NAME } from '../../core/config/secrets.js';
 import { BackhaulError } from '../../core/errors.js';
-import { messageToJson, safeUrl } from '../format.js';
+import { safeUrl } from '../../core/url.js';
+import { messageToJson } from '../format.js';
 import { bodySnippet, httpSend, isRetryableStatus, redirectError, splitCredentials } from '../http-client.js';
 
 const Options = Type.Object(

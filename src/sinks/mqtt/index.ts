@@ -4,6 +4,7 @@
 // when the connection drops (or when a batch times out) are taken out of mqtt.js's store, which it would otherwise
 // replay after the next CONNACK beside the outbox's retry. The client reconnects in the background; each CONNACK
 // tells the runner (`onReady`) to retry now.
+import { errorText } from '../../core/errors.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
@@ -11,7 +12,8 @@ import { connect, type IClientOptions, type IClientPublishOptions, type MqttClie
 import { defineSink, SinkError } from '../../core/driver.js';
 import type { Message, Reading } from '../../core/types.js';
 import { LogThrottle } from '../../core/throttle.js';
-import { errorText, isoTime, messageToJson, messageToSenml, renderTopic, safeUrl, topicTemplateError } from '../format.js';
+import { safeUrl } from '../../core/url.js';
+import { isoTime, messageToJson, messageToSenml, renderTopic, topicTemplateError } from '../format.js';
 
 const Options = Type.Object(
   {

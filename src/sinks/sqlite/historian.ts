@@ -7,7 +7,10 @@ import { existsSync, linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { createPrivateFile, makePrivateDir } from '../../core/private-files.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { DownsampleQuery, EventQuery, HistorianEvent, HistorianPoint, HistorianReading, HistoryReader, ReadingFilter, ReadingQuery } from '../../core/history.js';
 import type { EventSeverity, HubEvent, Message, Reading, Value } from '../../core/types.js';
+
+export type { DownsampleQuery, EventQuery, HistorianEvent, HistorianPoint, HistorianReading, ReadingFilter, ReadingQuery } from '../../core/history.js';
 import { whereClause, type SqlParams } from '../../core/sql.js';
 
 // 2: readings_device_measurement_ts dropped: readings_identity starts with the same columns and serves its queries.
@@ -46,71 +49,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_type_ts_device ON events (type, ts, ifn
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE INDEX IF NOT EXISTS events_device_ts ON events (device, ts);
 `;
-
-export interface ReadingFilter {
-  readonly device?: string;
-  readonly measurement?: string;
-  /** Inclusive, ms since the Unix epoch. */
-  readonly from?: number;
-  /** Exclusive, ms since the Unix epoch. */
-  readonly to?: number;
-}
-
-export interface ReadingQuery extends ReadingFilter {
-  /** At most this many rows; no limit when absent. */
-  readonly limit?: number;
-  /** By time; default `asc`. */
-  readonly order?: 'asc' | 'desc';
-}
-
-export interface DownsampleQuery extends ReadingFilter {
-  /** Bucket width, ms: one point per measurement and bucket, at the bucket's start. */
-  readonly step: number;
-  /** How a bucket's numeric values become one: average (default), minimum, maximum, or the newest. */
-  readonly agg?: 'avg' | 'min' | 'max' | 'last';
-  readonly limit?: number;
-}
-
-export interface HistorianPoint {
-  measurement: string;
-  ts: number;
-  value: number;
-  unit?: string;
-  /** Every value in the bucket was authenticated (agg `last`: the newest one was). */
-  authenticated: boolean;
-}
-
-export interface HistorianReading {
-  device: string;
-  ts: number;
-  measurement: string;
-  value: Value;
-  unit?: string;
-  seq?: number;
-  /** The transport identity proved the device itself (its own login), not a gateway or an anonymous sender. */
-  authenticated: boolean;
-}
-
-export interface EventQuery {
-  readonly device?: string;
-  readonly type?: string;
-  readonly severity?: EventSeverity;
-  /** Inclusive. */
-  readonly from?: number;
-  /** Exclusive. */
-  readonly to?: number;
-  readonly limit?: number;
-  readonly order?: 'asc' | 'desc';
-}
-
-export interface HistorianEvent {
-  ts: number;
-  type: string;
-  severity: EventSeverity;
-  device?: string;
-  message: string;
-  data?: Record<string, Value>;
-}
 
 export interface HistorianOpenOptions {
   /** Open for reading only (the REST API); the file must exist. */
@@ -273,7 +211,7 @@ function createWithSchema(path: string, privateFile: boolean): void {
   }
 }
 
-export class Historian {
+export class Historian implements HistoryReader {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly writeTx: ((batch: readonly Message[]) => WriteCounts) | undefined;
 
@@ -404,24 +342,13 @@ export class Historian {
   }
 
   queryEvents(q: EventQuery = {}): HistorianEvent[] {
-    const clauses: string[] = [];
-    const params: Params = {};
-    for (const key of ['device', 'type', 'severity'] as const) {
-      const v = q[key];
-      if (v !== undefined) {
-        clauses.push(`${key} = @${key}`);
-        params[key] = v;
-      }
-    }
-    if (q.from !== undefined) {
-      clauses.push('ts >= @from');
-      params['from'] = q.from;
-    }
-    if (q.to !== undefined) {
-      clauses.push('ts < @to');
-      params['to'] = q.to;
-    }
-    const where = clauses.length > 0 ? ` WHERE ${clauses.join(' AND ')}` : '';
+    const { sql: where, params } = whereClause([
+      ['device = @device', 'device', q.device],
+      ['type = @type', 'type', q.type],
+      ['severity = @severity', 'severity', q.severity],
+      ['ts >= @from', 'from', q.from],
+      ['ts < @to', 'to', q.to],
+    ]);
     const dir = q.order === 'desc' ? 'DESC' : 'ASC';
     const sql = `SELECT ts, type, severity, device, message, data FROM events${where} ORDER BY ts ${dir}, id ${dir}${limitClause(q.limit, params)}`;
     return (this.stmt(sql).all(params) as EventRow[]).map(toEvent);

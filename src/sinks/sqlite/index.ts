@@ -1,12 +1,15 @@
 // sqlite: the embedded historian. One row per value in a local SQLite file (WAL), one transaction per batch. The
 // file is opened, written, pruned and closed in a worker thread of the sink's own (writer.ts), so the event loop never
 // waits for a commit's fsync; the REST API reads the same file on the main thread, read-only.
+import { errorText } from '../../core/errors.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import { defineSink, SinkError, type SinkDefinition } from '../../core/driver.js';
+import { defineSink, SinkError, type SinkContext, type SinkDefinition } from '../../core/driver.js';
 import { isInside } from '../../core/private-files.js';
 import { WorkerCallError, WorkerClient } from '../../core/worker.js';
-import { errorText } from '../format.js';
+
+import { Historian } from './historian.js';
 import type { OpenReply, OpenRequest, PruneOutcome, WriteReply, WriteRequest } from './writer.js';
 
 export { Historian } from './historian.js';
@@ -54,6 +57,11 @@ function answers(client: WorkerClient): Promise<boolean> {
   );
 }
 
+/** The historian's file: `path` from the config, else `history.sqlite` in the data folder. */
+function historyPath(o: { readonly path?: string | undefined }, where: Pick<SinkContext, 'dataDir' | 'resolvePath'>): string {
+  return o.path === undefined ? join(where.dataDir, 'history.sqlite') : where.resolvePath(o.path);
+}
+
 /** The sink, its SQLite work served by the thread at `threadUrl` (a test passes one it can make crash). */
 export function defineSqliteSink(threadUrl: URL): SinkDefinition<typeof Options> {
   return defineSink({
@@ -68,8 +76,12 @@ export function defineSqliteSink(threadUrl: URL): SinkDefinition<typeof Options>
     // commit writes every page it touched, so pages are better shared by many rows.
     linger: 100,
     batchSize: 1000,
+    openHistory(o, where) {
+      const path = historyPath(o, where);
+      return existsSync(path) ? Historian.open(path, { readonly: true }) : undefined;
+    },
     create(o, ctx) {
-      const path = o.path === undefined ? join(ctx.dataDir, 'history.sqlite') : ctx.resolvePath(o.path);
+      const path = historyPath(o, ctx);
       const retentionMs = o.retentionDays === undefined ? undefined : o.retentionDays * DAY_MS;
       /** The running thread with the historian open in it; undefined while closed, or after it died. */
       let thread: WorkerClient | undefined;

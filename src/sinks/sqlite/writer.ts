@@ -1,9 +1,10 @@
 // The historian's writing side, as request handlers for its thread (thread.ts): open, write, prune and close run
 // there, so no SQLite commit or fsync of the sqlite sink ever runs on the event loop. The sink (index.ts) sends the
 // requests; they are served one at a time, in order, so a write can rely on the open before it.
+import { errorText } from '../../core/errors.js';
 import type { Handlers } from '../../core/worker.js';
 import type { Message } from '../../core/types.js';
-import { errorText } from '../format.js';
+
 import { Historian, type WriteCounts } from './historian.js';
 
 export interface OpenRequest {

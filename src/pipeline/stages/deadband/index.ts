@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
 import type { Value } from '../../../core/types.js';
-import { Duration, durationMs, durationProblems } from '../../duration.js';
+import { Duration, durationMs, durationProblems } from '../../../core/duration.js';
 import { pickValues } from '../../values.js';
 
 const Options = Type.Object(
@@ -36,6 +36,7 @@ interface Last {
 export const deadbandStage = defineStage({
   kind: 'stage',
   type: 'deadband',
+  keyed: true,
   description: 'Report by exception: pass a value only when it changed by more than an absolute or relative amount, or after a maximum silence.',
   options: Options,
   check(o) {

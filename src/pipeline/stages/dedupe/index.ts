@@ -3,7 +3,7 @@
 import { Type } from '@sinclair/typebox';
 import { defineStage } from '../../../core/driver.js';
 import type { Reading } from '../../../core/types.js';
-import { Duration, durationMs, durationProblems } from '../../duration.js';
+import { Duration, durationMs, durationProblems } from '../../../core/duration.js';
 
 const Options = Type.Object(
   {
@@ -33,6 +33,7 @@ function contentKey(r: Reading): string {
 export const dedupeStage = defineStage({
   kind: 'stage',
   type: 'dedupe',
+  keyed: true,
   description: 'Drop repeats of the same (device, sequence number) within a time window, counted as duplicate.',
   options: Options,
   check(o) {

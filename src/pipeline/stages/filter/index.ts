@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { defineStage } from '../../../core/driver.js';
 import type { Message, Value } from '../../../core/types.js';
 import { compileExpression, expressionProblem } from '../../expression.js';
-import { globMatcher } from '../../glob.js';
+import { globMatcher } from '../../../core/glob.js';
 import { pickValues } from '../../values.js';
 
 const Condition = Type.Object(
@@ -59,6 +59,7 @@ function compare(a: Value, op: string, b: Value): boolean {
 export const filterStage = defineStage({
   kind: 'stage',
   type: 'filter',
+  handlesEvents: true,
   description: 'Keep or drop messages by device, value conditions or an expression, and values by measurement.',
   options: Options,
   check(o) {

@@ -6,7 +6,7 @@ import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
 import { makeEvent } from '../../../core/events.js';
 import type { HubEvent, Value } from '../../../core/types.js';
-import { Duration, durationMs, durationProblems } from '../../duration.js';
+import { Duration, durationMs, durationProblems } from '../../../core/duration.js';
 
 const Options = Type.Object(
   {
@@ -38,6 +38,7 @@ const MIN_SWEEP_MS = 1000;
 export const livemapStage = defineStage({
   kind: 'stage',
   type: 'livemap',
+  keyed: true,
   description: 'A snapshot of every live value (latest per device and measurement, with its age), emitted as one event periodically and/or on change.',
   options: Options,
   check(o) {

@@ -5,11 +5,11 @@ import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
 import type { Message } from '../../../core/types.js';
 import { AGG_OPS } from '../../aggregate.js';
-import { Duration, durationMs, durationProblems } from '../../duration.js';
-import { globMatcher } from '../../glob.js';
+import { Duration, durationMs, durationProblems } from '../../../core/duration.js';
+import { globMatcher } from '../../../core/glob.js';
 import { HOURS_PATTERN, Zone, inRange, parseHours, zoneProblem } from '../../localtime.js';
 import { pickValues } from '../../values.js';
-import { WindowEngine, mod } from '../window/engine.js';
+import { WindowEngine, mod } from '../../windows.js';
 
 const Hours = Type.String({ pattern: HOURS_PATTERN });
 
@@ -50,6 +50,7 @@ const Options = Type.Object(
 export const privacyStage = defineStage({
   kind: 'stage',
   type: 'privacy',
+  keyed: true,
   description: 'During configured local hours, suppress readings or replace them by a coarser aggregate (e.g. hourly counts).',
   options: Options,
   check(o) {

@@ -61,6 +61,7 @@ export function nextLevel(cur: Level, v: number, warning: Limits | undefined, da
 export const severityStage = defineStage({
   kind: 'stage',
   type: 'severity',
+  keyed: true,
   description: 'NORMAL / WARNING / DANGER from thresholds on a measurement, with hysteresis; emits a severity.changed Event when a device\'s level changes.',
   options: Options,
   check(o) {

@@ -95,6 +95,7 @@ export function parsePhrase(p: string): Piece[] {
 export const templateStage = defineStage({
   kind: 'stage',
   type: 'template',
+  handlesEvents: true,
   description: 'Turn a reading or an event into human text (an event for notification sinks), varying the phrasing, with units and local times.',
   options: Options,
   check(o) {

@@ -5,7 +5,7 @@ import type { ClockTimer } from '../../../core/clock.js';
 import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
 import type { Message } from '../../../core/types.js';
-import { Duration, durationMs, durationProblems } from '../../duration.js';
+import { Duration, durationMs, durationProblems } from '../../../core/duration.js';
 
 const Options = Type.Object(
   {
@@ -36,6 +36,8 @@ interface Budget {
 export const throttleStage = defineStage({
   kind: 'stage',
   type: 'throttle',
+  keyed: true,
+  handlesEvents: true,
   description: 'At most N messages per interval per device or per route; the excess dropped or latest-wins, counted as throttled.',
   options: Options,
   check(o) {

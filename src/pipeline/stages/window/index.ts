@@ -4,8 +4,8 @@ import { Type } from '@sinclair/typebox';
 import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
 import { AGG_OPS, type AggOp } from '../../aggregate.js';
-import { Duration, durationMs, durationProblems } from '../../duration.js';
-import { WindowEngine, mod } from './engine.js';
+import { Duration, durationMs, durationProblems } from '../../../core/duration.js';
+import { WindowEngine, mod } from '../../windows.js';
 
 const Op = Type.Union(
   AGG_OPS.map((o) => Type.Literal(o)),
@@ -58,6 +58,7 @@ export function opsOf(o: { op?: AggOp; ops?: AggOp[] }): { ops: AggOp[]; naming:
 export const windowStage = defineStage({
   kind: 'stage',
   type: 'window',
+  keyed: true,
   description: 'Tumbling time windows per device and measurement: mean, median, min, max, count, sum or last, in event time.',
   options: Options,
   check(o) {

@@ -1,7 +1,7 @@
 // Durations in stage options: a person writes `"15m"`, `"90s"`, `"1h"`, `"500ms"` or `"1d"`, or a number of
 // milliseconds. The schema accepts both; stages call `durationMs` on the validated value.
 import { Type, type TUnion, type TInteger, type TString } from '@sinclair/typebox';
-import type { ConfigProblem } from '../core/driver.js';
+import type { ConfigProblem } from './driver.js';
 
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$';
@@ -49,10 +49,22 @@ export function durationMs(d: DurationValue): number {
   return Math.round(Number(d.slice(0, d.length - unit.length)) * UNIT_MS[unit]);
 }
 
-/** Human form of a ms duration for messages: 900000 → "15m". */
+/** A ms duration as a config would write it, exact (it reads back through durationMs): 900000 → "15m". */
 export function formatDuration(ms: number): string {
   for (const [u, f] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
     if (ms >= f && ms % f === 0) return `${ms / f}${u}`;
   }
   return `${ms}ms`;
+}
+
+/** A duration as a person says it, rounded down to two units: `45 s`, `31 min`, `2 h 5 min`, `3 d 4 h`. */
+export function humanDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 60) return `${min} min`;
+  const h = Math.floor(min / 60);
+  if (h < 24) return min % 60 === 0 ? `${h} h` : `${h} h ${min % 60} min`;
+  const d = Math.floor(h / 24);
+  return h % 24 === 0 ? `${d} d` : `${d} d ${h % 24} h`;
 }

@@ -5,10 +5,10 @@
 // replay of historic data closes its windows from the readings' own timestamps, however fast it runs). A window
 // [start, end) of that device closes when the watermark reaches end + grace; a reading whose window already closed is
 // late. One clock timer serves every device: it fires at the earliest closing time.
-import type { ClockTimer } from '../../../core/clock.js';
-import type { StageContext } from '../../../core/driver.js';
-import type { Reading, ReadingSource, Value } from '../../../core/types.js';
-import { Accumulator, aggregateUnit, type AggOp } from '../../aggregate.js';
+import type { ClockTimer } from '../core/clock.js';
+import type { StageContext } from '../core/driver.js';
+import type { Reading, ReadingSource, Value } from '../core/types.js';
+import { Accumulator, aggregateUnit, type AggOp } from './aggregate.js';
 
 export interface WindowEngineOptions {
   readonly everyMs: number;

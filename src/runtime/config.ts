@@ -5,14 +5,14 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import type { TSchema } from '@sinclair/typebox';
-import type { ConfigProblem, DecoderDefinition, DriverRegistry, InputDefinition, SinkDefinition, StageDefinition } from '../driver.js';
-import { BackhaulError, ConfigErrors, isBackhaulError, joinPath } from '../errors.js';
-import { ConfigFile, Match, OutboxOptions } from './schema.js';
-import { SecretStore, isSecretRef } from './secrets.js';
-import { SchemaValidator, suggest } from './validate.js';
-import { DeviceTypes } from '../../devices/device-types.js';
-import { declaredProblems, type DeclaredDeviceConfig } from '../../devices/declared.js';
-import { gatewayProblems, type GatewayConfig } from '../../devices/gateways.js';
+import type { ConfigProblem, DecoderDefinition, DriverRegistry, InputDefinition, SinkDefinition, StageDefinition } from '../core/driver.js';
+import { BackhaulError, ConfigErrors, isBackhaulError, joinPath } from '../core/errors.js';
+import { ConfigFile, Match, OutboxOptions } from '../core/config/schema.js';
+import { SecretStore, isSecretRef } from '../core/config/secrets.js';
+import { SchemaValidator, suggest } from '../core/config/validate.js';
+import { DeviceTypes } from '../devices/device-types.js';
+import { declaredProblems, type DeclaredDeviceConfig } from '../devices/declared.js';
+import { gatewayProblems, type GatewayConfig } from '../devices/gateways.js';
 
 export interface InputSpec {
   readonly id: string;
@@ -360,11 +360,15 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     names.add(r.name);
   }
   const hist = isObject(cfg.api) ? cfg.api.historian : undefined;
-  if (typeof hist === 'string' && cfg.sinks[hist]?.['type'] !== 'sqlite') {
+  const keepsHistory = (sink: Record<string, unknown> | undefined): boolean => {
+    const type = sink?.['type'];
+    return typeof type === 'string' && reg.sinks.get(type)?.openHistory !== undefined;
+  };
+  if (typeof hist === 'string' && !keepsHistory(cfg.sinks[hist])) {
     const names = Object.entries(cfg.sinks)
-      .filter(([, v]) => v['type'] === 'sqlite')
+      .filter(([, v]) => keepsHistory(v))
       .map(([k]) => k);
-    errs.push(new BackhaulError('BH_CONFIG_REF', `no sqlite sink named "${hist}"; sqlite sinks: ${names.join(', ') || '(none)'}`, { path: 'api.historian' }));
+    errs.push(new BackhaulError('BH_CONFIG_REF', `no sink named "${hist}" keeps history; sinks that do: ${names.join(', ') || '(none)'}`, { path: 'api.historian' }));
   }
   for (const id of Object.keys(cfg.sinks)) if (!used.has(id)) warnings.push(`${joinPath('sinks', id)}: no route sends to this sink`);
   if (Object.keys(cfg.inputs).length === 0) warnings.push('inputs: there are no inputs, so nothing will arrive');
