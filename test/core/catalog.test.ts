@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigErrors, ERROR_CATALOG } from '../../src/core/errors.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { driverDocs, renderConfigTables, renderErrors, withOptionsTable, OPTIONS_BEGIN, OPTIONS_END, type DriverKind } from '../../src/cli/docs.js';
-import { loadConfigText, type LoadedConfig } from '../../src/core/config/load.js';
+import { loadConfigText, type LoadedConfig } from '../../src/runtime/config.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -70,7 +70,7 @@ function headings(lines: readonly string[]): string[] {
   return out;
 }
 
-test('every built-in driver has a README in one shape: its title, the five sections in order, the options markers', () => {
+test('every built-in driver has a README in one shape: its title, the five sections in order, the options markers, only catalog codes', () => {
   const problems: string[] = [];
   for (const d of driverDocs()) {
     const file = join(root, d.readme);
@@ -84,6 +84,7 @@ test('every built-in driver has a README in one shape: its title, the five secti
     const found = headings(lines).filter((h) => SECTIONS.includes(h));
     if (found.join('|') !== SECTIONS.join('|')) problems.push(`${d.readme}: sections ${SECTIONS.map((x) => `"## ${x}"`).join(', ')} once each in this order; found ${found.join(', ') || 'none'}`);
     for (const s of SECTIONS) if (found.includes(s) && section(lines, s).trim() === '') problems.push(`${d.readme}: "## ${s}" is empty`);
+    for (const [code] of lines.join('\n').matchAll(/\bBH_[A-Z0-9_]+\b/g)) if (!(code in ERROR_CATALOG)) problems.push(`${d.readme}: ${code} is not in the error catalog`);
     const options = section(lines, 'Options');
     if (!options.includes(OPTIONS_BEGIN) || !options.includes(OPTIONS_END)) problems.push(`${d.readme}: "## Options" lacks ${OPTIONS_BEGIN} … ${OPTIONS_END}`);
   }
