@@ -15,7 +15,8 @@ import type { StatusReport } from '../../src/runtime/control.js';
 import type { ReadingJson } from '../../src/sinks/format.js';
 import { tempDir } from '../helpers/context.js';
 import { runBackhaul, runToEnd, type Running } from '../helpers/process.js';
-import { freePort, httpRecorder, until } from '../helpers/servers.js';
+import { freePort, httpRecorder } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { requireServices, tcpReachable } from '../helpers/services.js';
 
 // ---------------------------------------------------------------- helpers
@@ -82,8 +83,7 @@ async function startMosquitto(dir: string, port: number): Promise<Mosquitto> {
         if (gone) throw new Error(`mosquitto exited at start: ${log}`);
         return tcpReachable('127.0.0.1', port, 200);
       },
-      `mosquitto on port ${port}`,
-      10_000,
+      { what: `mosquitto on port ${port}`, timeoutMs: 10_000 },
     );
   } catch (e) {
     await stop();
@@ -568,7 +568,7 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
   /** Let the sink retry twice after the last put, so no batch read before the drops is still on its way. */
   async function settleRetries(server: SinkServer): Promise<void> {
     const seen = server.refused;
-    await until(() => server.refused >= seen + 2, 'two more refused attempts', 10_000);
+    await until(() => server.refused >= seen + 2, { what: 'two more refused attempts', timeoutMs: 10_000 });
   }
 
   for (const policy of ['drop-oldest', 'drop-newest'] as const) {
@@ -583,7 +583,7 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
       assert.equal(full.backlog, CAP);
       assert.equal(full.dropped, TOTAL - CAP, 'status counts every drop');
       server.down = false;
-      await until(() => server.accepted.length >= CAP, '1,000 readings at the server', 20_000);
+      await until(() => server.accepted.length >= CAP, { what: '1,000 readings at the server', timeoutMs: 20_000 });
       await sleep(500); // anything more would be a bug
       const seqs = server.accepted.map((m) => m.seq);
       const first = policy === 'drop-oldest' ? TOTAL - CAP : 0;
@@ -603,7 +603,7 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
     let acked = 0;
     const started = Date.now();
     const run = publishWindowed(pub, all, 100, message, () => void acked++);
-    await until(() => acked >= CAP, `${CAP} PUBACKs`, 20_000);
+    await until(() => acked >= CAP, { what: `${CAP} PUBACKs`, timeoutMs: 20_000 });
     const reachedMs = Date.now() - started;
     const at = acked;
     await sleep(2000);
@@ -623,7 +623,7 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
       'every publish to be acknowledged',
     );
     assert.equal(acked, TOTAL);
-    await until(() => server.accepted.length >= TOTAL, `${TOTAL} readings at the server`, 30_000);
+    await until(() => server.accepted.length >= TOTAL, { what: `${TOTAL} readings at the server`, timeoutMs: 30_000 });
     const caughtUpMs = Date.now() - recovered;
     assert.deepEqual(
       server.accepted.map((m) => m.seq),
@@ -689,9 +689,9 @@ test('config change: a removed sink keeps its outbox (and says so), resumes when
   // 3. Restart with the original config: the backlog is delivered, in order, before anything new.
   server.down = false;
   app = await startBackhaul(t, ['start', '-c', withHook]);
-  await until(() => server.accepted.length >= 50, 'the kept backlog at the server', 15_000);
+  await until(() => server.accepted.length >= 50, { what: 'the kept backlog at the server', timeoutMs: 15_000 });
   await send(50, 5);
-  await until(() => server.accepted.length >= 55, 'the new readings', 15_000);
+  await until(() => server.accepted.length >= 55, { what: 'the new readings', timeoutMs: 15_000 });
   assert.deepEqual(
     server.accepted.map((m) => m.seq),
     Array.from({ length: 55 }, (_, i) => i),
@@ -731,8 +731,8 @@ test('status: state, backlog and last error of each sink of a running instance; 
   const app = await startBackhaul(t, ['start', '-c', cfg]);
   const pub = await device(t, `mqtt://127.0.0.1:${port}`);
   for (let i = 0; i < 7; i++) await pub.publishAsync('devices/meter', body({ device: 'meter', seq: i }), { qos: 1 });
-  await until(() => server.refused > 0, 'a refused attempt', 10_000);
-  await until(async () => (await sinkStatus(cfg, 'local')).delivered === 7, 'the file sink to deliver', 10_000);
+  await until(() => server.refused > 0, { what: 'a refused attempt', timeoutMs: 10_000 });
+  await until(async () => (await sinkStatus(cfg, 'local')).delivered === 7, { what: 'the file sink to deliver', timeoutMs: 10_000 });
 
   const r = await runToEnd(['status', '-c', cfg]);
   assert.equal(r.code, 0, r.stderr);
@@ -745,7 +745,7 @@ test('status: state, backlog and last error of each sink of a running instance; 
   for (const line of r.stdout.trimEnd().split('\n')) t.diagnostic(line);
 
   server.down = false;
-  await until(() => server.accepted.length === 7, 'the backlog at the server', 10_000);
+  await until(() => server.accepted.length === 7, { what: 'the backlog at the server', timeoutMs: 10_000 });
   assert.equal(await app.stop(), 0);
   const none = await runToEnd(['status', '-c', cfg]);
   assert.equal(none.code, 1);

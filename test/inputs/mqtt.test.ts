@@ -10,16 +10,9 @@ import { BackhaulError } from '../../src/core/errors.js';
 import type { Frame } from '../../src/core/types.js';
 import { inputContext } from '../helpers/context.js';
 import { MOSQUITTO, serviceSkip } from '../helpers/services.js';
+import { until } from '../helpers/until.js';
 
 const text = (p: Frame['payload']) => (typeof p === 'string' ? p : new TextDecoder().decode(p));
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await delay(20);
-  }
-}
 
 /** A throwaway aedes broker on a given port (0 = any), closable and restartable. */
 async function miniBroker(port: number): Promise<{ port: number; broker: Aedes; close(): Promise<void> }> {
@@ -67,7 +60,7 @@ test('mqtt: subscribes on Mosquitto, receives QoS 0 and QoS 1', { skip }, async 
   await pub.publishAsync(`bhtest/${run}/a/up`, 'zero', { qos: 0 });
   await pub.publishAsync(`bhtest/${run}/b/up`, Buffer.from('one'), { qos: 1 });
   await pub.publishAsync(`bhtest/${run}/b/down`, 'not subscribed', { qos: 1 });
-  await waitFor(() => base.frames.length >= 2);
+  await until(() => base.frames.length >= 2, { what: 'base.frames.length >= 2' });
   await delay(100);
   assert.deepEqual(
     base.frames.map((f) => [f.topic, text(f.payload)]),
@@ -104,7 +97,7 @@ test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved', as
   t.after(() => pub.endAsync(true));
   await pub.publishAsync('t/1', 'm1', { qos: 1 });
   await pub.publishAsync('t/2', 'm2', { qos: 1 });
-  await waitFor(() => events.filter((e) => e.startsWith('puback')).length === 2);
+  await until(() => events.filter((e) => e.startsWith('puback')).length === 2, { what: 'events.filter((e) => e.startsWith(\'puback\')).length === 2' });
   // the n-th PUBACK reaches the broker after the n-th emit resolved; messages are handed over one at a time
   const at = (e: string, n: number) => events.map((x, i) => (x === e ? i : -1)).filter((i) => i >= 0)[n] ?? -1;
   assert.ok(at('puback', 0) > events.indexOf('emit-done m1'), events.join(', '));
@@ -157,19 +150,19 @@ test('mqtt: a message whose connection was lost while it was made durable is not
   const pub = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
   t.after(() => pub.endAsync(true));
   await pub.publishAsync('t/1', 'm1', { qos: 1 });
-  await waitFor(() => started.includes('m1'));
+  await until(() => started.includes('m1'), { what: 'started.includes(\'m1\')' });
   // Cut the input's connection while m1 is still being made durable; it reconnects with a new clean session.
   assert.ok(inputConn);
   inputConn.destroy();
-  await waitFor(() => subscribed === 2);
+  await until(() => subscribed === 2, { what: 'subscribed === 2' });
   release();
-  await waitFor(() => base.frames.length === 1);
+  await until(() => base.frames.length === 1, { what: 'base.frames.length === 1' });
   await pub.publishAsync('t/2', 'm2', { qos: 1 });
-  await waitFor(() => base.frames.length === 2);
+  await until(() => base.frames.length === 2, { what: 'base.frames.length === 2' });
   // A graceful stop flushes every PUBACK before the DISCONNECT, and the broker reads them in order.
   await input.stop();
   stopped = true;
-  await waitFor(() => disconnected >= 1 && connection === 2);
+  await until(() => disconnected >= 1 && connection === 2, { what: 'disconnected >= 1 && connection === 2' });
   assert.deepEqual(base.frames.map((f) => text(f.payload)), ['m1', 'm2'], 'm1 is kept: its readings were queued');
   assert.deepEqual(acks, [2], 'one PUBACK on the second connection (m2), none for m1');
 });
@@ -190,18 +183,20 @@ test('mqtt: reconnects with backoff and resubscribes after the broker restarts',
     await pub.endAsync();
   };
   await publish('before');
-  await waitFor(() => ctx.frames.length === 1);
+  await until(() => ctx.frames.length === 1, { what: 'ctx.frames.length === 1' });
 
   await broker.close();
-  await delay(300);
+  // The outage is seen (counted once) before the broker comes back.
+  await until(async () => (await ctx.metrics.value('backhaul_input_errors_total', { input: 'ext' })) >= 1, { what: 'the outage counted' });
   broker = await miniBroker(port);
   // the input reconnects and resubscribes by itself; publish until the subscription is back
-  const until = Date.now() + 8000;
-  while (!ctx.frames.some((f) => text(f.payload) === 'after')) {
-    if (Date.now() > until) throw new Error('no frame after the broker restarted');
-    await publish('after');
-    await delay(200);
-  }
+  await until(
+    async () => {
+      await publish('after');
+      return ctx.frames.some((f) => text(f.payload) === 'after');
+    },
+    { what: 'a frame after the broker restarted', everyMs: 200 },
+  );
   assert.equal(text(ctx.frames[0]?.payload ?? ''), 'before');
   assert.equal(await ctx.metrics.value('backhaul_input_errors_total', { input: 'ext' }), 1, 'one outage, counted once');
 });
