@@ -304,9 +304,7 @@ async function publishWindowed(
   }
   return {
     issued,
-    settled: async () => {
-      while (outstanding > 0) await sleep(20);
-    },
+    settled: () => until(() => outstanding === 0, { what: 'every windowed publish settled', timeoutMs: 120_000 }),
   };
 }
 
@@ -584,10 +582,15 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
       assert.equal(full.dropped, TOTAL - CAP, 'status counts every drop');
       server.down = false;
       await until(() => server.accepted.length >= CAP, { what: '1,000 readings at the server', timeoutMs: 20_000 });
-      await sleep(500); // anything more would be a bug
+      // Positive control: one more reading, published now, arrives after the backlog; anything else before it (a
+      // dropped reading, a duplicate) would be a bug.
+      const marker = message(TOTAL);
+      await pub.publishAsync(marker.topic, marker.payload, { qos: 1 });
+      await until(() => server.accepted.some((m) => m.seq === TOTAL), { what: 'the reading published after recovery', timeoutMs: 20_000 });
       const seqs = server.accepted.map((m) => m.seq);
       const first = policy === 'drop-oldest' ? TOTAL - CAP : 0;
-      assert.deepEqual(seqs, Array.from({ length: CAP }, (_, i) => first + i));
+      assert.deepEqual(seqs, [...Array.from({ length: CAP }, (_, i) => first + i), TOTAL]);
+      await until(async () => (await sinkStatus(cfg, 'capped')).backlog === 0, { what: 'the backlog acknowledged' });
       const after = await sinkStatus(cfg, 'capped');
       assert.equal(after.dropped, TOTAL - CAP);
       assert.equal(after.backlog, 0);
@@ -606,7 +609,9 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
     await until(() => acked >= CAP, { what: `${CAP} PUBACKs`, timeoutMs: 20_000 });
     const reachedMs = Date.now() - started;
     const at = acked;
-    await sleep(2000);
+    // The sink keeps trying (four more refused attempts) while no PUBACK comes: the stall is not just a quiet moment.
+    await settleRetries(server);
+    await settleRetries(server);
     assert.equal(acked, at, 'no PUBACK while the outbox is full');
     assert.equal(acked, CAP, 'exactly the outbox capacity was acknowledged');
     const full = await sinkStatus(cfg, 'capped');
@@ -632,7 +637,7 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
     const after = await sinkStatus(cfg, 'capped');
     assert.equal(after.dropped, 0);
     assert.equal(after.backlog, 0);
-    t.diagnostic(`block: ${at} PUBACKs after ${reachedMs} ms, then none for 2 s while the sink was down; after recovery all ${TOTAL} acknowledged and delivered in ${caughtUpMs} ms, none dropped`);
+    t.diagnostic(`block: ${at} PUBACKs after ${reachedMs} ms, then none over four more refused attempts while the sink was down; after recovery all ${TOTAL} acknowledged and delivered in ${caughtUpMs} ms, none dropped`);
     assert.equal(await app.stop(), 0);
   });
 });

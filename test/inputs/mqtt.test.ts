@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { mqttInput, publicUrl } from '../../src/inputs/mqtt/index.js';
@@ -60,13 +59,15 @@ test('mqtt: subscribes on Mosquitto, receives QoS 0 and QoS 1', { skip }, async 
   await pub.publishAsync(`bhtest/${run}/a/up`, 'zero', { qos: 0 });
   await pub.publishAsync(`bhtest/${run}/b/up`, Buffer.from('one'), { qos: 1 });
   await pub.publishAsync(`bhtest/${run}/b/down`, 'not subscribed', { qos: 1 });
-  await until(() => base.frames.length >= 2, { what: 'base.frames.length >= 2' });
-  await delay(100);
+  // Positive control: a subscribed publish sent after the unsubscribed one arrives, and the unsubscribed one did not.
+  await pub.publishAsync(`bhtest/${run}/c/up`, 'after', { qos: 1 });
+  await until(() => base.frames.length >= 3, { what: 'three frames from Mosquitto' });
   assert.deepEqual(
     base.frames.map((f) => [f.topic, text(f.payload)]),
     [
       [`bhtest/${run}/a/up`, 'zero'],
       [`bhtest/${run}/b/up`, 'one'],
+      [`bhtest/${run}/c/up`, 'after'],
     ],
   );
   assert.ok(base.frames.every((f) => f.input === 'lora' && f.payload instanceof Uint8Array));
@@ -80,11 +81,13 @@ test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved', as
     if (client.id.startsWith('backhaul-')) events.push('puback');
   });
   const base = inputContext({ id: 'acks' });
+  // Each emit waits until the test lets it go.
+  const gates: Array<() => void> = [];
   const ctx = {
     ...base,
     emit: async (f: Frame) => {
       events.push(`emit-start ${text(f.payload)}`);
-      await delay(150);
+      await new Promise<void>((r) => gates.push(r));
       base.frames.push(f);
       events.push(`emit-done ${text(f.payload)}`);
     },
@@ -97,7 +100,15 @@ test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved', as
   t.after(() => pub.endAsync(true));
   await pub.publishAsync('t/1', 'm1', { qos: 1 });
   await pub.publishAsync('t/2', 'm2', { qos: 1 });
-  await until(() => events.filter((e) => e.startsWith('puback')).length === 2, { what: 'events.filter((e) => e.startsWith(\'puback\')).length === 2' });
+  await until(() => gates.length === 1, { what: 'm1 handed to emit' });
+  // Positive control: a publish nobody subscribed to passes the broker meanwhile; m1 stays unacknowledged and m2
+  // is not handed over while m1 waits.
+  await pub.publishAsync('other/x', 'ping', { qos: 1 });
+  assert.deepEqual(events, ['emit-start m1']);
+  gates[0]!();
+  await until(() => gates.length === 2, { what: 'm2 handed to emit after m1' });
+  gates[1]!();
+  await until(() => events.filter((e) => e.startsWith('puback')).length === 2, { what: 'two PUBACKs from the input' });
   // the n-th PUBACK reaches the broker after the n-th emit resolved; messages are handed over one at a time
   const at = (e: string, n: number) => events.map((x, i) => (x === e ? i : -1)).filter((i) => i >= 0)[n] ?? -1;
   assert.ok(at('puback', 0) > events.indexOf('emit-done m1'), events.join(', '));
