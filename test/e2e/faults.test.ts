@@ -596,7 +596,7 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
       assert.equal(after.backlog, 0);
       const logged = app.logs.filter((l) => l['code'] === 'BH_OUTBOX_OVERFLOW' && l['sink'] === 'capped');
       assert.equal(logged.length, 1, 'drops are logged once a minute, not once per drop');
-      t.diagnostic(`${policy}: dropped ${after.dropped}, delivered ${after.delivered} (seq ${seqs[0]}..${seqs.at(-1)}); ${server.refused} attempts refused`);
+      t.diagnostic(`${policy}: dropped ${after.dropped}, delivered ${after.delivered} (seq ${seqs[0]}..${seqs.at(-2)}, then the reading published after recovery); ${server.refused} attempts refused`);
       assert.equal(await app.stop(), 0);
     });
   }

@@ -120,17 +120,19 @@ test('a rate limit (token bucket) paces delivery; without one a backlog drains a
   const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox(limits, clock), { ...opts, batchSize: 100, ratePerSecond: 10, rateBurst: 10 }, ctx);
   runner.start();
   await runner.enqueue(Array.from({ length: 35 }, (_, i) => r(i)));
-  const settle = () => new Promise((res) => setTimeout(res, 20));
-  await settle();
+  // The runner waits for tokens on the clock: once it delivered n and a clock timer is set, it sends nothing more
+  // until the clock moves.
+  const paused = (n: number) => until(() => sink.delivered.length >= n && clock.pending() > 0, { what: `${n} delivered, then a wait on the clock` });
+  await paused(10);
   assert.equal(sink.delivered.length, 10, 'the first burst');
   clock.advance(1000);
-  await settle();
+  await paused(20);
   assert.equal(sink.delivered.length, 20);
   clock.advance(500);
-  await settle();
+  await paused(25);
   assert.equal(sink.delivered.length, 25);
   clock.advance(1000);
-  await settle();
+  await until(() => sink.delivered.length >= 35, { what: 'all 35 delivered' });
   assert.equal(sink.delivered.length, 35);
   assert.deepEqual(seqs(sink.delivered), Array.from({ length: 35 }, (_, i) => i));
   const stopping = runner.stop(0);
@@ -141,8 +143,8 @@ test('a rate limit (token bucket) paces delivery; without one a backlog drains a
   const unpaced = new SinkRunner('u', 'flaky', free, newMemoryOutbox(limits, clock), { ...opts, batchSize: 100 }, driverContext({ id: 'u', clock }));
   unpaced.start();
   await unpaced.enqueue(Array.from({ length: 350 }, (_, i) => r(i)));
-  await settle();
-  assert.equal(free.delivered.length, 350, 'no limit: drained without waiting for the clock');
+  await until(() => free.delivered.length === 350, { what: 'no limit: drained without waiting for the clock' });
+  assert.equal(clock.pending(), 0, 'and without a timer');
   const s2 = unpaced.stop(0);
   clock.advance(100);
   await s2;
@@ -165,19 +167,18 @@ test('a sink reporting its far end reachable again ends the retry wait at once; 
   runner.start();
   const ready = sink.ready;
   assert.ok(ready, 'the runner hands the sink its listener when it starts');
-  const settle = () => new Promise((res) => setTimeout(res, 30));
+  // After a failure the runner waits out its backoff on the clock (a timer set): it tries nothing more until then.
+  const backingOff = (n: number) => until(() => sink.failures >= n && clock.pending() > 0, { what: `failure ${n}, then the backoff on the clock` });
 
   ready(); // while nothing is failing: it must not shorten a later, unrelated wait
   sink.mode = 'retryable';
   await runner.enqueue([r(0), r(1)]);
-  await until(() => sink.failures === 1, { what: 'sink.failures === 1' });
-  await settle();
+  await backingOff(1);
   assert.equal(sink.failures, 1, 'the backoff holds: the clock has not moved and nothing said the sink is ready');
   assert.equal(runner.status().state, 'retrying');
 
   ready(); // one attempt per signal, even if it fails again
-  await until(() => sink.failures === 2, { what: 'sink.failures === 2' });
-  await settle();
+  await backingOff(2);
   assert.equal(sink.failures, 2);
 
   sink.mode = 'ok';
