@@ -1,5 +1,5 @@
-// The HTTP API server (Fastify 5): one listener that route plugins are added to (device bootstrap now, the REST API
-// later). Every route declares its schemas; every error answers `{error: {code, message, path?}}` with a catalog code,
+// The HTTP API server (Fastify 5): one listener that route plugins are added to (device bootstrap, the REST API, the
+// dashboard's files). Every route declares its schemas; every error answers `{error: {code, message, path?}}` with a catalog code,
 // whether a handler threw it, schema validation failed, or no route matched.
 import { Type, type Static } from '@sinclair/typebox';
 import fastifySwagger from '@fastify/swagger';

@@ -57,22 +57,71 @@ export function optionsTable(schema: TSchema): string {
   return ['| option | type | default | meaning |', '|---|---|---|---|', ...rows].join('\n') + '\n';
 }
 
+export type DriverKind = 'input' | 'decoder' | 'stage' | 'sink';
+
+/** One built-in driver as its docs see it: where its README is (relative to the repository root) and its schema. */
+export interface DriverDoc {
+  readonly kind: DriverKind;
+  readonly type: string;
+  readonly description: string;
+  readonly options: TSchema;
+  /** The folder of its kind, e.g. `src/pipeline/stages`. */
+  readonly folder: string;
+  readonly readme: string;
+}
+
+const FOLDERS: ReadonlyArray<readonly [DriverKind, string]> = [
+  ['input', 'src/inputs'],
+  ['decoder', 'src/decoders'],
+  ['stage', 'src/pipeline/stages'],
+  ['sink', 'src/sinks'],
+];
+
+/** Every built-in driver, kind by kind, each kind sorted by type. */
+export function driverDocs(): DriverDoc[] {
+  const reg = builtinRegistry();
+  const defs: Record<DriverKind, ReadonlyMap<string, { type: string; description: string; options: TSchema }>> = {
+    input: reg.inputs,
+    decoder: reg.decoders,
+    stage: reg.stages,
+    sink: reg.sinks,
+  };
+  return FOLDERS.flatMap(([kind, folder]) =>
+    [...defs[kind].values()]
+      .sort((a, b) => a.type.localeCompare(b.type))
+      .map((d) => ({ kind, type: d.type, description: d.description, options: d.options, folder, readme: `${folder}/${d.type}/README.md` })),
+  );
+}
+
 export function renderConfigTables(): string {
   const reg = builtinRegistry();
+  const titles: Record<DriverKind, string> = { input: 'Inputs', decoder: 'Decoders', stage: 'Stages', sink: 'Sinks' };
   const out: string[] = [];
-  const section = (title: string, folder: string, defs: ReadonlyMap<string, { type: string; description: string; options: TSchema }>, extra?: (t: string) => string) => {
-    out.push(`### ${title}\n`);
-    for (const d of [...defs.values()].sort((a, b) => a.type.localeCompare(b.type))) {
-      out.push(`#### \`${d.type}\`\n`);
-      out.push(`${d.description} See [${folder}/${d.type}/README.md](../${folder}/${d.type}/README.md).${extra ? ` ${extra(d.type)}` : ''}\n`);
-      out.push(optionsTable(d.options));
-    }
-  };
-  section('Inputs', 'src/inputs', reg.inputs, (t) => `Default decoder: \`${reg.inputs.get(t)!.defaultDecoder}\`.`);
-  section('Decoders', 'src/decoders', reg.decoders);
-  section('Stages', 'src/pipeline/stages', reg.stages);
-  section('Sinks', 'src/sinks', reg.sinks);
+  let kind: DriverKind | undefined;
+  for (const d of driverDocs()) {
+    if (d.kind !== kind) out.push(`### ${titles[d.kind]}\n`);
+    kind = d.kind;
+    const extra = d.kind === 'input' ? ` Default decoder: \`${reg.inputs.get(d.type)!.defaultDecoder}\`.` : '';
+    out.push(`#### \`${d.type}\`\n`);
+    out.push(`${d.description} See [${d.readme}](../${d.readme}).${extra}\n`);
+    out.push(optionsTable(d.options));
+  }
   return out.join('\n');
+}
+
+/** The markers a driver README's generated options table sits between. */
+export const OPTIONS_BEGIN = '<!-- options:begin -->';
+export const OPTIONS_END = '<!-- options:end -->';
+
+/**
+ * A driver README with the table between its option markers rendered afresh from the schema (the same table as in
+ * docs/config.md). Undefined when the README lacks the markers, once each and in order.
+ */
+export function withOptionsTable(readme: string, schema: TSchema): string | undefined {
+  const a = readme.indexOf(OPTIONS_BEGIN);
+  const b = readme.indexOf(OPTIONS_END);
+  if (a < 0 || b < a || readme.indexOf(OPTIONS_BEGIN, a + 1) >= 0 || readme.indexOf(OPTIONS_END, b + 1) >= 0) return undefined;
+  return `${readme.slice(0, a + OPTIONS_BEGIN.length)}\n\n${optionsTable(schema)}\n${readme.slice(b)}`;
 }
 
 export function renderErrors(): string {

@@ -1,5 +1,6 @@
 // Inputs that can run out (a file replay, a simulator with `count`) also expose `done()`. The core `Input` interface
-// does not name it, so callers holding a plain `Input` (the hub, replay) test for it with `isFiniteInput`.
+// does not name it: the `lines` and `simulator` definitions return this type, so code that creates them directly (the
+// tests) can await the end of their source. The hub holds plain `Input`s and does not wait for it.
 import type { Input } from '../core/driver.js';
 
 export interface FiniteInput extends Input {
@@ -8,8 +9,4 @@ export interface FiniteInput extends Input {
    * queued): at the end of a finite source, or after `stop()`. Never rejects.
    */
   done(): Promise<void>;
-}
-
-export function isFiniteInput(input: Input): input is FiniteInput {
-  return typeof (input as Partial<FiniteInput>).done === 'function';
 }

@@ -1,5 +1,5 @@
 // The composition root: builds every part from a validated config and wires the data path
-//   inputs ──Frame──▶ decoder ──Reading──▶ router ──▶ route stages ──▶ sink runners (outbox → sink)
+//   inputs ──Frame──▶ decoder ──Reading──▶ device gate ──▶ router ──▶ route stages ──▶ sink runners (outbox → sink)
 // Nothing here is global: config, logger and clock come in, so tests run several hubs in one process.
 import { makePrivateDir, wideModeMessage, wideModes } from '../core/private-files.js';
 import { isAbsolute, resolve } from 'node:path';
@@ -328,7 +328,7 @@ export class Hub {
     return this.inputs.find((i) => i.input.broker !== undefined)?.input.broker;
   }
 
-  /** Send an order to a device (CLI through the control socket, later the API). See devices/commands.ts. */
+  /** Send an order to a device (from the CLI over the control socket, or the REST API). See devices/commands.ts. */
   sendCommand(req: SendCommand): Promise<CommandRecord> {
     if (!this.commands) return Promise.reject(new Error('the hub is not running'));
     return this.commands.send(req);

@@ -17,7 +17,8 @@ import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 
 const VALVE = '0d49';
 const VALVE_PASSWORD = 'valve-0d49-password';
@@ -211,7 +212,7 @@ test('API: readings, downsampled readings, latest values, events, sinks; the con
   for (let i = 0; i < 6; i++) {
     await dev.publishAsync('u4/302/valve/data', JSON.stringify({ device: VALVE, time: t0 + i * 60_000, temperature: 18 + i, battery: 3.1 }), { qos: 1 });
   }
-  await until(async () => (await api.call('GET', `/api/v1/readings?device=${VALVE}&measurement=temperature`, { token: viewer })).body.items?.length === 6, 'six readings stored');
+  await until(async () => (await api.call('GET', `/api/v1/readings?device=${VALVE}&measurement=temperature`, { token: viewer })).body.items?.length === 6, { what: 'six readings stored' });
   const raw = await api.call('GET', `/api/v1/readings?device=${VALVE}&measurement=temperature&from=${t0 + 60_000}&to=${t0 + 180_000}`, { token: viewer });
   assert.deepEqual(raw.body.items.map((p: { value: number }) => p.value), [19, 20]);
   const down = await api.call('GET', `/api/v1/readings?device=${VALVE}&measurement=temperature&step=180000`, { token: viewer });
@@ -243,7 +244,7 @@ test('API: readings, downsampled readings, latest values, events, sinks; the con
   const anon = await mqtt.connectAsync(api.mqttUrl, { reconnectPeriod: 0, username: 'bridge', password: 'bridge-password' });
   await anon.publishAsync('u4/302/valve/data', JSON.stringify({ device: 'stranger', time: t0, temperature: 1 }), { qos: 1 });
   await anon.endAsync();
-  await until(async () => (await api.call('GET', '/api/v1/events?type=device.unknown', { token: viewer })).body.length === 1, 'the device.unknown event stored');
+  await until(async () => (await api.call('GET', '/api/v1/events?type=device.unknown', { token: viewer })).body.length === 1, { what: 'the device.unknown event stored' });
 });
 
 test('API: an order from the API reaches a real device client; the live event feed shows its acknowledgement; /metrics moves', async (t) => {
@@ -276,8 +277,8 @@ test('API: an order from the API reaches a real device client; the live event fe
   const sent = await api.call('POST', '/api/v1/devices/D49/commands', { token: op, body: { order: 'reboot', params: { delayS: 5 } } });
   assert.equal(sent.status, 201, JSON.stringify(sent.body));
   assert.equal(sent.body.dest, VALVE);
-  await until(async () => (await api.call('GET', `/api/v1/commands/${sent.body.id}`, { token: viewer })).body.status === 'acknowledged', 'acknowledged');
-  await until(() => feed.includes('command.acknowledged'), 'the acknowledgement in the live feed');
+  await until(async () => (await api.call('GET', `/api/v1/commands/${sent.body.id}`, { token: viewer })).body.status === 'acknowledged', { what: 'acknowledged' });
+  await until(() => feed.includes('command.acknowledged'), { what: 'the acknowledgement in the live feed' });
   const event = feed.split('\n\n').find((b) => b.includes('command.acknowledged'))!;
   assert.match(event, /^event: hub-event$/m);
   const data = JSON.parse(/^data: (.*)$/m.exec(event)![1]!) as { device: string; severity: string };
@@ -434,7 +435,7 @@ test('API: an operator opens and closes claim windows and sets claim codes; a de
 
   // The critical alarm reaches the hub's router (here the event route stores it in the historian).
   assert.equal((await ask('&code=LBL-7788')).status, 403);
-  await until(async () => (await api.call('GET', '/api/v1/events?type=device.credentials_claimed_twice', { token: op })).body.length === 1, 'the alarm stored as an event');
+  await until(async () => (await api.call('GET', '/api/v1/events?type=device.credentials_claimed_twice', { token: op })).body.length === 1, { what: 'the alarm stored as an event' });
   const ev = (await api.call('GET', '/api/v1/events?type=device.credentials_claimed_twice', { token: op })).body[0];
   assert.equal(ev.severity, 'critical');
   assert.equal(ev.device, mac);
@@ -456,7 +457,7 @@ test('API: an order parameter its device type marks secret reaches the device bu
   const sent = await api.call('POST', `/api/v1/devices/${id}/commands`, { token: op, body: { order: 'wifi', params: { ssid: 'lab', password: wifiPassword } } });
   assert.equal(sent.status, 201, JSON.stringify(sent.body));
   assert.deepEqual(sent.body.params, { ssid: 'lab', password: '<redacted>' });
-  await until(() => got.length === 1, 'the order reaches the device');
+  await until(() => got.length === 1, { what: 'the order reaches the device' });
   assert.deepEqual(got[0].params, { ssid: 'lab', password: wifiPassword }, 'the device gets the real value');
 
   const listed = await api.call('GET', `/api/v1/commands?device=${id}`, { token: op });

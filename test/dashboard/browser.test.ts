@@ -15,7 +15,8 @@ import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { CHROMIUM, chromiumSkip } from '../helpers/services.js';
 
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'dashboard');
@@ -105,13 +106,13 @@ test('dashboard: log in, see a device turn red after it falls silent, send an or
     device.publishAsync('u4/302/valve/data', JSON.stringify({ device: VALVE, temperature: 19.5, battery: 3.1 }), { qos: 1 }).catch(() => undefined);
   }, 500);
   try {
-    await until(async () => (await card.getAttribute('data-liveness')) === 'active', 'the valve active (green) on the dashboard', 20_000);
+    await until(async () => (await card.getAttribute('data-liveness')) === 'active', { what: 'the valve active (green) on the dashboard', timeoutMs: 20_000 });
     await shot(page, '02-devices-active');
   } finally {
     clearInterval(talking);
   }
   // Silent past its 3 s threshold: red, without reloading the page.
-  await until(async () => (await card.getAttribute('data-liveness')) === 'outdated', 'the valve outdated (red) on the dashboard', 30_000);
+  await until(async () => (await card.getAttribute('data-liveness')) === 'outdated', { what: 'the valve outdated (red) on the dashboard', timeoutMs: 30_000 });
   await shot(page, '03-devices-outdated');
   const words = (await card.textContent()) ?? '';
   assert.match(words, /outdated|silent|offline/i, `the card says it in words too, not only in colour: ${words}`);
@@ -128,7 +129,7 @@ test('dashboard: log in, see a device turn red after it falls silent, send an or
   assert.equal(await page.getByTestId('latest').locator('td[data-authenticated="false"]').count(), 0);
   await page.getByTestId('order-reboot').click();
   await page.getByTestId('confirm').click();
-  await until(() => received.length === 1, 'the reboot order reaches the device', 15_000);
+  await until(() => received.length === 1, { what: 'the reboot order reaches the device', timeoutMs: 15_000 });
   assert.equal(received[0]!.order, 'reboot');
   assert.equal(received[0]!.dest, VALVE);
   await device.publishAsync('u4/302/valve/device', JSON.stringify({ ack: received[0]!.id, result: 'ok', uptime: 3 }), { qos: 1 });

@@ -14,7 +14,8 @@ import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { tryPublish } from '../helpers/mqtt-client.js';
 
 const PASSWORD = 'shutter-301-password';
@@ -84,7 +85,7 @@ test('broker ACL: a device publishes under its own base topic only, subscribes o
   const dev = await connect(t, url, SHUTTER, PASSWORD);
   // Location U4 / 301 → base topic u4/301/shutter, whatever the case it was written in.
   assert.equal(await tryPublish(dev, 'u4/301/shutter/data', JSON.stringify({ device: SHUTTER, position: 40 })), true);
-  await until(() => lines('out.jsonl').length === 1, 'the reading');
+  await until(() => lines('out.jsonl').length === 1, { what: 'the reading' });
   assert.equal(lines('out.jsonl')[0]!['authenticated'], true);
   assert.equal(lines('out.jsonl')[0]!['device'], SHUTTER);
 
@@ -121,7 +122,7 @@ test('a device disabled, or whose password is reset, while connected loses its r
   await assert.rejects(mqtt.connectAsync(url, { reconnectPeriod: 0, username: SHUTTER, password: PASSWORD }), /Bad username or password/i);
   const renewed = await connect(t, url, SHUTTER, 'the-new-password');
   assert.equal(await tryPublish(renewed, 'u4/301/shutter/data', JSON.stringify({ device: SHUTTER, position: 4 })), true);
-  await until(() => lines('out.jsonl').length === 2, 'the reading of the renewed login');
+  await until(() => lines('out.jsonl').length === 2, { what: 'the reading of the renewed login' });
 });
 
 test('status on <base>/device is kept as the device\'s last status (as sent), not decoded as readings', async (t) => {
@@ -129,7 +130,7 @@ test('status on <base>/device is kept as the device\'s last status (as sent), no
   const dev = await connect(t, url, SHUTTER, PASSWORD);
   const status = { uptime: 3600, firmware: '1.4.2', rssi: -71, position: 40 };
   assert.equal(await tryPublish(dev, 'u4/301/shutter/device', JSON.stringify(status)), true);
-  await until(async () => (await store().get(SHUTTER))?.lastStatus !== undefined, 'the status recorded', 10_000);
+  await until(async () => (await store().get(SHUTTER))?.lastStatus !== undefined, { what: 'the status recorded', timeoutMs: 10_000 });
   const d = await store().get(SHUTTER);
   assert.deepEqual(d?.lastStatus, status);
   assert.ok(d?.lastSeen !== undefined);
@@ -147,7 +148,7 @@ test('orders: published with dest on the command topic, audited, acknowledged by
   const sent = await hub.sendCommand({ device: SHUTTER, order: 'down', params: { position: 0 }, actor: 'cli:alice' });
   assert.equal(sent.status, 'sent');
   assert.equal(sent.topic, 'u4/301/shutter/command');
-  await until(() => received.length === 1, 'the order reaches the device');
+  await until(() => received.length === 1, { what: 'the order reaches the device' });
   assert.equal(received[0]!.topic, 'u4/301/shutter/command');
   assert.deepEqual(
     { dest: received[0]!.body['dest'], order: received[0]!.body['order'], params: received[0]!.body['params'], id: received[0]!.body['id'] },
@@ -155,7 +156,7 @@ test('orders: published with dest on the command topic, audited, acknowledged by
   );
   // The device answers on its status topic, naming the order.
   await dev.publishAsync('u4/301/shutter/device', JSON.stringify({ ack: sent.id, result: 'ok', position: 0 }), { qos: 1 });
-  await until(async () => (await store().getCommand(sent.id))?.status === 'acknowledged', 'the acknowledgement matched');
+  await until(async () => (await store().getCommand(sent.id))?.status === 'acknowledged', { what: 'the acknowledgement matched' });
   const done = await store().getCommand(sent.id);
   assert.deepEqual(done?.result, { ack: sent.id, result: 'ok', position: 0 });
   const audit = await store().listAudit({ device: SHUTTER, action: 'command.down' });
@@ -163,11 +164,11 @@ test('orders: published with dest on the command topic, audited, acknowledged by
     [`device:${SHUTTER}`, 'acknowledged'],
     ['cli:alice', 'sent'],
   ]);
-  await until(() => lines('events.jsonl').some((e) => e['event'] === 'command.acknowledged'), 'the command.acknowledged event');
+  await until(() => lines('events.jsonl').some((e) => e['event'] === 'command.acknowledged'), { what: 'the command.acknowledged event' });
 
   // An order nobody answers expires after commandTimeoutMs (1 s here), once.
   const lost = await hub.sendCommand({ device: SHUTTER, order: 'reboot', actor: 'cli:alice' });
-  await until(async () => (await store().getCommand(lost.id))?.status === 'expired', 'expiry', 5000);
+  await until(async () => (await store().getCommand(lost.id))?.status === 'expired', { what: 'expiry', timeoutMs: 5000 });
   assert.equal((await store().listAudit({ action: 'command.reboot' })).filter((a) => a.result === 'expired').length, 1);
 
   // Refused orders say why, with the field at fault, and are audited.
@@ -196,7 +197,7 @@ test('bootstrap, then reinstall: the password comes on the first call in the cla
   const dev = await connect(t, `mqtt://${creds.broker.host}:${creds.broker.port}`, creds.login, creds.password);
   assert.equal(await tryPublish(dev, `${creds.baseTopic}/device`, JSON.stringify({ booted: true })), true);
   assert.equal(await tryPublish(dev, `${creds.baseTopic}/data`, JSON.stringify({ device: room, position: 10 })), true);
-  await until(() => lines('out.jsonl').length === 1, 'its reading');
+  await until(() => lines('out.jsonl').length === 1, { what: 'its reading' });
   assert.equal(lines('out.jsonl')[0]!['authenticated'], true);
   await dev.subscribeAsync(`${creds.baseTopic}/command`, { qos: 1 });
   const orders: string[] = [];
@@ -204,7 +205,7 @@ test('bootstrap, then reinstall: the password comes on the first call in the cla
   const closed = new Promise<void>((resolve) => dev.once('close', () => resolve()));
 
   await hub.sendCommand({ device: room, order: 'reinstall', actor: 'cli:alice' });
-  await until(() => orders.includes('reinstall'), 'the reinstall order reaches the device');
+  await until(() => orders.includes('reinstall'), { what: 'the reinstall order reaches the device' });
   await closed; // its session is closed after the grace period
   await assert.rejects(mqtt.connectAsync(url, { reconnectPeriod: 0, username: creds.login, password: creds.password }), /Bad username or password/i);
   assert.ok((await store().listAudit({ device: room, action: 'credentials.reset' })).length === 1);
@@ -232,7 +233,7 @@ test('devices declared in the config: read-only registry entries whose login com
   assert.ok(d?.credentials?.hash?.startsWith('$scrypt$'));
   const dev = await connect(t, url, 'aa:bb:cc:00:09:01', 'declared-sensor-password');
   assert.equal(await tryPublish(dev, 'u4/309/sensors/data', JSON.stringify({ device: 'aa:bb:cc:00:09:01', temperature: 21 })), true);
-  await until(() => lines('out.jsonl').length === 1, 'its reading');
+  await until(() => lines('out.jsonl').length === 1, { what: 'its reading' });
   assert.equal(lines('out.jsonl')[0]!['authenticated'], true);
   await dev.endAsync();
   await hub.stop();

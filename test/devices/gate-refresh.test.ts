@@ -12,7 +12,7 @@ import { DeviceGate } from '../../src/devices/gate.js';
 import { registryPath, SqliteDeviceStore, type DeviceStore } from '../../src/devices/registry.js';
 import { TopicScheme } from '../../src/devices/topics.js';
 import { tempDir } from '../helpers/context.js';
-import { until } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 
 test('gate: an unchanged registry is not listed again; changes from another process and from its own store still are', async (t) => {
   const d = tempDir();
@@ -56,19 +56,19 @@ test('gate: an unchanged registry is not listed again; changes from another proc
   const frame: Frame = { input: 'devices', payload: new Uint8Array(), receivedAt: Date.now(), identity: { username: '0d49' } };
   const reading: Reading = { kind: 'reading', device: '0d49', ts: Date.now(), values: { t: 1 }, authenticated: false, source: { input: 'devices', decoder: 'json' } };
   assert.equal(gate.admit(reading, frame)?.authenticated, true);
-  await until(async () => (await store.get('0d49'))?.lastSeen !== undefined, 'last-seen written');
+  await until(async () => (await store.get('0d49'))?.lastSeen !== undefined, { what: 'last-seen written' });
   await new Promise((r) => setTimeout(r, 300)); // several refresh intervals
   assert.equal(lists, 1, 'nothing changed: not listed again');
 
   await other.setEnabled('0d49', false);
-  await until(() => !login.mayPublish(here), 'the open login loses its rights when another process disables the device');
+  await until(() => !login.mayPublish(here), { what: 'the open login loses its rights when another process disables the device' });
   assert.equal(gate.admit(reading, frame), undefined);
   assert.equal(lists, 2);
 
   await store.setEnabled('0d49', true); // the gate's own store, no explicit refresh
-  await until(() => login.mayPublish(here), 'enabled again through the same store');
+  await until(() => login.mayPublish(here), { what: 'enabled again through the same store' });
   await other.update('0d49', { location: { building: 'u4', room: '303' } });
-  await until(() => login.mayPublish('u4/303/valve/frame') && !login.mayPublish(here), 'moved by another process');
+  await until(() => login.mayPublish('u4/303/valve/frame') && !login.mayPublish(here), { what: 'moved by another process' });
   await other.resetCredentials('0d49');
-  await until(() => !login.mayPublish('u4/303/valve/frame'), 'a password reset ends the rights of the old login');
+  await until(() => !login.mayPublish('u4/303/valve/frame'), { what: 'a password reset ends the rights of the old login' });
 });

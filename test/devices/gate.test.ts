@@ -14,7 +14,8 @@ import { hashPassword } from '../../src/devices/credentials.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 
 async function setup(t: import('node:test').TestContext, unknown: 'register' | 'quarantine' | 'drop') {
   const d = tempDir();
@@ -49,7 +50,7 @@ test('register: an unknown device is registered as INIT, its readings pass, one 
   const { hub, lines, publish, store } = await setup(t, 'register');
   await publish({ device: 'AA-BB-CC-DD-EE-01', temperature: 20 });
   await publish({ device: 'aa:bb:cc:dd:ee:01', temperature: 21 });
-  await until(() => lines('out.jsonl').length === 2 && lines('events.jsonl').length === 1, 'readings and the event');
+  await until(() => lines('out.jsonl').length === 2 && lines('events.jsonl').length === 1, { what: 'readings and the event' });
   // the id is made canonical for its kind (a MAC address), so both spellings are one device
   assert.deepEqual(lines('out.jsonl').map((r) => r['device']), ['aa:bb:cc:dd:ee:01', 'aa:bb:cc:dd:ee:01']);
   assert.equal(lines('events.jsonl')[0]!['event'], 'device.unknown');
@@ -69,23 +70,23 @@ test('drop: readings of unknown devices are dropped and counted', async (t) => {
   const { hub, lines, publish } = await setup(t, 'drop');
   await publish({ device: 'stranger', temperature: 20 });
   await publish({ device: 'stranger', temperature: 20 });
-  await until(async () => (await hub.metrics.value('backhaul_gate_dropped_total', { reason: 'unknown' })) === 2, 'drops counted');
+  await until(async () => (await hub.metrics.value('backhaul_gate_dropped_total', { reason: 'unknown' })) === 2, { what: 'drops counted' });
   assert.equal(await hub.metrics.value('backhaul_unknown_device_readings_total', { policy: 'drop' }), 2);
-  await until(() => lines('events.jsonl').length === 1, 'one event');
+  await until(() => lines('events.jsonl').length === 1, { what: 'one event' });
   assert.equal(lines('out.jsonl').length, 0);
 });
 
 test('quarantine: registered disabled, readings dropped until an operator enables it', async (t) => {
   const { hub, lines, publish, store } = await setup(t, 'quarantine');
   await publish({ device: 'newcomer', temperature: 20 });
-  await until(async () => (await hub.metrics.value('backhaul_gate_dropped_total', { reason: 'disabled' })) === 1, 'dropped');
+  await until(async () => (await hub.metrics.value('backhaul_gate_dropped_total', { reason: 'disabled' })) === 1, { what: 'dropped' });
   const s = store();
   t.after(() => s.close());
-  await until(async () => (await s.get('newcomer'))?.enabled === false, 'registered disabled');
+  await until(async () => (await s.get('newcomer'))?.enabled === false, { what: 'registered disabled' });
   await s.setEnabled('newcomer', true); // as `backhaul devices enable newcomer` would, from another process
   await new Promise((r) => setTimeout(r, 400)); // the gate re-reads the registry every refreshMs (100 ms here)
   await publish({ device: 'newcomer', temperature: 22 });
-  await until(() => lines('out.jsonl').length === 1, 'admitted after enabling');
+  await until(() => lines('out.jsonl').length === 1, { what: 'admitted after enabling' });
 });
 
 test('disabled and BLOCKED devices are dropped; a verified MQTT login of the device marks readings authenticated', async (t) => {
@@ -128,7 +129,7 @@ test('disabled and BLOCKED devices are dropped; a verified MQTT login of the dev
   await pub('valve-2');
   await pub('valve-3');
   const out = () => readFileSync(join(d.path, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { device: string; authenticated: boolean });
-  await until(() => existsSync(join(d.path, 'out.jsonl')) && out().length === 2, 'valve-1 readings');
+  await until(() => existsSync(join(d.path, 'out.jsonl')) && out().length === 2, { what: 'valve-1 readings' });
   assert.deepEqual(out().map((r) => r.authenticated), [true, false]); // logged in as valve-1; anonymous
   assert.equal(await hub.metrics.value('backhaul_gate_dropped_total', { reason: 'disabled' }), 1);
   assert.equal(await hub.metrics.value('backhaul_gate_dropped_total', { reason: 'blocked' }), 1);
@@ -164,18 +165,18 @@ test('liveness through the hub: device.offline once after the threshold, device.
       : [];
   await send(2.39); // under the floor
   await send(2.35);
-  await until(() => events().length === 1, 'battery_low');
+  await until(() => events().length === 1, { what: 'battery_low' });
   clock.advance(60_000); // exactly the threshold: still online
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(events(), ['device.battery_low']);
   clock.advance(1);
-  await until(() => events().length === 2, 'offline');
+  await until(() => events().length === 2, { what: 'offline' });
   clock.advance(10 * 60_000);
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(events(), ['device.battery_low', 'device.offline'], 'offline is raised once');
   assert.match(await hub.metrics.registry.metrics(), /backhaul_devices\{state="outdated"\} 1/);
   await send(2.8); // back, battery recovered
-  await until(() => events().length === 4, 'online and battery ok');
+  await until(() => events().length === 4, { what: 'online and battery ok' });
   assert.deepEqual(events().slice(2).sort(), ['device.battery_ok', 'device.online']);
   assert.match(await hub.metrics.registry.metrics(), /backhaul_devices\{state="active"\} 1/);
 });

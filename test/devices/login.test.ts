@@ -15,7 +15,8 @@ import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { tryPublish } from '../helpers/mqtt-client.js';
 
 const FAST = /^\$hmac-sha256\$k=[0-9a-f]{12}\$/;
@@ -102,7 +103,7 @@ test('a generated password, as `devices add` makes it, is stored in the fast for
 
   const dev = await connect(t, s.url, 'aa:bb:cc:00:04:01', password);
   assert.equal(await tryPublish(dev, 'u4/401/shutter/data', JSON.stringify({ device: 'aa:bb:cc:00:04:01', position: 10 })), true);
-  await until(() => s.lines().length === 1, 'the reading');
+  await until(() => s.lines().length === 1, { what: 'the reading' });
   assert.equal(s.lines()[0]!['authenticated'], true);
   await refused(s.url, 'aa:bb:cc:00:04:01', `${password}x`);
   await refused(s.url, 'aa:bb:cc:00:04:01', generatePassword());
@@ -125,7 +126,7 @@ test('a registry with an old scrypt hash of a generated password: the login work
   await refused(s.url, id, `${password}x`);
   assert.equal(await hashOf(reg, id), old, 'a failed login changes nothing');
   const first = await connect(t, s.url, id, password);
-  await until(async () => FAST.test((await hashOf(reg, id)) ?? ''), 'the fast hash stored after the login');
+  await until(async () => FAST.test((await hashOf(reg, id)) ?? ''), { what: 'the fast hash stored after the login' });
   const migrated = (await hashOf(reg, id))!;
   assert.equal(reg.logins.keyOf(migrated), reg.logins.keyId);
   assert.equal(await reg.logins.verify(password, migrated), true);
@@ -133,7 +134,7 @@ test('a registry with an old scrypt hash of a generated password: the login work
   // The connection opened with the old hash keeps its rights across registry refreshes (refreshMs is 100).
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(await tryPublish(first, 'u4/403/shutter/data', JSON.stringify({ device: id, position: 1 })), true);
-  await until(() => s.lines().length === 1, 'the reading');
+  await until(() => s.lines().length === 1, { what: 'the reading' });
   assert.equal(s.lines()[0]!['authenticated'], true);
 
   // Again, now against the fast hash; a wrong password still fails; nothing changes any more.
@@ -177,7 +178,7 @@ test('a person\'s passwords keep scrypt: a declared device (even with a generate
   await connect(t, s.url, person, 'shutter-405-pw');
   // A generated password logging in after them: once its migration is stored, theirs would have been too.
   await connect(t, s.url, old, oldPassword);
-  await until(async () => FAST.test((await hashOf(reg, old)) ?? ''), 'the generated one migrated');
+  await until(async () => FAST.test((await hashOf(reg, old)) ?? ''), { what: 'the generated one migrated' });
   assert.equal(await hashOf(reg, 'aa:bb:cc:00:04:09'), declaredHash);
   assert.equal(await hashOf(reg, person), personHash);
   // Both still log in with scrypt.

@@ -17,7 +17,8 @@ import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 
 const A = 'aa:bb:cc:00:04:01';
 const B = 'aa:bb:cc:00:04:02';
@@ -78,7 +79,7 @@ async function setup(t: TestContext): Promise<Setup> {
     return { status: r.status, body: (await r.json()) as Record<string, unknown> };
   };
   // The sqlite sink creates its file in its own thread, a moment after the start: until then the API answers 503.
-  await until(async () => (await call('/api/v1/events')).status !== 503, 'the historian file made by its sink');
+  await until(async () => (await call('/api/v1/events')).status !== 503, { what: 'the historian file made by its sink' });
   const jsonLines = (text: string) =>
     text
       .split('\n')
@@ -122,7 +123,7 @@ test('a device login carries only its own readings: spoofed single and array rea
     ]),
     { qos: 1 },
   );
-  await until(async () => (await latest(s, A)).length === 1, "A's own reading stored");
+  await until(async () => (await latest(s, A)).length === 1, { what: "A's own reading stored" });
   assert.deepEqual((await latest(s, A)).map((v) => [v.measurement, v.value, v.authenticated]), [['position', 40, true]]);
   assert.equal(await s.hub.metrics.value('backhaul_gate_dropped_total', { input: 'devices', reason: 'foreign_device' }), 3);
   assert.deepEqual(await latest(s, B), [], "nothing stored as B's");
@@ -157,9 +158,9 @@ test('a declared gateway carries its nodes\' readings (not authenticated) and it
     ]),
     { qos: 1 },
   );
-  await until(async () => (await latest(s, HUB)).length === 1, "the hub's own reading stored");
-  await until(async () => (await s.store().get(NEW_VALVE)) !== undefined, 'the new valve registered by the policy');
-  await until(async () => (await latest(s, NEW_VALVE)).length === 1, "the new valve's reading stored");
+  await until(async () => (await latest(s, HUB)).length === 1, { what: "the hub's own reading stored" });
+  await until(async () => (await s.store().get(NEW_VALVE)) !== undefined, { what: 'the new valve registered by the policy' });
+  await until(async () => (await latest(s, NEW_VALVE)).length === 1, { what: "the new valve's reading stored" });
   assert.deepEqual((await latest(s, VALVE)).map((v) => [v.measurement, v.value, v.authenticated]), [['temperature', 19.5, false]]);
   assert.deepEqual((await latest(s, NEW_VALVE)).map((v) => [v.measurement, v.value, v.authenticated]), [['temperature', 18, false]]);
   assert.deepEqual((await latest(s, HUB)).map((v) => [v.measurement, v.value, v.authenticated]), [['uptime', 3600, true]]);
@@ -171,12 +172,12 @@ test('a declared gateway carries its nodes\' readings (not authenticated) and it
   // The broker's service account (a bridge) is no device login: its readings for any device pass, unauthenticated.
   const bridge = await login(t, s.url, BRIDGE.username, BRIDGE.password);
   await bridge.publishAsync('anything/goes', JSON.stringify({ device: B, position: 7 }), { qos: 1 });
-  await until(async () => (await latest(s, B)).length === 1, 'the bridge reading for B');
+  await until(async () => (await latest(s, B)).length === 1, { what: 'the bridge reading for B' });
   assert.deepEqual((await latest(s, B)).map((v) => [v.measurement, v.value, v.authenticated]), [['position', 7, false]]);
   // And B's own login marks its readings authenticated.
   const b = await login(t, s.url, B, 'password-of-b');
   await b.publishAsync('u4/402/shutter/data', JSON.stringify({ device: B, position: 8 }), { qos: 1 });
-  await until(async () => (await latest(s, B))[0]?.value === 8, "B's own reading");
+  await until(async () => (await latest(s, B))[0]?.value === 8, { what: "B's own reading" });
   assert.equal((await latest(s, B))[0]!.authenticated, true);
 });
 
@@ -218,14 +219,14 @@ test('a flood of made-up device ids: a bounded number of device.unknown events a
   const fuzzer = await login(t, `mqtt://127.0.0.1:${port}`, BRIDGE.username, BRIDGE.password);
   const N = 300;
   for (let i = 0; i < N; i++) await fuzzer.publishAsync('fuzz/x', JSON.stringify({ device: `fuzz-${i}`, t: i }), { qos: 1 });
-  await until(async () => (await hub.metrics.value('backhaul_unknown_device_readings_total', { policy: 'register' })) === N, 'every frame through the gate');
-  await until(() => events().length === 5, 'the burst of device.unknown events');
+  await until(async () => (await hub.metrics.value('backhaul_unknown_device_readings_total', { policy: 'register' })) === N, { what: 'every frame through the gate' });
+  await until(() => events().length === 5, { what: 'the burst of device.unknown events' });
   assert.equal(await hub.metrics.value('backhaul_unknown_device_events_suppressed_total'), N - 5);
   assert.equal(logs().filter((l) => l.msg.startsWith('unknown device ')).length, 5);
 
   // A minute later: one summary, as an event and a log line.
   clock.advance(60_000);
-  await until(() => events().length === 6, 'the summary event');
+  await until(() => events().length === 6, { what: 'the summary event' });
   const summary = events()[5]!;
   assert.equal(summary['event'], 'device.unknown_suppressed');
   assert.deepEqual(summary['data'], { suppressed: N - 5, first: 'fuzz-5', since: Date.parse('2026-03-01T12:00:00Z'), policy: 'register' });
@@ -233,7 +234,7 @@ test('a flood of made-up device ids: a bounded number of device.unknown events a
   // The bucket has regained one event in that minute: the next new id is announced again, the one after is held.
   await fuzzer.publishAsync('fuzz/x', JSON.stringify({ device: 'late-1', t: 1 }), { qos: 1 });
   await fuzzer.publishAsync('fuzz/x', JSON.stringify({ device: 'late-2', t: 1 }), { qos: 1 });
-  await until(() => events().length === 7, 'one more device.unknown');
+  await until(() => events().length === 7, { what: 'one more device.unknown' });
   assert.equal(events()[6]!['device'], 'late-1');
   assert.equal(await hub.metrics.value('backhaul_unknown_device_events_suppressed_total'), N - 5 + 1);
 

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { tempDir } from '../helpers/context.js';
 import { runBackhaul, runToEnd } from '../helpers/process.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 
 /** Every entry under `dir` (the folder itself first) with its permission bits. */
 function modes(dir: string): Array<[string, number]> {
@@ -55,8 +56,8 @@ test('a fresh data folder is made 0700 and every file Backhaul writes in it 0600
   await client.publishAsync('devices/kitchen', JSON.stringify({ device: 'kitchen', temperature: 21.5 }), { qos: 1 });
   const data = join(dir.path, 'data');
   const nested = join(data, 'export/readings.jsonl');
-  await until(() => existsSync(nested) && readFileSync(nested, 'utf8').includes('kitchen'), 'the file sink wrote the reading');
-  await until(() => existsSync(join(data, 'readings.jsonl')) && readFileSync(join(data, 'readings.jsonl'), 'utf8').includes('kitchen'), 'the default file sink');
+  await until(() => existsSync(nested) && readFileSync(nested, 'utf8').includes('kitchen'), { what: 'the file sink wrote the reading' });
+  await until(() => existsSync(join(data, 'readings.jsonl')) && readFileSync(join(data, 'readings.jsonl'), 'utf8').includes('kitchen'), { what: 'the default file sink' });
 
   const running = modes(data);
   const names = running.map(([p]) => p.slice(data.length));
@@ -124,7 +125,7 @@ test('BACKHAUL_LOG_LEVEL wins over the config\'s log level; one that is no level
   // Nothing is logged at info, so readiness comes from the API.
   await until(
     () => fetch(`http://127.0.0.1:${apiPort}/api/v1/ready`).then((r) => r.ok, () => false),
-    'the second run is ready',
+    { what: 'the second run is ready' },
   );
   assert.equal(await quiet.stop(), 0);
   assert.ok(!quiet.logs.some((l) => l.level < 40), `only warnings and worse at level warn: ${JSON.stringify(quiet.logs.slice(0, 3))}`);

@@ -15,7 +15,8 @@ import type { StatusReport } from '../../src/runtime/control.js';
 import type { ReadingJson } from '../../src/sinks/format.js';
 import { tempDir } from '../helpers/context.js';
 import { runBackhaul, runToEnd, type Running } from '../helpers/process.js';
-import { freePort, httpRecorder, until } from '../helpers/servers.js';
+import { freePort, httpRecorder } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { requireServices, tcpReachable } from '../helpers/services.js';
 
 // ---------------------------------------------------------------- helpers
@@ -82,8 +83,7 @@ async function startMosquitto(dir: string, port: number): Promise<Mosquitto> {
         if (gone) throw new Error(`mosquitto exited at start: ${log}`);
         return tcpReachable('127.0.0.1', port, 200);
       },
-      `mosquitto on port ${port}`,
-      10_000,
+      { what: `mosquitto on port ${port}`, timeoutMs: 10_000 },
     );
   } catch (e) {
     await stop();
@@ -304,9 +304,7 @@ async function publishWindowed(
   }
   return {
     issued,
-    settled: async () => {
-      while (outstanding > 0) await sleep(20);
-    },
+    settled: () => until(() => outstanding === 0, { what: 'every windowed publish settled', timeoutMs: 120_000 }),
   };
 }
 
@@ -568,7 +566,7 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
   /** Let the sink retry twice after the last put, so no batch read before the drops is still on its way. */
   async function settleRetries(server: SinkServer): Promise<void> {
     const seen = server.refused;
-    await until(() => server.refused >= seen + 2, 'two more refused attempts', 10_000);
+    await until(() => server.refused >= seen + 2, { what: 'two more refused attempts', timeoutMs: 10_000 });
   }
 
   for (const policy of ['drop-oldest', 'drop-newest'] as const) {
@@ -583,17 +581,22 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
       assert.equal(full.backlog, CAP);
       assert.equal(full.dropped, TOTAL - CAP, 'status counts every drop');
       server.down = false;
-      await until(() => server.accepted.length >= CAP, '1,000 readings at the server', 20_000);
-      await sleep(500); // anything more would be a bug
+      await until(() => server.accepted.length >= CAP, { what: '1,000 readings at the server', timeoutMs: 20_000 });
+      // Positive control: one more reading, published now, arrives after the backlog; anything else before it (a
+      // dropped reading, a duplicate) would be a bug.
+      const marker = message(TOTAL);
+      await pub.publishAsync(marker.topic, marker.payload, { qos: 1 });
+      await until(() => server.accepted.some((m) => m.seq === TOTAL), { what: 'the reading published after recovery', timeoutMs: 20_000 });
       const seqs = server.accepted.map((m) => m.seq);
       const first = policy === 'drop-oldest' ? TOTAL - CAP : 0;
-      assert.deepEqual(seqs, Array.from({ length: CAP }, (_, i) => first + i));
+      assert.deepEqual(seqs, [...Array.from({ length: CAP }, (_, i) => first + i), TOTAL]);
+      await until(async () => (await sinkStatus(cfg, 'capped')).backlog === 0, { what: 'the backlog acknowledged' });
       const after = await sinkStatus(cfg, 'capped');
       assert.equal(after.dropped, TOTAL - CAP);
       assert.equal(after.backlog, 0);
       const logged = app.logs.filter((l) => l['code'] === 'BH_OUTBOX_OVERFLOW' && l['sink'] === 'capped');
       assert.equal(logged.length, 1, 'drops are logged once a minute, not once per drop');
-      t.diagnostic(`${policy}: dropped ${after.dropped}, delivered ${after.delivered} (seq ${seqs[0]}..${seqs.at(-1)}); ${server.refused} attempts refused`);
+      t.diagnostic(`${policy}: dropped ${after.dropped}, delivered ${after.delivered} (seq ${seqs[0]}..${seqs.at(-2)}, then the reading published after recovery); ${server.refused} attempts refused`);
       assert.equal(await app.stop(), 0);
     });
   }
@@ -603,10 +606,12 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
     let acked = 0;
     const started = Date.now();
     const run = publishWindowed(pub, all, 100, message, () => void acked++);
-    await until(() => acked >= CAP, `${CAP} PUBACKs`, 20_000);
+    await until(() => acked >= CAP, { what: `${CAP} PUBACKs`, timeoutMs: 20_000 });
     const reachedMs = Date.now() - started;
     const at = acked;
-    await sleep(2000);
+    // The sink keeps trying (four more refused attempts) while no PUBACK comes: the stall is not just a quiet moment.
+    await settleRetries(server);
+    await settleRetries(server);
     assert.equal(acked, at, 'no PUBACK while the outbox is full');
     assert.equal(acked, CAP, 'exactly the outbox capacity was acknowledged');
     const full = await sinkStatus(cfg, 'capped');
@@ -623,7 +628,7 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
       'every publish to be acknowledged',
     );
     assert.equal(acked, TOTAL);
-    await until(() => server.accepted.length >= TOTAL, `${TOTAL} readings at the server`, 30_000);
+    await until(() => server.accepted.length >= TOTAL, { what: `${TOTAL} readings at the server`, timeoutMs: 30_000 });
     const caughtUpMs = Date.now() - recovered;
     assert.deepEqual(
       server.accepted.map((m) => m.seq),
@@ -632,7 +637,7 @@ describe('overflow: a sink capped at 1,000 rows is down while 5,000 readings arr
     const after = await sinkStatus(cfg, 'capped');
     assert.equal(after.dropped, 0);
     assert.equal(after.backlog, 0);
-    t.diagnostic(`block: ${at} PUBACKs after ${reachedMs} ms, then none for 2 s while the sink was down; after recovery all ${TOTAL} acknowledged and delivered in ${caughtUpMs} ms, none dropped`);
+    t.diagnostic(`block: ${at} PUBACKs after ${reachedMs} ms, then none over four more refused attempts while the sink was down; after recovery all ${TOTAL} acknowledged and delivered in ${caughtUpMs} ms, none dropped`);
     assert.equal(await app.stop(), 0);
   });
 });
@@ -689,9 +694,9 @@ test('config change: a removed sink keeps its outbox (and says so), resumes when
   // 3. Restart with the original config: the backlog is delivered, in order, before anything new.
   server.down = false;
   app = await startBackhaul(t, ['start', '-c', withHook]);
-  await until(() => server.accepted.length >= 50, 'the kept backlog at the server', 15_000);
+  await until(() => server.accepted.length >= 50, { what: 'the kept backlog at the server', timeoutMs: 15_000 });
   await send(50, 5);
-  await until(() => server.accepted.length >= 55, 'the new readings', 15_000);
+  await until(() => server.accepted.length >= 55, { what: 'the new readings', timeoutMs: 15_000 });
   assert.deepEqual(
     server.accepted.map((m) => m.seq),
     Array.from({ length: 55 }, (_, i) => i),
@@ -731,8 +736,8 @@ test('status: state, backlog and last error of each sink of a running instance; 
   const app = await startBackhaul(t, ['start', '-c', cfg]);
   const pub = await device(t, `mqtt://127.0.0.1:${port}`);
   for (let i = 0; i < 7; i++) await pub.publishAsync('devices/meter', body({ device: 'meter', seq: i }), { qos: 1 });
-  await until(() => server.refused > 0, 'a refused attempt', 10_000);
-  await until(async () => (await sinkStatus(cfg, 'local')).delivered === 7, 'the file sink to deliver', 10_000);
+  await until(() => server.refused > 0, { what: 'a refused attempt', timeoutMs: 10_000 });
+  await until(async () => (await sinkStatus(cfg, 'local')).delivered === 7, { what: 'the file sink to deliver', timeoutMs: 10_000 });
 
   const r = await runToEnd(['status', '-c', cfg]);
   assert.equal(r.code, 0, r.stderr);
@@ -745,7 +750,7 @@ test('status: state, backlog and last error of each sink of a running instance; 
   for (const line of r.stdout.trimEnd().split('\n')) t.diagnostic(line);
 
   server.down = false;
-  await until(() => server.accepted.length === 7, 'the backlog at the server', 10_000);
+  await until(() => server.accepted.length === 7, { what: 'the backlog at the server', timeoutMs: 10_000 });
   assert.equal(await app.stop(), 0);
   const none = await runToEnd(['status', '-c', cfg]);
   assert.equal(none.code, 1);

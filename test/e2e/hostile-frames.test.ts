@@ -12,7 +12,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
-import { until } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 
 interface Setup {
   hub: Hub;
@@ -85,7 +85,7 @@ test('a 20,000-record SenML pack repeating one name: refused with BH_DECODE_TOO_
   assert.equal(past.status, 400);
   assert.equal((past.body['error'] as { code: string }).code, 'BH_DECODE_TOO_MANY');
 
-  await until(() => lines().length === 2, 'both readings in the sink');
+  await until(() => lines().length === 2, { what: 'both readings in the sink' });
   const [ten, twenty] = lines();
   assert.equal(ten?.device, 'urn:dev:mac:00000000fffe');
   assert.equal(Object.keys(ten?.values ?? {}).length, 10_000);
@@ -129,12 +129,12 @@ test('a self-referencing CBOR value (tags 28/29): 400 BH_DECODE_CBOR_TAG over HT
   await c.publishAsync('senml/x', selfRef, { qos: 1 });
   await until(
     async () => (await hub.metrics.value('backhaul_decode_errors_total', { input: 'mq', reason: 'BH_DECODE_CBOR_TAG' })) === 1,
-    'the MQTT frame counted as a CBOR tag decode error',
+    { what: 'the MQTT frame counted as a CBOR tag decode error' },
   );
   assert.equal(await hub.metrics.value('backhaul_decode_errors_total', { reason: 'internal' }), 0);
   // And the data path still takes a good pack on both.
   const ok = new Uint8Array([0x81, 0xa3, 0x21, 0x6a, ...Buffer.from('urn:dev:x:'), 0x00, 0x61, 0x74, 0x02, 0x18, 0x17]);
   assert.deepEqual(await post(url('web'), 'application/senml+cbor', ok), { status: 202, body: { accepted: 1 } });
   await c.publishAsync('senml/x', Buffer.from(ok), { qos: 1 });
-  await until(async () => (await hub.metrics.value('backhaul_readings_total', { input: 'mq' })) === 1, 'the good pack over MQTT');
+  await until(async () => (await hub.metrics.value('backhaul_readings_total', { input: 'mq' })) === 1, { what: 'the good pack over MQTT' });
 });

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { tempDir } from '../helpers/context.js';
 import { runBackhaul, runToEnd } from '../helpers/process.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 
 const A = 'aa:bb:cc:dd:10:01';
 const B = 'aa:bb:cc:dd:10:02';
@@ -47,7 +48,7 @@ test('the real program: a device\'s spoofed readings for another device are refu
     existsSync(join(dir.path, 'out.jsonl'))
       ? readFileSync(join(dir.path, 'out.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
       : [];
-  await until(() => out().length === 1, "A's own reading delivered");
+  await until(() => out().length === 1, { what: "A's own reading delivered" });
   const line = await app.waitFor((l) => l['code'] === 'BH_DEVICE_FOREIGN');
   assert.equal(line['login'], A);
   assert.equal(line['device'], B);

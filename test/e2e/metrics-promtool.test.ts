@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { tempDir } from '../helpers/context.js';
 import { runBackhaul } from '../helpers/process.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { PROMTOOL, promtoolSkip } from '../helpers/services.js';
 
 function promtool(exposition: string): Promise<{ code: number | null; output: string }> {
@@ -57,7 +58,7 @@ test('promtool check metrics passes on a real /metrics scrape', async (t) => {
     assert.equal(res.status, 200);
     return res.text();
   };
-  await until(async () => /backhaul_sink_delivered_total\{sink="jsonl"\} 1\b/.test(await scrape()), 'the reading was delivered');
+  await until(async () => /backhaul_sink_delivered_total\{sink="jsonl"\} 1\b/.test(await scrape()), { what: 'the reading was delivered' });
 
   const text = await scrape();
   for (const name of ['backhaul_frames_total', 'backhaul_decode_errors_total', 'backhaul_sink_backlog_items', 'backhaul_devices', 'process_cpu_seconds_total', 'nodejs_active_handles']) {

@@ -10,7 +10,8 @@ import mqtt from 'mqtt';
 import { Historian } from '../../src/sinks/sqlite/historian.js';
 import { tempDir } from '../helpers/context.js';
 import { runBackhaul, runToEnd } from '../helpers/process.js';
-import { freePort, httpRecorder, subscribe, until } from '../helpers/servers.js';
+import { freePort, httpRecorder, subscribe } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { MOSQUITTO, serviceSkip } from '../helpers/services.js';
 
 const SECRET = 'emon-apikey-0f9e8d7c6b5a';
@@ -89,20 +90,20 @@ test('devices → embedded broker → json decoder → every sink kind (mqtt, sq
   );
   assert.ok(sub.messages.some((m) => m.topic === 'backhaul/hall/temperature'));
 
-  await until(() => hook.requests.reduce((n, r) => n + (JSON.parse(r.body) as unknown[]).length, 0) === N + 1, 'http sink');
+  await until(() => hook.requests.reduce((n, r) => n + (JSON.parse(r.body) as unknown[]).length, 0) === N + 1, { what: 'http sink' });
   const posted = hook.requests.flatMap((r) => JSON.parse(r.body) as Array<{ device: string; values: Record<string, number> }>);
   assert.equal(hook.requests[0]!.method, 'POST');
   assert.equal(hook.requests[0]!.url, '/readings');
   assert.deepEqual(posted[0], { ...posted[0], device: 'kitchen', values: { temperature: 20, humidity: 40 } });
 
-  await until(() => emon.requests.length === N, 'emoncms sink');
+  await until(() => emon.requests.length === N, { what: 'emoncms sink' });
   const first = new URLSearchParams(emon.requests[0]!.body);
   assert.equal(first.get('node'), 'kitchen');
   assert.deepEqual(JSON.parse(first.get('fulljson')!), { temperature: 20 }); // the route narrowed it to temperature
   assert.ok(emon.requests.every((r) => r.headers.authorization === `Bearer ${SECRET}`));
 
   const jsonl = join(dir.path, 'out/readings.jsonl');
-  await until(() => existsSync(jsonl) && readFileSync(jsonl, 'utf8').trim().split('\n').length === N + 1, 'file sink');
+  await until(() => existsSync(jsonl) && readFileSync(jsonl, 'utf8').trim().split('\n').length === N + 1, { what: 'file sink' });
 
   assert.equal(await app.stop(), 0, 'SIGTERM stops cleanly');
   const h = Historian.open(join(dir.path, 'data/history.sqlite'));
@@ -195,9 +196,9 @@ test('a slow sink does not delay an MQTT sink on the same route', async (t) => {
   t.after(() => pub.endAsync());
   await pub.publishAsync('devices/a', JSON.stringify({ device: 'a', temperature: 20 }), { qos: 1 });
   await sub.waitForCount(1, 1500); // well before the slow server answers
-  await until(() => slow.requests.length === 1, 'the slow sink got its request');
+  await until(() => slow.requests.length === 1, { what: 'the slow sink got its request' });
   const httpReceived = slow.requests[0]!.at;
-  await until(() => mqttArrivedWhileHttpPending || Date.now() - httpReceived > 2500, 'slow answer');
+  await until(() => mqttArrivedWhileHttpPending || Date.now() - httpReceived > 2500, { what: 'slow answer' });
   assert.ok(mqttArrivedWhileHttpPending, 'the MQTT message was delivered while the HTTP sink was still waiting for its answer');
 });
 
@@ -268,7 +269,7 @@ test('demo: embedded broker, simulated valves, historian and JSON lines, no exte
   const app = runBackhaul(['demo', '--port', String(port), '--api-port', String(await freePort()), '--data', dir.path, '--devices', '3', '--interval', '100']);
   t.after(() => app.stop());
   await app.waitFor((l) => l.msg === 'backhaul running');
-  await until(() => /mosquitto_sub -h 127\.0\.0\.1 -p \d+ -u demo -P \S+ -t 'backhaul\/#' -v/.test(app.output()), 'the demo banner');
+  await until(() => /mosquitto_sub -h 127\.0\.0\.1 -p \d+ -u demo -P \S+ -t 'backhaul\/#' -v/.test(app.output()), { what: 'the demo banner' });
   const password = new RegExp(`-p ${port} -u demo -P (\\S+) -t 'backhaul`).exec(app.output())?.[1];
   assert.ok(password, 'the banner shows the demo login');
   // Anonymous access is off even in the demo; the login it printed works.
@@ -289,7 +290,7 @@ test('demo: embedded broker, simulated valves, historian and JSON lines, no exte
     const r = await fetch(`${dashboard}/api/v1/devices`, { headers: { authorization: `Bearer ${token}` } });
     const body = (await r.json()) as { items: Array<{ liveness: string; topics?: { base: string } }> };
     return body.items.length === 3 && body.items.every((d) => d.liveness === 'active' && d.topics?.base.startsWith('demo-house/room-'));
-  }, 'three placed, active valves in the API');
+  }, { what: 'three placed, active valves in the API' });
   assert.equal(await app.stop('SIGINT'), 0);
   // The config the demo writes itself (with passwords it just made) draws no warning a newcomer would puzzle over.
   assert.deepEqual(app.logs.filter((l) => /secret written inline/.test(l.msg)).map((l) => l.msg), []);

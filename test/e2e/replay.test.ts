@@ -12,7 +12,7 @@ import { builtinRegistry } from '../../src/runtime/registry.js';
 import { Historian } from '../../src/sinks/sqlite/historian.js';
 import { tempDir } from '../helpers/context.js';
 import { fixture, valveLog } from '../helpers/fixtures.js';
-import { until } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 
 
 function hubFor(dir: string, input: Record<string, unknown>): Hub {
@@ -49,8 +49,8 @@ test('an OpenTRV hub capture fed through a FIFO: every stats line becomes readin
   const m = hub.metrics;
   // The lines input skips empty lines; every other line is a frame.
   const nonEmpty = lines.filter((l) => l.trim() !== '');
-  await until(async () => (await m.value('backhaul_frames_total', { input: 'radio' })) === nonEmpty.length, 'all lines read');
-  await until(async () => (await m.value('backhaul_sink_backlog_items', { sink: 'history' })) === 0 && (await m.value('backhaul_sink_delivered_total')) > 0, 'history written');
+  await until(async () => (await m.value('backhaul_frames_total', { input: 'radio' })) === nonEmpty.length, { what: 'all lines read' });
+  await until(async () => (await m.value('backhaul_sink_backlog_items', { sink: 'history' })) === 0 && (await m.value('backhaul_sink_delivered_total')) > 0, { what: 'history written' });
   const statsLines = kinds('{') + kinds('@');
   assert.equal(await m.value('backhaul_readings_total', { input: 'radio' }), statsLines);
   assert.equal(await m.value('backhaul_frames_skipped_total', { input: 'radio', reason: 'error_line' }), kinds('!'));
@@ -101,8 +101,8 @@ test('half a year of one valve\'s log replayed through a file input lands in the
   await hub.start();
   t.after(() => hub.stop());
   const m = hub.metrics;
-  await until(async () => (await m.value('backhaul_frames_total', { input: 'radio' })) === records.length, 'whole file read', 120_000);
-  await until(async () => (await m.value('backhaul_sink_delivered_total', { sink: 'history' })) === records.length, 'whole file stored', 120_000);
+  await until(async () => (await m.value('backhaul_frames_total', { input: 'radio' })) === records.length, { what: 'whole file read', timeoutMs: 120_000 });
+  await until(async () => (await m.value('backhaul_sink_delivered_total', { sink: 'history' })) === records.length, { what: 'whole file stored', timeoutMs: 120_000 });
   assert.equal(await m.value('backhaul_readings_total', { input: 'radio' }), records.length);
   assert.equal(await m.value('backhaul_decode_errors_total'), 0);
   await hub.stop();

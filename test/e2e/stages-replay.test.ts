@@ -11,7 +11,7 @@ import { builtinRegistry } from '../../src/runtime/registry.js';
 import { Historian } from '../../src/sinks/sqlite/historian.js';
 import { tempDir } from '../helpers/context.js';
 import { valveLog } from '../helpers/fixtures.js';
-import { until } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 
 const WINDOW = 15 * 60_000;
 
@@ -75,9 +75,9 @@ test('a valve log replayed through dedupe → 15-minute median window lands in t
   await hub.start();
   t.after(() => hub.stop());
   const m = hub.metrics;
-  await until(async () => (await m.value('backhaul_frames_total', { input: 'radio' })) === records.length, 'whole file read', 120_000);
+  await until(async () => (await m.value('backhaul_frames_total', { input: 'radio' })) === records.length, { what: 'whole file read', timeoutMs: 120_000 });
   // Every window but the last is closed by the first reading after it; the last is still open.
-  await until(async () => (await m.value('backhaul_sink_delivered_total', { sink: 'history' })) === expected.size - 1, 'closed windows stored', 120_000);
+  await until(async () => (await m.value('backhaul_sink_delivered_total', { sink: 'history' })) === expected.size - 1, { what: 'closed windows stored', timeoutMs: 120_000 });
   assert.equal(await m.value('backhaul_route_messages_total', { route: 'temperature-15m' }), temps.length);
   assert.equal(await m.value('backhaul_stage_dropped_total', { route: 'temperature-15m', stage: 'dedupe', reason: 'duplicate' }), duplicates);
   assert.equal(await m.value('backhaul_stage_dropped_total', { stage: 'window' }), 0);

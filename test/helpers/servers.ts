@@ -3,6 +3,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
+import { until } from './until.js';
 
 export async function freePort(): Promise<number> {
   const s = createNetServer();
@@ -80,21 +81,9 @@ export async function subscribe(url: string, filters: string[], login?: { userna
   await client.subscribeAsync(filters, { qos: 1 });
   return {
     messages,
-    async waitForCount(n, timeoutMs = 15_000) {
-      const end = Date.now() + timeoutMs;
-      while (messages.length < n) {
-        if (Date.now() > end) throw new Error(`expected ${n} MQTT messages, got ${messages.length}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+    waitForCount(n, timeoutMs = 15_000) {
+      return until(() => messages.length >= n, { what: `${n} MQTT messages (got ${messages.length} so far)`, timeoutMs });
     },
     close: () => client.endAsync(),
   };
-}
-
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

@@ -8,7 +8,7 @@ import { brokerInput } from '../../src/inputs/broker/index.js';
 import type { InputContext, Principal } from '../../src/core/driver.js';
 import type { Frame } from '../../src/core/types.js';
 import { inputContext } from '../helpers/context.js';
-import { until } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { connectPacket, publishPacket, pubrelPacket, RawClient, remainingLength, subscribePacket, TYPE } from '../helpers/mqtt-raw.js';
 
 type BrokerOptions = Parameters<typeof brokerInput.create>[0];
@@ -121,7 +121,7 @@ test('broker: connections over maxConnectionsPerAddress or maxConnections are cl
     );
     again.end();
     return ok;
-  }, 'a place from 127.0.0.1 again');
+  }, { what: 'a place from 127.0.0.1 again' });
 });
 
 test('broker: a client that never completes CONNECT is closed after connectTimeoutMs; one that logged in stays', async (t) => {
@@ -232,12 +232,12 @@ test('broker: QoS 2 is exactly once: the same PUBLISH three times (DUP) before P
   c.write(pubrelPacket(7));
   await c.next(TYPE.PUBCOMP);
   assert.deepEqual(ctx.frames.map((f) => text(f.payload)), ['once', 'next']);
-  await until(() => delivered.length >= 2, 'deliveries');
+  await until(() => delivered.length >= 2, { what: 'deliveries' });
   // A subscriber at QoS 2 got each message once too.
   const probe = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
   await probe.publishAsync('q2/end', 'end', { qos: 1 });
   await probe.endAsync();
-  await until(() => delivered.includes('end'), 'the end marker');
+  await until(() => delivered.includes('end'), { what: 'the end marker' });
   assert.deepEqual(delivered, ['once', 'next', 'end']);
 });
 
@@ -315,7 +315,7 @@ test('broker: packets are parsed as sent however the bytes come: with the CONNEC
       await new Promise((r) => setImmediate(r));
     }
     await c.next(TYPE.PUBACK);
-    await until(() => ctx.frames.some((f) => f.topic === `v${protocolVersion}/third`), 'the last publish');
+    await until(() => ctx.frames.some((f) => f.topic === `v${protocolVersion}/third`), { what: 'the last publish' });
     assert.equal(c.open, true);
   }
   assert.deepEqual(

@@ -13,7 +13,8 @@ import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { RawClient } from '../helpers/mqtt-raw.js';
 
 const A = 'aa:bb:cc:00:04:01';
@@ -93,7 +94,7 @@ test('device A with its own password cannot take device B\'s client id: CONNACK 
   const back = await mqtt.connectAsync(url, { reconnectPeriod: 0, clientId: B, clean: false, username: B, password: B_PASSWORD });
   t.after(() => back.endAsync(true));
   back.on('message', (_topic, payload) => received.push(JSON.parse(payload.toString()) as Record<string, unknown>));
-  await until(() => received.length === 1, 'B receives its queued order');
+  await until(() => received.length === 1, { what: 'B receives its queued order' });
   assert.equal(received[0]!['id'], sent.id);
   assert.deepEqual(received[0]!['params'], { position: 0 });
 
@@ -128,7 +129,7 @@ test('a service account\'s session (clean 0) is resumed only by that account: an
   const back = await mqtt.connectAsync(url, { reconnectPeriod: 0, clientId: 'dash-1', clean: false, username: 'dashboard', password: 'dashboard-secret' });
   t.after(() => back.endAsync(true));
   back.on('message', (topic, payload) => got.push(`${topic} ${payload.toString()}`));
-  await until(() => got.length === 1, 'the queued reading reaches the dashboard');
+  await until(() => got.length === 1, { what: 'the queued reading reaches the dashboard' });
   assert.deepEqual(got, ['backhaul/u4/401/temperature 21.5']);
 });
 
@@ -141,7 +142,7 @@ test('a clean session frees its client id when it ends: another login may use it
     const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, clientId: 'shared-name', username: B, password: B_PASSWORD }).catch(() => undefined);
     await c?.endAsync();
     return c !== undefined;
-  }, 'B may use the freed id');
+  }, { what: 'B may use the freed id' });
   // The same device may always take its own id over (a reconnect while the old connection is half-open).
   const first = await connect(t, url, { clientId: A, username: A, password: A_PASSWORD });
   const closed = new Promise<void>((r) => first.once('close', () => r()));

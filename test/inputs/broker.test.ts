@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as delay } from 'node:timers/promises';
 import mqtt from 'mqtt';
 import { brokerInput, filterWithin } from '../../src/inputs/broker/index.js';
 import type { Principal } from '../../src/core/driver.js';
@@ -8,6 +7,8 @@ import { topicMatches, topicFilterError } from '../../src/core/topic.js';
 import { BackhaulError } from '../../src/core/errors.js';
 import type { Frame } from '../../src/core/types.js';
 import { inputContext } from '../helpers/context.js';
+import { tryPublish } from '../helpers/mqtt-client.js';
+import { until } from '../helpers/until.js';
 
 /** A login allowed everywhere (the registry's ACL is tested through the hub, in test/devices/access.test.ts). */
 const anywhere = (username: string): Principal => ({ username, mayPublish: () => true, maySubscribe: () => true });
@@ -48,11 +49,14 @@ test('topicMatches: MQTT wildcard semantics', () => {
 test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolved; exclusions; delivery', async (t) => {
   const events: string[] = [];
   const base = inputContext({ id: 'devices' });
+  // The QoS 1 frame's emit waits until the test lets it go.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
   const ctx = {
     ...base,
     emit: async (f: Frame) => {
       events.push(`emit-start ${f.topic}`);
-      await delay(150);
+      if (f.topic === 'home/kitchen/hum') await held;
       base.frames.push(f);
       events.push(`emit-done ${f.topic}`);
     },
@@ -76,11 +80,16 @@ test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolv
   t.after(() => pub.endAsync(true));
 
   await pub.publishAsync('home/kitchen/temp', 'q0', { qos: 0 });
-  await pub.publishAsync('home/kitchen/hum', Buffer.from([1, 2, 255]), { qos: 1 });
-  events.push('puback home/kitchen/hum');
+  const hum = pub.publishAsync('home/kitchen/hum', Buffer.from([1, 2, 255]), { qos: 1 }).then(() => events.push('puback home/kitchen/hum'));
+  await until(() => events.includes('emit-start home/kitchen/hum'), { what: 'the QoS 1 publish handed to emit' });
+  // Positive control: another client's publish is acknowledged meanwhile; the held one is not.
+  await sub.publishAsync('backhaul/control', 'ping', { qos: 1 });
+  assert.ok(!events.includes('puback home/kitchen/hum'), `no PUBACK while its emit waits: ${events.join(', ')}`);
+  release();
+  await hum;
   await pub.publishAsync('backhaul/out/x', 'mine', { qos: 1 });
   // QoS 0 has no ack: wait for its frame
-  for (let i = 0; i < 50 && base.frames.length < 2; i++) await delay(20);
+  await until(() => base.frames.length >= 2, { what: 'both frames' });
 
   assert.deepEqual(
     base.frames.map((f) => f.topic),
@@ -101,8 +110,8 @@ test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolv
   assert.ok(done >= 0 && acked > done, `PUBACK after emit resolved: ${events.join(', ')}`);
   assert.ok(!events.some((e) => e.includes('backhaul/')), 'excluded topic not ingested');
 
-  for (let i = 0; i < 50 && seen.length < 3; i++) await delay(20);
-  assert.deepEqual(seen.sort(), ['backhaul/out/x', 'home/kitchen/hum', 'home/kitchen/temp']);
+  await until(() => seen.length >= 4, { what: 'four messages at the watcher' });
+  assert.deepEqual(seen.sort(), ['backhaul/control', 'backhaul/out/x', 'home/kitchen/hum', 'home/kitchen/temp']);
 });
 
 test('broker: topics option limits what is ingested', async (t) => {
@@ -139,19 +148,48 @@ test('broker: a second broker on the same port fails with BH_PORT_IN_USE and the
 });
 
 test('broker: stop closes clients and the port; no frames after stop', async () => {
-  const ctx = inputContext({ id: 's' });
+  const base = inputContext({ id: 's' });
+  // The frame 'held' stays in flight until the test lets it go, so the stop can be watched while under way.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let holding = false;
+  const ctx = {
+    ...base,
+    emit: async (f: Frame) => {
+      if (text(f.payload) === 'held') {
+        holding = true;
+        await held;
+      }
+      base.frames.push(f);
+    },
+  };
   const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true }, ctx);
   await input.start();
   const url = String(input.info?.().url);
   const c = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
+  const late = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
+  // Positive control: before stop, a publish is a frame.
+  assert.equal(await tryPublish(c, 'meters/1', 'before'), true);
+  assert.deepEqual(base.frames.map((f) => text(f.payload)), ['before']);
+  const inFlight = tryPublish(c, 'meters/1', 'held');
+  await until(() => holding, { what: 'the held publish in flight' });
   const closed = new Promise<void>((r) => c.once('close', () => r()));
-  await input.stop();
+  const stopping = input.stop();
+  // While the stop waits for the frame in flight, a publish from another client is refused (its connection closed,
+  // no PUBACK), and never becomes a frame.
+  assert.equal(await tryPublish(late, 'meters/2', 'during stop'), false, 'a publish during stop is refused');
+  release();
+  await stopping;
   await closed;
+  assert.equal(await inFlight, true, 'the publish that was in flight is acknowledged');
+  // After stop: no connection is taken, and the port is free again.
+  await assert.rejects(mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 2000 }));
   await c.endAsync(true);
+  await late.endAsync(true);
   const again = brokerInput.create({ host: '127.0.0.1', port: Number(new URL(url).port), topics: ['#'], exclude: [] }, inputContext());
-  await again.start(); // the port is free again
+  await again.start();
   await again.stop();
-  assert.equal(ctx.frames.length, 0);
+  assert.deepEqual(base.frames.map((f) => text(f.payload)), ['before', 'held'], 'no frame after stop');
 });
 
 test('broker: when the data path fails, a QoS 1 publish is not acknowledged; the device resends it', async (t) => {
@@ -265,8 +303,12 @@ test('broker: anonymous clients are refused by default; service users log in wit
   sink.publish('u4/301/valve', '{"id":"0d49","t":1}', { qos: 1 });
   await closed;
   sink.end(true);
-  await delay(100);
-  assert.deepEqual(got, ['backhaul/819c/temperature']);
+  // Positive control: a publish the login may make, sent after the refused one, arrives; the refused one did not.
+  const again = await mqtt.connectAsync(url, { username: 'backhaul-sink', password: 'sink-secret', reconnectPeriod: 0 });
+  await again.publishAsync('backhaul/819c/after', '1', { qos: 1 });
+  await again.endAsync();
+  await until(() => got.length >= 2, { what: 'the second allowed publish at the dashboard' });
+  assert.deepEqual(got, ['backhaul/819c/temperature', 'backhaul/819c/after']);
   assert.deepEqual(base.frames.map((f) => f.topic), []); // backhaul/# is excluded from ingest; the refused one never came in
   assert.ok((await base.metrics.value('backhaul_input_errors_total', { input: 'devices' })) >= 3, 'refusals are counted');
 });

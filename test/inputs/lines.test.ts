@@ -9,16 +9,9 @@ import { LineSplitter } from '../../src/inputs/lines/split.js';
 import { BackhaulError } from '../../src/core/errors.js';
 import type { Frame } from '../../src/core/types.js';
 import { inputContext, tempDir } from '../helpers/context.js';
+import { until } from '../helpers/until.js';
 
 const DEFAULTS = { maxLineBytes: 65536, follow: false, reopen: true, reopenMs: 5000, pollMs: 1000 };
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await delay(10);
-  }
-}
 
 const lines = (frames: Frame[]) => frames.map((f) => f.payload);
 
@@ -71,11 +64,11 @@ test('lines: at most a window of 256 lines is in the data path; emits are made i
   };
   const input = linesInput.create({ ...DEFAULTS, path: file }, ctx);
   await input.start();
-  await waitFor(() => called.length === 256);
+  await until(() => called.length === 256, { what: 'called.length === 256' });
   await delay(50);
   assert.equal(called.length, 256, 'the reader waits while 256 lines are unacknowledged');
   gates.splice(0, 10).forEach((g) => g());
-  await waitFor(() => called.length === 266);
+  await until(() => called.length === 266, { what: 'called.length === 266' });
   let finished = false;
   void input.done().then(() => (finished = true));
   while (called.length < N || gates.length > 0) {
@@ -96,11 +89,11 @@ test('lines: follow reads lines appended later', async (t) => {
   const input = linesInput.create({ ...DEFAULTS, path: file, follow: true, pollMs: 20 }, ctx);
   await input.start();
   t.after(() => input.stop());
-  await waitFor(() => ctx.frames.length === 1);
+  await until(() => ctx.frames.length === 1, { what: 'ctx.frames.length === 1' });
   appendFileSync(file, 'two\nthr');
-  await waitFor(() => ctx.frames.length === 2);
+  await until(() => ctx.frames.length === 2, { what: 'ctx.frames.length === 2' });
   appendFileSync(file, 'ee\n');
-  await waitFor(() => ctx.frames.length === 3);
+  await until(() => ctx.frames.length === 3, { what: 'ctx.frames.length === 3' });
   assert.deepEqual(lines(ctx.frames), ['one', 'two', 'three']);
   await input.stop();
   await input.done();
@@ -129,16 +122,16 @@ test('lines: a FIFO gives lines as they are written, and is reopened when the wr
 
   const w1 = openSync(fifo, 'w');
   writeSync(w1, 'first\r\n');
-  await waitFor(() => ctx.frames.length === 1);
+  await until(() => ctx.frames.length === 1, { what: 'ctx.frames.length === 1' });
   writeSync(w1, 'second\npart');
-  await waitFor(() => ctx.frames.length === 2);
+  await until(() => ctx.frames.length === 2, { what: 'ctx.frames.length === 2' });
   closeSync(w1); // the receiver process exits: its unterminated line is complete
-  await waitFor(() => ctx.frames.length === 3);
+  await until(() => ctx.frames.length === 3, { what: 'ctx.frames.length === 3' });
 
   await delay(50);
   const w2 = openSync(fifo, 'w'); // the receiver restarts
   writeSync(w2, 'after restart\n');
-  await waitFor(() => ctx.frames.length === 4);
+  await until(() => ctx.frames.length === 4, { what: 'ctx.frames.length === 4' });
   closeSync(w2);
   assert.deepEqual(lines(ctx.frames), ['first', 'second', 'part', 'after restart']);
   await input.stop();
@@ -219,18 +212,13 @@ test('lines: a serial port (a pseudo-terminal opened through serialport)', { ski
   }
   t.after(() => input.stop());
   py.stdin.write('go\n');
-  await waitFor(() => ctx.frames.length === 3);
+  await until(() => ctx.frames.length === 3, { what: 'ctx.frames.length === 3' });
   assert.deepEqual(lines(ctx.frames), ['{"@":"819c","+":0}', '{"@":"819c","+":1}', '{"@":"819c","+":2}']);
   assert.deepEqual(input.info?.(), { path: slave });
   // unplug: the pty goes away; the input logs, counts and keeps retrying until stopped
   py.stdin.end('bye\n');
   await new Promise((r) => py.once('exit', r));
-  await waitFor(() => ctx.frames.length === 3, 100).catch(() => undefined);
-  const until = Date.now() + 15_000; // a deadline for a busy machine, not a speed check
-  while ((await ctx.metrics.value('backhaul_input_errors_total', { input: 'radio' })) < 1) {
-    if (Date.now() > until) throw new Error('the lost serial port was not counted');
-    await delay(20);
-  }
+  await until(async () => (await ctx.metrics.value('backhaul_input_errors_total', { input: 'radio' })) >= 1, { what: 'the lost serial port counted' });
   await input.stop();
   await input.done();
 });

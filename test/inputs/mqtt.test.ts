@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { mqttInput } from '../../src/inputs/mqtt/index.js';
@@ -10,16 +9,9 @@ import { BackhaulError } from '../../src/core/errors.js';
 import type { Frame } from '../../src/core/types.js';
 import { inputContext } from '../helpers/context.js';
 import { MOSQUITTO, serviceSkip } from '../helpers/services.js';
+import { until } from '../helpers/until.js';
 
 const text = (p: Frame['payload']) => (typeof p === 'string' ? p : new TextDecoder().decode(p));
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await delay(20);
-  }
-}
 
 /** A throwaway aedes broker on a given port (0 = any), closable and restartable. */
 async function miniBroker(port: number): Promise<{ port: number; broker: Aedes; close(): Promise<void> }> {
@@ -62,13 +54,15 @@ test('mqtt: subscribes on Mosquitto, receives QoS 0 and QoS 1', { skip }, async 
   await pub.publishAsync(`bhtest/${run}/a/up`, 'zero', { qos: 0 });
   await pub.publishAsync(`bhtest/${run}/b/up`, Buffer.from('one'), { qos: 1 });
   await pub.publishAsync(`bhtest/${run}/b/down`, 'not subscribed', { qos: 1 });
-  await waitFor(() => base.frames.length >= 2);
-  await delay(100);
+  // Positive control: a subscribed publish sent after the unsubscribed one arrives, and the unsubscribed one did not.
+  await pub.publishAsync(`bhtest/${run}/c/up`, 'after', { qos: 1 });
+  await until(() => base.frames.length >= 3, { what: 'three frames from Mosquitto' });
   assert.deepEqual(
     base.frames.map((f) => [f.topic, text(f.payload)]),
     [
       [`bhtest/${run}/a/up`, 'zero'],
       [`bhtest/${run}/b/up`, 'one'],
+      [`bhtest/${run}/c/up`, 'after'],
     ],
   );
   assert.ok(base.frames.every((f) => f.input === 'lora' && f.payload instanceof Uint8Array));
@@ -82,11 +76,13 @@ test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved', as
     if (client.id.startsWith('backhaul-')) events.push('puback');
   });
   const base = inputContext({ id: 'acks' });
+  // Each emit waits until the test lets it go.
+  const gates: Array<() => void> = [];
   const ctx = {
     ...base,
     emit: async (f: Frame) => {
       events.push(`emit-start ${text(f.payload)}`);
-      await delay(150);
+      await new Promise<void>((r) => gates.push(r));
       base.frames.push(f);
       events.push(`emit-done ${text(f.payload)}`);
     },
@@ -99,7 +95,15 @@ test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved', as
   t.after(() => pub.endAsync(true));
   await pub.publishAsync('t/1', 'm1', { qos: 1 });
   await pub.publishAsync('t/2', 'm2', { qos: 1 });
-  await waitFor(() => events.filter((e) => e.startsWith('puback')).length === 2);
+  await until(() => gates.length === 1, { what: 'm1 handed to emit' });
+  // Positive control: a publish nobody subscribed to passes the broker meanwhile; m1 stays unacknowledged and m2
+  // is not handed over while m1 waits.
+  await pub.publishAsync('other/x', 'ping', { qos: 1 });
+  assert.deepEqual(events, ['emit-start m1']);
+  gates[0]!();
+  await until(() => gates.length === 2, { what: 'm2 handed to emit after m1' });
+  gates[1]!();
+  await until(() => events.filter((e) => e.startsWith('puback')).length === 2, { what: 'two PUBACKs from the input' });
   // the n-th PUBACK reaches the broker after the n-th emit resolved; messages are handed over one at a time
   const at = (e: string, n: number) => events.map((x, i) => (x === e ? i : -1)).filter((i) => i >= 0)[n] ?? -1;
   assert.ok(at('puback', 0) > events.indexOf('emit-done m1'), events.join(', '));
@@ -152,19 +156,19 @@ test('mqtt: a message whose connection was lost while it was made durable is not
   const pub = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
   t.after(() => pub.endAsync(true));
   await pub.publishAsync('t/1', 'm1', { qos: 1 });
-  await waitFor(() => started.includes('m1'));
+  await until(() => started.includes('m1'), { what: 'started.includes(\'m1\')' });
   // Cut the input's connection while m1 is still being made durable; it reconnects with a new clean session.
   assert.ok(inputConn);
   inputConn.destroy();
-  await waitFor(() => subscribed === 2);
+  await until(() => subscribed === 2, { what: 'subscribed === 2' });
   release();
-  await waitFor(() => base.frames.length === 1);
+  await until(() => base.frames.length === 1, { what: 'base.frames.length === 1' });
   await pub.publishAsync('t/2', 'm2', { qos: 1 });
-  await waitFor(() => base.frames.length === 2);
+  await until(() => base.frames.length === 2, { what: 'base.frames.length === 2' });
   // A graceful stop flushes every PUBACK before the DISCONNECT, and the broker reads them in order.
   await input.stop();
   stopped = true;
-  await waitFor(() => disconnected >= 1 && connection === 2);
+  await until(() => disconnected >= 1 && connection === 2, { what: 'disconnected >= 1 && connection === 2' });
   assert.deepEqual(base.frames.map((f) => text(f.payload)), ['m1', 'm2'], 'm1 is kept: its readings were queued');
   assert.deepEqual(acks, [2], 'one PUBACK on the second connection (m2), none for m1');
 });
@@ -185,18 +189,20 @@ test('mqtt: reconnects with backoff and resubscribes after the broker restarts',
     await pub.endAsync();
   };
   await publish('before');
-  await waitFor(() => ctx.frames.length === 1);
+  await until(() => ctx.frames.length === 1, { what: 'ctx.frames.length === 1' });
 
   await broker.close();
-  await delay(300);
+  // The outage is seen (counted once) before the broker comes back.
+  await until(async () => (await ctx.metrics.value('backhaul_input_errors_total', { input: 'ext' })) >= 1, { what: 'the outage counted' });
   broker = await miniBroker(port);
   // the input reconnects and resubscribes by itself; publish until the subscription is back
-  const until = Date.now() + 8000;
-  while (!ctx.frames.some((f) => text(f.payload) === 'after')) {
-    if (Date.now() > until) throw new Error('no frame after the broker restarted');
-    await publish('after');
-    await delay(200);
-  }
+  await until(
+    async () => {
+      await publish('after');
+      return ctx.frames.some((f) => text(f.payload) === 'after');
+    },
+    { what: 'a frame after the broker restarted', everyMs: 200 },
+  );
   assert.equal(text(ctx.frames[0]?.payload ?? ''), 'before');
   assert.equal(await ctx.metrics.value('backhaul_input_errors_total', { input: 'ext' }), 1, 'one outage, counted once');
 });

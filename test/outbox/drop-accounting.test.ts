@@ -2,12 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sink } from '../../src/core/driver.js';
 import type { Message, Reading } from '../../src/core/types.js';
 import { journalLane } from '../helpers/journal.js';
 import { SinkRunner } from '../../src/outbox/runner.js';
 import { driverContext, tempDir } from '../helpers/context.js';
+import { until } from '../helpers/until.js';
 
 const r = (n: number): Reading => ({ kind: 'reading', device: 'd', ts: n, seq: n, values: { n }, authenticated: false, source: { input: 'i', decoder: 'json' } });
 
@@ -15,11 +15,16 @@ test('runner: with drop-oldest, readings evicted while their batch is being writ
   const d = tempDir();
   t.after(() => d.cleanup());
   const got: Message[] = [];
+  // Writes wait until the test opens the gate: the first batch is being written for as long as the test needs.
+  let writing = 0;
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
   const slow: Sink = {
     open: () => Promise.resolve(),
     close: () => Promise.resolve(),
     write: async (batch) => {
-      await sleep(300);
+      writing++;
+      await gate;
       got.push(...batch);
     },
   };
@@ -29,9 +34,10 @@ test('runner: with drop-oldest, readings evicted while their batch is being writ
   t.after(() => runner.stop(100));
   for (let i = 0; i < 10; i++) await runner.enqueue([r(i)]);
   runner.start();
-  await sleep(50); // the runner has taken 0..9 and is writing them
+  await until(() => writing === 1, { what: 'the runner writing 0..9' });
   for (let i = 10; i < 20; i++) await runner.enqueue([r(i)]); // the outbox is full
-  await sleep(1000);
+  open();
+  await until(() => runner.status().backlog === 0, { what: 'the outbox emptied' });
   const st = runner.status();
   // 0..9 were being written: overflow drops from the newer ones instead, keeping the outbox at its cap.
   assert.deepEqual(

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SinkError, type Sink, type SinkWriteResult } from '../../src/core/driver.js';
 import { BackhaulError } from '../../src/core/errors.js';
 import type { Message, Reading } from '../../src/core/types.js';
 import { memoryOutbox as newMemoryOutbox } from '../../src/outbox/journal.js';
 import { SinkRunner } from '../../src/outbox/runner.js';
 import { driverContext } from '../helpers/context.js';
+import { until } from '../helpers/until.js';
 import { ManualClock, systemClock } from '../../src/core/clock.js';
 
 const r = (n: number): Reading => ({
@@ -52,27 +52,19 @@ class FlakySink implements Sink {
 
 const opts = { type: 'memory' as const, sync: 'full' as const, maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' as const, batchSize: 7, lingerMs: 0, retryMinMs: 5, retryMaxMs: 20 };
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await sleep(5);
-  }
-}
-
 test('runner delivers in order in batches, and after failures retries without loss or reordering', async () => {
   const ctx = driverContext({ id: 's' });
   const sink = new FlakySink();
   const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
   runner.start();
   await runner.enqueue([r(0), r(1), r(2)]);
-  await until(() => sink.delivered.length === 3);
+  await until(() => sink.delivered.length === 3, { what: 'sink.delivered.length === 3' });
   sink.mode = 'retryable';
   for (let i = 3; i < 50; i++) await runner.enqueue([r(i)]);
-  await until(() => sink.failures >= 3);
+  await until(() => sink.failures >= 3, { what: 'sink.failures >= 3' });
   assert.equal(runner.status().state, 'retrying');
   sink.mode = 'ok';
-  await until(() => sink.delivered.length === 50);
+  await until(() => sink.delivered.length === 50, { what: 'sink.delivered.length === 50' });
   assert.deepEqual(seqs(sink.delivered), Array.from({ length: 50 }, (_, i) => i));
   assert.ok((await ctx.metrics.value('backhaul_sink_retries_total', { sink: 's' })) >= 3);
   assert.equal(await ctx.metrics.value('backhaul_sink_delivered_total', { sink: 's' }), 50);
@@ -87,7 +79,7 @@ test('items refused for good are removed and counted; the rest are delivered', a
   const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
   runner.start();
   await runner.enqueue(Array.from({ length: 10 }, (_, i) => r(i)));
-  await until(() => runner.status().backlog === 0);
+  await until(() => runner.status().backlog === 0, { what: 'runner.status().backlog === 0' });
   assert.deepEqual(seqs(sink.delivered), [0, 2, 4, 6, 8]);
   assert.equal(await ctx.metrics.value('backhaul_sink_dropped_total', { sink: 's', reason: 'rejected' }), 5);
   await runner.stop();
@@ -100,7 +92,7 @@ test('a fatal error stops the sink and keeps its queue', async () => {
   const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock), opts, ctx);
   runner.start();
   await runner.enqueue([r(1), r(2)]);
-  await until(() => runner.status().state === 'stopped');
+  await until(() => runner.status().state === 'stopped', { what: 'runner.status().state === \'stopped\'' });
   assert.equal(runner.status().backlog, 2);
   assert.match(runner.status().lastError?.message ?? '', /401/);
   await runner.stop(100);
@@ -115,7 +107,7 @@ test('overflow drops are counted per sink', async () => {
   await runner.enqueue(Array.from({ length: 12 }, (_, i) => r(i)));
   assert.equal(await ctx.metrics.value('backhaul_sink_dropped_total', { sink: 's', reason: 'overflow' }), 7);
   sink.mode = 'ok';
-  await until(() => sink.delivered.length === 5);
+  await until(() => sink.delivered.length === 5, { what: 'sink.delivered.length === 5' });
   assert.deepEqual(seqs(sink.delivered), [7, 8, 9, 10, 11]);
   await runner.stop();
 });
@@ -128,17 +120,19 @@ test('a rate limit (token bucket) paces delivery; without one a backlog drains a
   const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox(limits, clock), { ...opts, batchSize: 100, ratePerSecond: 10, rateBurst: 10 }, ctx);
   runner.start();
   await runner.enqueue(Array.from({ length: 35 }, (_, i) => r(i)));
-  const settle = () => new Promise((res) => setTimeout(res, 20));
-  await settle();
+  // The runner waits for tokens on the clock: once it delivered n and a clock timer is set, it sends nothing more
+  // until the clock moves.
+  const paused = (n: number) => until(() => sink.delivered.length >= n && clock.pending() > 0, { what: `${n} delivered, then a wait on the clock` });
+  await paused(10);
   assert.equal(sink.delivered.length, 10, 'the first burst');
   clock.advance(1000);
-  await settle();
+  await paused(20);
   assert.equal(sink.delivered.length, 20);
   clock.advance(500);
-  await settle();
+  await paused(25);
   assert.equal(sink.delivered.length, 25);
   clock.advance(1000);
-  await settle();
+  await until(() => sink.delivered.length >= 35, { what: 'all 35 delivered' });
   assert.equal(sink.delivered.length, 35);
   assert.deepEqual(seqs(sink.delivered), Array.from({ length: 35 }, (_, i) => i));
   const stopping = runner.stop(0);
@@ -149,8 +143,8 @@ test('a rate limit (token bucket) paces delivery; without one a backlog drains a
   const unpaced = new SinkRunner('u', 'flaky', free, newMemoryOutbox(limits, clock), { ...opts, batchSize: 100 }, driverContext({ id: 'u', clock }));
   unpaced.start();
   await unpaced.enqueue(Array.from({ length: 350 }, (_, i) => r(i)));
-  await settle();
-  assert.equal(free.delivered.length, 350, 'no limit: drained without waiting for the clock');
+  await until(() => free.delivered.length === 350, { what: 'no limit: drained without waiting for the clock' });
+  assert.equal(clock.pending(), 0, 'and without a timer');
   const s2 = unpaced.stop(0);
   clock.advance(100);
   await s2;
@@ -173,24 +167,23 @@ test('a sink reporting its far end reachable again ends the retry wait at once; 
   runner.start();
   const ready = sink.ready;
   assert.ok(ready, 'the runner hands the sink its listener when it starts');
-  const settle = () => new Promise((res) => setTimeout(res, 30));
+  // After a failure the runner waits out its backoff on the clock (a timer set): it tries nothing more until then.
+  const backingOff = (n: number) => until(() => sink.failures >= n && clock.pending() > 0, { what: `failure ${n}, then the backoff on the clock` });
 
   ready(); // while nothing is failing: it must not shorten a later, unrelated wait
   sink.mode = 'retryable';
   await runner.enqueue([r(0), r(1)]);
-  await until(() => sink.failures === 1);
-  await settle();
+  await backingOff(1);
   assert.equal(sink.failures, 1, 'the backoff holds: the clock has not moved and nothing said the sink is ready');
   assert.equal(runner.status().state, 'retrying');
 
   ready(); // one attempt per signal, even if it fails again
-  await until(() => sink.failures === 2);
-  await settle();
+  await backingOff(2);
   assert.equal(sink.failures, 2);
 
   sink.mode = 'ok';
   ready();
-  await until(() => sink.delivered.length === 2);
+  await until(() => sink.delivered.length === 2, { what: 'sink.delivered.length === 2' });
   assert.deepEqual(seqs(sink.delivered), [0, 1]);
   assert.equal(clock.now(), 1_000_000, 'delivered without the 60 s backoff running out');
   assert.equal(runner.status().retries, 2);

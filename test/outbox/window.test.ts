@@ -9,7 +9,7 @@ import type { Message, Reading } from '../../src/core/types.js';
 import { SinkRunner } from '../../src/outbox/runner.js';
 import { driverContext, tempDir } from '../helpers/context.js';
 import { journalLane } from '../helpers/journal.js';
-import { until } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 
 const r = (n: number): Reading => ({ kind: 'reading', device: 'd', ts: n, seq: n, values: { n }, authenticated: false, source: { input: 'i', decoder: 'json' } });
 const seqOf = (m: Message) => (m.kind === 'reading' ? m.seq! : -1);
@@ -52,7 +52,7 @@ test('window: up to 4 batches in flight; answers out of order are acknowledged i
   t.after(() => runner.stop(100));
   await runner.enqueue(Array.from({ length: 100 }, (_, i) => r(i)));
   runner.start();
-  await until(() => sink.pending.length === 4, 'four batches in flight');
+  await until(() => sink.pending.length === 4, { what: 'four batches in flight' });
   await new Promise((res) => setTimeout(res, 50));
   assert.equal(sink.pending.length, 4, 'no more than the window');
   assert.deepEqual(sink.received, Array.from({ length: 40 }, (_, i) => i), 'in order');
@@ -62,20 +62,20 @@ test('window: up to 4 batches in flight; answers out of order are acknowledged i
   await new Promise((res) => setTimeout(res, 50));
   assert.equal(runner.status().backlog, 100);
   sink.pending[0]!.ok();
-  await until(() => runner.status().delivered === 20, 'the first two acknowledged');
+  await until(() => runner.status().delivered === 20, { what: 'the first two acknowledged' });
   assert.equal(runner.status().backlog, 80);
 
   // The third fails while the fourth (and the two sent in the meantime) succeed: all after the third go again.
-  await until(() => sink.pending.length === 6, 'the window refilled');
+  await until(() => sink.pending.length === 6, { what: 'the window refilled' });
   sink.pending[2]!.fail(new SinkError('far end hiccup', true));
   for (const p of sink.pending.slice(3)) p.ok();
-  await until(() => sink.received.length > 60 && sink.received.at(-1)! >= 20, 'resent');
+  await until(() => sink.received.length > 60 && sink.received.at(-1)! >= 20, { what: 'resent' });
   // From here answer everything as it comes.
   const answerAll = setInterval(() => {
     while (sink.pending.length > 6) sink.pending.splice(6, 1)[0]!.ok();
   }, 5);
   t.after(() => clearInterval(answerAll));
-  await until(() => runner.status().backlog === 0, 'all delivered');
+  await until(() => runner.status().backlog === 0, { what: 'all delivered' });
   const received = sink.received;
   // Every message arrived; the only repeats are the window that was in flight when the third batch failed.
   assert.deepEqual([...new Set(received)].sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i));

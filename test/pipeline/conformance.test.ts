@@ -20,29 +20,15 @@ const stages = [...builtinRegistry().stages.values()];
 const validator = new SchemaValidator();
 
 
-/** The `{ "type": "<stage>", ... }` objects in the README's jsonc blocks (one object may span lines). */
+/** The stages of this type in the README's jsonc blocks: each block is one JSONC value, the examples whole configs. */
 function readmeExamples(type: string): Array<Record<string, unknown>> {
   const text = readFileSync(join(root, 'src/pipeline/stages', type, 'README.md'), 'utf8');
   const out: Array<Record<string, unknown>> = [];
   for (const [, block = ''] of text.matchAll(/```jsonc\n([\s\S]*?)```/g)) {
-    let depth = 0;
-    let start = -1;
-    let inString = false;
-    for (let i = 0; i < block.length; i++) {
-      const c = block[i];
-      if (inString) {
-        if (c === '\\') i++;
-        else if (c === '"') inString = false;
-      } else if (c === '"') inString = true;
-      else if (c === '{') {
-        if (depth++ === 0) start = i;
-      } else if (c === '}' && --depth === 0) {
-        const errors: ParseError[] = [];
-        const obj = parseJsonc(block.slice(start, i + 1), errors) as Record<string, unknown>;
-        assert.deepEqual(errors, [], `${type} README: ${block.slice(start, i + 1)}`);
-        if (obj['type'] === type) out.push(obj);
-      }
-    }
+    const errors: ParseError[] = [];
+    const doc = parseJsonc(block, errors, { allowTrailingComma: true }) as { routes?: Array<{ stages?: Array<Record<string, unknown>> }> } | undefined;
+    assert.deepEqual(errors, [], `${type} README: ${block}`);
+    for (const route of doc?.routes ?? []) for (const stage of route.stages ?? []) if (stage['type'] === type) out.push(stage);
   }
   return out;
 }

@@ -11,7 +11,8 @@ import { memoryOutbox as newMemoryOutbox } from '../../src/outbox/journal.js';
 import { SinkRunner } from '../../src/outbox/runner.js';
 import { mqttSink } from '../../src/sinks/mqtt/index.js';
 import { systemClock } from '../../src/core/clock.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { reading, sinkContext, T0 } from './messages.js';
 
 interface Arrival {
@@ -75,17 +76,17 @@ test('mqtt sink + runner: after the broker comes back, the backlog flows at once
   runner.start();
   try {
     await runner.enqueue([r(0)]);
-    await until(() => runner.status().delivered === 1, 'the first reading delivered');
+    await until(() => runner.status().delivered === 1, { what: 'the first reading delivered' });
 
     await broker.close();
     broker = undefined;
     await runner.enqueue([r(1), r(2), r(3)]);
-    await until(() => runner.status().state === 'retrying', 'a failed write while the broker is down');
+    await until(() => runner.status().state === 'retrying', { what: 'a failed write while the broker is down' });
     assert.equal(runner.status().retries, 1);
 
     const back = await startBroker(port);
     broker = back;
-    await until(() => runner.status().delivered === 4, 'the backlog delivered after the reconnect');
+    await until(() => runner.status().delivered === 4, { what: 'the backlog delivered after the reconnect' });
     assert.equal(runner.status().retries, 1, 'one failed write, then the reconnect ended the wait');
     assert.equal(runner.status().state, 'up');
     assert.deepEqual(
@@ -110,16 +111,16 @@ test('mqtt sink: QoS 1 publishes in flight when the connection is lost are resen
   try {
     await runner.enqueue(seqs.map(r));
     // The batch is written and the broker holds back every PUBACK: eight QoS 1 publishes in flight.
-    await until(() => first.arrivals.length === seqs.length, 'the batch at the first broker');
+    await until(() => first.arrivals.length === seqs.length, { what: 'the batch at the first broker' });
     assert.equal(runner.status().delivered, 0);
 
     await first.close(); // the connection is lost before any acknowledgement
     broker = undefined;
-    await until(() => runner.status().retries >= 2, 'retries while the broker is down');
+    await until(() => runner.status().retries >= 2, { what: 'retries while the broker is down' });
 
     const second = await startBroker(port);
     broker = second;
-    await until(() => runner.status().backlog === 0, 'the backlog delivered to the second broker');
+    await until(() => runner.status().backlog === 0, { what: 'the backlog delivered to the second broker' });
     // Whatever mqtt.js would resend by itself goes out right after the CONNACK, before the outbox's batch; the
     // batch's PUBACKs have all come, so anything resent by mqtt.js would be here by now.
     assert.equal(runner.status().delivered, seqs.length);

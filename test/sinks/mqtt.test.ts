@@ -7,7 +7,8 @@ import { connectAsync } from 'mqtt';
 import { SinkError, type Sink } from '../../src/core/driver.js';
 import { messageToJson, messageToSenml } from '../../src/sinks/format.js';
 import { mqttSink } from '../../src/sinks/mqtt/index.js';
-import { freePort, until } from '../helpers/servers.js';
+import { freePort } from '../helpers/servers.js';
+import { until } from '../helpers/until.js';
 import { MOSQUITTO, serviceSkip } from '../helpers/services.js';
 import { offline, reading, T0, valve, sinkContext } from './messages.js';
 
@@ -89,7 +90,7 @@ test('mqtt sink: one QoS 1 message per value on backhaul/{device}/{measurement},
     assert.ok(Date.now() - t >= 140, `write resolved after ${Date.now() - t} ms, before the PUBACKs`);
     assert.equal(broker.received.length, 5 + 1 + 1);
     assert.ok(broker.received.every((p) => p.qos === 1 && !p.retain));
-    await until(() => sub.got.length === 7, 'all messages at the subscriber', 5000);
+    await until(() => sub.got.length === 7, { what: 'all messages at the subscriber', timeoutMs: 5000 });
     assert.deepEqual(
       sub.got.map((g) => g.topic),
       [
@@ -130,7 +131,7 @@ test('mqtt sink: per-reading topics with JSON or SenML payloads, retain, custom 
   try {
     await json.write([valve, offline]);
     await senml.write([valve]);
-    await until(() => sub.got.length === 3, 'three messages', 5000);
+    await until(() => sub.got.length === 3, { what: 'three messages', timeoutMs: 5000 });
     const byTopic = new Map(sub.got.map((g) => [g.topic, g]));
     assert.deepEqual(byTopic.get('site/radio/819c')?.payload, messageToJson(valve));
     assert.deepEqual(byTopic.get('site/ev/819c/device.offline')?.payload, messageToJson(offline));
@@ -145,7 +146,7 @@ test('mqtt sink: per-reading topics with JSON or SenML payloads, retain, custom 
     );
     // the retained reading is there for a subscriber that comes later
     const late = await subscriber(broker.url, 'site/radio/+');
-    await until(() => late.got.length === 1, 'the retained message', 5000);
+    await until(() => late.got.length === 1, { what: 'the retained message', timeoutMs: 5000 });
     assert.equal(late.got[0]?.retain, true);
     assert.deepEqual(late.got[0]?.payload, messageToJson(valve));
     await late.close();
@@ -174,8 +175,7 @@ test('mqtt sink: broker down → open still resolves, write throws retryable at 
           () => true,
           () => false,
         ),
-      'the sink to reconnect',
-      10_000,
+      { what: 'the sink to reconnect', timeoutMs: 10_000 },
     );
     assert.equal(b.received.length, 5);
     // the broker goes away: the next write fails, retryable
@@ -187,8 +187,7 @@ test('mqtt sink: broker down → open still resolves, write throws retryable at 
           () => false,
           (e: unknown) => e instanceof SinkError && e.retryable,
         ),
-      'a retryable failure',
-      5000,
+      { what: 'a retryable failure', timeoutMs: 5000 },
     );
   } finally {
     await sink.close();
@@ -252,7 +251,7 @@ test('mqtt sink against the real Mosquitto: QoS 1 delivery of readings and event
   const sink = await opened({ url: MOSQUITTO.url, topic: `${run}/{device}/{measurement}`, eventTopic: `${run}/events/{type}` });
   try {
     await sink.write([valve, offline]);
-    await until(() => sub.got.length === 6, 'six messages from Mosquitto', 5000);
+    await until(() => sub.got.length === 6, { what: 'six messages from Mosquitto', timeoutMs: 5000 });
     const topics = sub.got.map((g) => g.topic).sort();
     assert.deepEqual(topics, [
       `${run}/819c/battery`,

@@ -165,7 +165,9 @@ export function decodeSenmlPayload(payload: Uint8Array | string, format: 'auto' 
   checkSenmlCbor(payload, MAX_JSON_DEPTH, MAX_JSON_MEMBERS);
   let item: unknown;
   try {
-    item = cbor.decode(payload) as unknown;
+    // cbor-x caches a DataView on the array it decodes (a `dataView` property); a view of our own takes it, so
+    // the frame's payload is left as it came (decoders are pure).
+    item = cbor.decode(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)) as unknown;
   } catch (e) {
     throw new BackhaulError('BH_DECODE_SYNTAX', `not valid CBOR (${e instanceof Error ? e.message.slice(0, 60) : 'decode error'})`);
   }

@@ -671,6 +671,7 @@ export const brokerInput = defineInput({
         broker = undefined;
         const closed = srv ? new Promise<void>((r) => srv.close(() => r())) : Promise.resolve();
         await inflight.settle(); // let publishes already being ingested be acknowledged
+        await new Promise((r) => setImmediate(r)); // their PUBACKs wait in a corked socket until the next turn
         if (b) await new Promise<void>((r) => b.close(() => r()));
         for (const s of [...conns.keys()]) s.destroy();
         await closed;

@@ -148,8 +148,9 @@ export const mqttSink = defineSink({
      * connection and sends it again after the next CONNACK (build/lib/client.js `_onConnect`; `_flushVolatile` on
      * close fails only subscribes). The runner resends the failed batch from the outbox anyway, so that replay would
      * be a second copy, out of order. Removing each pending publish (mqtt.js's public `removeOutgoingMessage`) fails
-     * its callback and empties the store, so only the outbox resends. This client publishes only from `write`, and
-     * writes come one at a time, so everything pending belongs to the batch that failed (or to earlier failed ones).
+     * its callback and empties the store, so only the outbox resends. This client publishes only from `write`. Up to
+     * `window` (16) batches are in flight, so what is pending may belong to batches after the failed one, which then
+     * fail too: after a failure the runner sends the whole unacknowledged window again, so nothing is lost.
      */
     function dropInFlight(c: MqttClient): void {
       for (const [id, entry] of Object.entries(c.outgoing)) {

@@ -1,0 +1,323 @@
+// Every sink type in the registry against the conformance suite (conformance.ts), each with a real far end: an
+// embedded aedes broker (mqtt), node:http servers on port 0 (http, emoncms), a temp folder (sqlite, file) and a
+// captured process stream (console). A sink type without a harness here fails the first test: a new sink gets its
+// contract test by adding one entry.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { Aedes, type AedesOptions } from 'aedes';
+import Database from 'better-sqlite3';
+import { Historian } from '../../src/sinks/sqlite/index.js';
+import { builtinRegistry } from '../../src/runtime/registry.js';
+import { freePort, httpRecorder } from '../helpers/servers.js';
+import { sinkConformance, type FailingFarEnd, type FarEnd, type RefusingFarEnd, type SinkHarness } from './conformance.js';
+
+/** The `seq` of the readings in a JSON message or array of them (events and other messages have none). */
+function seqsOf(json: unknown): number[] {
+  const items = Array.isArray(json) ? json : [json];
+  return items.flatMap((m: unknown) => (typeof m === 'object' && m !== null && 'seq' in m && typeof m.seq === 'number' && !('event' in m) ? [m.seq] : []));
+}
+
+// ---------------------------------------------------------------- mqtt: an embedded aedes broker
+
+/** aedes sends the PUBACK after `authorizePublish` calls back, so what this records is what the broker took. */
+async function aedesFarEnd(opts: AedesOptions = {}): Promise<FarEnd & { readonly stop: () => Promise<void> }> {
+  const got: number[] = [];
+  const broker = await Aedes.createBroker({
+    ...opts,
+    authorizePublish: (_client, packet, callback) => {
+      got.push(...seqsOf(JSON.parse(packet.payload.toString('utf8'))));
+      callback(null);
+    },
+  });
+  const server = createServer(broker.handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await new Promise<void>((r) => broker.close(() => r()));
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+  return {
+    // One message per reading, so each carries its seq; 2 s bounds a write that would otherwise wait for a PUBACK.
+    options: { url: `mqtt://127.0.0.1:${port}`, topic: 'conf/{device}', timeoutMs: 2000 },
+    arrived: () => Promise.resolve([...got]),
+    close: stop,
+    stop,
+  };
+}
+
+const mqttHarness: SinkHarness = {
+  farEnd: () => aedesFarEnd(),
+  retryable: [
+    {
+      name: 'a broker that cannot be reached',
+      at: 'write',
+      async make() {
+        const port = await freePort();
+        return { options: { url: `mqtt://127.0.0.1:${port}`, timeoutMs: 2000 }, close: () => Promise.resolve() };
+      },
+    },
+    {
+      name: 'a broker that went away after open',
+      at: 'write',
+      async make() {
+        const far = await aedesFarEnd();
+        return { options: far.options, breakNow: far.stop, close: far.close };
+      },
+    },
+  ],
+  fatal: [
+    {
+      name: 'a broker refusing the credentials (CONNACK 4)',
+      at: 'open',
+      async make(): Promise<FailingFarEnd> {
+        const far = await aedesFarEnd({
+          authenticate: (_c, _u, _p, done) => done(Object.assign(new Error('bad username or password'), { returnCode: 4 as const }), false),
+        });
+        return { options: { ...far.options, username: 'conf', password: 'wrong-password' }, close: far.close };
+      },
+    },
+  ],
+  rejections: { notApplicable: 'MQTT 3.1.1 cannot refuse one publish: a PUBACK accepts it, a refusal closes the connection (a retryable failure)' },
+};
+
+// ---------------------------------------------------------------- http and emoncms: node:http servers on port 0
+
+type Answer = { status: number; body: string };
+
+/** An HTTP server answering with `answer(request)`; `arrived` are the seqs of the requests it accepted (2xx, "ok"). */
+async function httpFarEnd(
+  options: (url: string) => Record<string, unknown>,
+  seqsOfRequest: (body: string) => number[],
+  answer: (seqs: number[], refused: ReadonlySet<number>) => Answer,
+): Promise<RefusingFarEnd> {
+  const got: number[] = [];
+  let refused = new Set<number>();
+  const srv = await httpRecorder((req, res) => {
+    const seqs = seqsOfRequest(req.body);
+    const a = answer(seqs, refused);
+    if (a.status >= 200 && a.status < 300 && a.body !== 'refused') got.push(...seqs.filter((s) => !refused.has(s)));
+    res.statusCode = a.status;
+    res.end(a.body === 'refused' ? '{"success":false,"message":"Input rejected: value out of range"}' : a.body);
+  });
+  return {
+    options: options(srv.url),
+    arrived: () => Promise.resolve([...got]),
+    refuse: (seqs) => (refused = new Set(seqs)),
+    close: () => srv.close(),
+  };
+}
+
+/** A server that answers every request with `status`. */
+async function answering(options: (url: string) => Record<string, unknown>, status: number, body = 'no'): Promise<FailingFarEnd> {
+  const srv = await httpRecorder((_r, res) => {
+    res.statusCode = status;
+    res.end(body);
+  });
+  return { options: options(srv.url), close: () => srv.close() };
+}
+
+async function refusedPort(options: (url: string) => Record<string, unknown>): Promise<FailingFarEnd> {
+  const port = await freePort(); // nothing listens there: connection refused
+  return { options: options(`http://127.0.0.1:${port}`), close: () => Promise.resolve() };
+}
+
+const httpOptions = (url: string) => ({ url: `${url}/hook`, timeoutMs: 2000 });
+const webhookSeqs = (body: string) => seqsOf(JSON.parse(body));
+
+const httpHarness: SinkHarness = {
+  farEnd: () => httpFarEnd(httpOptions, webhookSeqs, () => ({ status: 204, body: '' })),
+  retryable: [
+    { name: 'HTTP 503', at: 'write', make: () => answering(httpOptions, 503) },
+    { name: 'HTTP 429', at: 'write', make: () => answering(httpOptions, 429) },
+    { name: 'a connection refused', at: 'write', make: () => refusedPort(httpOptions) },
+  ],
+  fatal: [
+    { name: 'HTTP 401', at: 'write', make: () => answering(httpOptions, 401) },
+    { name: 'HTTP 404', at: 'write', make: () => answering(httpOptions, 404) },
+    { name: 'a redirect (HTTP 302)', at: 'write', make: () => answering(httpOptions, 302) },
+  ],
+  // The webhook answers for the whole request: 400, 413 and 422 refuse every item of it.
+  rejections: {
+    granularity: 'batch',
+    farEnd: () => httpFarEnd(httpOptions, webhookSeqs, (seqs, refused) => (seqs.some((s) => refused.has(s)) ? { status: 422, body: 'bad value' } : { status: 200, body: 'ok' })),
+  },
+};
+
+const emoncmsOptions = (url: string) => ({ url, apikey: 'conf-write-key', timeoutMs: 2000 });
+/** `post` mode: one `input/post` per reading, its values in `fulljson`. */
+const emoncmsSeqs = (body: string): number[] => {
+  const full = new URLSearchParams(body).get('fulljson');
+  const n = full === null ? undefined : (JSON.parse(full) as { n?: unknown }).n;
+  return typeof n === 'number' ? [n] : [];
+};
+
+const emoncmsHarness: SinkHarness = {
+  farEnd: () => httpFarEnd(emoncmsOptions, emoncmsSeqs, () => ({ status: 200, body: 'ok' })),
+  retryable: [
+    { name: 'HTTP 503', at: 'write', make: () => answering(emoncmsOptions, 503) },
+    { name: 'a connection refused', at: 'write', make: () => refusedPort(emoncmsOptions) },
+  ],
+  fatal: [
+    { name: 'HTTP 401 (the API key refused)', at: 'write', make: () => answering(emoncmsOptions, 401) },
+    { name: 'an HTML page instead of the input API (a wrong url)', at: 'write', make: () => answering(emoncmsOptions, 200, '<html>login</html>') },
+  ],
+  // `post` mode sends one request per reading, and emoncms answers each: only the refused reading is rejected.
+  rejections: {
+    granularity: 'item',
+    farEnd: () => httpFarEnd(emoncmsOptions, emoncmsSeqs, (seqs, refused) => (seqs.some((s) => refused.has(s)) ? { status: 200, body: 'refused' } : { status: 200, body: 'ok' })),
+  },
+};
+
+// ---------------------------------------------------------------- sqlite and file: a temp folder
+
+const sqliteHarness: SinkHarness = {
+  farEnd: (dir) =>
+    Promise.resolve({
+      options: {},
+      arrived() {
+        const h = Historian.open(join(dir, 'history.sqlite'), { readonly: true });
+        try {
+          return Promise.resolve(h.queryReadings({}).map((r) => r.seq ?? -1));
+        } finally {
+          h.close();
+        }
+      },
+      close: () => Promise.resolve(),
+    }),
+  retryable: [
+    {
+      // SQLite's busy wait (5 s) runs out: SQLITE_BUSY, which passes once the other writer commits.
+      name: 'a write lock another process holds past the busy timeout',
+      at: 'write',
+      make(dir) {
+        let lock: Database.Database | undefined;
+        return Promise.resolve({
+          options: {},
+          breakNow() {
+            lock = new Database(join(dir, 'history.sqlite'));
+            lock.exec('BEGIN IMMEDIATE');
+            return Promise.resolve();
+          },
+          close() {
+            lock?.exec('ROLLBACK');
+            lock?.close();
+            return Promise.resolve();
+          },
+        });
+      },
+    },
+  ],
+  fatal: [
+    {
+      name: 'a file that is not a SQLite database',
+      at: 'open',
+      make(dir) {
+        writeFileSync(join(dir, 'history.sqlite'), 'this is not a database, and no retry makes it one\n'.repeat(100));
+        return Promise.resolve({ options: {}, close: () => Promise.resolve() });
+      },
+    },
+  ],
+  rejections: { notApplicable: 'the historian stores every reading of a batch in one transaction, or fails the whole batch' },
+};
+
+const fileHarness: SinkHarness = {
+  farEnd: (dir) =>
+    Promise.resolve({
+      options: {},
+      arrived() {
+        let text = '';
+        try {
+          text = readFileSync(join(dir, 'readings.jsonl'), 'utf8');
+        } catch {
+          text = '';
+        }
+        return Promise.resolve(
+          text
+            .split('\n')
+            .filter((l) => l !== '')
+            .flatMap((l) => seqsOf(JSON.parse(l))),
+        );
+      },
+      close: () => Promise.resolve(),
+    }),
+  retryable: [
+    // /dev/full fails every write with ENOSPC: a full disk, which may pass.
+    { name: 'a full disk (ENOSPC, /dev/full)', at: 'write', make: () => Promise.resolve({ options: { path: '/dev/full' }, close: () => Promise.resolve() }) },
+  ],
+  fatal: [{ name: 'a path that is a folder (EISDIR)', at: 'open', make: (dir) => Promise.resolve({ options: { path: dir }, close: () => Promise.resolve() }) }],
+  rejections: { notApplicable: 'a file takes every line; nothing refuses one' },
+};
+
+// ---------------------------------------------------------------- console: a captured stream
+
+/**
+ * Puts a stream in the place of `process.stderr` while the far end lives. It is a real Writable: the sink's write
+ * callback fires once the stream took the chunk (or failed it, with `failing`). Lines that are not the sink's (the
+ * test runner's, a warning) go on to the real stderr.
+ */
+function capturedStderr(failing: boolean): FarEnd {
+  const real = process.stderr;
+  const got: number[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      const text = chunk.toString('utf8');
+      if (!text.includes('"input":"conf"')) {
+        real.write(chunk, cb);
+        return;
+      }
+      if (failing) {
+        cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+        return;
+      }
+      for (const line of text.split('\n').filter((l) => l !== '')) got.push(...seqsOf(JSON.parse(line)));
+      cb();
+    },
+  });
+  stream.on('error', () => undefined); // the failure reaches the sink through its write callback
+  Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => stream });
+  return {
+    options: { stream: 'stderr', format: 'json' },
+    arrived: () => Promise.resolve([...got]),
+    close() {
+      Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => real });
+      return Promise.resolve();
+    },
+  };
+}
+
+const consoleHarness: SinkHarness = {
+  farEnd: () => Promise.resolve(capturedStderr(false)),
+  retryable: [{ name: 'a stream that fails the write (EPIPE)', at: 'write', make: () => Promise.resolve(capturedStderr(true)) }],
+  fatal: { notApplicable: 'console has nothing an operator must fix: its options are all checked by the schema, and a stream error may pass' },
+  rejections: { notApplicable: 'a stream takes every line; nothing refuses one' },
+};
+
+// ---------------------------------------------------------------- every registered sink
+
+const harnesses: Readonly<Record<string, SinkHarness>> = {
+  mqtt: mqttHarness,
+  http: httpHarness,
+  emoncms: emoncmsHarness,
+  sqlite: sqliteHarness,
+  file: fileHarness,
+  console: consoleHarness,
+};
+
+const sinks = builtinRegistry().sinks;
+
+test('sink conformance: every registered sink type has a harness, and every harness a sink', () => {
+  assert.deepEqual([...sinks.keys()].filter((t) => !(t in harnesses)), [], 'add a harness to test/sinks/conformance.test.ts');
+  assert.deepEqual(Object.keys(harnesses).filter((t) => !sinks.has(t)), [], 'a harness for a sink type no longer registered');
+});
+
+for (const [type, def] of sinks) {
+  const h = harnesses[type];
+  if (h) sinkConformance(def, h);
+}
