@@ -19,6 +19,7 @@ import assert from 'node:assert/strict';
 import { SchemaValidator } from '../../src/core/config/validate.js';
 import { SinkError, type Sink, type SinkDefinition, type SinkWriteResult } from '../../src/core/driver.js';
 import { BackhaulError } from '../../src/core/errors.js';
+import { makeEvent } from '../../src/core/events.js';
 import type { HubEvent, Message, Reading } from '../../src/core/types.js';
 import { driverContext, tempDir } from '../helpers/context.js';
 
@@ -74,7 +75,7 @@ export function conformanceReading(seq: number): Reading {
   return { kind: 'reading', device: 'conf1', ts: T0 + seq * 1000, seq, values: { n: seq }, authenticated: false, source: { input: 'conf', decoder: 'json' } };
 }
 
-const event: HubEvent = { kind: 'event', type: 'device.offline', ts: T0, severity: 'warning', device: 'conf1', message: 'silent for 2h' };
+const event: HubEvent = makeEvent('device.offline', { lastSeen: T0 - 7_200_000, silentMs: 7_200_000, threshold: 3_600_000 }, { ts: T0, device: 'conf1', message: 'silent for 2h' });
 const batch = (...seqs: number[]): Message[] => seqs.map(conformanceReading);
 
 function isSinkError(retryable: boolean) {
