@@ -18,12 +18,14 @@ import {
 } from '../devices/provision.js';
 import { DeviceTypes, effectiveThresholds } from '../devices/device-types.js';
 import { importManifest } from '../devices/manifest.js';
-import { findDevice, registryPath, SqliteDeviceStore, type DeviceFilter, type DevicePatch, type DeviceStore } from '../devices/registry.js';
+import { registryPath, SqliteDeviceStore, type DeviceStore } from '../devices/store/index.js';
+import { findDevice } from '../devices/store/rules.js';
+import type { DeviceFilter, DevicePatch } from '../devices/store/devices.js';
 import { TopicScheme } from '../devices/topics.js';
 import { DEVICE_STATES, type Device, type DeviceState } from '../devices/types.js';
 import { configBasics } from './status.js';
 import { sendCommandTo } from '../runtime/control.js';
-import type { CommandRecord } from '../devices/registry.js';
+import type { CommandRecord } from '../devices/store/orders.js';
 import type { JsonObject, JsonValue } from '../devices/types.js';
 import { iso, json, stdio, table, UsageError, type Out } from './io.js';
 
