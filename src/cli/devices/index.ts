@@ -4,13 +4,12 @@
 // This file parses the command line, opens the registry and dispatches; each subcommand is a file of its own here,
 // and what they share is in shared.ts.
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { BackhaulError, errorText, isBackhaulError } from '../../core/errors.js';
+import { BackhaulError } from '../../core/errors.js';
 import { DeviceTypes } from '../../devices/device-types.js';
 import { registryPath, SqliteDeviceStore, type DeviceStore } from '../../devices/store/index.js';
 import { TopicScheme } from '../../devices/topics.js';
 import { configBasics } from '../status.js';
-import { stdio, UsageError, type Out } from '../io.js';
+import { exitCode, isSubcommand, stdio, subcommandLine, UsageError, type Out } from '../io.js';
 import { add } from './add.js';
 import { claim } from './claim.js';
 import { command } from './command.js';
@@ -21,7 +20,7 @@ import { list } from './list.js';
 import { resetCredentials } from './reset-credentials.js';
 import { set } from './set.js';
 import { show } from './show.js';
-import { OPTIONS, type Ctx, type Values } from './shared.js';
+import { OPTIONS, type Ctx } from './shared.js';
 import { typesCmd } from './types.js';
 
 export const DEVICES_HELP = `backhaul devices — the device registry (<data>/registry.sqlite)
@@ -61,12 +60,7 @@ IDs may be written in any common form (AA-BB-CC-DD-EE-FF, 0D49, ...). Docs: src/
 
 /** True when the first word of the command line is `devices` (options may come before it). */
 export function isDevicesCommand(argv: readonly string[]): boolean {
-  try {
-    const { positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: false });
-    return positionals[0] === 'devices';
-  } catch {
-    return false;
-  }
+  return isSubcommand(argv, 'devices', OPTIONS);
 }
 
 export interface DevicesRunOptions {
@@ -78,20 +72,9 @@ export interface DevicesRunOptions {
 /** Run `backhaul devices …` (argv as given to `backhaul`); resolves with the exit code. */
 export async function devicesMain(argv: readonly string[], opts: DevicesRunOptions = {}): Promise<number> {
   const io = opts.io ?? stdio;
-  let values: Values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }));
-  } catch (e) {
-    io.err(`BH_USAGE ${(e as Error).message}\n\n${DEVICES_HELP}`);
-    return 2;
-  }
-  // positionals[0] is `devices`
-  const [, cmd, ...args] = positionals;
-  if (values.help || cmd === undefined || cmd === 'help') {
-    io.out(DEVICES_HELP);
-    return values.help || cmd === 'help' ? 0 : 2;
-  }
+  const line = subcommandLine(argv, OPTIONS, DEVICES_HELP, io);
+  if (typeof line === 'number') return line;
+  const { values, cmd, args } = line;
   const types = opts.types ?? new DeviceTypes();
   const commands: Record<string, (c: Ctx) => Promise<number>> = {
     list,
@@ -114,19 +97,14 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
   }
   let store: DeviceStore | undefined;
   try {
-    const basics = values.config !== undefined ? configOf(values.config) : undefined;
-    const dataDir = values.data !== undefined ? resolve(values.data) : basics?.dataDir;
-    if (dataDir === undefined) throw new UsageError('devices needs -c FILE (the config, for its data folder) or --data DIR');
-    const scheme = new TopicScheme(types, basics?.topics ?? {});
-    store = SqliteDeviceStore.open(registryPath(dataDir), { types });
-    return await run({ store, types, scheme, v: values, args, io, dataDir });
-  } catch (e) {
-    if (e instanceof UsageError) {
-      io.err(`BH_USAGE ${e.message}`);
-      return 2;
-    }
-    io.err(isBackhaulError(e) ? e.toString() : errorText(e));
-    return 1;
+    return await exitCode(io, async () => {
+      const basics = values.config !== undefined ? configOf(values.config) : undefined;
+      const dataDir = values.data !== undefined ? resolve(values.data) : basics?.dataDir;
+      if (dataDir === undefined) throw new UsageError('devices needs -c FILE (the config, for its data folder) or --data DIR');
+      const scheme = new TopicScheme(types, basics?.topics ?? {});
+      store = SqliteDeviceStore.open(registryPath(dataDir), { types });
+      return await run({ store, types, scheme, v: values, args, io, dataDir });
+    });
   } finally {
     await store?.close();
   }
