@@ -7,7 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import { generatePassword } from '../src/devices/credentials.js';
 import { DeviceTypes } from '../src/devices/device-types.js';
-import { registryPath, SqliteDeviceStore, type DeviceInput } from '../src/devices/registry.js';
+import { registryPath, SqliteDeviceStore } from '../src/devices/store/index.js';
+import type { DeviceInput } from '../src/devices/store/devices.js';
 import { nowMs, type SimDevice } from './e2e-lib.js';
 
 export interface StormSetup {

@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { DeviceTypes } from '../src/devices/device-types.js';
-import { registryPath, SqliteDeviceStore } from '../src/devices/registry.js';
+import { registryPath, SqliteDeviceStore } from '../src/devices/store/index.js';
 import { brokerInput } from '../src/inputs/broker/index.js';
 import { fetchStatus } from '../src/runtime/control.js';
 import {

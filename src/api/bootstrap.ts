@@ -21,7 +21,7 @@ import { LogThrottle } from '../core/throttle.js';
 import { makeEvent } from '../core/events.js';
 import type { HubEvent } from '../core/types.js';
 import { generatePassword, hashPassword, verifyPassword } from '../devices/credentials.js';
-import type { DeviceStore } from '../devices/registry.js';
+import type { DeviceStore } from '../devices/store/index.js';
 import type { DeviceTopics, TopicScheme } from '../devices/topics.js';
 import { normaliseId, type Device } from '../devices/types.js';
 import { DEFAULT_API_RATE_LIMITS, enforce } from './limits.js';

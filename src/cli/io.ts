@@ -1,5 +1,8 @@
-// What the CLI's subcommands (`devices`, `tokens`) share: where they write, usage errors, tables and times.
-import { BackhaulError } from '../core/errors.js';
+// What the CLI's subcommands (`devices`, `tokens`) share: where they write, parsing their command line, usage
+// errors, how an error ends a command, tables and times.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { BackhaulError, errorText, isBackhaulError } from '../core/errors.js';
+
 export interface Out {
   out(s: string): void;
   err(s: string): void;
@@ -11,7 +14,6 @@ export const stdio: Out = {
 };
 
 /** A wrong command line: printed as `BH_USAGE …`, exit 2. */
-/** A wrong command line: printed with the command's usage. */
 export class UsageError extends BackhaulError {
   constructor(detail: string) {
     super('BH_USAGE', detail);
@@ -32,4 +34,59 @@ export function iso(ms: number | undefined): string {
 
 export function json(v: unknown): string {
   return JSON.stringify(v, null, 2);
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+export type Values<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>>['values'];
+
+/** True when the first word of the command line is `word` (options may come before it). */
+export function isSubcommand(argv: readonly string[], word: string, options: Options): boolean {
+  try {
+    const { positionals } = parseArgs({ args: [...argv], options, allowPositionals: true, strict: false });
+    return positionals[0] === word;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `backhaul WORD CMD ARGS… [options]` parsed: the options, the subcommand and its arguments; or, when the line is
+ * answered already (help printed: 0; a usage error or no subcommand: 2), that exit code.
+ */
+export function subcommandLine<O extends Options>(
+  argv: readonly string[],
+  options: O,
+  help: string,
+  io: Out,
+): { readonly values: Values<O>; readonly cmd: string; readonly args: string[] } | number {
+  let values: Values<O>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true }));
+  } catch (e) {
+    io.err(`BH_USAGE ${errorText(e)}\n\n${help}`);
+    return 2;
+  }
+  // positionals[0] is WORD itself
+  const [, cmd, ...args] = positionals;
+  const asked = (values as { help?: unknown }).help === true || cmd === 'help';
+  if (asked || cmd === undefined) {
+    io.out(help);
+    return asked ? 0 : 2;
+  }
+  return { values, cmd, args };
+}
+
+/** The exit code of a subcommand's run: its own, 2 after a usage error, 1 after any other (printed `CODE message`). */
+export async function exitCode(io: Out, run: () => number | Promise<number>): Promise<number> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`BH_USAGE ${e.message}`);
+      return 2;
+    }
+    io.err(isBackhaulError(e) ? e.toString() : errorText(e));
+    return 1;
+  }
 }

@@ -15,7 +15,7 @@ import { dataDirOf, formatStatus } from './status.js';
 import { ControlServer, fetchStatus, type StatusReport } from '../runtime/control.js';
 import { findOrphanOutboxes } from '../outbox/files.js';
 import { makePrivateDir, wideModeMessage, wideModes } from '../core/private-files.js';
-import { devicesMain, isDevicesCommand } from './devices.js';
+import { devicesMain, isDevicesCommand } from './devices/index.js';
 import { isTokensCommand, tokensMain } from './tokens.js';
 
 const HELP = `backhaul — IoT concentrator: gather frames, decode, route, deliver.
@@ -176,7 +176,7 @@ async function run(
 }
 
 async function main(argv: string[]): Promise<void> {
-  // `devices` has options of its own, which the strict parse below would refuse: src/cli/devices.ts parses them.
+  // `devices` has options of its own, which the strict parse below would refuse: src/cli/devices/index.ts parses them.
   if (isDevicesCommand(argv)) {
     process.exitCode = await devicesMain(argv);
     return;

@@ -2,11 +2,10 @@
 // (`-c FILE`) or of `--data DIR`; safe while Backhaul runs (SQLite WAL), and a revocation takes effect on the API's
 // next request. Errors print as `CODE path: message` on stderr; exit 1 for errors, 2 for usage.
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { BackhaulError, errorText, isBackhaulError } from '../core/errors.js';
+import { BackhaulError } from '../core/errors.js';
 import { ROLES, SqliteTokenStore, tokensPath, type Role, type TokenInfo } from '../api/tokens.js';
 import { configBasics } from './status.js';
-import { iso, json, stdio, table, UsageError, type Out } from './io.js';
+import { exitCode, isSubcommand, iso, json, stdio, subcommandLine, table, UsageError, type Out, type Values as IoValues } from './io.js';
 
 export const TOKENS_HELP = `backhaul tokens — API tokens (<data>/tokens.sqlite)
 
@@ -27,16 +26,11 @@ const OPTIONS = {
   name: { type: 'string' },
 } as const;
 
-type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>>['values'];
+type Values = IoValues<typeof OPTIONS>;
 
 /** True when the first word of the command line is `tokens` (options may come before it). */
 export function isTokensCommand(argv: readonly string[]): boolean {
-  try {
-    const { positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: false });
-    return positionals[0] === 'tokens';
-  } catch {
-    return false;
-  }
+  return isSubcommand(argv, 'tokens', OPTIONS);
 }
 
 interface Ctx {
@@ -99,25 +93,11 @@ export interface TokensRunOptions {
 }
 
 /** Run `backhaul tokens …` (argv as given to `backhaul`); resolves with the exit code. */
-export function tokensMain(argv: readonly string[], opts: TokensRunOptions = {}): Promise<number> {
-  return Promise.resolve(run(argv, opts.io ?? stdio));
-}
-
-function run(argv: readonly string[], io: Out): number {
-  let values: Values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }));
-  } catch (e) {
-    io.err(`BH_USAGE ${(e as Error).message}\n\n${TOKENS_HELP}`);
-    return 2;
-  }
-  // positionals[0] is `tokens`
-  const [, cmd, ...args] = positionals;
-  if (values.help || cmd === undefined || cmd === 'help') {
-    io.out(TOKENS_HELP);
-    return values.help || cmd === 'help' ? 0 : 2;
-  }
+export async function tokensMain(argv: readonly string[], opts: TokensRunOptions = {}): Promise<number> {
+  const io = opts.io ?? stdio;
+  const line = subcommandLine(argv, OPTIONS, TOKENS_HELP, io);
+  if (typeof line === 'number') return line;
+  const { values, cmd, args } = line;
   const commands: Record<string, (c: Ctx) => number> = { create, list, revoke };
   const cmdFn = commands[cmd];
   if (!cmdFn) {
@@ -126,17 +106,12 @@ function run(argv: readonly string[], io: Out): number {
   }
   let store: SqliteTokenStore | undefined;
   try {
-    const dataDir = values.data !== undefined ? resolve(values.data) : values.config !== undefined ? dataDirOf(values.config) : undefined;
-    if (dataDir === undefined) throw new UsageError('tokens needs -c FILE (the config, for its data folder) or --data DIR');
-    store = SqliteTokenStore.open(tokensPath(dataDir));
-    return cmdFn({ store, v: values, args, io });
-  } catch (e) {
-    if (e instanceof UsageError) {
-      io.err(`BH_USAGE ${e.message}`);
-      return 2;
-    }
-    io.err(isBackhaulError(e) ? e.toString() : errorText(e));
-    return 1;
+    return await exitCode(io, () => {
+      const dataDir = values.data !== undefined ? resolve(values.data) : values.config !== undefined ? dataDirOf(values.config) : undefined;
+      if (dataDir === undefined) throw new UsageError('tokens needs -c FILE (the config, for its data folder) or --data DIR');
+      store = SqliteTokenStore.open(tokensPath(dataDir));
+      return cmdFn({ store, v: values, args, io });
+    });
   } finally {
     store?.close();
   }

@@ -23,7 +23,8 @@ import type { HubEvent } from '../core/types.js';
 import { checkOrderParams, shownOrderParams } from './device-types.js';
 import type { DeviceStatus } from './gate.js';
 import { CLAIM_WINDOW_DEFAULT_MS, openClaimWindows } from './provision.js';
-import type { CommandRecord, DeviceStore } from './registry.js';
+import type { DeviceStore } from './store/index.js';
+import type { CommandRecord } from './store/orders.js';
 import type { TopicScheme } from './topics.js';
 import type { Device, JsonObject, JsonValue } from './types.js';
 

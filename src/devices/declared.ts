@@ -8,7 +8,9 @@ import type { DeclaredDevice } from '../core/config/schema.js';
 import { durationMs } from '../core/duration.js';
 import { hashPassword, verifyPassword } from './credentials.js';
 import type { DeviceTypes } from './device-types.js';
-import { identify, planDevice, type ConfigDeviceInput, type ConfigSyncResult, type DeviceInput, type DeviceStore } from './registry.js';
+import type { DeviceStore } from './store/index.js';
+import { identify, planDevice } from './store/rules.js';
+import type { ConfigDeviceInput, ConfigSyncResult, DeviceInput } from './store/devices.js';
 
 /** A declared device with its secrets resolved (the password is the password itself). */
 export type DeclaredDeviceConfig = Omit<Static<typeof DeclaredDevice>, 'password'> & { readonly password?: string };

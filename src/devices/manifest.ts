@@ -11,7 +11,10 @@ import { durationMs } from '../core/duration.js';
 import { suggest } from '../core/config/validate.js';
 import { hashPassword, verifyPassword } from './credentials.js';
 import { checkClaimCode, openClaimWindows, type ClaimWindow } from './provision.js';
-import { identify, type Change, type DeviceInput, type DeviceStore, type AuditInput } from './registry.js';
+import type { DeviceStore } from './store/index.js';
+import { identify } from './store/rules.js';
+import type { Change, DeviceInput } from './store/devices.js';
+import type { AuditInput } from './store/audit.js';
 import { shown } from '../core/errors.js';
 import { ID_KINDS, guessIdKind, isJsonObject, normaliseId, type IdKind } from './types.js';
 

@@ -3,7 +3,8 @@
 import { BackhaulError } from '../core/errors.js';
 import { durationMs } from '../core/duration.js';
 import { generatePassword, hashPassword } from './credentials.js';
-import type { DeviceInput, DeviceStore } from './registry.js';
+import type { DeviceStore } from './store/index.js';
+import type { DeviceInput } from './store/devices.js';
 import type { Device } from './types.js';
 
 export interface Issued {

@@ -13,6 +13,3 @@ export function deferred(): { promise: Promise<void>; resolve: () => void } {
   });
   return { promise, resolve };
 }
-
-// The broker still says errorMessage (its split into files is merged next); everything else uses core's errorText.
-export { errorText as errorMessage } from '../core/errors.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BackhaulError, type ErrorCode, errorText, isBackhaulError } from '../core/errors.js';
 import type { SendCommand } from '../devices/commands.js';
-import type { CommandRecord } from '../devices/registry.js';
+import type { CommandRecord } from '../devices/store/orders.js';
 import type { InputStatus } from './hub.js';
 import type { SinkStatus } from '../outbox/runner.js';
 

@@ -13,7 +13,7 @@ import type { RateLimitOptions } from '../../src/core/ratelimit.js';
 import type { HubEvent } from '../../src/core/types.js';
 import { hashPassword } from '../../src/devices/credentials.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';
-import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
+import { registryPath, SqliteDeviceStore } from '../../src/devices/store/index.js';
 import { TopicScheme } from '../../src/devices/topics.js';
 import { tempDir } from '../helpers/context.js';
 

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyPassword } from '../../src/devices/credentials.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';
-import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
+import { registryPath, SqliteDeviceStore } from '../../src/devices/store/index.js';
 import { tempDir } from '../helpers/context.js';
 import { runToEnd } from '../helpers/process.js';
 

@@ -9,7 +9,7 @@ import { Metrics } from '../../src/core/metrics.js';
 import type { Frame, Reading } from '../../src/core/types.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';
 import { DeviceGate } from '../../src/devices/gate.js';
-import { registryPath, SqliteDeviceStore, type DeviceStore } from '../../src/devices/registry.js';
+import { registryPath, SqliteDeviceStore, type DeviceStore } from '../../src/devices/store/index.js';
 import { TopicScheme } from '../../src/devices/topics.js';
 import { tempDir } from '../helpers/context.js';
 import { until } from '../helpers/until.js';

@@ -9,7 +9,7 @@ import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';
-import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
+import { registryPath, SqliteDeviceStore } from '../../src/devices/store/index.js';
 import { hashPassword } from '../../src/devices/credentials.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeviceTypes } from '../../src/devices/device-types.js';
 import { importManifest, parseCsv, type ImportReport } from '../../src/devices/manifest.js';
-import { registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
+import { registryPath, SqliteDeviceStore } from '../../src/devices/store/index.js';
 import { tempDir } from '../helpers/context.js';
 import { rejectsCode } from './store-conformance.js';
 

@@ -1,12 +1,16 @@
 // One conformance suite every DeviceStore must pass (SQLite now, PostgreSQL later): validation with the same codes
 // and paths, idempotent upserts and dry runs, filters, runtime fields, credentials, read-only config devices, the
-// audit log, and — for durable stores — that everything survives a reopen.
+// audit log and the orders, and — for durable stores — that everything survives a reopen. The audit log and the order
+// log stand alone (no device needs to exist), so each has a suite of its own for a store's part, which the composed
+// store passes too; device records and credentials share the devices, so they are tested together.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { BackhaulError, type ErrorCode } from '../../src/core/errors.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';
-import type { DeviceStore } from '../../src/devices/registry.js';
+import type { DeviceStore } from '../../src/devices/store/index.js';
+import type { AuditLog } from '../../src/devices/store/audit.js';
+import type { OrderLog } from '../../src/devices/store/orders.js';
 import type { JsonValue } from '../../src/devices/types.js';
 
 export interface DeviceStoreMaker {
@@ -32,6 +36,11 @@ export async function rejectsCode(p: Promise<unknown>, code: ErrorCode, path?: s
 }
 
 export function deviceStoreConformance(name: string, maker: DeviceStoreMaker): void {
+  // The parts that stand alone have suites of their own; the composed store passes them too.
+  const part = (clock: Clock) => maker.make({ types: new DeviceTypes(), clock });
+  auditLogConformance(name, part);
+  orderLogConformance(name, part);
+
   const setup = async () => {
     const clock = new ManualClock(T0);
     const types = new DeviceTypes();
@@ -447,63 +456,6 @@ export function deviceStoreConformance(name: string, maker: DeviceStoreMaker): v
     }
   });
 
-  test(`${name}: the audit log keeps who did what, newest first`, async () => {
-    const { store, clock } = await setup();
-    try {
-      const a = await store.appendAudit({ actor: 'cli:alice', action: 'device.add', device: '0d49', detail: { type: 'opentrv-valve' }, result: 'ok' });
-      assert.equal(a.at, T0);
-      clock.advance(10);
-      assert.equal(
-        await store.appendAuditMany([
-          { actor: 'cli:bob', action: 'device.set', device: '0d49', detail: { changed: ['tags'] } },
-          { actor: 'cli:bob', action: 'device.add', device: '0d4a' },
-        ]),
-        2,
-      );
-      const all = await store.listAudit();
-      assert.deepEqual(all.map((e) => e.action), ['device.add', 'device.set', 'device.add']);
-      assert.ok(all[0]!.seq > all[1]!.seq);
-      const mine = await store.listAudit({ device: '0d49' });
-      assert.deepEqual(mine.map((e) => [e.actor, e.action, e.at]), [['cli:bob', 'device.set', T0 + 10], ['cli:alice', 'device.add', T0]]);
-      assert.deepEqual(mine[1]!.detail, { type: 'opentrv-valve' });
-      assert.equal(mine[1]!.result, 'ok');
-      assert.equal((await store.listAudit({ limit: 1 })).length, 1);
-      assert.equal((await store.listAudit({ since: T0 + 5 })).length, 2);
-      assert.equal((await store.listAudit({ action: 'device.add' })).length, 2);
-    } finally {
-      await store.close();
-    }
-  });
-
-  test(`${name}: orders are recorded as sent and settled once; listed newest first, by device and status`, async () => {
-    const { store, clock } = await setup();
-    try {
-      const base = { params: { delay: 5 }, actor: 'cli:alice', topic: 'u4/302/valve/command', dest: '0d49' };
-      const c1 = await store.recordCommand({ ...base, id: 'c1', device: '0d49', order: 'reboot' });
-      assert.deepEqual(c1, { ...base, id: 'c1', device: '0d49', order: 'reboot', sentAt: T0, status: 'sent' });
-      clock.advance(10);
-      await store.recordCommand({ ...base, id: 'c2', device: '0d4a', order: 'reinstall', params: {} });
-      await rejectsCode(store.recordCommand({ ...base, id: 'c1', device: '0d49', order: 'reboot' }), 'BH_DEVICE_EXISTS', 'id');
-      clock.advance(5);
-      const acked = await store.settleCommand('c1', 'acknowledged', { ack: 'c1', result: 'ok' });
-      assert.equal(acked?.status, 'acknowledged');
-      assert.equal(acked?.doneAt, T0 + 15);
-      assert.deepEqual(acked?.result, { ack: 'c1', result: 'ok' });
-      // Settled once: a late expiry changes nothing.
-      const late = await store.settleCommand('c1', 'expired', 'no answer', T0 + 99);
-      assert.equal(late?.status, 'acknowledged');
-      assert.equal(late?.doneAt, T0 + 15);
-      assert.equal(await store.settleCommand('nope', 'failed'), undefined);
-      assert.deepEqual((await store.listCommands()).map((c) => c.id), ['c2', 'c1']);
-      assert.deepEqual((await store.listCommands({ device: '0d49' })).map((c) => c.id), ['c1']);
-      assert.deepEqual((await store.listCommands({ status: 'sent' })).map((c) => c.id), ['c2']);
-      assert.equal((await store.listCommands({ limit: 1 })).length, 1);
-      assert.deepEqual(await store.getCommand('c2'), { ...base, id: 'c2', device: '0d4a', order: 'reinstall', params: {}, sentAt: T0 + 10, status: 'sent' });
-    } finally {
-      await store.close();
-    }
-  });
-
   test(`${name}: rehashCredentials replaces a registry device's hash only while it is still the old one, keeping when the login was set`, async () => {
     const { store, clock } = await setup();
     try {
@@ -553,4 +505,72 @@ export function deviceStoreConformance(name: string, maker: DeviceStoreMaker): v
       }
     });
   }
+}
+
+/** A part's suite is given a fresh, empty part (on its own, or a whole store) for each test. */
+type Closable<T> = T & { close(): Promise<void> };
+
+/** Every AuditLog: entries kept as appended, listed newest first, filtered. */
+export function auditLogConformance(name: string, make: (clock: Clock) => Promise<Closable<AuditLog>>): void {
+  test(`${name}: the audit log keeps who did what, newest first`, async () => {
+    const clock = new ManualClock(T0);
+    const store = await make(clock);
+    try {
+      const a = await store.appendAudit({ actor: 'cli:alice', action: 'device.add', device: '0d49', detail: { type: 'opentrv-valve' }, result: 'ok' });
+      assert.equal(a.at, T0);
+      clock.advance(10);
+      assert.equal(
+        await store.appendAuditMany([
+          { actor: 'cli:bob', action: 'device.set', device: '0d49', detail: { changed: ['tags'] } },
+          { actor: 'cli:bob', action: 'device.add', device: '0d4a' },
+        ]),
+        2,
+      );
+      const all = await store.listAudit();
+      assert.deepEqual(all.map((e) => e.action), ['device.add', 'device.set', 'device.add']);
+      assert.ok(all[0]!.seq > all[1]!.seq);
+      const mine = await store.listAudit({ device: '0d49' });
+      assert.deepEqual(mine.map((e) => [e.actor, e.action, e.at]), [['cli:bob', 'device.set', T0 + 10], ['cli:alice', 'device.add', T0]]);
+      assert.deepEqual(mine[1]!.detail, { type: 'opentrv-valve' });
+      assert.equal(mine[1]!.result, 'ok');
+      assert.equal((await store.listAudit({ limit: 1 })).length, 1);
+      assert.equal((await store.listAudit({ since: T0 + 5 })).length, 2);
+      assert.equal((await store.listAudit({ action: 'device.add' })).length, 2);
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+/** Every OrderLog: orders recorded once, settled once, listed newest first, filtered. */
+export function orderLogConformance(name: string, make: (clock: Clock) => Promise<Closable<OrderLog>>): void {
+  test(`${name}: orders are recorded as sent and settled once; listed newest first, by device and status`, async () => {
+    const clock = new ManualClock(T0);
+    const store = await make(clock);
+    try {
+      const base = { params: { delay: 5 }, actor: 'cli:alice', topic: 'u4/302/valve/command', dest: '0d49' };
+      const c1 = await store.recordCommand({ ...base, id: 'c1', device: '0d49', order: 'reboot' });
+      assert.deepEqual(c1, { ...base, id: 'c1', device: '0d49', order: 'reboot', sentAt: T0, status: 'sent' });
+      clock.advance(10);
+      await store.recordCommand({ ...base, id: 'c2', device: '0d4a', order: 'reinstall', params: {} });
+      await rejectsCode(store.recordCommand({ ...base, id: 'c1', device: '0d49', order: 'reboot' }), 'BH_DEVICE_EXISTS', 'id');
+      clock.advance(5);
+      const acked = await store.settleCommand('c1', 'acknowledged', { ack: 'c1', result: 'ok' });
+      assert.equal(acked?.status, 'acknowledged');
+      assert.equal(acked?.doneAt, T0 + 15);
+      assert.deepEqual(acked?.result, { ack: 'c1', result: 'ok' });
+      // Settled once: a late expiry changes nothing.
+      const late = await store.settleCommand('c1', 'expired', 'no answer', T0 + 99);
+      assert.equal(late?.status, 'acknowledged');
+      assert.equal(late?.doneAt, T0 + 15);
+      assert.equal(await store.settleCommand('nope', 'failed'), undefined);
+      assert.deepEqual((await store.listCommands()).map((c) => c.id), ['c2', 'c1']);
+      assert.deepEqual((await store.listCommands({ device: '0d49' })).map((c) => c.id), ['c1']);
+      assert.deepEqual((await store.listCommands({ status: 'sent' })).map((c) => c.id), ['c2']);
+      assert.equal((await store.listCommands({ limit: 1 })).length, 1);
+      assert.deepEqual(await store.getCommand('c2'), { ...base, id: 'c2', device: '0d4a', order: 'reinstall', params: {}, sentAt: T0 + 10, status: 'sent' });
+    } finally {
+      await store.close();
+    }
+  });
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DeviceTypes } from '../../src/devices/device-types.js';
 import { generatePassword } from '../../src/devices/credentials.js';
-import { loginKeyPath, registryPath, SqliteDeviceStore } from '../../src/devices/registry.js';
+import { loginKeyPath, registryPath, SqliteDeviceStore } from '../../src/devices/store/index.js';
 import { tempDir } from '../helpers/context.js';
 import { throwsCode } from '../helpers/assert.js';
 import { deviceStoreConformance } from './store-conformance.js';

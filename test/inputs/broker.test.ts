@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
-import { brokerInput, filterWithin } from '../../src/inputs/broker/index.js';
+import { brokerInput } from '../../src/inputs/broker/index.js';
+import { filterWithin } from '../../src/inputs/broker/authorize.js';
 import type { Principal } from '../../src/core/driver.js';
 import { topicMatches, topicFilterError } from '../../src/core/topic.js';
 import { BackhaulError } from '../../src/core/errors.js';

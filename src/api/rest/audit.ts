@@ -3,7 +3,7 @@
 // also write their own, more specific entry (`device.set`, `command.reboot`), as the CLI does.
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { errorText, isBackhaulError } from '../../core/errors.js';
-import type { DeviceStore } from '../../devices/registry.js';
+import type { DeviceStore } from '../../devices/store/index.js';
 import type { Logger } from '../../core/logger.js';
 
 declare module 'fastify' {

@@ -3,7 +3,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { HubEvent } from '../../core/types.js';
-import { findDevice } from '../../devices/registry.js';
+import { findDevice } from '../../devices/store/rules.js';
 import type { HistoryReader } from '../../core/history.js';
 import { ApiError, errorResponses } from '../server.js';
 import { EventView, type ApiDeps } from './deps.js';

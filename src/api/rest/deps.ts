@@ -7,7 +7,8 @@ import type { Metrics } from '../../core/metrics.js';
 import type { SendCommand } from '../../devices/commands.js';
 import { effectiveThresholds, type DeviceTypes } from '../../devices/device-types.js';
 import type { LivenessState } from '../../devices/liveness.js';
-import type { CommandRecord, DeviceStore } from '../../devices/registry.js';
+import type { DeviceStore } from '../../devices/store/index.js';
+import type { CommandRecord } from '../../devices/store/orders.js';
 import type { TopicScheme } from '../../devices/topics.js';
 import type { Device } from '../../devices/types.js';
 

@@ -11,7 +11,9 @@ import {
   resetDeviceCredentials,
   setClaimCode,
 } from '../../devices/provision.js';
-import { COMMAND_STATUSES, findDevice, type DeviceFilter, type DevicePatch } from '../../devices/registry.js';
+import { findDevice } from '../../devices/store/rules.js';
+import type { DeviceFilter, DevicePatch } from '../../devices/store/devices.js';
+import { COMMAND_STATUSES } from '../../devices/store/orders.js';
 import { DEVICE_STATES, ID_KINDS, type Device } from '../../devices/types.js';
 import { ApiError, errorResponses } from '../server.js';
 import { actorOf } from './audit.js';
