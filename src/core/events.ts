@@ -9,6 +9,16 @@ import type { EventSeverity, Value } from './types.js';
 const ms = (description: string) => Type.Number({ description: `${description} (ms since the epoch)` });
 const duration = (description: string) => Type.Number({ description: `${description} (ms)` });
 const volts = (description: string) => Type.Number({ description: `${description} (V)` });
+/** What every order event names: the order's id and what was ordered. */
+const orderFields = {
+  command: Type.String({ description: 'the order\'s id' }),
+  order: Type.String({ description: 'what was ordered (`reinstall`, ...)' }),
+};
+/** How a device's status answered an order. */
+const answerFields = {
+  answer: Type.Optional(Type.String({ description: 'the device\'s status, as JSON text' })),
+  reason: Type.Optional(Type.String({ description: 'the device\'s status instead, when it was a plain string' })),
+};
 const ValueSchema = Type.Union([Type.Number(), Type.String(), Type.Boolean()]);
 const Policy = Type.Union([Type.Literal('register'), Type.Literal('quarantine'), Type.Literal('drop')], { description: 'the `devices.unknown` policy' });
 const Level = (description: string) => Type.Union([Type.Literal('NORMAL'), Type.Literal('WARNING'), Type.Literal('DANGER')], { description });
@@ -93,35 +103,21 @@ export const EVENT_TYPES = {
     device: true,
     by: 'orders (`src/devices/commands.ts`)',
     when: 'The device\'s status acknowledged an order with `"result": "ok"`.',
-    data: Type.Object({
-      command: Type.String({ description: 'the order\'s id' }),
-      order: Type.String({ description: 'what was ordered (`reinstall`, ...)' }),
-      answer: Type.Optional(Type.String({ description: 'the device\'s status, as JSON text' })),
-      reason: Type.Optional(Type.String({ description: 'the device\'s status instead, when it was a plain string' })),
-    }),
+    data: Type.Object({ ...orderFields, ...answerFields }),
   },
   'command.failed': {
     severity: 'warning',
     device: true,
     by: 'orders',
     when: 'The device\'s status acknowledged an order with another result.',
-    data: Type.Object({
-      command: Type.String({ description: 'the order\'s id' }),
-      order: Type.String({ description: 'what was ordered' }),
-      answer: Type.Optional(Type.String({ description: 'the device\'s status, as JSON text' })),
-      reason: Type.Optional(Type.String({ description: 'the device\'s status instead, when it was a plain string' })),
-    }),
+    data: Type.Object({ ...orderFields, ...answerFields }),
   },
   'command.expired': {
     severity: 'warning',
     device: true,
     by: 'orders',
     when: 'No acknowledgement within `devices.commandTimeoutMs`.',
-    data: Type.Object({
-      command: Type.String({ description: 'the order\'s id' }),
-      order: Type.String({ description: 'what was ordered' }),
-      reason: Type.String({ description: 'why, e.g. `no acknowledgement within 60 s`' }),
-    }),
+    data: Type.Object({ ...orderFields, reason: Type.String({ description: 'why, e.g. `no acknowledgement within 60 s`' }) }),
   },
   'device.credentials_claimed_twice': {
     severity: 'critical',

@@ -1,6 +1,7 @@
 // The composition root: builds every part from a validated config and wires the data path
 //   inputs ──Frame──▶ decoder ──Reading──▶ device gate ──▶ router ──▶ route stages ──▶ sink runners (outbox → sink)
 // Nothing here is global: config, logger and clock come in, so tests run several hubs in one process.
+import { stableJson } from '../core/json.js';
 import { makePrivateDir, wideModeMessage, wideModes } from '../core/private-files.js';
 import { isAbsolute, resolve } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -513,19 +514,5 @@ export class Hub {
  * it, so a changed secret value does not change it), its keys sorted (the order they are written in does not count).
  */
 export function configHash(config: LoadedConfig): string {
-  return createHash('sha256').update(canonicalJson(shownConfig(config).tree)).digest('hex');
-}
-
-/** JSON with every object's keys sorted, so a config hashes the same however its keys are ordered. */
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (v !== null && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o)
-      .sort()
-      .filter((k) => o[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
+  return createHash('sha256').update(stableJson(shownConfig(config).tree)).digest('hex');
 }

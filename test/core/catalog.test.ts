@@ -1,8 +1,9 @@
 // The error catalog, docs/errors.md and the code stay in step; every built-in driver is documented: a section in
 // docs/config.md, and a README in one shape whose options table is generated and whose examples load.
+import { sourceFiles } from '../helpers/files.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -12,15 +13,6 @@ import { driverDocs, renderConfigTables, renderErrors, withOptionsTable, OPTIONS
 import { loadConfigText, type LoadedConfig } from '../../src/runtime/config.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-
-function sources(dir: string, out: string[] = []): string[] {
-  for (const n of readdirSync(dir)) {
-    const p = join(dir, n);
-    if (statSync(p).isDirectory()) sources(p, out);
-    else if (n.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 test('docs/errors.md documents exactly the codes in the catalog', () => {
   const doc = readFileSync(join(root, 'docs/errors.md'), 'utf8');
@@ -40,7 +32,7 @@ function unusedCodes(code: string): string[] {
 }
 
 test('every catalog code is raised somewhere in the code (a mention in a comment does not count)', () => {
-  const code = sources(join(root, 'src'))
+  const code = sourceFiles(join(root, 'src'))
     .filter((f) => !f.endsWith(join('core', 'errors.ts')))
     .map((f) => withoutComments(readFileSync(f, 'utf8'), f))
     .join('\n');

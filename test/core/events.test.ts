@@ -1,9 +1,10 @@
 // The map of event types (src/core/events.ts): it rejects events of the wrong shape at compile time (the
 // `@ts-expect-error` lines below stop the build when they would compile), docs/events.md is generated from it, every
 // type in it is raised somewhere, and no code outside it builds an event by hand.
+import { sourceFiles } from '../helpers/files.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Value } from '@sinclair/typebox/value';
@@ -15,18 +16,9 @@ import { builtinRegistry } from '../../src/runtime/registry.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
-function sources(dir: string, out: string[] = []): string[] {
-  for (const n of readdirSync(dir)) {
-    const p = join(dir, n);
-    if (statSync(p).isDirectory()) sources(p, out);
-    else if (n.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
-
 const OWN = [join('src', 'core', 'events.ts'), join('src', 'cli', 'events-doc.ts')];
 const others = () =>
-  sources(join(root, 'src'))
+  sourceFiles(join(root, 'src'))
     .map((f) => ({ file: relative(root, f), text: readFileSync(f, 'utf8') }))
     .filter((f) => !OWN.includes(f.file));
 

@@ -8,6 +8,7 @@
 // * anything else is a BackhaulError whose code is in the catalog: a TypeError or RangeError fails the test with the
 //   input printed.
 // The seed is fixed, so a failure repeats. `npm run fuzz` (fuzz/README.md) goes much further with generated inputs.
+import { mulberry32 } from '../../src/inputs/simulator/index.js'; // the seeded PRNG the simulator uses
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -32,17 +33,6 @@ const VARIANTS: Readonly<Record<string, ReadonlyArray<Record<string, unknown>>>>
   opentrv: [{}, { unknownKeys: 'drop' }],
 };
 
-/** mulberry32: a small seedable PRNG, floats in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Sample {
   readonly what: string;
@@ -126,7 +116,7 @@ function randomJson(rnd: () => number, depth = 0): unknown {
 
 /** The seeds, their mutants (as text or bytes, as the seed was), random JSON and random bytes. */
 function corpus(): Sample[] {
-  const rnd = prng(SEED);
+  const rnd = mulberry32(SEED);
   const base = seeds();
   const out: Sample[] = [...base];
   for (const s of base) {

@@ -1,6 +1,7 @@
 // The rules every device store shares: the validation and merge of what is set on a device (`planDevice`), canonical
 // ids, finding a device from an id as a person typed it, and the errors for a missing or read-only device. Every
 // store uses these, so all refuse the same input with the same codes and paths.
+import { stableJson } from '../../core/json.js';
 import { BackhaulError, shown } from '../../core/errors.js';
 import type { DeviceTypes } from '../device-types.js';
 import {
@@ -19,19 +20,6 @@ import {
 } from '../types.js';
 import type { Change, DeviceInput, DevicePatch, DeviceRecords } from './devices.js';
 
-/** JSON with sorted keys, for comparing configs and statuses. */
-export function stableJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
-  if (typeof v === 'object' && v !== null) {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o)
-      .sort()
-      .filter((k) => o[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${stableJson(o[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}
 
 function mergeLocation(old: Location, patch: DevicePatch['location']): Location {
   if (patch === undefined) return old;
