@@ -41,7 +41,8 @@ function typeOf(s: JsonSchema): string {
   return s.type ?? 'any';
 }
 
-function cell(s: string): string {
+/** Text for a Markdown table cell: pipes escaped, one line. */
+export function cell(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 

@@ -1,4 +1,5 @@
 // Renders docs/events.md from the map of event types (src/core/events.ts), so the reference cannot drift from the code.
+import { cell } from './docs.js';
 import type { TSchema } from '@sinclair/typebox';
 import { EVENT_TYPES, type EventSpec } from '../core/events.js';
 
@@ -16,10 +17,6 @@ function typeOf(s: Schema): string {
   if (s.anyOf) return s.anyOf.map(typeOf).join(' \\| ');
   if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
   return s.type ?? 'any';
-}
-
-function cell(s: string): string {
-  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
 function severityOf(spec: EventSpec): string {

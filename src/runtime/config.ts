@@ -303,7 +303,13 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     const path = joinPath('sinks', id);
     const def = lookup('sink', reg.sinks, String(inst['type']), joinPath(path, 'type'));
     const outbox: unknown = inst['outbox'] ?? {};
-    errs.push(...validator.validate(OutboxOptions, outbox, joinPath(path, 'outbox')).filter((e) => !isUnresolved(e.path ?? '')));
+    const outboxErrors = validator.validate(OutboxOptions, outbox, joinPath(path, 'outbox')).filter((e) => !isUnresolved(e.path ?? ''));
+    errs.push(...outboxErrors);
+    const { backlogAlert, maxItems } = outbox as OutboxOptions;
+    if (outboxErrors.length === 0 && backlogAlert !== undefined && backlogAlert > maxItems) {
+      // The outbox never holds more than maxItems, so the alert could never be raised.
+      errs.push(new BackhaulError('BH_CONFIG_SCHEMA', `backlogAlert ${backlogAlert} is above maxItems ${maxItems}: the backlog can never reach it`, { path: joinPath(joinPath(path, 'outbox'), 'backlogAlert') }));
+    }
     if (def) {
       const o = options(inst, ['type', 'outbox']);
       errs.push(...validateOptions(def, o, path, isUnresolved));

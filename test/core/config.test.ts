@@ -297,3 +297,19 @@ test('problems a schema cannot see (topic filters, topic templates, mapping path
     ],
   );
 });
+
+test('a backlog alert above the outbox cap is refused: the backlog could never reach it', () => {
+  const cfg = (outbox: string) => `{
+    "inputs": { "sim": { "type": "simulator" } },
+    "sinks": { "screen": { "type": "console", "outbox": ${outbox} } },
+    "routes": [ { "to": ["screen"] } ]
+  }`;
+  const errs = errorsOf(cfg('{ "maxItems": 100, "backlogAlert": 101 }'));
+  assert.deepEqual(
+    errs.map((e) => [e.code, e.path]),
+    [['BH_CONFIG_SCHEMA', 'sinks.screen.outbox.backlogAlert']],
+  );
+  assert.match(errs[0]!.message, /above maxItems 100/);
+  assert.equal(load(cfg('{ "maxItems": 100, "backlogAlert": 100 }')).sinks[0]!.outbox.backlogAlert, 100);
+  assert.equal(load(cfg('{ "backlogAlert": 5000 }')).sinks[0]!.outbox.maxItems, 1_000_000); // the default cap
+});

@@ -48,7 +48,7 @@ export const OutboxOptions = Type.Object(
     backlogAlert: Type.Optional(
       Type.Integer({
         minimum: 1,
-        description: 'Raise `sink.backlog` when this many messages wait, and `sink.backlog_ok` once half as many or fewer do (docs/events.md); no such events when absent.',
+        description: 'Raise `sink.backlog` when this many messages wait, and `sink.backlog_ok` once half as many or fewer do (docs/events.md); at most `maxItems`; no such events when absent.',
       }),
     ),
   },
