@@ -5,6 +5,7 @@
 // claiming huge lengths. The property: the process throws nothing it does not catch, every connection ends, and at
 // checkpoints and at the end a fresh client still connects, publishes at QoS 1 and gets its PUBACK, and its frame
 // reaches the data path.
+import { createWithDefaults } from '../test/helpers/options.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -221,7 +222,7 @@ async function assertResponsive(url: string, frames: { alive: number }, n: numbe
 export async function fuzzBroker(o: BrokerFuzzOptions): Promise<{ stats: TargetStats; report: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'backhaul-fuzz-'));
   const frames = { alive: 0, all: 0 };
-  const input = brokerInput.create(
+  const input = createWithDefaults(brokerInput, 
     {
       host: '127.0.0.1',
       port: 0,

@@ -4,6 +4,7 @@
 // returns readings or a skip, or throws a BackhaulError whose code is in the catalog; nothing else.
 import fc from 'fast-check';
 import { Decoder, Encoder } from 'cbor-x';
+import { Value } from '@sinclair/typebox/value';
 import type { Decode, DecodeResult, DecoderDefinition } from '../src/core/driver.js';
 import { BackhaulError, ERROR_CATALOG } from '../src/core/errors.js';
 import type { Frame, Reading } from '../src/core/types.js';
@@ -41,7 +42,7 @@ export interface DecoderTarget {
 export function decoderTargets(): DecoderTarget[] {
   return [...builtinRegistry().decoders.values()].map((def: DecoderDefinition) => ({
     type: def.type,
-    decoders: (VARIANTS[def.type] ?? [{}]).map((o) => def.create(o as never)),
+    decoders: (VARIANTS[def.type] ?? [{}]).map((o) => def.create(Value.Default(def.options, structuredClone(o)) as never)),
   }));
 }
 

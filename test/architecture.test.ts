@@ -157,3 +157,34 @@ test('the invariant check fails on a bad import of each kind', () => {
   // Dynamic imports and re-exports do.
   assert.equal(importsOf(join(SRC, 'core/x.ts'), "const m = await import('../sinks/x.js');\nexport { a } from '../api/y.js';\n").length, 2);
 });
+
+// Defaults live only in the schemas: the loader fills them in before a driver is made, so a driver that also wrote
+// `o.timeoutMs ?? 10000` would keep a second copy that can drift from the schema's.
+test('no driver repeats a default its schema gives (`o.name ?? …` for an option with a default)', async () => {
+  const { builtinRegistry } = await import('../src/runtime/registry.js');
+  const reg = builtinRegistry();
+  const kinds: Array<[string, ReadonlyMap<string, { readonly options: unknown }>]> = [
+    ['inputs', reg.inputs],
+    ['decoders', reg.decoders],
+    ['pipeline/stages', reg.stages],
+    ['sinks', reg.sinks],
+  ];
+  const repeats: string[] = [];
+  let checked = 0;
+  for (const [kind, defs] of kinds) {
+    for (const [type, def] of defs) {
+      const props = (def.options as { properties?: Record<string, { default?: unknown }> }).properties ?? {};
+      const dir = join(SRC, kind, type);
+      const code = walk(dir)
+        .map((f) => readFileSync(f, 'utf8'))
+        .join('\n');
+      for (const [name, schema] of Object.entries(props)) {
+        if (schema.default === undefined) continue;
+        checked++;
+        if (new RegExp(`\\b(?:o|opts|options)\\.${name} \\?\\? `).test(code)) repeats.push(`${kind}/${type}: ${name}`);
+      }
+    }
+  }
+  assert.ok(checked > 80, `checked ${checked} defaulted options`);
+  assert.deepEqual(repeats, []);
+});

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { createWithDefaults } from '../helpers/options.js';
 import assert from 'node:assert/strict';
 import { getPath, jsonDecoder, parsePath } from '../../src/decoders/json/index.js';
 import type { DecodeResult } from '../../src/core/driver.js';
@@ -13,7 +14,7 @@ const frame = (payload: unknown, extra: Partial<Frame> = {}): Frame => ({
   ...extra,
 });
 type Options = Parameters<typeof jsonDecoder.create>[0];
-const decodeWith = (o: Options, payload: unknown, extra: Partial<Frame> = {}): DecodeResult => jsonDecoder.create(o)(frame(payload, extra));
+const decodeWith = (o: Partial<Options>, payload: unknown, extra: Partial<Frame> = {}): DecodeResult => createWithDefaults(jsonDecoder, o)(frame(payload, extra));
 
 function readings(r: DecodeResult): readonly Reading[] {
   assert.ok('readings' in r, `expected readings, got ${JSON.stringify(r)}`);
@@ -90,7 +91,7 @@ test('device from a topic level: 0-based, negative from the end', () => {
 });
 
 test('time formats', () => {
-  const t = (timeFormat: Options['timeFormat'], ts: unknown): number =>
+  const t = (timeFormat: Options['timeFormat'] | undefined, ts: unknown): number =>
     only(decodeWith({ time: 'at', ...(timeFormat ? { timeFormat } : {}) }, { device: 'd', at: ts, v: 1 })).ts;
   assert.equal(t(undefined, 1700000000), 1700000000000); // auto: seconds
   assert.equal(t('auto', 1700000000.5), 1700000000500);
@@ -110,7 +111,7 @@ test('time formats', () => {
 });
 
 test('a values map: paths, unit, scale and offset; missing values are left out', () => {
-  const o: Options = {
+  const o: Partial<Options> = {
     device: 'dev',
     values: {
       temperature: { path: 'data.t', unit: 'Cel', scale: 0.1 },
@@ -174,10 +175,10 @@ test('bytes are UTF-8 JSON; seq is kept when present and absent keys stay absent
 });
 
 test('bad paths in the options fail when the decoder is created, naming the option', () => {
-  throwsCode(() => jsonDecoder.create({ device: 'a..b' }), 'BH_CONFIG_SCHEMA', 'device');
-  throwsCode(() => jsonDecoder.create({ time: 'x[' }), 'BH_CONFIG_SCHEMA', 'time');
-  throwsCode(() => jsonDecoder.create({ values: { t: { path: 'a[x]' } } }), 'BH_CONFIG_SCHEMA', 'values.t.path');
-  throwsCode(() => jsonDecoder.create({ values: { 'odd name': '.' } }), 'BH_CONFIG_SCHEMA', 'values["odd name"]');
+  throwsCode(() => createWithDefaults(jsonDecoder, { device: 'a..b' }), 'BH_CONFIG_SCHEMA', 'device');
+  throwsCode(() => createWithDefaults(jsonDecoder, { time: 'x[' }), 'BH_CONFIG_SCHEMA', 'time');
+  throwsCode(() => createWithDefaults(jsonDecoder, { values: { t: { path: 'a[x]' } } }), 'BH_CONFIG_SCHEMA', 'values.t.path');
+  throwsCode(() => createWithDefaults(jsonDecoder, { values: { 'odd name': '.' } }), 'BH_CONFIG_SCHEMA', 'values["odd name"]');
 });
 
 test('the options schema: every property is described', () => {

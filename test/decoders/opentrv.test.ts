@@ -12,7 +12,7 @@ import { throwsCode } from '../helpers/assert.js';
 const fixture = (name: string): URL => new URL(`../../../test/fixtures/opentrv/${name}`, import.meta.url);
 
 const NOW = Date.UTC(2015, 3, 12, 10, 0, 0);
-const decode = opentrvDecoder.create({});
+const decode = opentrvDecoder.create({ unknownKeys: 'keep' });
 const frame = (payload: string | Uint8Array, extra: Partial<Frame> = {}): Frame => ({ input: 'radio', payload, receivedAt: NOW, ...extra });
 
 function only(r: DecodeResult): Reading {

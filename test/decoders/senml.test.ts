@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { createWithDefaults } from '../helpers/options.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
@@ -20,7 +21,7 @@ const resolvedFile = (name: string): ResolvedRecord[] => readJson(name) as Resol
 const NOW = Date.UTC(2024, 4, 1, 12, 0, 0, 250);
 const NOW_S = NOW / 1000;
 
-const decode = senmlDecoder.create({});
+const decode = createWithDefaults(senmlDecoder, {});
 const frame = (payload: string | Uint8Array, extra: Partial<Frame> = {}): Frame => ({ input: 'http', payload, receivedAt: NOW, ...extra });
 
 function readings(r: DecodeResult): readonly Reading[] {
@@ -243,8 +244,8 @@ test('JSON or CBOR: text and bytes starting with `[` are JSON, other bytes CBOR;
   throwsCode(() => decodeSenmlPayload('[{"n":'), 'BH_DECODE_SYNTAX');
   throwsCode(() => decodeSenmlPayload(new Uint8Array([])), 'BH_DECODE_SYNTAX');
   throwsCode(() => decodeSenmlPayload(new Uint8Array([0x5b, 0xff])), 'BH_DECODE_SYNTAX'); // `[` then not UTF-8
-  throwsCode(() => senmlDecoder.create({ format: 'cbor' })(frame(json)), 'BH_DECODE_SYNTAX');
-  const asJson = senmlDecoder.create({ format: 'json' })(frame(new TextEncoder().encode('\uFEFF[{"n":"a","v":1}]')));
+  throwsCode(() => createWithDefaults(senmlDecoder, { format: 'cbor' })(frame(json)), 'BH_DECODE_SYNTAX');
+  const asJson = createWithDefaults(senmlDecoder, { format: 'json' })(frame(new TextEncoder().encode('\uFEFF[{"n":"a","v":1}]')));
   assert.equal(readings(asJson)[0]?.values.value, 1);
 });
 
@@ -355,7 +356,7 @@ test('the options schema: every property is described and has a default', () => 
 
 test('maxRecords: a pack at the cap decodes, one record more is refused whole with BH_DECODE_TOO_MANY', () => {
   const pack = (n: number) => `[{"bn":"urn:dev:x:","n":"t","v":1}${',{"n":"t","v":2}'.repeat(n - 1)}]`;
-  const small = senmlDecoder.create({ maxRecords: 3 });
+  const small = createWithDefaults(senmlDecoder, { maxRecords: 3 });
   const [r] = readings(small(frame(pack(3))));
   assert.deepEqual(r?.values, { t: 1, t_2: 2, t_3: 2 });
   const e = throwsCode(() => small(frame(pack(4))), 'BH_DECODE_TOO_MANY', '$');

@@ -1,6 +1,7 @@
 // The embedded broker against raw TCP sockets: packet size limits before and after login, connection caps, the
 // connect timeout, the MQTT versions it speaks, MQTT-3.1.3-8 (the Paho 3.1.1 suite's test_zero_length_clientid),
 // login rate limits per address, and QoS 2 exactly once.
+import { createWithDefaults } from '../helpers/options.js';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
@@ -16,7 +17,7 @@ type BrokerOptions = Parameters<typeof brokerInput.create>[0];
 const text = (p: Frame['payload']) => (typeof p === 'string' ? p : new TextDecoder().decode(p));
 
 async function broker(t: TestContext, extra: Partial<BrokerOptions> = {}, ctx: InputContext & { frames: Frame[] } = inputContext({ id: 'devices' })) {
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'], anonymous: true, ...extra }, ctx);
+  const input = createWithDefaults(brokerInput, { host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'], anonymous: true, ...extra }, ctx);
   await input.start();
   t.after(() => input.stop());
   const url = String(input.info?.().url);

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { createWithDefaults } from '../helpers/options.js';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
 import { brokerInput } from '../../src/inputs/broker/index.js';
@@ -64,7 +65,7 @@ test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolv
     // The registry's answer, here: alice with her password.
     authenticate: (u: string, p: string) => Promise.resolve(u === 'alice' && p === 'pw-not-logged' ? anywhere(u) : undefined),
   };
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'], anonymous: true }, ctx);
+  const input = createWithDefaults(brokerInput, { host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'], anonymous: true }, ctx);
   await input.start();
   t.after(() => input.stop());
   const url = String(input.info?.().url);
@@ -117,7 +118,7 @@ test('broker: QoS 0 and 1 publishes become frames; PUBACK only after emit resolv
 
 test('broker: topics option limits what is ingested', async (t) => {
   const ctx = inputContext({ id: 'b2' });
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['dev/+/up'], exclude: ['backhaul/#'], anonymous: true }, ctx);
+  const input = createWithDefaults(brokerInput, { host: '127.0.0.1', port: 0, topics: ['dev/+/up'], exclude: ['backhaul/#'], anonymous: true }, ctx);
   await input.start();
   t.after(() => input.stop());
   const pub = await mqtt.connectAsync(String(input.info?.().url), { reconnectPeriod: 0 });
@@ -133,11 +134,11 @@ test('broker: topics option limits what is ingested', async (t) => {
 });
 
 test('broker: a second broker on the same port fails with BH_PORT_IN_USE and the path', async (t) => {
-  const first = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true }, inputContext({ id: 'one' }));
+  const first = createWithDefaults(brokerInput, { host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true }, inputContext({ id: 'one' }));
   await first.start();
   t.after(() => first.stop());
   const port = Number(new URL(String(first.info?.().url)).port);
-  const second = brokerInput.create({ host: '127.0.0.1', port, topics: ['#'], exclude: [] }, inputContext({ id: 'two' }));
+  const second = createWithDefaults(brokerInput, { host: '127.0.0.1', port, topics: ['#'], exclude: [] }, inputContext({ id: 'two' }));
   await assert.rejects(second.start(), (err: unknown) => {
     assert.ok(err instanceof BackhaulError);
     assert.equal(err.code, 'BH_PORT_IN_USE');
@@ -164,7 +165,7 @@ test('broker: stop closes clients and the port; no frames after stop', async () 
       base.frames.push(f);
     },
   };
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true }, ctx);
+  const input = createWithDefaults(brokerInput, { host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true }, ctx);
   await input.start();
   const url = String(input.info?.().url);
   const c = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
@@ -187,7 +188,7 @@ test('broker: stop closes clients and the port; no frames after stop', async () 
   await assert.rejects(mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 2000 }));
   await c.endAsync(true);
   await late.endAsync(true);
-  const again = brokerInput.create({ host: '127.0.0.1', port: Number(new URL(url).port), topics: ['#'], exclude: [] }, inputContext());
+  const again = createWithDefaults(brokerInput, { host: '127.0.0.1', port: Number(new URL(url).port), topics: ['#'], exclude: [] }, inputContext());
   await again.start();
   await again.stop();
   assert.deepEqual(base.frames.map((f) => text(f.payload)), ['before', 'held'], 'no frame after stop');
@@ -205,7 +206,7 @@ test('broker: when the data path fails, a QoS 1 publish is not acknowledged; the
       return Promise.resolve();
     },
   };
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true }, ctx);
+  const input = createWithDefaults(brokerInput, { host: '127.0.0.1', port: 0, topics: ['#'], exclude: [], anonymous: true }, ctx);
   await input.start();
   t.after(() => input.stop());
   const pub = await mqtt.connectAsync(String(input.info?.().url), { clientId: 'resender', reconnectPeriod: 100 });
@@ -226,7 +227,7 @@ test('broker: when the data path fails, a QoS 1 publish is not acknowledged; the
 test('broker: a client giving a username must have the right password (checked by the hub), else CONNACK 4', async (t) => {
   const base = inputContext({ id: 'devices' });
   const ctx = { ...base, authenticate: (u: string, p: string) => Promise.resolve(u === 'valve-7' && p === 'right-password' ? anywhere(u) : undefined) };
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'], anonymous: true }, ctx);
+  const input = createWithDefaults(brokerInput, { host: '127.0.0.1', port: 0, topics: ['#'], exclude: ['backhaul/#'], anonymous: true }, ctx);
   await input.start();
   t.after(() => input.stop());
   const url = String(input.info?.().url);
@@ -268,7 +269,7 @@ test('filterWithin: a subscription is granted only inside an allowed filter', ()
 
 test('broker: anonymous clients are refused by default; service users log in with their password and stay inside their filters', async (t) => {
   const base = inputContext({ id: 'devices' });
-  const input = brokerInput.create(
+  const input = createWithDefaults(brokerInput, 
     {
       host: '127.0.0.1',
       port: 0,
@@ -316,7 +317,7 @@ test('broker: anonymous clients are refused by default; service users log in wit
 
 test('broker: disconnect(username) closes every connection of that login, and only those', async (t) => {
   const ctx = { ...inputContext({ id: 'dc' }), authenticate: (u: string, p: string) => Promise.resolve(p === 'pw' ? anywhere(u) : undefined) };
-  const input = brokerInput.create({ host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, ctx);
+  const input = createWithDefaults(brokerInput, { host: '127.0.0.1', port: 0, topics: ['#'], exclude: [] }, ctx);
   await input.start();
   t.after(() => input.stop());
   const url = String(input.info?.().url);

@@ -151,7 +151,7 @@ test('simulator: count stops each device and resolves done(); emits are awaited 
 
 test('simulator: the opentrv decoder reads the good frames and rejects the damaged ones', async () => {
   const { opentrvDecoder } = await import('../../src/decoders/opentrv/index.js');
-  const decode = opentrvDecoder.create({});
+  const decode = opentrvDecoder.create({ unknownKeys: 'keep' });
   const clock = new ManualClock(NOON);
   const ctx = inputContext({ clock });
   const input = simulatorInput.create({ ...OPTS, devices: 4, intervalMs: 1000, badFrameRate: 0.2, count: 25 }, ctx);

@@ -1,5 +1,6 @@
 // sink.backlog and sink.backlog_ok (outbox.backlogAlert), from a runner whose real mqtt sink has no broker to reach
 // (a closed port) until the test starts one there; and config.applied, raised by a hub at start, through its router.
+import { createWithDefaults } from '../helpers/options.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -66,7 +67,7 @@ function checkSchema(e: HubEvent): void {
 test('sink.backlog once when a down sink\'s backlog reaches backlogAlert, sink.backlog_ok once it is down to half; again on the next crossing', { timeout: 60_000 }, async () => {
   const port = await freePort(); // nothing listens there yet
   const ctx = sinkContext({ id: 'remote' });
-  const sink = mqttSink.create({ url: `mqtt://127.0.0.1:${port}`, topic: 't/{device}', timeoutMs: 2000 }, ctx);
+  const sink = createWithDefaults(mqttSink, { url: `mqtt://127.0.0.1:${port}`, topic: 't/{device}', timeoutMs: 2000 }, ctx);
   const rec = recorder();
   // One message per 20 ms once it drains, so the backlog goes down one by one and the clearing point shows.
   const o = { ...opts(4), ratePerSecond: 50, rateBurst: 1 };
@@ -128,7 +129,7 @@ test('sink.backlog at start for a backlog kept from the last run; none without b
     const outbox = memoryOutbox({ maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' }, systemClock);
     await outbox.put([r(0), r(1), r(2), r(3), r(4)]); // as a journal lane holds it after a restart
     const rec = recorder();
-    const sink = mqttSink.create({ url: `mqtt://127.0.0.1:${port}`, topic: 't' }, ctx);
+    const sink = createWithDefaults(mqttSink, { url: `mqtt://127.0.0.1:${port}`, topic: 't' }, ctx);
     const runner = new SinkRunner('kept', 'mqtt', sink, outbox, { ...opts(1), backlogAlert: alert }, { ...ctx, raise: (e) => rec.raise(e) });
     runner.start();
     try {

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { createWithDefaults } from '../helpers/options.js';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -165,7 +166,7 @@ const secs = (ms: number) => Math.floor(ms / 1000);
 test('emoncms post: one input/post per reading, node from the device or the nodes map, numbers only, Bearer key', async () => {
   const emon = await fakeEmoncms('/emoncms');
   try {
-    const sink = emoncmsSink.create({ url: `${emon.url}/`, apikey: KEY, nodes: { b39a: 17, 'x y': 'Living room!' } }, sinkContext());
+    const sink = createWithDefaults(emoncmsSink, { url: `${emon.url}/`, apikey: KEY, nodes: { b39a: 17, 'x y': 'Living room!' } }, sinkContext());
     await sink.open();
     const res = await sink.write([
       valve,
@@ -198,7 +199,7 @@ test('emoncms post: one input/post per reading, node from the device or the node
 test('emoncms post: a refused node rejects only its readings; the others are delivered', async () => {
   const emon = await fakeEmoncms('', { refuseNodes: ['bad'] });
   try {
-    const sink = emoncmsSink.create({ url: emon.url, apikey: KEY }, sinkContext());
+    const sink = createWithDefaults(emoncmsSink, { url: emon.url, apikey: KEY }, sinkContext());
     await sink.open();
     const res = await sink.write([reading('good', T0, { a: 1 }), reading('bad', T0, { a: 2 }), reading('good', T0 + 1000, { a: 3 })]);
     await sink.close();
@@ -228,7 +229,7 @@ test('emoncms bulk: one input/bulk per batch, named values by default, bulkColum
       reading('b39a', T0 + 2000, { temperature: 19, light: 31 }),
       reading('819c', T0 + 4000, { battery: 2.4, status: 'low' }),
     ];
-    const named = emoncmsSink.create({ url: emon.url, apikey: KEY, mode: 'bulk' }, sinkContext());
+    const named = createWithDefaults(emoncmsSink, { url: emon.url, apikey: KEY, mode: 'bulk' }, sinkContext());
     await named.open();
     assert.equal(await named.write(batch), undefined);
     await named.close();
@@ -242,7 +243,7 @@ test('emoncms bulk: one input/bulk per batch, named values by default, bulkColum
     ]);
 
     emon.stored.length = 0;
-    const positional = emoncmsSink.create(
+    const positional = createWithDefaults(emoncmsSink, 
       { url: emon.url, apikey: KEY, mode: 'bulk', bulkColumns: ['temperature', 'battery'], nodes: { '819c': 5, b39a: 6 } },
       sinkContext(),
     );
@@ -267,7 +268,7 @@ test('emoncms bulk: one input/bulk per batch, named values by default, bulkColum
 test('emoncms bulk: a refusal rejects the items of the upload', async () => {
   const emon = await fakeEmoncms('', { refuseNodes: ['bad'] });
   try {
-    const sink = emoncmsSink.create({ url: emon.url, apikey: KEY, mode: 'bulk' }, sinkContext());
+    const sink = createWithDefaults(emoncmsSink, { url: emon.url, apikey: KEY, mode: 'bulk' }, sinkContext());
     await sink.open();
     const res = await sink.write([reading('bad', T0, { a: 1 }), offline, reading('ok', T0, { a: 1 })]);
     await sink.close();
@@ -292,23 +293,23 @@ test('emoncms: a wrong key stops the sink, 5xx and an unreachable server are ret
       assert.ok(!e.message.includes(KEY) && !e.message.includes('wrongkey'), 'the API key leaked into an error');
       return true;
     };
-    const wrong = emoncmsSink.create({ url: emon.url, apikey: 'wrongkey-0000' }, sinkContext());
+    const wrong = createWithDefaults(emoncmsSink, { url: emon.url, apikey: 'wrongkey-0000' }, sinkContext());
     await wrong.open();
     await assert.rejects(wrong.write([valve]), check(false, /refused the API key \(HTTP 401: Invalid API key\)/));
     await wrong.close();
 
-    const badBase = emoncmsSink.create({ url: `${emon.url}/nothere`, apikey: KEY }, sinkContext());
+    const badBase = createWithDefaults(emoncmsSink, { url: `${emon.url}/nothere`, apikey: KEY }, sinkContext());
     await badBase.open();
     await assert.rejects(badBase.write([valve]), check(false, /406/));
     await badBase.close();
 
-    const five = emoncmsSink.create({ url: down.url, apikey: KEY, mode: 'bulk' }, sinkContext());
+    const five = createWithDefaults(emoncmsSink, { url: down.url, apikey: KEY, mode: 'bulk' }, sinkContext());
     await five.open();
     await assert.rejects(five.write([valve]), check(true, /503/));
     await five.close();
 
     const port = await freePort();
-    const gone = emoncmsSink.create({ url: `http://127.0.0.1:${port}`, apikey: KEY }, sinkContext());
+    const gone = createWithDefaults(emoncmsSink, { url: `http://127.0.0.1:${port}`, apikey: KEY }, sinkContext());
     await gone.open();
     await assert.rejects(gone.write([valve]), check(true, /cannot reach/));
     await gone.close();

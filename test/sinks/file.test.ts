@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { createWithDefaults } from '../helpers/options.js';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,11 +19,11 @@ test('file sink: default path in the data folder, one JSON object per line, appe
   const dir = tempDir();
   try {
     const ctx = driverContext({ dataDir: dir.path });
-    const sink = fileSink.create({}, ctx);
+    const sink = createWithDefaults(fileSink, {}, ctx);
     await sink.open();
     await sink.write([valve, offline]);
     await sink.close();
-    const again = fileSink.create({}, ctx);
+    const again = createWithDefaults(fileSink, {}, ctx);
     await again.open();
     await again.write([reading('b39a', T0 + 5, { light: 31 })]);
     await again.close();
@@ -36,7 +37,7 @@ test('file sink: default path in the data folder, one JSON object per line, appe
 test('file sink: creates a missing folder for a relative path', async () => {
   const dir = tempDir();
   try {
-    const sink = fileSink.create({ path: 'logs/deep/out.jsonl' }, driverContext({ dataDir: dir.path }));
+    const sink = createWithDefaults(fileSink, { path: 'logs/deep/out.jsonl' }, driverContext({ dataDir: dir.path }));
     await sink.open();
     await sink.write([valve]);
     await sink.close();
@@ -50,7 +51,7 @@ test('file sink: rotates before exceeding maxBytes and keeps maxFiles', async ()
   const dir = tempDir();
   try {
     const path = join(dir.path, 'r.jsonl');
-    const sink = fileSink.create({ path, maxBytes: 1024, maxFiles: 2 }, driverContext({ dataDir: dir.path }));
+    const sink = createWithDefaults(fileSink, { path, maxBytes: 1024, maxFiles: 2 }, driverContext({ dataDir: dir.path }));
     await sink.open();
     // each batch is 3 lines of ~290 bytes (under 1 KiB), and two batches do not fit in one file: every batch rotates
     const written: number[] = [];
@@ -79,7 +80,7 @@ test('file sink: small batches share a file until the next would exceed maxBytes
   const dir = tempDir();
   try {
     const path = join(dir.path, 's.jsonl');
-    const sink = fileSink.create({ path, maxBytes: 1024, maxFiles: 5 }, driverContext({ dataDir: dir.path }));
+    const sink = createWithDefaults(fileSink, { path, maxBytes: 1024, maxFiles: 5 }, driverContext({ dataDir: dir.path }));
     await sink.open();
     for (let i = 0; i < 20; i++) await sink.write([reading('d', T0 + i, { i })]);
     await sink.close();

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { createWithDefaults } from '../helpers/options.js';
 import assert from 'node:assert/strict';
 import { SinkError } from '../../src/core/driver.js';
 import { messageToJson } from '../../src/sinks/format.js';
@@ -24,10 +25,10 @@ test('http sink: a 2xx answer accepts the batch; body is a JSON array of message
     res.end();
   });
   try {
-    const sink = httpSink.create({ url: `${srv.url}/hook?x=1`, headers: { Authorization: TOKEN, 'X-Site': 'home' } }, sinkContext());
+    const sink = createWithDefaults(httpSink, { url: `${srv.url}/hook?x=1`, headers: { Authorization: TOKEN, 'X-Site': 'home' } }, sinkContext());
     await sink.open();
     assert.equal(await sink.write([valve, offline]), undefined);
-    const put = httpSink.create({ url: `${srv.url}/put`, method: 'PUT' }, sinkContext());
+    const put = createWithDefaults(httpSink, { url: `${srv.url}/put`, method: 'PUT' }, sinkContext());
     await put.open();
     await put.write([valve]);
     await sink.close();
@@ -54,7 +55,7 @@ test('http sink: 503 and 429 are retryable, 400 rejects every item, 401/404 stop
     res.end(status === 400 ? '{"error":"bad field values.temperature"}' : 'nope');
   });
   try {
-    const sink = httpSink.create({ url: srv.url, headers: { Authorization: TOKEN } }, sinkContext());
+    const sink = createWithDefaults(httpSink, { url: srv.url, headers: { Authorization: TOKEN } }, sinkContext());
     await sink.open();
     await assert.rejects(sink.write([valve]), isSinkError(true, /503/));
     status = 429;
@@ -88,7 +89,7 @@ test('http sink: a server that does not answer in timeoutMs, or is not there, is
     /* never answer */
   });
   try {
-    const sink = httpSink.create({ url: srv.url, timeoutMs: 300 }, sinkContext());
+    const sink = createWithDefaults(httpSink, { url: srv.url, timeoutMs: 300 }, sinkContext());
     await sink.open();
     const t = Date.now();
     await assert.rejects(sink.write([valve]), isSinkError(true, /within 300 ms/));
@@ -99,7 +100,7 @@ test('http sink: a server that does not answer in timeoutMs, or is not there, is
     await srv.close();
   }
   const port = await freePort();
-  const gone = httpSink.create({ url: `http://127.0.0.1:${port}/x` }, sinkContext());
+  const gone = createWithDefaults(httpSink, { url: `http://127.0.0.1:${port}/x` }, sinkContext());
   await gone.open();
   await assert.rejects(gone.write([valve]), isSinkError(true, /cannot reach http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/));
   await gone.close();
@@ -112,7 +113,7 @@ test('http sink: user:password in the url becomes Basic auth and never appears i
   });
   try {
     const url = srv.url.replace('http://', 'http://hub:s3cr3t-pass@');
-    const sink = httpSink.create({ url }, sinkContext());
+    const sink = createWithDefaults(httpSink, { url }, sinkContext());
     await sink.open();
     await assert.rejects(sink.write([valve]), isSinkError(false, /403/));
     await sink.close();

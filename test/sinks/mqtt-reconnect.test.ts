@@ -1,6 +1,7 @@
 // The mqtt sink and its runner across a broker outage, with a broker the test owns (aedes on a port chosen at run
 // time), stopped and started again on the same port: the runner's retry wait ends when the sink reconnects, and only
 // the outbox resends what was in flight when the connection was lost (mqtt.js resends nothing by itself).
+import { createWithDefaults } from '../helpers/options.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
@@ -71,7 +72,7 @@ test('mqtt sink + runner: after the broker comes back, the backlog flows at once
   const port = await freePort();
   let broker: TestBroker | undefined = await startBroker(port);
   const ctx = sinkContext({ id: 'up' });
-  const sink = mqttSink.create({ url: `mqtt://127.0.0.1:${port}`, topic: 't/{device}', timeoutMs: 2000 }, ctx);
+  const sink = createWithDefaults(mqttSink, { url: `mqtt://127.0.0.1:${port}`, topic: 't/{device}', timeoutMs: 2000 }, ctx);
   const runner = new SinkRunner('up', 'mqtt', sink, memoryOutbox(), outboxOpts(60_000, 60_000), ctx);
   runner.start();
   try {
@@ -104,7 +105,7 @@ test('mqtt sink: QoS 1 publishes in flight when the connection is lost are resen
   const first = await startBroker(port, true);
   let broker: TestBroker | undefined = first;
   const ctx = sinkContext({ id: 'up' });
-  const sink = mqttSink.create({ url: `mqtt://127.0.0.1:${port}`, topic: 't/{device}', timeoutMs: 20_000 }, ctx);
+  const sink = createWithDefaults(mqttSink, { url: `mqtt://127.0.0.1:${port}`, topic: 't/{device}', timeoutMs: 20_000 }, ctx);
   const runner = new SinkRunner('up', 'mqtt', sink, memoryOutbox(), outboxOpts(100, 400), ctx);
   runner.start();
   const seqs = [0, 1, 2, 3, 4, 5, 6, 7];

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { createWithDefaults } from '../helpers/options.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server } from 'node:net';
@@ -72,8 +73,8 @@ const isRetryable = (retryable: boolean, re?: RegExp) => (e: unknown) => {
   return true;
 };
 
-async function opened(options: Parameters<typeof mqttSink.create>[0]): Promise<Sink> {
-  const sink = mqttSink.create(options, sinkContext({ id: 'up' }));
+async function opened(options: Partial<Parameters<typeof mqttSink.create>[0]>): Promise<Sink> {
+  const sink = createWithDefaults(mqttSink, options, sinkContext({ id: 'up' }));
   await sink.open();
   return sink;
 }
@@ -160,7 +161,7 @@ test('mqtt sink: per-reading topics with JSON or SenML payloads, retain, custom 
 
 test('mqtt sink: broker down → open still resolves, write throws retryable at once; reconnects when the broker returns', async () => {
   const port = await freePort();
-  const sink = mqttSink.create({ url: `mqtt://127.0.0.1:${port}`, timeoutMs: 2000 }, sinkContext());
+  const sink = createWithDefaults(mqttSink, { url: `mqtt://127.0.0.1:${port}`, timeoutMs: 2000 }, sinkContext());
   await sink.open();
   let broker: Broker | undefined;
   try {
@@ -216,7 +217,7 @@ test('mqtt sink: refused credentials and bad templates are not retryable; the pa
     },
   });
   try {
-    const wrong = mqttSink.create({ url: broker.url, username: 'hub', password: 'wr0ng-pass' }, sinkContext());
+    const wrong = createWithDefaults(mqttSink, { url: broker.url, username: 'hub', password: 'wr0ng-pass' }, sinkContext());
     await assert.rejects(wrong.open(), (e: unknown) => {
       isRetryable(false, /refused the connection/)(e);
       assert.ok(!(e as Error).message.includes('wr0ng-pass'));
@@ -234,7 +235,7 @@ test('mqtt sink: refused credentials and bad templates are not retryable; the pa
       { topic: 'x/{devcie}' },
       { eventTopic: 'ev/{measurement}' },
     ]) {
-      const s = mqttSink.create({ url: broker.url, ...bad }, sinkContext());
+      const s = createWithDefaults(mqttSink, { url: broker.url, ...bad }, sinkContext());
       await assert.rejects(s.open(), isRetryable(false));
       await s.close();
     }

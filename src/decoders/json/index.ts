@@ -36,26 +36,22 @@ const ValueSpec = Type.Union([
 
 const Options = Type.Object(
   {
-    device: Type.Optional(
-      Type.String({
+    device: Type.String({
         minLength: 1,
         default: 'device',
         description:
           'Where the device id is: a path into the body (`sensor.id`, `readings[0].dev`), or `topic:N` for level N ' +
           '(0-based) of the frame topic, `topic:-1` for its last level.',
       }),
-    ),
     time: Type.Optional(
       Type.String({ minLength: 1, description: 'Path of the measurement time. Absent: the time the frame was received.' }),
     ),
-    timeFormat: Type.Optional(
-      Type.Union([Type.Literal('auto'), Type.Literal('ms'), Type.Literal('s'), Type.Literal('iso')], {
+    timeFormat: Type.Union([Type.Literal('auto'), Type.Literal('ms'), Type.Literal('s'), Type.Literal('iso')], {
         default: 'auto',
         description:
           'How to read `time`: `auto` (a number above 1e12 is ms, else seconds; a string is ISO 8601), `ms` or `s` ' +
           'since the Unix epoch, or `iso` (ISO 8601 with a zone).',
       }),
-    ),
     values: Type.Optional(
       Type.Record(Type.String({ minLength: 1 }), ValueSpec, {
         description:
@@ -69,13 +65,11 @@ const Options = Type.Object(
       }),
     ),
     seq: Type.Optional(Type.String({ minLength: 1, description: 'Path of the device\'s frame sequence number.' })),
-    maxReadings: Type.Optional(
-      Type.Integer({
+    maxReadings: Type.Integer({
         minimum: 1,
         default: DEFAULT_MAX_READINGS,
         description: 'Most elements an array body may hold (one reading each); a larger one is refused whole with BH_DECODE_TOO_MANY.',
       }),
-    ),
     array: Type.Optional(
       Type.Boolean({
         description:
@@ -200,14 +194,14 @@ export const jsonDecoder = defineDecoder({
     }
   },
   create(o) {
-    const deviceOpt = o.device ?? 'device';
+    const deviceOpt = o.device;
     const topicMatch = /^topic:(-?\d+)$/.exec(deviceOpt);
     const topicLevel = topicMatch ? Number(topicMatch[1]) : undefined;
     const deviceSegs = topicLevel === undefined ? compile(deviceOpt, 'device') : undefined;
     const timeSegs = o.time === undefined ? undefined : compile(o.time, 'time');
     const seqSegs = o.seq === undefined ? undefined : compile(o.seq, 'seq');
-    const timeFormat: TimeFormat = o.timeFormat ?? 'auto';
-    const maxReadings = o.maxReadings ?? DEFAULT_MAX_READINGS;
+    const timeFormat: TimeFormat = o.timeFormat;
+    const maxReadings = o.maxReadings;
     const unitsOpt: Readonly<Record<string, string>> = o.units ?? {};
     const mapped: CompiledValue[] | undefined =
       o.values === undefined

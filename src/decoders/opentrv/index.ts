@@ -12,14 +12,12 @@ import { parseIsoTime } from '../time.js';
 
 const Options = Type.Object(
   {
-    unknownKeys: Type.Optional(
-      Type.Union([Type.Literal('keep'), Type.Literal('drop')], {
+    unknownKeys: Type.Union([Type.Literal('keep'), Type.Literal('drop')], {
         default: 'keep',
         description:
           'What to do with JSON stats keys and binary stats fields not in the key table: `keep` them under their own ' +
           'name (numbers, strings and booleans only), or `drop` them.',
       }),
-    ),
   },
   { additionalProperties: false },
 );
@@ -228,7 +226,7 @@ export const opentrvDecoder = defineDecoder({
   options: Options,
   idKind: 'opentrv',
   create(o) {
-    const keepUnknown = (o.unknownKeys ?? 'keep') === 'keep';
+    const keepUnknown = o.unknownKeys === 'keep';
     return (frame: Frame): DecodeResult => {
       const line = text(frame.payload).trim();
       if (line === '') return { skipped: 'blank' };

@@ -15,21 +15,17 @@ export const DEFAULT_MAX_RECORDS = 10_000;
 
 const Options = Type.Object(
   {
-    format: Type.Optional(
-      Type.Union([Type.Literal('auto'), Type.Literal('json'), Type.Literal('cbor')], {
+    format: Type.Union([Type.Literal('auto'), Type.Literal('json'), Type.Literal('cbor')], {
         default: 'auto',
         description:
           '`auto`: text, or bytes whose first non-blank byte is `[`, is SenML JSON and other bytes are SenML CBOR; ' +
           '`json` or `cbor` force one representation.',
       }),
-    ),
-    maxRecords: Type.Optional(
-      Type.Integer({
+    maxRecords: Type.Integer({
         minimum: 1,
         default: DEFAULT_MAX_RECORDS,
         description: 'Most records one pack may hold (base-only records count); a larger pack is refused whole with BH_DECODE_TOO_MANY.',
       }),
-    ),
   },
   { additionalProperties: false },
 );
@@ -126,8 +122,8 @@ export const senmlDecoder = defineDecoder({
   description: 'SenML (RFC 8428) packs in JSON or CBOR; one reading per device and time.',
   options: Options,
   create(o) {
-    const format = o.format ?? 'auto';
-    const maxRecords = o.maxRecords ?? DEFAULT_MAX_RECORDS;
+    const format = o.format;
+    const maxRecords = o.maxRecords;
     return (frame: Frame): DecodeResult => {
       const pack = decodeSenmlPayload(frame.payload, format);
       if (Array.isArray(pack) && pack.length > maxRecords) {

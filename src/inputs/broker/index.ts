@@ -48,11 +48,11 @@ const options = Type.Object(
       description: 'Topic filters never ingested, even when `topics` matches (Backhaul\'s own MQTT sink publishes under `backhaul/`). `$SYS/#` is never ingested.',
       default: ['backhaul/#'],
     }),
-    anonymous: Type.Optional(Type.Boolean({
+    anonymous: Type.Boolean({
       description: 'Let clients connect without a login, and publish and subscribe anywhere. Off by default: only `users` and registered devices with their own credentials connect.',
       default: false,
-    })),
-    users: Type.Optional(Type.Array(
+    }),
+    users: Type.Array(
       Type.Object(
         {
           username: Type.String({ minLength: 1, description: 'Login of a service account (Backhaul\'s own MQTT sink, a dashboard, a bridge).' }),
@@ -65,37 +65,37 @@ const options = Type.Object(
         { additionalProperties: false },
       ),
       { description: 'Service accounts. Devices log in with the credentials the registry gives them, not here.', default: [] },
-    )),
+    ),
     advertise: Type.Optional(
       Type.String({ minLength: 1, description: 'Host name devices should use for this broker, told them by the bootstrap call; default: the host they reached the bootstrap API by.' }),
     ),
-    maxPacketBytes: Type.Optional(Type.Integer({
+    maxPacketBytes: Type.Integer({
       description: 'Largest MQTT packet (fixed header included) a logged-in client may send; a larger one closes its connection as soon as its header arrives.',
       minimum: 1024,
       maximum: 268435460,
       default: DEFAULTS.maxPacketBytes,
-    })),
-    maxConnectBytes: Type.Optional(Type.Integer({
+    }),
+    maxConnectBytes: Type.Integer({
       description: 'Largest packet before the broker accepted the client\'s login (its CONNECT, and anything sent before the CONNACK).',
       minimum: 256,
       maximum: 65536,
       default: DEFAULTS.maxConnectBytes,
-    })),
-    connectTimeoutMs: Type.Optional(Type.Integer({
+    }),
+    connectTimeoutMs: Type.Integer({
       description: 'A connection whose login is not accepted within this time (no CONNECT, or a CONNECT sent too slowly) is closed.',
       minimum: 100,
       default: DEFAULTS.connectTimeoutMs,
-    })),
-    maxConnections: Type.Optional(Type.Integer({
+    }),
+    maxConnections: Type.Integer({
       description: 'Open connections at most; further ones are closed at once and counted.',
       minimum: 1,
       default: DEFAULTS.maxConnections,
-    })),
-    maxConnectionsPerAddress: Type.Optional(Type.Integer({
+    }),
+    maxConnectionsPerAddress: Type.Integer({
       description: 'Open connections at most from one client address (raise it for many devices behind one NAT).',
       minimum: 1,
       default: DEFAULTS.maxConnectionsPerAddress,
-    })),
+    }),
     loginLimit: Type.Optional(Type.Object(
       {
         burst: Type.Optional(Type.Integer({ minimum: 1, description: 'Logins one address may try at once.', default: DEFAULTS.loginLimit.burst })),
@@ -126,9 +126,9 @@ export const brokerInput = defineInput({
   options,
   defaultDecoder: 'json',
   check(opts) {
-    const problems = [...topicProblems(opts.topics ?? [], 'topics'), ...topicProblems(opts.exclude ?? [], 'exclude')];
+    const problems = [...topicProblems(opts.topics, 'topics'), ...topicProblems(opts.exclude, 'exclude')];
     const seen = new Set<string>();
-    (opts.users ?? []).forEach((u, i) => {
+    opts.users.forEach((u, i) => {
       problems.push(...topicProblems(u.publish ?? [], `users[${i}].publish`), ...topicProblems(u.subscribe ?? [], `users[${i}].subscribe`));
       if (seen.has(u.username)) problems.push({ path: `users[${i}].username`, message: `the username ${JSON.stringify(u.username)} is given twice` });
       seen.add(u.username);
@@ -136,20 +136,20 @@ export const brokerInput = defineInput({
     return problems;
   },
   create(opts, ctx): Input {
-    const host = opts.host ?? '0.0.0.0';
-    const port = opts.port ?? 1883;
-    const topics = opts.topics ?? ['#'];
-    const exclude = opts.exclude ?? ['backhaul/#'];
-    const maxPacketBytes = opts.maxPacketBytes ?? DEFAULTS.maxPacketBytes;
-    const maxConnectBytes = opts.maxConnectBytes ?? DEFAULTS.maxConnectBytes;
-    const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
-    const maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections;
-    const maxPerAddress = opts.maxConnectionsPerAddress ?? DEFAULTS.maxConnectionsPerAddress;
+    const host = opts.host;
+    const port = opts.port;
+    const topics = opts.topics;
+    const exclude = opts.exclude;
+    const maxPacketBytes = opts.maxPacketBytes;
+    const maxConnectBytes = opts.maxConnectBytes;
+    const connectTimeoutMs = opts.connectTimeoutMs;
+    const maxConnections = opts.maxConnections;
+    const maxPerAddress = opts.maxConnectionsPerAddress;
     const log = ctx.logger;
-    const s = new BrokerState(ctx, opts.anonymous ?? false);
+    const s = new BrokerState(ctx, opts.anonymous);
     const { conns, principals } = s;
     // aedes's hooks, made once per input; what they keep (tables, caches) is made with them, never per message.
-    const { preConnect, authenticate } = loginHooks(s, opts.users ?? []);
+    const { preConnect, authenticate } = loginHooks(s, opts.users);
     const authorizeSubscribe = subscribeHook(s);
     const authorizePublish = publishHook(s, topics, exclude);
     const perAddress = new Map<string, number>();

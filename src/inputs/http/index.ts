@@ -36,10 +36,10 @@ export const httpInput = defineInput({
   options,
   defaultDecoder: 'senml',
   create(opts, ctx): Input {
-    const host = opts.host ?? '0.0.0.0';
-    const port = opts.port ?? 8080;
-    const path = opts.path ?? '/ingest';
-    const bodyLimit = opts.bodyLimit ?? 1048576;
+    const host = opts.host;
+    const port = opts.port;
+    const path = opts.path;
+    const bodyLimit = opts.bodyLimit;
     const log = ctx.logger;
     const throttle = new LogThrottle(ctx.clock);
     const inflight = new InFlight();
@@ -52,7 +52,7 @@ export const httpInput = defineInput({
       if (suppressed !== null) log.warn({ ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, msg);
     };
 
-    const acceptTimeoutMs = opts.acceptTimeoutMs ?? 10000;
+    const acceptTimeoutMs = opts.acceptTimeoutMs;
     const reject = (reply: FastifyReply, status: number, body: ErrorBody) => {
       if (status === 503) void reply.header('retry-after', '5');
       return reply.code(status).type('application/json').send(body);

@@ -65,10 +65,10 @@ export const mqttInput = defineInput({
   create(opts, ctx): Input {
     const url = safeUrl(opts.url);
     const topics = opts.topics;
-    const qos = opts.qos ?? 1;
-    const minMs = opts.reconnectMinMs ?? 1000;
-    const maxMs = Math.max(minMs, opts.reconnectMaxMs ?? 30000);
-    const connectTimeoutMs = opts.connectTimeoutMs ?? 10000;
+    const qos = opts.qos;
+    const minMs = opts.reconnectMinMs;
+    const maxMs = Math.max(minMs, opts.reconnectMaxMs);
+    const connectTimeoutMs = opts.connectTimeoutMs;
     const clientId = opts.clientId ?? `backhaul-${ctx.id}-${randomBytes(4).toString('hex')}`;
     const log = ctx.logger;
     const inflight = new InFlight();
@@ -95,7 +95,7 @@ export const mqttInput = defineInput({
         stopped = false;
         const clientOpts: IClientOptions = {
           clientId,
-          clean: opts.clean ?? true,
+          clean: opts.clean,
           reconnectPeriod: minMs,
           connectTimeout: connectTimeoutMs,
           resubscribe: true,

@@ -85,10 +85,10 @@ export function daylight(ts: number): number {
 }
 
 function create(opts: Static<typeof options>, ctx: InputContext): SimulatorInput {
-  const n = opts.devices ?? 5;
-  const intervalMs = opts.intervalMs ?? 5000;
-  const seed = opts.seed ?? 1;
-  const badRate = opts.badFrameRate ?? 0.02;
+  const n = opts.devices;
+  const intervalMs = opts.intervalMs;
+  const seed = opts.seed;
+  const badRate = opts.badFrameRate;
   const count = opts.count;
   const ids = simulatedIds(seed, n, opts.idPrefix ?? '');
   const log = ctx.logger;

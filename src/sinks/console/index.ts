@@ -6,15 +6,11 @@ import { isoTime, messageToJson } from '../format.js';
 
 const Options = Type.Object(
   {
-    stream: Type.Optional(
-      Type.Union([Type.Literal('stdout'), Type.Literal('stderr')], { default: 'stdout', description: 'Where the lines go.' }),
-    ),
-    format: Type.Optional(
-      Type.Union([Type.Literal('text'), Type.Literal('json')], {
+    stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')], { default: 'stdout', description: 'Where the lines go.' }),
+    format: Type.Union([Type.Literal('text'), Type.Literal('json')], {
         default: 'text',
         description: '`text`: `<ISO time> <device>[#seq] name=value<unit> ...`; `json`: one JSON object per line.',
       }),
-    ),
   },
   { additionalProperties: false },
 );
@@ -49,8 +45,8 @@ export const consoleSink = defineSink({
   description: 'Print each message as one line (text or JSON) on stdout or stderr.',
   options: Options,
   create(o) {
-    const format: ConsoleFormat = o.format ?? 'text';
-    const which = o.stream ?? 'stdout';
+    const format: ConsoleFormat = o.format;
+    const which = o.stream;
     const stream = (): NodeJS.WritableStream => (which === 'stderr' ? process.stderr : process.stdout);
     return {
       open: () => Promise.resolve(),

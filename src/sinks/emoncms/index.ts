@@ -16,12 +16,10 @@ const Options = Type.Object(
       description: 'Base address of emoncms, e.g. `http://emoncms.lan` or `https://host/emoncms`.',
     }),
     apikey: Type.String({ minLength: 1, secret: true, description: 'Write API key (sent as `Authorization: Bearer`); use `{"secret": NAME}`.' }),
-    mode: Type.Optional(
-      Type.Union([Type.Literal('post'), Type.Literal('bulk')], {
+    mode: Type.Union([Type.Literal('post'), Type.Literal('bulk')], {
         default: 'post',
         description: '`post`: one `input/post` request per reading; `bulk`: one `input/bulk` request per batch.',
       }),
-    ),
     nodes: Type.Optional(
       Type.Record(Type.String({ minLength: 1 }), Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 0 })]), {
         description: 'device id → emoncms node name or number. Devices not listed use their device id as node name.',
@@ -36,7 +34,7 @@ const Options = Type.Object(
           'Default: every value goes by name.',
       }),
     ),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 100, default: 10000, description: 'Give up on a request after this long.' })),
+    timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'Give up on a request after this long.' }),
   },
   { additionalProperties: false },
 );
@@ -101,8 +99,8 @@ export const emoncmsSink = defineSink({
   description: 'Send numeric values to emoncms through its input API (input/post or input/bulk).',
   options: Options,
   create(o, ctx) {
-    const mode = o.mode ?? 'post';
-    const timeoutMs = o.timeoutMs ?? 10000;
+    const mode = o.mode;
+    const timeoutMs = o.timeoutMs;
     const nodes = o.nodes ?? {};
     const columns = (o.bulkColumns ?? []).map(emoncmsName);
     const columnSet = new Set(columns);

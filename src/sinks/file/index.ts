@@ -16,20 +16,16 @@ const Options = Type.Object(
         description: 'File to append to. Default `readings.jsonl` in the data folder; a relative path is relative to the config file.',
       }),
     ),
-    maxBytes: Type.Optional(
-      Type.Integer({
+    maxBytes: Type.Integer({
         minimum: 1024,
         default: 10 * 1024 * 1024,
         description: 'Rotate the file before a batch would make it larger than this (a single larger batch still goes in whole).',
       }),
-    ),
-    maxFiles: Type.Optional(
-      Type.Integer({
+    maxFiles: Type.Integer({
         minimum: 0,
         default: 5,
         description: 'Rotated files kept (path.1 is the newest); older ones are deleted. 0 keeps none.',
       }),
-    ),
   },
   { additionalProperties: false },
 );
@@ -48,8 +44,8 @@ export const fileSink = defineSink({
   options: Options,
   create(o, ctx) {
     const path = o.path === undefined ? join(ctx.dataDir, 'readings.jsonl') : ctx.resolvePath(o.path);
-    const maxBytes = o.maxBytes ?? 10 * 1024 * 1024;
-    const maxFiles = o.maxFiles ?? 5;
+    const maxBytes = o.maxBytes;
+    const maxFiles = o.maxFiles;
     // In the data folder, readings are private (0600, folder 0700); elsewhere the operator's umask decides.
     const inData = isInside(ctx.dataDir, path);
     let fh: FileHandle | undefined;

@@ -14,20 +14,14 @@ const Options = Type.Object(
       urlCredentials: true,
       description: 'Where to send each batch (http:// or https://).',
     }),
-    method: Type.Optional(
-      Type.Union([Type.Literal('POST'), Type.Literal('PUT')], { default: 'POST', description: 'HTTP method of each request.' }),
-    ),
-    headers: Type.Optional(
-      Type.Record(Type.String({ minLength: 1 }), Type.String(), {
+    method: Type.Union([Type.Literal('POST'), Type.Literal('PUT')], { default: 'POST', description: 'HTTP method of each request.' }),
+    headers: Type.Record(Type.String({ minLength: 1 }), Type.String(), {
         default: {},
         // Shown redacted wherever the config is shown (src/core/config/redact.ts).
         secretKeys: CREDENTIAL_NAME,
         description: 'Extra request headers (an `Authorization` token, an API key); values may be `{"secret": NAME}`.',
       }),
-    ),
-    timeoutMs: Type.Optional(
-      Type.Integer({ minimum: 100, default: 10000, description: 'Give up on a request after this long (retried later).' }),
-    ),
+    timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'Give up on a request after this long (retried later).' }),
   },
   { additionalProperties: false },
 );
@@ -41,8 +35,8 @@ export const httpSink = defineSink({
   description: 'POST (or PUT) each batch as a JSON array of messages to a URL.',
   options: Options,
   create(o, ctx) {
-    const method = o.method ?? 'POST';
-    const timeoutMs = o.timeoutMs ?? 10000;
+    const method = o.method;
+    const timeoutMs = o.timeoutMs;
     let closing = new AbortController();
     let target: { url: URL; headers: Record<string, string> } | undefined;
     let where = safeUrl(o.url);
@@ -51,7 +45,7 @@ export const httpSink = defineSink({
       open() {
         closing = new AbortController();
         try {
-          target = splitCredentials(o.url, { 'Content-Type': 'application/json', ...(o.headers ?? {}) });
+          target = splitCredentials(o.url, { 'Content-Type': 'application/json', ...(o.headers) });
           where = safeUrl(target.url);
         } catch {
           return Promise.reject(new SinkError('the url option is not a valid URL', false));

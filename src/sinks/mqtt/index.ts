@@ -23,30 +23,22 @@ const Options = Type.Object(
     clientId: Type.Optional(
       Type.String({ minLength: 1, maxLength: 200, description: 'MQTT client id. Default `backhaul-<sink id>-<random>`.' }),
     ),
-    topic: Type.Optional(
-      Type.String({
+    topic: Type.String({
         minLength: 1,
         default: 'backhaul/{device}/{measurement}',
         description:
           'Topic template for readings; placeholders {device} {measurement} {input}. With {measurement}: one message per value, ' +
           'otherwise one message per reading.',
       }),
-    ),
-    eventTopic: Type.Optional(
-      Type.String({ minLength: 1, default: 'backhaul/events/{type}', description: 'Topic template for events; placeholders {type} {device}.' }),
-    ),
-    qos: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1)], { default: 1, description: 'Publish QoS: 1 waits for the broker\'s PUBACK.' })),
-    retain: Type.Optional(Type.Boolean({ default: false, description: 'Publish with the retain flag.' })),
-    payload: Type.Optional(
-      Type.Union([Type.Literal('json'), Type.Literal('senml')], {
+    eventTopic: Type.String({ minLength: 1, default: 'backhaul/events/{type}', description: 'Topic template for events; placeholders {type} {device}.' }),
+    qos: Type.Union([Type.Literal(0), Type.Literal(1)], { default: 1, description: 'Publish QoS: 1 waits for the broker\'s PUBACK.' }),
+    retain: Type.Boolean({ default: false, description: 'Publish with the retain flag.' }),
+    payload: Type.Union([Type.Literal('json'), Type.Literal('senml')], {
         default: 'json',
         description: 'Payload of per-reading messages: `json` (the reading object) or `senml` (a SenML JSON pack). Events are always JSON.',
       }),
-    ),
     ca: Type.Optional(Type.String({ minLength: 1, description: 'mqtts: PEM file of the CA that signed the broker\'s certificate (default: system CAs).' })),
-    timeoutMs: Type.Optional(
-      Type.Integer({ minimum: 100, default: 10000, description: 'How long to wait for the CONNACK, and for the acknowledgement of a batch.' }),
-    ),
+    timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'How long to wait for the CONNACK, and for the acknowledgement of a batch.' }),
   },
   { additionalProperties: false },
 );
@@ -109,9 +101,9 @@ function configError(o: MqttPayloadOptions): string | null {
 
 function payloadOptions(o: Static<typeof Options>): MqttPayloadOptions {
   return {
-    topic: o.topic ?? 'backhaul/{device}/{measurement}',
-    eventTopic: o.eventTopic ?? 'backhaul/events/{type}',
-    payload: o.payload ?? 'json',
+    topic: o.topic,
+    eventTopic: o.eventTopic,
+    payload: o.payload,
   };
 }
 
@@ -130,9 +122,9 @@ export const mqttSink = defineSink({
   },
   create(o, ctx) {
     const fmt = payloadOptions(o);
-    const qos = o.qos ?? 1;
-    const retain = o.retain ?? false;
-    const timeoutMs = o.timeoutMs ?? 10000;
+    const qos = o.qos;
+    const retain = o.retain;
+    const timeoutMs = o.timeoutMs;
     const clientId = o.clientId ?? `backhaul-${ctx.id.replace(/[^\w.-]/g, '_')}-${randomBytes(4).toString('hex')}`;
     const where = safeUrl(o.url);
     const throttle = new LogThrottle(ctx.clock, 60_000);

@@ -47,7 +47,7 @@ export const deadbandStage = defineStage({
   create(o, ctx) {
     const only = o.measurements ? new Set(o.measurements) : undefined;
     const silenceMs = o.maxSilence === undefined ? Infinity : durationMs(o.maxSilence);
-    const maxKeys = o.maxKeys ?? 100_000;
+    const maxKeys = o.maxKeys;
     // device NUL measurement → last value passed; least recently seen first.
     const last = new Map<string, Last>();
 

@@ -40,9 +40,9 @@ export const dedupeStage = defineStage({
     return durationProblems(o, { window: 'any' });
   },
   create(o, ctx) {
-    const windowMs = durationMs(o.window ?? '1m');
-    const byContent = (o.by ?? 'seq') === 'content';
-    const maxKeys = o.maxKeys ?? 100_000;
+    const windowMs = durationMs(o.window);
+    const byContent = (o.by) === 'content';
+    const maxKeys = o.maxKeys;
     // device → (key → time first seen), both in least-recently-used-first order.
     const seen = new Map<string, Map<string, number>>();
     let size = 0;

@@ -67,7 +67,7 @@ export const filterStage = defineStage({
     return problem ? [{ path: 'expr', message: problem }] : [];
   },
   create(o, ctx) {
-    const action = o.action ?? 'keep';
+    const action = o.action;
     const device = globMatcher(o.devices);
     const measurements = o.measurements ? new Set(o.measurements) : undefined;
     const when = o.when ?? [];

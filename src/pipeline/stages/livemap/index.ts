@@ -51,12 +51,12 @@ export const livemapStage = defineStage({
   create(o, ctx) {
     const clock = ctx.clock;
     const everyMs = o.every === undefined ? undefined : durationMs(o.every);
-    const onChange = o.onChange ?? false;
-    const minIntervalMs = durationMs(o.minInterval ?? '1s');
-    const maxAgeMs = durationMs(o.maxAge ?? '1h');
+    const onChange = o.onChange;
+    const minIntervalMs = durationMs(o.minInterval);
+    const maxAgeMs = durationMs(o.maxAge);
     const only = o.measurements ? new Set(o.measurements) : undefined;
-    const withUnits = o.units ?? false;
-    const maxKeys = o.maxKeys ?? 10_000;
+    const withUnits = o.units;
+    const maxKeys = o.maxKeys;
     // "device/measurement" → entry
     const map = new Map<string, Entry>();
     let periodic: ClockTimer | undefined;

@@ -56,38 +56,38 @@ export const privacyStage = defineStage({
   check(o) {
     const problems: ConfigProblem[] = durationProblems(o, { every: 'positive', grace: 'any' });
     if (problems.length > 0) return problems;
-    const tz = zoneProblem(o.tz ?? 'UTC');
+    const tz = zoneProblem(o.tz);
     if (tz) problems.push({ path: 'tz', message: tz });
     const hours = typeof o.hours === 'string' ? [o.hours] : o.hours;
     hours.forEach((h, i) => {
       const r = parseHours(h);
       if (r.start === r.end) problems.push({ path: typeof o.hours === 'string' ? 'hours' : `hours[${i}]`, message: `${h} is empty; write 00:00-24:00 for the whole day` });
     });
-    const every = durationMs(o.every ?? '1h');
+    const every = durationMs(o.every);
     if (every <= 0 || 86_400_000 % every !== 0) problems.push({ path: 'every', message: 'the bucket must divide a day (e.g. 15m, 1h, 6h, 1d)' });
     return problems;
   },
   create(o, ctx) {
-    const zone = new Zone(o.tz ?? 'UTC');
+    const zone = new Zone(o.tz);
     const ranges = (typeof o.hours === 'string' ? [o.hours] : o.hours).map(parseHours);
     const device = globMatcher(o.devices);
     const only = o.measurements ? new Set(o.measurements) : undefined;
-    const aggregate = (o.action ?? 'suppress') === 'aggregate';
-    const everyMs = durationMs(o.every ?? '1h');
+    const aggregate = (o.action) === 'aggregate';
+    const everyMs = durationMs(o.every);
     const engine = aggregate
       ? new WindowEngine(
           {
             everyMs,
-            graceMs: durationMs(o.grace ?? '5s'),
+            graceMs: durationMs(o.grace),
             // Buckets follow local time: hourly buckets start on the local hour, daily ones at local midnight.
             align: (ts) => ts - mod(ts + zone.offsetMs(ts), everyMs),
-            ops: [o.op ?? 'count'],
+            ops: [o.op],
             naming: 'same',
             late: 'drop',
             correctForMs: 0,
-            maxKeys: o.maxKeys ?? 100_000,
+            maxKeys: o.maxKeys,
             stamp: 'start',
-            minCount: o.minCount ?? 1,
+            minCount: o.minCount,
           },
           ctx,
         )
@@ -113,7 +113,7 @@ export const privacyStage = defineStage({
             const v = m.values[k];
             if (typeof v === 'number' && !Number.isNaN(v)) numeric.push([k, v]);
             // A count counts readings whatever their values; other aggregates need numbers.
-            else if ((o.op ?? 'count') === 'count') numeric.push([k, 1]);
+            else if ((o.op) === 'count') numeric.push([k, 1]);
           }
           if (numeric.length < hidden.length) ctx.dropped('privacy', hidden.length - numeric.length);
           out.push(...engine.add(m, numeric));

@@ -26,7 +26,7 @@ export const rangeStage = defineStage({
   options: Options,
   create(o, ctx) {
     const limits = Object.entries(o.limits);
-    const action = o.action ?? 'drop-value';
+    const action = o.action;
     return {
       process(m) {
         if (m.kind !== 'reading') return [m];

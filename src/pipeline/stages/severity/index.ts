@@ -83,9 +83,9 @@ export const severityStage = defineStage({
     return problems;
   },
   create(o, ctx) {
-    const h = o.hysteresis ?? 0;
-    const pass = o.passReadings ?? false;
-    const maxKeys = o.maxKeys ?? 100_000;
+    const h = o.hysteresis;
+    const pass = o.passReadings;
+    const maxKeys = o.maxKeys;
     // device → level; least recently seen first. A device not here is NORMAL.
     const levels = new Map<string, Level>();
     return {

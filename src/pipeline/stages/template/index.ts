@@ -100,9 +100,9 @@ export const templateStage = defineStage({
   options: Options,
   check(o) {
     const problems: ConfigProblem[] = [];
-    const tz = zoneProblem(o.tz ?? 'UTC');
+    const tz = zoneProblem(o.tz);
     if (tz) problems.push({ path: 'tz', message: tz });
-    const loc = localeProblem(o.locale ?? 'en-GB');
+    const loc = localeProblem(o.locale);
     if (loc) problems.push({ path: 'locale', message: loc });
     // A built-in type's data is the hub's own (docs/events.md); a reading's values would not be that.
     if (o.event !== undefined && isEventType(o.event)) problems.push({ path: 'event', message: `${o.event} is a built-in event type (docs/events.md); choose another` });
@@ -117,9 +117,9 @@ export const templateStage = defineStage({
   },
   create(o, ctx) {
     const phrases = o.phrases.map(parsePhrase);
-    const locale = o.locale ?? 'en-GB';
-    const timeZone = o.tz ?? 'UTC';
-    const num = new Intl.NumberFormat(locale, { maximumFractionDigits: o.decimals ?? 1 });
+    const locale = o.locale;
+    const timeZone = o.tz;
+    const num = new Intl.NumberFormat(locale, { maximumFractionDigits: o.decimals });
     const time = new Intl.DateTimeFormat(locale, { timeZone, hour: '2-digit', minute: '2-digit' });
     const date = new Intl.DateTimeFormat(locale, { timeZone, dateStyle: 'medium' });
     const datetime = new Intl.DateTimeFormat(locale, { timeZone, dateStyle: 'medium', timeStyle: 'short' });
@@ -190,7 +190,7 @@ export const templateStage = defineStage({
           if (text === undefined) continue;
           turn = i + 1;
           if (m.kind === 'event') return [{ ...m, message: text }];
-          return [customEvent(o.event ?? 'notification', { ...m.values }, { ts: m.ts, severity: o.severity ?? 'info', device: m.device, message: text })];
+          return [customEvent(o.event, { ...m.values }, { ts: m.ts, severity: o.severity, device: m.device, message: text })];
         }
         ctx.dropped('template_unfilled');
         return [];

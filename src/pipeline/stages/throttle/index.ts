@@ -45,11 +45,11 @@ export const throttleStage = defineStage({
     return problems;
   },
   create(o, ctx) {
-    const max = o.max ?? 1;
+    const max = o.max;
     const intervalMs = durationMs(o.interval);
-    const perDevice = (o.key ?? 'device') === 'device';
+    const perDevice = (o.key) === 'device';
     const latestWins = o.mode === 'latest-wins';
-    const maxKeys = o.maxKeys ?? 100_000;
+    const maxKeys = o.maxKeys;
     let budgets = new Map<string, Budget>();
     let current = Math.floor(ctx.clock.now() / intervalMs);
     let timer: ClockTimer | undefined;

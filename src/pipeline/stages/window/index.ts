@@ -67,7 +67,7 @@ export const windowStage = defineStage({
     const every = durationMs(o.every);
     if (every > 7 * 86_400_000) problems.push({ path: 'every', message: 'the window length must be at most 7d' });
     if (o.op !== undefined && o.ops !== undefined) problems.push({ path: 'ops', message: 'give either op or ops, not both' });
-    if (o.late === 'correct' && every > 0 && durationMs(o.correctFor ?? '1h') / every > 1000) {
+    if (o.late === 'correct' && every > 0 && durationMs(o.correctFor) / every > 1000) {
       problems.push({ path: 'correctFor', message: 'at most 1000 windows can be kept for corrections: shorten correctFor or lengthen every' });
     }
     return problems;
@@ -79,14 +79,14 @@ export const windowStage = defineStage({
     const engine = new WindowEngine(
       {
         everyMs,
-        graceMs: durationMs(o.grace ?? '5s'),
+        graceMs: durationMs(o.grace),
         align: (ts) => ts - mod(ts, everyMs),
         ops,
         naming,
-        late: o.late ?? 'drop',
-        correctForMs: durationMs(o.correctFor ?? '1h'),
-        maxKeys: o.maxKeys ?? 100_000,
-        stamp: o.timestamp ?? 'start',
+        late: o.late,
+        correctForMs: durationMs(o.correctFor),
+        maxKeys: o.maxKeys,
+        stamp: o.timestamp,
         minCount: 1,
       },
       ctx,
@@ -102,7 +102,7 @@ export const windowStage = defineStage({
         return engine.add(m, values);
       },
       stop() {
-        engine.stop(o.flushOnStop ?? true);
+        engine.stop(o.flushOnStop);
       },
     };
   },
