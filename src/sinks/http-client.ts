@@ -43,6 +43,64 @@ export function splitCredentials(raw: string, headers: Record<string, string>): 
   return { url, headers: out };
 }
 
+/**
+ * The far end of an HTTP sink between open() and close(): its URL with credentials moved into headers, the form of it
+ * messages may show, and the abort that close() uses to end requests in flight.
+ */
+export class HttpTarget {
+  private closing = new AbortController();
+  private current: { url: URL; headers: Record<string, string> } | undefined;
+  /** The URL as messages show it (scheme, host, port). */
+  where: string;
+
+  constructor(
+    private readonly raw: string,
+    private readonly sink: string,
+  ) {
+    this.where = safeUrl(raw);
+  }
+
+  /** `bare`: drop the query and fragment (the URL is a base that requests add paths to). */
+  open(headers: Record<string, string>, bare = false): Promise<void> {
+    this.closing = new AbortController();
+    try {
+      const t = splitCredentials(this.raw, headers);
+      if (bare) {
+        t.url.search = '';
+        t.url.hash = '';
+      }
+      this.current = t;
+      this.where = safeUrl(t.url);
+    } catch {
+      return Promise.reject(new SinkError('the url option is not a valid URL', false));
+    }
+    return Promise.resolve();
+  }
+
+  /** The open target's URL; throws a fatal SinkError when the sink is not open. */
+  get url(): URL {
+    return this.assertOpen().url;
+  }
+
+  /** One request with the target's headers (and `extra` over them), ended by close(). */
+  send(req: Omit<HttpRequest, 'headers' | 'signal'> & { readonly headers?: Record<string, string> }): Promise<HttpAnswer> {
+    const t = this.assertOpen();
+    return httpSend({ ...req, headers: { ...t.headers, ...req.headers }, signal: this.closing.signal });
+  }
+
+  close(): Promise<void> {
+    this.closing.abort();
+    this.current = undefined;
+    return Promise.resolve();
+  }
+
+  /** Throws a fatal SinkError when the sink is not open. */
+  assertOpen(): { url: URL; headers: Record<string, string> } {
+    if (!this.current) throw new SinkError(`the ${this.sink} sink is not open`, false);
+    return this.current;
+  }
+}
+
 async function readCapped(res: Response, max: number): Promise<string> {
   if (!res.body) return '';
   const reader = (res.body as ReadableStream<Uint8Array>).getReader();

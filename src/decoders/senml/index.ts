@@ -122,8 +122,7 @@ export const senmlDecoder = defineDecoder({
   description: 'SenML (RFC 8428) packs in JSON or CBOR; one reading per device and time.',
   options: Options,
   create(o) {
-    const format = o.format;
-    const maxRecords = o.maxRecords;
+    const { format, maxRecords } = o;
     return (frame: Frame): DecodeResult => {
       const pack = decodeSenmlPayload(frame.payload, format);
       if (Array.isArray(pack) && pack.length > maxRecords) {

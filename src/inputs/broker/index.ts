@@ -136,14 +136,7 @@ export const brokerInput = defineInput({
     return problems;
   },
   create(opts, ctx): Input {
-    const host = opts.host;
-    const port = opts.port;
-    const topics = opts.topics;
-    const exclude = opts.exclude;
-    const maxPacketBytes = opts.maxPacketBytes;
-    const maxConnectBytes = opts.maxConnectBytes;
-    const connectTimeoutMs = opts.connectTimeoutMs;
-    const maxConnections = opts.maxConnections;
+    const { host, port, topics, exclude, maxPacketBytes, maxConnectBytes, connectTimeoutMs, maxConnections } = opts;
     const maxPerAddress = opts.maxConnectionsPerAddress;
     const log = ctx.logger;
     const s = new BrokerState(ctx, opts.anonymous);

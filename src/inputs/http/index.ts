@@ -36,10 +36,7 @@ export const httpInput = defineInput({
   options,
   defaultDecoder: 'senml',
   create(opts, ctx): Input {
-    const host = opts.host;
-    const port = opts.port;
-    const path = opts.path;
-    const bodyLimit = opts.bodyLimit;
+    const { host, port, path, bodyLimit } = opts;
     const log = ctx.logger;
     const throttle = new LogThrottle(ctx.clock);
     const inflight = new InFlight();

@@ -60,11 +60,7 @@ function openNonBlocking(path: string): Promise<number> {
 function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
   const rawPath = opts.path;
   const path = rawPath === '-' ? '-' : ctx.resolvePath(rawPath);
-  const maxLineBytes = opts.maxLineBytes;
-  const follow = opts.follow;
-  const reopen = opts.reopen;
-  const reopenMs = opts.reopenMs;
-  const pollMs = opts.pollMs;
+  const { maxLineBytes, follow, reopen, reopenMs, pollMs } = opts;
   const looksSerial = /^\/dev\/(tty|serial\/|cu\.)/.test(path);
   const baud = opts.baud ?? (looksSerial ? DEFAULT_SERIAL_BAUD : undefined);
   const log = ctx.logger;

@@ -64,8 +64,7 @@ export const mqttInput = defineInput({
   },
   create(opts, ctx): Input {
     const url = safeUrl(opts.url);
-    const topics = opts.topics;
-    const qos = opts.qos;
+    const { topics, qos } = opts;
     const minMs = opts.reconnectMinMs;
     const maxMs = Math.max(minMs, opts.reconnectMaxMs);
     const connectTimeoutMs = opts.connectTimeoutMs;

@@ -86,8 +86,7 @@ export function daylight(ts: number): number {
 
 function create(opts: Static<typeof options>, ctx: InputContext): SimulatorInput {
   const n = opts.devices;
-  const intervalMs = opts.intervalMs;
-  const seed = opts.seed;
+  const { intervalMs, seed } = opts;
   const badRate = opts.badFrameRate;
   const count = opts.count;
   const ids = simulatedIds(seed, n, opts.idPrefix ?? '');

@@ -5,8 +5,7 @@ import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError, type SinkWriteResult } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import type { Message, Reading } from '../../core/types.js';
-import { safeUrl } from '../../core/url.js';
-import { bodySnippet, httpSend, isRetryableStatus, redirectError, splitCredentials, type HttpAnswer } from '../http-client.js';
+import { bodySnippet, HttpTarget, isRetryableStatus, redirectError, type HttpAnswer } from '../http-client.js';
 
 const Options = Type.Object(
   {
@@ -99,18 +98,14 @@ export const emoncmsSink = defineSink({
   description: 'Send numeric values to emoncms through its input API (input/post or input/bulk).',
   options: Options,
   create(o, ctx) {
-    const mode = o.mode;
-    const timeoutMs = o.timeoutMs;
+    const { mode, timeoutMs } = o;
     const nodes = o.nodes ?? {};
     const columns = (o.bulkColumns ?? []).map(emoncmsName);
     const columnSet = new Set(columns);
-    let closing = new AbortController();
-    type Target = { url: URL; headers: Record<string, string> };
-    let base: Target | undefined;
-    let where = safeUrl(o.url);
+    const base = new HttpTarget(o.url, 'emoncms');
 
-    function endpoint(b: Target, action: 'post' | 'bulk'): URL {
-      const u = new URL(b.url);
+    function endpoint(action: 'post' | 'bulk'): URL {
+      const u = new URL(base.url);
       u.pathname = `${u.pathname.replace(/\/+$/, '')}/input/${action}`;
       return u;
     }
@@ -120,16 +115,9 @@ export const emoncmsSink = defineSink({
       return mapped === undefined ? emoncmsName(device).trim() : typeof mapped === 'number' ? String(mapped) : emoncmsName(mapped).trim();
     }
 
-    async function send(b: Target, action: 'post' | 'bulk', form: Record<string, string>): Promise<Verdict> {
-      const answer = await httpSend({
-        url: endpoint(b, action),
-        method: 'POST',
-        headers: b.headers,
-        body: new URLSearchParams(form).toString(),
-        timeoutMs,
-        signal: closing.signal,
-      });
-      return verdict(where, answer);
+    async function send(action: 'post' | 'bulk', form: Record<string, string>): Promise<Verdict> {
+      const answer = await base.send({ url: endpoint(action), method: 'POST', body: new URLSearchParams(form).toString(), timeoutMs });
+      return verdict(base.where, answer);
     }
 
     function rejected(index: number, detail: string) {
@@ -156,19 +144,19 @@ export const emoncmsSink = defineSink({
       return { node, inputs };
     }
 
-    async function writePost(b: Target, batch: readonly Message[]): Promise<SinkWriteResult | void> {
+    async function writePost(batch: readonly Message[]): Promise<SinkWriteResult | void> {
       const refused: Array<{ index: number; error: BackhaulError }> = [];
       for (const [index, m] of batch.entries()) {
         const t = target(index, m, refused);
         if (!t) continue;
         const { node, inputs } = t;
-        const v = await send(b, 'post', { node, fulljson: JSON.stringify(inputs), time: String(Math.floor(m.ts / 1000)) });
+        const v = await send('post', { node, fulljson: JSON.stringify(inputs), time: String(Math.floor(m.ts / 1000)) });
         if (!v.ok) refused.push(rejected(index, `emoncms refused node ${node}: ${bodySnippet(v.message)}`));
       }
       return refused.length > 0 ? { rejected: refused } : undefined;
     }
 
-    async function writeBulk(b: Target, batch: readonly Message[]): Promise<SinkWriteResult | void> {
+    async function writeBulk(batch: readonly Message[]): Promise<SinkWriteResult | void> {
       const refused: Array<{ index: number; error: BackhaulError }> = [];
       const rows: Array<Array<number | string | Record<string, number>>> = [];
       const sent: number[] = [];
@@ -191,7 +179,7 @@ export const emoncmsSink = defineSink({
         sent.push(index);
       }
       if (rows.length > 0 && ref !== undefined) {
-        const v = await send(b, 'bulk', { data: JSON.stringify(rows), time: String(ref) });
+        const v = await send('bulk', { data: JSON.stringify(rows), time: String(ref) });
         if (!v.ok) {
           const detail = `emoncms refused the bulk upload: ${bodySnippet(v.message)}`;
           for (const index of sent) refused.push(rejected(index, detail));
@@ -202,33 +190,18 @@ export const emoncmsSink = defineSink({
     }
 
     return {
-      open() {
-        closing = new AbortController();
-        try {
-          base = splitCredentials(o.url, {
-            Authorization: `Bearer ${o.apikey}`,
-            'Content-Type': 'application/x-www-form-urlencoded',
-          });
-          base.url.search = '';
-          base.url.hash = '';
-          where = safeUrl(base.url);
-        } catch {
-          return Promise.reject(new SinkError('the url option is not a valid URL', false));
-        }
-        ctx.logger.debug({ url: where, mode }, 'emoncms sink ready');
-        return Promise.resolve();
+      async open() {
+        await base.open({ Authorization: `Bearer ${o.apikey}`, 'Content-Type': 'application/x-www-form-urlencoded' }, true);
+        ctx.logger.debug({ url: base.where, mode }, 'emoncms sink ready');
       },
 
-      write(batch) {
-        const b = base;
-        if (!b) return Promise.reject(new SinkError('the emoncms sink is not open', false));
-        return mode === 'bulk' ? writeBulk(b, batch) : writePost(b, batch);
+      async write(batch) {
+        base.assertOpen();
+        return mode === 'bulk' ? writeBulk(batch) : writePost(batch);
       },
 
       close() {
-        closing.abort();
-        base = undefined;
-        return Promise.resolve();
+        return base.close();
       },
     };
   },

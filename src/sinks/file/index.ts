@@ -44,8 +44,7 @@ export const fileSink = defineSink({
   options: Options,
   create(o, ctx) {
     const path = o.path === undefined ? join(ctx.dataDir, 'readings.jsonl') : ctx.resolvePath(o.path);
-    const maxBytes = o.maxBytes;
-    const maxFiles = o.maxFiles;
+    const { maxBytes, maxFiles } = o;
     // In the data folder, readings are private (0600, folder 0700); elsewhere the operator's umask decides.
     const inData = isInside(ctx.dataDir, path);
     let fh: FileHandle | undefined;

@@ -3,9 +3,8 @@ import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError } from '../../core/driver.js';
 import { CREDENTIAL_NAME } from '../../core/config/secrets.js';
 import { BackhaulError } from '../../core/errors.js';
-import { safeUrl } from '../../core/url.js';
 import { messageToJson } from '../format.js';
-import { bodySnippet, httpSend, isRetryableStatus, redirectError, splitCredentials } from '../http-client.js';
+import { bodySnippet, HttpTarget, isRetryableStatus, redirectError } from '../http-client.js';
 
 const Options = Type.Object(
   {
@@ -35,35 +34,18 @@ export const httpSink = defineSink({
   description: 'POST (or PUT) each batch as a JSON array of messages to a URL.',
   options: Options,
   create(o, ctx) {
-    const method = o.method;
-    const timeoutMs = o.timeoutMs;
-    let closing = new AbortController();
-    let target: { url: URL; headers: Record<string, string> } | undefined;
-    let where = safeUrl(o.url);
+    const { method, timeoutMs } = o;
+    const target = new HttpTarget(o.url, 'http');
 
     return {
       open() {
-        closing = new AbortController();
-        try {
-          target = splitCredentials(o.url, { 'Content-Type': 'application/json', ...(o.headers) });
-          where = safeUrl(target.url);
-        } catch {
-          return Promise.reject(new SinkError('the url option is not a valid URL', false));
-        }
-        return Promise.resolve();
+        return target.open({ 'Content-Type': 'application/json', ...o.headers });
       },
 
       async write(batch) {
         if (batch.length === 0) return;
-        if (!target) throw new SinkError('the http sink is not open', false);
-        const answer = await httpSend({
-          url: target.url,
-          method,
-          headers: target.headers,
-          body: JSON.stringify(batch.map(messageToJson)),
-          timeoutMs,
-          signal: closing.signal,
-        });
+        const answer = await target.send({ url: target.url, method, body: JSON.stringify(batch.map(messageToJson)), timeoutMs });
+        const where = target.where;
         const { status } = answer;
         if (status >= 200 && status < 300) return;
         if (status >= 300 && status < 400) throw redirectError(where, status, answer.headers.get('location'));
@@ -85,9 +67,7 @@ export const httpSink = defineSink({
       },
 
       close() {
-        closing.abort();
-        target = undefined;
-        return Promise.resolve();
+        return target.close();
       },
     };
   },

@@ -122,9 +122,7 @@ export const mqttSink = defineSink({
   },
   create(o, ctx) {
     const fmt = payloadOptions(o);
-    const qos = o.qos;
-    const retain = o.retain;
-    const timeoutMs = o.timeoutMs;
+    const { qos, retain, timeoutMs } = o;
     const clientId = o.clientId ?? `backhaul-${ctx.id.replace(/[^\w.-]/g, '_')}-${randomBytes(4).toString('hex')}`;
     const where = safeUrl(o.url);
     const throttle = new LogThrottle(ctx.clock, 60_000);

@@ -22,8 +22,7 @@ export const scaleStage = defineStage({
   description: 'Scale one value (factor, offset), optionally renaming it and changing its unit.',
   options: Options,
   create(o) {
-    const factor = o.factor;
-    const offset = o.offset;
+    const { factor, offset } = o;
     const target = o.as ?? o.measurement;
     // Round through the decimal exponent form: toFixed(2) gives 61.92 for 61.925 because of binary representation.
     const d = o.decimals;
