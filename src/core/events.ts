@@ -23,6 +23,17 @@ const ValueSchema = Type.Union([Type.Number(), Type.String(), Type.Boolean()]);
 const Policy = Type.Union([Type.Literal('register'), Type.Literal('quarantine'), Type.Literal('drop')], { description: 'the `devices.unknown` policy' });
 const Level = (description: string) => Type.Union([Type.Literal('NORMAL'), Type.Literal('WARNING'), Type.Literal('DANGER')], { description });
 
+/** What every alarm event names (src/devices/alarms.ts). */
+const alarmFields = {
+  alarm: Type.String({ description: 'the alarm\'s id' }),
+  alarmKind: Type.String({ description: '`offline`, `battery_low`, `blocked`, `severity`, `mode` (a device) or `backlog`, `failing` (a sink)' }),
+  subjectKind: Type.Union([Type.Literal('device'), Type.Literal('sink')], { description: 'what the alarm is about' }),
+  subject: Type.String({ description: 'the device\'s or the sink\'s id' }),
+  name: Type.String({ description: 'how people call the subject: the device\'s description and room, or the sink\'s id' }),
+  aspect: Type.Optional(Type.String({ description: 'what of it: the measurement of a `severity` alarm' })),
+  raisedAt: ms('when the alarm was raised'),
+};
+
 /** What the map says of one event type. */
 export interface EventSpec {
   /** Its severity; a list when it varies (the raise site chooses, and must). */
@@ -193,6 +204,90 @@ export const EVENT_TYPES = {
       level: Level('the new level'),
       previous: Level('the level before'),
       unit: Type.Optional(Type.String({ description: 'its SenML unit, when the reading has one' })),
+    }),
+  },
+  'sink.failing': {
+    severity: 'warning',
+    device: false,
+    by: 'the sink\'s runner (`src/outbox/runner.ts`)',
+    when: 'A sink has failed without a success for its `outbox.failingAfterMs` (docs/config.md); once, until `sink.recovered`.',
+    data: Type.Object({
+      sink: Type.String({ description: 'the sink\'s id' }),
+      since: ms('its first failure of this run of failures'),
+      failures: Type.Number({ description: 'failed attempts since then' }),
+      error: Type.String({ description: 'the last error\'s message' }),
+    }),
+  },
+  'sink.recovered': {
+    severity: 'info',
+    device: false,
+    by: 'the sink\'s runner',
+    when: 'After `sink.failing`, the sink\'s first successful delivery; once.',
+    data: Type.Object({
+      sink: Type.String({ description: 'the sink\'s id' }),
+      durationMs: duration('how long it was failing'),
+    }),
+  },
+  'device.active': {
+    severity: 'info',
+    device: true,
+    by: 'the device gate (`src/devices/gate.ts`)',
+    when: 'A device\'s self-description on `<base>/device` passed its type\'s schema: its state became ACTIVE (also when an operator unblocks it).',
+    data: Type.Object({
+      previous: Type.String({ description: 'its state before: `INIT` or `BLOCKED`' }),
+      by: Type.String({ description: '`device` (its self-description) or the operator who unblocked it' }),
+    }),
+  },
+  'device.blocked': {
+    severity: 'warning',
+    device: true,
+    by: 'the device gate, or an operator (API, CLI)',
+    when: 'A device\'s self-description failed its type\'s schema, or an operator blocked it: its state became BLOCKED and its readings are dropped.',
+    data: Type.Object({
+      reason: Type.String({ description: 'why, e.g. the schema error with its JSON path' }),
+      by: Type.String({ description: '`device` (its self-description) or the operator who blocked it' }),
+    }),
+  },
+  'device.mode': {
+    severity: ['info', 'warning', 'critical'],
+    severityRule: '`info` for NORMAL, `warning` for WARNING, `critical` for DANGER',
+    device: true,
+    by: 'the device gate',
+    when: 'The severity mode a device reports of itself (`mode` in its status on `<base>/device`) changed.',
+    data: Type.Object({ level: Level('the mode it reports now'), previous: Level('the mode before') }),
+  },
+  'alarm.raised': {
+    severity: ['warning', 'critical'],
+    severityRule: 'the alarm\'s severity: `critical` for a device in DANGER (`severity` stage or its own mode), `warning` otherwise',
+    device: false,
+    by: 'the alarm keeper (`src/devices/alarms.ts`)',
+    when: 'A condition began that has no open alarm of the same subject, kind and aspect; once per alarm (a restart raises nothing that is still the same alarm).',
+    data: Type.Object(alarmFields),
+  },
+  'alarm.reminder': {
+    severity: ['warning', 'critical'],
+    severityRule: 'the alarm\'s severity',
+    device: false,
+    by: 'the alarm keeper',
+    when: 'An alarm still raised (not acknowledged, not cleared) `alarms.remindEveryMs` after it was raised or last reminded of.',
+    data: Type.Object({ ...alarmFields, reminder: Type.Number({ description: 'how many reminders, this one included' }) }),
+  },
+  'alarm.acknowledged': {
+    severity: 'info',
+    device: false,
+    by: 'the alarm keeper, for an operator (API, CLI, dashboard)',
+    when: 'An operator acknowledged an open alarm: it stays open until its condition ends, with no more reminders.',
+    data: Type.Object({ ...alarmFields, by: Type.String({ description: 'who acknowledged it' }), note: Type.Optional(Type.String({ description: 'their note' })) }),
+  },
+  'alarm.cleared': {
+    severity: 'info',
+    device: false,
+    by: 'the alarm keeper',
+    when: 'An alarm\'s condition ended (the device spoke again, the battery recovered, the backlog drained, ...) or an operator cleared it.',
+    data: Type.Object({
+      ...alarmFields,
+      by: Type.String({ description: '`condition` when its condition ended, else the operator who cleared it' }),
+      durationMs: duration('how long it was open'),
     }),
   },
 } as const satisfies Readonly<Record<string, EventSpec>>;
