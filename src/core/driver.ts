@@ -213,13 +213,23 @@ export interface SinkDefinition<S extends TSchema = TSchema> {
  * failed open as BH_SINK_OPEN).
  */
 export class SinkError extends BackhaulError {
+  /** Try again after this long rather than after the runner's backoff (a far end's Retry-After, a rate limit). */
+  readonly retryAfterMs: number | undefined;
+  /**
+   * Not a failure: the sink chose to wait (its own rate limit). Not counted as a retry, not an error in status, and
+   * no step towards `sink.failing`; needs `retryAfterMs`.
+   */
+  readonly deferred: boolean;
+
   constructor(
     message: string,
     readonly retryable: boolean,
-    opts?: { readonly cause?: unknown; readonly code?: ErrorCode },
+    opts?: { readonly cause?: unknown; readonly code?: ErrorCode; readonly retryAfterMs?: number; readonly deferred?: boolean },
   ) {
     super(opts?.code ?? (retryable ? 'BH_SINK_WRITE' : 'BH_SINK_FATAL'), message, opts?.cause === undefined ? {} : { cause: opts.cause });
     this.name = 'SinkError';
+    this.retryAfterMs = opts?.retryAfterMs;
+    this.deferred = retryable && opts?.deferred === true && opts.retryAfterMs !== undefined;
   }
 }
 

@@ -1,6 +1,7 @@
 // Drains one sink's outbox into its sink: in order, in batches, with retry and exponential backoff with jitter.
 // Each sink has its own runner and loop, so a slow or dead sink never holds up another.
 import { backoffMs } from '../core/backoff.js';
+import { humanDuration } from '../core/duration.js';
 import type { Clock } from '../core/clock.js';
 import { SinkError, type Sink, type SinkWriteResult } from '../core/driver.js';
 import { errorText, isBackhaulError } from '../core/errors.js';
@@ -49,6 +50,8 @@ export class SinkRunner {
   private wakePromise: Promise<void> | undefined;
   /** Since `sink.backlog` was raised, until `sink.backlog_ok`: when, and the most messages waiting meanwhile. */
   private backlogHigh: { since: number; peak: number } | undefined;
+  /** Failures since the last success: since when, how many, and whether `sink.failing` was raised for them. */
+  private failing: { since: number; failures: number; raised: boolean } | undefined;
 
   constructor(
     readonly id: string,
@@ -262,6 +265,46 @@ export class SinkRunner {
     return backoffMs(attempt, this.opts.retryMinMs, this.opts.retryMaxMs);
   }
 
+  /** The far end's Retry-After when the sink read one (at most an hour), else the backoff. */
+  private retryWait(e: unknown, attempt: number): number {
+    const after = e instanceof SinkError ? e.retryAfterMs : undefined;
+    return after !== undefined && Number.isFinite(after) && after >= 0 ? Math.min(after, 3_600_000) : this.backoff(attempt);
+  }
+
+  /**
+   * A failure: `sink.failing` once the failures since the last success span `failingAfterMs` (at once for a sink
+   * that stops for good). Raised once per run of failures; `sink.recovered` ends it (`recovered`).
+   */
+  private watchFailing(message: string, fatal: boolean): void {
+    const now = this.deps.clock.now();
+    const f = (this.failing ??= { since: now, failures: 0, raised: false });
+    f.failures++;
+    const raise = this.deps.raise;
+    if (f.raised || !raise || this.stopping) return;
+    if (!fatal && now - f.since < this.opts.failingAfterMs) return;
+    f.raised = true;
+    const how = fatal ? 'has stopped for good' : `has been failing for ${humanDuration(now - f.since)}`;
+    raise(
+      makeEvent(
+        'sink.failing',
+        { sink: this.id, since: f.since, failures: f.failures, error: message },
+        { ts: now, message: `sink ${this.id} ${how} (${f.failures} failed attempt${f.failures === 1 ? '' : 's'}): ${message}` },
+      ),
+    );
+  }
+
+  /** A success after failures: `sink.recovered` if `sink.failing` was raised for them. */
+  private recovered(): void {
+    const f = this.failing;
+    if (!f) return;
+    this.failing = undefined;
+    if (!f.raised || !this.deps.raise) return;
+    const now = this.deps.clock.now();
+    this.deps.raise(
+      makeEvent('sink.recovered', { sink: this.id, durationMs: Math.max(0, now - f.since) }, { ts: now, message: `sink ${this.id} delivers again after ${humanDuration(now - f.since)}` }),
+    );
+  }
+
   /**
    * Keep the last error as `CODE message` for status. A sink's own failure while opening is BH_SINK_OPEN whatever it
    * was coded as; other errors without a code get the phase's code.
@@ -332,7 +375,9 @@ export class SinkRunner {
           log.debug('sink open');
         } catch (e) {
           const message = this.recordError(e, 'BH_SINK_OPEN');
-          if (e instanceof SinkError && !e.retryable) {
+          const fatal = e instanceof SinkError && !e.retryable;
+          this.watchFailing(message, fatal);
+          if (fatal) {
             this.state = 'stopped';
             log.error({ err: message }, 'sink cannot open and will not retry; its messages are kept until restart');
             this.notifyDrained();
@@ -340,7 +385,7 @@ export class SinkRunner {
           }
           this.state = 'retrying';
           if (this.throttle.take('open') !== null) log.warn({ err: message }, 'sink cannot open yet, retrying');
-          await this.sleepUnlessStopping(this.backoff(attempt++), true);
+          await this.sleepUnlessStopping(this.retryWait(e, attempt++), true);
           continue;
         }
       }
@@ -397,8 +442,16 @@ export class SinkRunner {
       await Promise.all(inflight.map((f) => f.result));
       inflight.length = 0;
       this.outbox.release(); // while it waits for a retry, overflow may drop from it again
+      if (res.error instanceof SinkError && res.error.deferred) {
+        // The sink's own choice to wait (its rate limit): no failure, no retry counted, state unchanged.
+        this.deps.logger.debug({ reason: res.error.message, waitMs: res.error.retryAfterMs }, 'sink defers delivery');
+        await this.sleepUnlessStopping(res.error.retryAfterMs ?? this.opts.retryMinMs, true);
+        continue;
+      }
       const message = this.recordError(res.error, 'BH_SINK_WRITE');
-      if (res.error instanceof SinkError && !res.error.retryable) {
+      const fatal = res.error instanceof SinkError && !res.error.retryable;
+      this.watchFailing(message, fatal);
+      if (fatal) {
         this.state = 'stopped';
         log.error({ err: message, backlog: this.outbox.stats().items }, 'sink failed and will not retry; its messages are kept until restart');
         this.notifyDrained();
@@ -409,7 +462,7 @@ export class SinkRunner {
       this.state = 'retrying';
       const suppressed = this.throttle.take('write');
       if (suppressed !== null) log.warn({ err: message, backlog: this.outbox.stats().items, earlierSuppressed: suppressed }, 'sink write failed, retrying');
-      await this.sleepUnlessStopping(this.backoff(attempt++), true);
+      await this.sleepUnlessStopping(this.retryWait(res.error, attempt++), true);
     }
     // Stopping: what is in flight still counts once answered, in order, up to the first failure.
     for (const f of inflight) {
@@ -443,6 +496,7 @@ export class SinkRunner {
       },
     );
     this.state = 'up';
+    this.recovered();
     this.notifyDrained();
   }
 }

@@ -32,7 +32,7 @@ const opts = (backlogAlert: number): OutboxOptions => ({
   batchSize: 100,
   lingerMs: 0,
   retryMinMs: 20,
-  retryMaxMs: 200,
+  retryMaxMs: 200, failingAfterMs: 300_000,
   backlogAlert,
 });
 

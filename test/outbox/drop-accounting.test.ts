@@ -28,7 +28,7 @@ test('runner: with drop-oldest, readings evicted while their batch is being writ
       got.push(...batch);
     },
   };
-  const opts = { type: 'sqlite' as const, sync: 'full' as const, maxItems: 10, maxBytes: 1 << 30, overflow: 'drop-oldest' as const, batchSize: 10, lingerMs: 0, retryMinMs: 50, retryMaxMs: 100 };
+  const opts = { type: 'sqlite' as const, sync: 'full' as const, maxItems: 10, maxBytes: 1 << 30, overflow: 'drop-oldest' as const, batchSize: 10, lingerMs: 0, retryMinMs: 50, retryMaxMs: 100, failingAfterMs: 300_000 };
   const outbox = await journalLane(join(d.path, 'journal.sqlite'), opts);
   const runner = new SinkRunner('s', 'test', slow, outbox, opts, driverContext());
   t.after(() => runner.stop(100));

@@ -50,7 +50,7 @@ class FlakySink implements Sink {
   }
 }
 
-const opts = { type: 'memory' as const, sync: 'full' as const, maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' as const, batchSize: 7, lingerMs: 0, retryMinMs: 5, retryMaxMs: 20 };
+const opts = { type: 'memory' as const, sync: 'full' as const, maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' as const, batchSize: 7, lingerMs: 0, retryMinMs: 5, retryMaxMs: 20, failingAfterMs: 300_000 };
 
 test('runner delivers in order in batches, and after failures retries without loss or reordering', async () => {
   const ctx = driverContext({ id: 's' });

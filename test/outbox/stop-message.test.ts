@@ -43,7 +43,7 @@ async function stopMessage(type: 'sqlite' | 'memory'): Promise<{ level: number; 
     const logger = createLogger({ pretty: false, destination: stream, level: 'info' });
     const limits = { maxItems: 100, maxBytes: 1 << 20, overflow: 'drop-oldest' as const };
     const outbox: Outbox = type === 'memory' ? memoryOutbox(limits, systemClock) : await journalLane(join(dir.path, 'journal.sqlite'), limits);
-    const opts = { type, sync: 'full' as const, ...limits, batchSize: 10, lingerMs: 0, retryMinMs: 10_000, retryMaxMs: 10_000 };
+    const opts = { type, sync: 'full' as const, ...limits, batchSize: 10, lingerMs: 0, retryMinMs: 10_000, retryMaxMs: 10_000, failingAfterMs: 300_000 };
     const runner = new SinkRunner('s', 'test', down, outbox, opts, { ...driverContext({ dataDir: dir.path }), logger });
     runner.start();
     await outbox.put([reading(1), reading(2), reading(3)]);

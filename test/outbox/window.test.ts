@@ -39,7 +39,7 @@ const opts = {
   batchSize: 10,
   lingerMs: 0,
   retryMinMs: 10,
-  retryMaxMs: 20,
+  retryMaxMs: 20, failingAfterMs: 300_000,
   window: 4,
 };
 

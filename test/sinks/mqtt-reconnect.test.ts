@@ -64,6 +64,7 @@ const outboxOpts = (retryMinMs: number, retryMaxMs: number): OutboxOptions => ({
   lingerMs: 0,
   retryMinMs,
   retryMaxMs,
+  failingAfterMs: 300_000,
 });
 
 // The backoff after the failed write is at least 30 s (60 s with "equal jitter", never under half), and this test

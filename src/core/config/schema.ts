@@ -51,6 +51,11 @@ export const OutboxOptions = Type.Object(
         description: 'Raise `sink.backlog` when this many messages wait, and `sink.backlog_ok` once half as many or fewer do (docs/events.md); at most `maxItems`; no such events when absent.',
       }),
     ),
+    failingAfterMs: Type.Integer({
+      minimum: 0,
+      default: 300_000,
+      description: 'Raise `sink.failing` once the sink has failed for this long without a success (0: at its first failure), and `sink.recovered` at its next success (docs/events.md). A sink that stops for good raises it at once.',
+    }),
   },
   { additionalProperties: false },
 );
