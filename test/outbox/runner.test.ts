@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SinkError, type Sink, type SinkWriteResult } from '../../src/core/driver.js';
 import { BackhaulError } from '../../src/core/errors.js';
-import type { Message, Reading } from '../../src/core/types.js';
+import type { HubEvent, Message, Reading } from '../../src/core/types.js';
 import { memoryOutbox as newMemoryOutbox } from '../../src/outbox/journal.js';
 import { SinkRunner } from '../../src/outbox/runner.js';
 import { driverContext } from '../helpers/context.js';
@@ -188,5 +188,68 @@ test('a sink reporting its far end reachable again ends the retry wait at once; 
   assert.equal(clock.now(), 1_000_000, 'delivered without the 60 s backoff running out');
   assert.equal(runner.status().retries, 2);
   assert.equal(clock.pending(), 0, 'a wait ended early leaves no timer behind');
+  await runner.stop(0);
+});
+
+test('sink.failing once the failures span failingAfterMs, sink.recovered at the next success; a deferred write is no failure and waits its retryAfterMs', async () => {
+  const clock = new ManualClock(1_000_000);
+  const events: HubEvent[] = [];
+  const ctx = { ...driverContext({ id: 's', clock }), raise: (e: HubEvent) => events.push(e) };
+  const sink = new FlakySink();
+  const limits = { maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' as const };
+  const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox(limits, clock), { ...opts, retryMinMs: 1000, retryMaxMs: 1000, failingAfterMs: 5000 }, ctx);
+  runner.start();
+  sink.mode = 'retryable';
+  await runner.enqueue([r(0)]);
+  // Retries every second (the clock moves by hand): under 5 s of failures, nothing; at 5 s, sink.failing once.
+  for (let n = 1; n <= 8; n++) {
+    await until(() => sink.failures >= n && clock.pending() > 0, { what: `failure ${n}` });
+    if (n === 5) assert.deepEqual(events.map((e) => e.type), [], 'four seconds of failures: no event yet');
+    clock.advance(1000);
+  }
+  await until(() => sink.failures >= 9, { what: 'failure 9' });
+  assert.deepEqual(events.map((e) => e.type), ['sink.failing'], 'raised once, not at every failure after');
+  const failing = events[0]!;
+  assert.equal(failing.data?.['sink'], 's');
+  assert.equal(failing.data?.['since'], 1_000_000);
+  assert.equal(failing.data?.['error'], 'BH_SINK_WRITE remote 503');
+  assert.match(failing.message, /^sink s has been failing for 5 s \(6 failed attempts\): BH_SINK_WRITE remote 503$/);
+
+  sink.mode = 'ok';
+  clock.advance(1000);
+  await until(() => sink.delivered.length === 1, { what: 'delivered after recovery' });
+  await until(() => events.length === 2, { what: 'sink.recovered' });
+  assert.equal(events[1]!.type, 'sink.recovered');
+  assert.equal(events[1]!.data?.['durationMs'], 9000);
+
+  // A sink's own rate limit: deferred, with the wait it asks for; not a retry, not a failure, no event.
+  const retriesBefore = runner.status().retries;
+  let deferrals = 0;
+  const write = sink.write.bind(sink);
+  sink.write = (batch) => (deferrals++ === 0 ? Promise.reject(new SinkError('rate limit', true, { deferred: true, retryAfterMs: 30_000 })) : write(batch));
+  await runner.enqueue([r(1)]);
+  await until(() => deferrals === 1 && clock.pending() > 0, { what: 'the deferral and its wait' });
+  clock.advance(29_999);
+  assert.equal(sink.delivered.length, 1, 'waits the 30 s it asked for');
+  clock.advance(1);
+  await until(() => sink.delivered.length === 2, { what: 'delivered after the deferral' });
+  assert.equal(runner.status().retries, retriesBefore);
+  assert.notEqual(runner.status().state, 'retrying');
+  assert.deepEqual(events.map((e) => e.type), ['sink.failing', 'sink.recovered']);
+  await runner.stop(0);
+});
+
+test('a sink that stops for good raises sink.failing at once', async () => {
+  const events: HubEvent[] = [];
+  const ctx = { ...driverContext({ id: 's', clock: systemClock }), raise: (e: HubEvent) => events.push(e) };
+  const sink = new FlakySink();
+  sink.mode = 'fatal';
+  const limits = { maxItems: 1000, maxBytes: 1 << 30, overflow: 'drop-oldest' as const };
+  const runner = new SinkRunner('s', 'flaky', sink, newMemoryOutbox(limits, systemClock), opts, ctx);
+  runner.start();
+  await runner.enqueue([r(0)]);
+  await until(() => runner.status().state === 'stopped', { what: 'stopped' });
+  assert.deepEqual(events.map((e) => e.type), ['sink.failing']);
+  assert.match(events[0]!.message, /^sink s has stopped for good \(1 failed attempt\): BH_SINK_FATAL remote 401$/);
   await runner.stop(0);
 });
