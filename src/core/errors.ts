@@ -66,6 +66,8 @@ export const ERROR_CATALOG = {
   BH_DEVICE_FOREIGN: [403, 'A device logged in to the embedded broker sent a reading naming another device, and the config does not declare that login a gateway for it (`devices.gateways`); the reading is dropped, the frame\'s other readings pass.'],
   BH_DEVICE_CLAIMED: [409, 'A claim window was asked for a device whose password was handed out already; reset its credentials for bootstrap first (`reset-credentials --bootstrap`).'],
   BH_COMMAND_ORDER: [400, 'An order is not a word of letters, digits, `_ . -` (at most 64), or its parameters are too large or not `k=v`.'],
+  BH_ALARM_NOT_FOUND: [404, 'No alarm has this id.'],
+  BH_ALARM_STATE: [409, 'The alarm is cleared already: it can be neither acknowledged nor cleared again.'],
   BH_COMMAND_REFUSED: [409, 'An order cannot go to that device: it is disabled, BLOCKED, or has no location and so no command topic.'],
   BH_COMMAND_NO_BROKER: [503, 'Orders travel through the embedded broker, and the running config has no `broker` input.'],
   BH_COMMAND_FAILED: [503, 'An order was recorded but could not be published (the broker is stopping); it is marked failed.'],

@@ -33,6 +33,8 @@ import {
   type UpsertOutcome,
   type UpsertResult,
 } from './devices.js';
+import { ALARMS_SCHEMA, SqliteAlarmRecords } from './alarms.js';
+import type { AlarmRecords } from '../alarm-types.js';
 import { SqliteOrderLog, type CommandQuery, type CommandInput, type CommandRecord, type CommandStatus, type OrderLog } from './orders.js';
 import type { RegistryConnection } from './sqlite.js';
 
@@ -41,6 +43,8 @@ import type { RegistryConnection } from './sqlite.js';
  * methods throw). Ids passed to lookups are canonical ids (normaliseId), as Readings carry them.
  */
 export interface DeviceStore extends DeviceRecords, CredentialStore, AuditLog, OrderLog {
+  /** The alarms (alarms.ts), kept in the registry so they outlive a restart. */
+  readonly alarms: AlarmRecords;
   close(): Promise<void>;
 }
 
@@ -147,6 +151,7 @@ export class SqliteDeviceStore implements DeviceStore {
   private readonly credentials: SqliteCredentialStore;
   private readonly audit: SqliteAuditLog;
   private readonly orders: SqliteOrderLog;
+  readonly alarms: AlarmRecords;
 
   private constructor(
     private readonly db: Database.Database,
@@ -160,12 +165,13 @@ export class SqliteDeviceStore implements DeviceStore {
     this.credentials = new SqliteCredentialStore(conn, opts.logins);
     this.audit = new SqliteAuditLog(conn);
     this.orders = new SqliteOrderLog(conn);
+    this.alarms = new SqliteAlarmRecords(conn);
   }
 
   /** Open (and create) a registry file; `:memory:` for a throw-away one. BH_REGISTRY_OPEN when it cannot be used. */
   static open(path: string, opts: SqliteDeviceStoreOptions): SqliteDeviceStore {
     const db = openSchemaFile(path, {
-      schema: SCHEMA,
+      schema: SCHEMA + ALARMS_SCHEMA,
       version: SCHEMA_VERSION,
       code: 'BH_REGISTRY_OPEN',
       what: 'device registry',
