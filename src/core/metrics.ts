@@ -147,6 +147,26 @@ export class Metrics {
     })(),
   });
 
+  private alarmsSource: () => ReadonlyArray<{ readonly kind: string; readonly state: string; readonly n: number }> = () => [];
+  readonly alarmsByKind = new Gauge({
+    name: 'backhaul_alarms',
+    help: 'Open alarms by kind (offline, battery_low, blocked, severity, mode, backlog, failing) and state (raised, acknowledged).',
+    labelNames: ['kind', 'state'],
+    registers: [this.registry],
+    collect: (() => {
+      const read = () => this.alarmsSource();
+      return function (this: Gauge<'kind' | 'state'>) {
+        this.reset();
+        for (const { kind, state, n } of read()) this.set({ kind, state }, n);
+      };
+    })(),
+  });
+
+  /** Where the alarms gauge reads from (the hub binds its alarm keeper). */
+  bindAlarms(source: () => ReadonlyArray<{ readonly kind: string; readonly state: string; readonly n: number }>): void {
+    this.alarmsSource = source;
+  }
+
   /** Where the devices gauge reads from (the hub binds its device gate). */
   bindDevices(source: () => Readonly<Record<string, number>> | undefined): void {
     this.devicesSource = source;

@@ -122,6 +122,19 @@ export class AlarmKeeper {
     return this.o.store.counts();
   }
 
+  /** Open alarms by kind and state, from memory (the metrics gauge reads it at every scrape). */
+  openCounts(): Array<{ kind: AlarmKind; state: 'raised' | 'acknowledged'; n: number }> {
+    const m = new Map<string, { kind: AlarmKind; state: 'raised' | 'acknowledged'; n: number }>();
+    for (const a of this.open.values()) {
+      const state = a.state === 'acknowledged' ? 'acknowledged' : 'raised';
+      const k = `${a.kind} ${state}`;
+      const c = m.get(k) ?? { kind: a.kind, state, n: 0 };
+      c.n++;
+      m.set(k, c);
+    }
+    return [...m.values()];
+  }
+
   /** Devices with an open alarm of this kind (the liveness monitor starts them offline: no second device.offline). */
   openSubjects(subjectKind: AlarmSubjectKind, kind: AlarmKind): string[] {
     return [...this.open.values()].filter((a) => a.subjectKind === subjectKind && a.kind === kind).map((a) => a.subject);

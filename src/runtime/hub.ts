@@ -22,6 +22,7 @@ import { DeviceTypes } from '../devices/device-types.js';
 import { CommandCenter, type SendCommand } from '../devices/commands.js';
 import { syncDeclared } from '../devices/declared.js';
 import { DeviceGate } from '../devices/gate.js';
+import { AlarmKeeper } from '../devices/alarms.js';
 import { registryPath, SqliteDeviceStore } from '../devices/store/index.js';
 import type { CommandRecord } from '../devices/store/orders.js';
 import { TopicScheme } from '../devices/topics.js';
@@ -75,6 +76,7 @@ export class Hub {
   private readonly stages: Stage[] = [];
   private router: Router | undefined;
   private store: SqliteDeviceStore | undefined;
+  private alarms: AlarmKeeper | undefined;
   private gate: DeviceGate | undefined;
   private commands: CommandCenter | undefined;
   private api: ApiServer | undefined;
@@ -97,6 +99,7 @@ export class Hub {
     this.startedAt = this.clock.now();
     this.metrics.bindSinks(() => this.sinkStatus());
     this.metrics.bindDevices(() => this.gate?.deviceCounts());
+    this.metrics.bindAlarms(() => this.alarms?.openCounts() ?? []);
   }
 
   private context(bindings: Record<string, string>, id: string): DriverContext {
@@ -174,6 +177,9 @@ export class Hub {
       const routeEvent = (e: Message) => {
         this.publish(e).catch((err: unknown) => this.logger.error({ err }, 'routing an event failed'));
       };
+      // Before the gate and the sinks start, whose events it turns into alarms (eventRaised hands it every event).
+      this.alarms = new AlarmKeeper({ store: this.store.alarms, clock: this.clock, logger: devLog, emit: (e) => this.raise(e) });
+      await this.alarms.start();
       this.gate = new DeviceGate({
         store: this.store,
         scheme,
@@ -248,6 +254,7 @@ export class Hub {
       sendCommand: (req) => this.sendCommand(req),
       sinks: () => this.sinkStatus(),
       liveness: (id) => this.gate?.livenessOf(id),
+      alarms: this.alarms!,
       // Secrets as references, and what a schema marks secret but is written inline redacted (config/redact.ts).
       config: () => shownConfig(this.config).tree,
       onEvent: (listener) => {
@@ -316,6 +323,7 @@ export class Hub {
   /** An event entered the router (or a stage made one): count it and tell the live feeds. */
   private eventRaised(e: HubEvent): void {
     this.metrics.eventsTotal.inc({ type: e.type, severity: e.severity });
+    this.alarms?.observe(e);
     for (const l of this.eventListeners) {
       try {
         l(e);
@@ -501,6 +509,7 @@ export class Hub {
     }
     try {
       await this.gate?.stop();
+      await this.alarms?.stop();
       await this.store?.close();
     } catch (e) {
       this.logger.warn({ err: e }, 'closing the device registry failed');

@@ -1,3 +1,4 @@
+import type { AlarmKeeper } from '../../devices/alarms.js';
 // What the REST routes need from the running hub, passed in (no singletons), and the device view they answer with.
 import { Type, type Static } from '@sinclair/typebox';
 import type { Clock } from '../../core/clock.js';
@@ -24,6 +25,8 @@ export interface ApiDeps {
   sinks(): readonly SinkStatus[];
   /** What the liveness monitor knows of a device (fresher than the registry's lastSeen, written in batches). */
   liveness(id: string): LivenessState | undefined;
+  /** The alarms (src/devices/alarms.ts). */
+  readonly alarms: Pick<AlarmKeeper, 'list' | 'get' | 'counts' | 'acknowledge' | 'clear'>;
   /** The config as written, secrets as `{"secret": NAME}`. */
   config(): unknown;
   /** Every hub event as it is raised; returns the unsubscribe function. */

@@ -3,6 +3,7 @@
 import type { Logger } from '../../core/logger.js';
 import { restPlugin, type AuthOptions } from '../auth.js';
 import type { ApiPlugin } from '../server.js';
+import { alarmRoutes } from './alarms.js';
 import { registerAudit } from './audit.js';
 import { dataRoutes } from './data.js';
 import type { ApiDeps } from './deps.js';
@@ -19,5 +20,6 @@ export function restApi(deps: ApiDeps, auth: AuthOptions, logger: Logger): ApiPl
     systemRoutes(deps, auth),
     deviceRoutes(deps),
     dataRoutes(deps),
+    alarmRoutes(deps),
   );
 }
