@@ -17,6 +17,7 @@ import { findOrphanOutboxes } from '../outbox/files.js';
 import { makePrivateDir, wideModeMessage, wideModes } from '../core/private-files.js';
 import { devicesMain, isDevicesCommand } from './devices/index.js';
 import { isTokensCommand, tokensMain } from './tokens.js';
+import { alarmsMain, isAlarmsCommand } from './alarms.js';
 
 const HELP = `backhaul — IoT concentrator: gather frames, decode, route, deliver.
 
@@ -30,6 +31,8 @@ Usage:
                              reset-credentials, types (backhaul devices --help)
   backhaul tokens COMMAND    API tokens: create --role viewer|operator|admin, list, revoke ID
                              (backhaul tokens --help)
+  backhaul alarms COMMAND    alarms: list [--all], ack ID [--note T], clear ID [--note T]
+                             (backhaul alarms --help)
   backhaul demo [options]    embedded broker + simulated valves + SQLite historian + JSON-lines file
       --port N               broker port (default 1883, or a free port if 1883 is taken)
       --data DIR             data folder (default ./data)
@@ -127,6 +130,7 @@ async function run(
         ),
       ) as StatusReport,
     (req) => hub.sendCommand(req),
+    (req) => hub.alarmsRequest(req),
   );
   for (const w of [...cfg.warnings, ...(opts.generatedConfig ? [] : inlineSecretWarnings(cfg))]) logger.warn(w);
   try {
@@ -183,6 +187,10 @@ async function main(argv: string[]): Promise<void> {
   }
   if (isTokensCommand(argv)) {
     process.exitCode = await tokensMain(argv);
+    return;
+  }
+  if (isAlarmsCommand(argv)) {
+    process.exitCode = await alarmsMain(argv);
     return;
   }
   let parsed;

@@ -1,5 +1,6 @@
 // `backhaul status`: what a running instance reports about its inputs and sinks.
 import { humanDuration } from '../core/duration.js';
+import { BackhaulError } from '../core/errors.js';
 import { table } from './io.js';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -9,6 +10,15 @@ import type { StatusReport } from '../runtime/control.js';
 /** The data folder a config file names, without validating the rest (status needs no secrets). */
 export function dataDirOf(configFile: string): string {
   return configBasics(configFile).dataDir;
+}
+
+/** dataDirOf for a command line: a file that cannot be read is BH_CONFIG_READ naming it. */
+export function configDataDir(file: string): string {
+  try {
+    return configBasics(file).dataDir;
+  } catch (e) {
+    throw new BackhaulError('BH_CONFIG_READ', `cannot read config file ${resolve(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }
 
 /**

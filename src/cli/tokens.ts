@@ -2,9 +2,8 @@
 // (`-c FILE`) or of `--data DIR`; safe while Backhaul runs (SQLite WAL), and a revocation takes effect on the API's
 // next request. Errors print as `CODE path: message` on stderr; exit 1 for errors, 2 for usage.
 import { resolve } from 'node:path';
-import { BackhaulError } from '../core/errors.js';
 import { ROLES, SqliteTokenStore, tokensPath, type Role, type TokenInfo } from '../api/tokens.js';
-import { configBasics } from './status.js';
+import { configDataDir as dataDirOf } from './status.js';
 import { exitCode, isSubcommand, iso, json, stdio, subcommandLine, table, UsageError, type Out, type Values as IoValues } from './io.js';
 
 export const TOKENS_HELP = `backhaul tokens — API tokens (<data>/tokens.sqlite)
@@ -114,13 +113,5 @@ export async function tokensMain(argv: readonly string[], opts: TokensRunOptions
     });
   } finally {
     store?.close();
-  }
-}
-
-function dataDirOf(file: string): string {
-  try {
-    return configBasics(file).dataDir;
-  } catch (e) {
-    throw new BackhaulError('BH_CONFIG_READ', `cannot read config file ${resolve(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }

@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BackhaulError, type ErrorCode, errorText, isBackhaulError } from '../core/errors.js';
+import type { AlarmQuery } from '../devices/alarm-types.js';
 import type { SendCommand } from '../devices/commands.js';
 import type { CommandRecord } from '../devices/store/orders.js';
 import type { InputStatus } from './hub.js';
@@ -49,6 +50,7 @@ export class ControlServer {
     private readonly dataDir: string,
     private readonly report: () => StatusReport,
     private readonly command?: (req: SendCommand) => Promise<CommandRecord>,
+    private readonly alarms?: (req: AlarmRequest) => Promise<unknown>,
   ) {}
 
   get path(): string {
@@ -71,10 +73,14 @@ export class ControlServer {
         res.end(JSON.stringify(this.report()));
         return;
       }
-      if (req.method === 'POST' && req.url === '/command' && this.command) {
-        const send = this.command;
+      const handlers: Record<string, ((body: unknown) => Promise<unknown>) | undefined> = {
+        '/command': this.command && ((b) => this.command!(b as SendCommand)),
+        '/alarms': this.alarms && ((b) => this.alarms!(b as AlarmRequest)),
+      };
+      const handle = req.method === 'POST' ? handlers[req.url ?? ''] : undefined;
+      if (handle) {
         readBody(req)
-          .then((body) => send(JSON.parse(body) as SendCommand))
+          .then((body) => handle(JSON.parse(body)))
           .then(
             (record) => res.end(JSON.stringify(record)),
             (e: unknown) => {
@@ -121,24 +127,41 @@ function readBody(req: import('node:http').IncomingMessage): Promise<string> {
   });
 }
 
+/** What `backhaul alarms` asks of the running instance's alarm keeper. */
+export type AlarmRequest =
+  | { readonly action: 'list'; readonly query: AlarmQuery }
+  | { readonly action: 'ack' | 'clear'; readonly id: string; readonly by: string; readonly note?: string };
+
 /**
  * Have the running instance send an order. Rejects with the instance's BackhaulError (its code, message and path),
  * or BH_NOT_RUNNING when none answers.
  */
 export function sendCommandTo(dataDir: string, req: SendCommand, timeoutMs = 15_000): Promise<CommandRecord> {
+  return postControl<CommandRecord>(dataDir, '/command', req, 'orders are sent by the running instance\'s broker', timeoutMs);
+}
+
+/** Ask the running instance's alarm keeper (the registry's alarms are its to change while it runs). */
+export function alarmsCall<T>(dataDir: string, req: AlarmRequest, timeoutMs = 15_000): Promise<T> {
+  return postControl<T>(dataDir, '/alarms', req, 'alarms are kept by the running instance', timeoutMs);
+}
+
+function postControl<T>(dataDir: string, path: string, req: unknown, why: string, timeoutMs: number): Promise<T> {
   const socketPath = controlSocketPath(dataDir);
-  const notRunning = () =>
-    new BackhaulError('BH_NOT_RUNNING', `no Backhaul is running with the data folder ${dataDir}; orders are sent by the running instance's broker`);
+  const notRunning = () => new BackhaulError('BH_NOT_RUNNING', `no Backhaul is running with the data folder ${dataDir}; ${why}`);
   if (!existsSync(socketPath)) return Promise.reject(notRunning());
   return new Promise((resolve, reject) => {
-    const r = request({ socketPath, path: '/command', method: 'POST', timeout: timeoutMs, headers: { 'content-type': 'application/json' } }, (res) => {
+    const r = request({ socketPath, path, method: 'POST', timeout: timeoutMs, headers: { 'content-type': 'application/json' } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
       res.on('end', () => {
+        if (res.statusCode === 404) {
+          reject(new BackhaulError('BH_NOT_RUNNING', `the Backhaul running with ${dataDir} does not answer ${path} (an older version?)`));
+          return;
+        }
         try {
-          const v = JSON.parse(body) as CommandRecord | { error: { code?: ErrorCode; message: string; path?: string } };
-          if ('error' in v) {
+          const v = JSON.parse(body) as T | { error: { code?: ErrorCode; message: string; path?: string } };
+          if (typeof v === 'object' && v !== null && 'error' in v) {
             const e = v.error;
             reject(e.code ? new BackhaulError(e.code, e.message, e.path ? { path: e.path } : {}) : new Error(e.message));
           } else resolve(v);

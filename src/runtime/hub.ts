@@ -23,6 +23,7 @@ import { CommandCenter, type SendCommand } from '../devices/commands.js';
 import { syncDeclared } from '../devices/declared.js';
 import { DeviceGate } from '../devices/gate.js';
 import { AlarmKeeper } from '../devices/alarms.js';
+import type { AlarmRequest } from './control.js';
 import { registryPath, SqliteDeviceStore } from '../devices/store/index.js';
 import type { CommandRecord } from '../devices/store/orders.js';
 import { TopicScheme } from '../devices/topics.js';
@@ -291,6 +292,14 @@ export class Hub {
       ...(api.trustProxy !== undefined ? { trustProxy: api.trustProxy } : {}),
     });
     await this.api.start();
+  }
+
+  /** `backhaul alarms` through the control socket. */
+  alarmsRequest(req: AlarmRequest): Promise<unknown> {
+    const keeper = this.alarms;
+    if (!keeper) return Promise.reject(new BackhaulError('BH_NOT_RUNNING', 'the hub is not running'));
+    if (req.action === 'list') return keeper.list(req.query);
+    return req.action === 'ack' ? keeper.acknowledge(req.id, req.by, req.note) : keeper.clear(req.id, req.by, req.note);
   }
 
   /** The history the API reads (read-only): the sink `api.historian` names, else the first that keeps history. */

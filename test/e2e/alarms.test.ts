@@ -4,7 +4,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
@@ -14,6 +14,7 @@ import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
 import { freePort } from '../helpers/servers.js';
 import { until } from '../helpers/until.js';
+import { runBackhaul, runToEnd } from '../helpers/process.js';
 
 test('one alarm across three restarts; acknowledged with a note and cleared through the API', { timeout: 90_000 }, async () => {
   const d = tempDir();
@@ -100,4 +101,60 @@ test('one alarm across three restarts; acknowledged with a note and cleared thro
   } finally {
     d.cleanup();
   }
+});
+
+test('backhaul alarms list / ack / clear against the running program, through its control socket', { timeout: 90_000 }, async (t) => {
+  const d = tempDir();
+  t.after(() => d.cleanup());
+  const closed = await freePort();
+  const cfg = join(d.path, 'backhaul.json');
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      data: join(d.path, 'data'),
+      inputs: { sim: { type: 'simulator', devices: 1, intervalMs: 200 } },
+      sinks: { cloud: { type: 'http', url: `http://127.0.0.1:${closed}/in`, outbox: { retryMinMs: 100, retryMaxMs: 200, failingAfterMs: 0 } } },
+      routes: [{ to: ['cloud'] }],
+    }),
+  );
+  const app = runBackhaul(['start', '-c', cfg]);
+  t.after(() => app.stop());
+  await app.waitFor((l) => l.msg === 'backhaul running');
+  let listed: any[] = [];
+  await until(
+    async () => {
+      const r = await runToEnd(['alarms', 'list', '--json', '-c', cfg]);
+      assert.equal(r.code, 0, r.stderr);
+      listed = JSON.parse(r.stdout) as any[];
+      return listed.length === 1;
+    },
+    { what: 'the failing sink\'s alarm listed' },
+  );
+  assert.equal(listed[0].kind, 'failing');
+  assert.equal(listed[0].subject, 'cloud');
+  const table = await runToEnd(['alarms', 'list', '-c', cfg]);
+  assert.match(table.stdout, /^ID\s+STATE\s+SEVERITY\s+KIND\s+SUBJECT/m);
+  assert.match(table.stdout, new RegExp(`${listed[0].id as string}\\s+raised\\s+warning\\s+failing\\s+sink cloud`));
+
+  const ack = await runToEnd(['alarms', 'ack', listed[0].id, '--note', 'known outage', '-c', cfg]);
+  assert.equal(ack.code, 0, ack.stderr);
+  assert.match(ack.stdout, new RegExp(`^alarm ${listed[0].id as string} acknowledged: sink cloud`));
+  const clear = await runToEnd(['alarms', 'clear', listed[0].id, '--json', '-c', cfg]);
+  assert.equal(clear.code, 0, clear.stderr);
+  const cleared = JSON.parse(clear.stdout) as any;
+  assert.equal(cleared.state, 'cleared');
+  assert.equal(cleared.note, 'known outage', 'the acknowledgement\'s note is kept');
+  assert.match(cleared.acknowledgedBy, /^cli:/);
+  const again = await runToEnd(['alarms', 'ack', listed[0].id, '-c', cfg]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /^BH_ALARM_STATE/m);
+  assert.equal((await runToEnd(['alarms', 'list', '-c', cfg])).stdout.trim(), 'no open alarms');
+  assert.match((await runToEnd(['alarms', 'list', '--all', '-c', cfg])).stdout, /cleared/);
+  const usage = await runToEnd(['alarms', 'list', '--state', 'bogus', '-c', cfg]);
+  assert.equal(usage.code, 2);
+
+  await app.stop();
+  const notRunning = await runToEnd(['alarms', 'list', '-c', cfg]);
+  assert.equal(notRunning.code, 1);
+  assert.match(notRunning.stderr, /^BH_NOT_RUNNING/m);
 });
