@@ -141,7 +141,7 @@ test('backhaul alarms list / ack / clear against the running program, through it
   assert.match(ack.stdout, new RegExp(`^alarm ${listed[0].id as string} acknowledged: sink cloud`));
   const clear = await runToEnd(['alarms', 'clear', listed[0].id, '--json', '-c', cfg]);
   assert.equal(clear.code, 0, clear.stderr);
-  const cleared = JSON.parse(clear.stdout) as any;
+  const cleared = JSON.parse(clear.stdout);
   assert.equal(cleared.state, 'cleared');
   assert.equal(cleared.note, 'known outage', 'the acknowledgement\'s note is kept');
   assert.match(cleared.acknowledgedBy, /^cli:/);
