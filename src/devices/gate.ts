@@ -50,6 +50,8 @@ export interface DeviceStatus {
 
 export interface DeviceGateOptions {
   readonly store: DeviceStore;
+  /** Devices offline already at start (their offline alarm is open): no second device.offline for the same silence. */
+  readonly offline?: () => readonly string[];
   readonly scheme: TopicScheme;
   readonly policy: UnknownPolicy;
   readonly logger: Logger;
@@ -151,7 +153,8 @@ export class DeviceGate {
       thresholdsOf: (id) => this.known.get(id)?.thresholds,
       describe: (id) => `${this.known.get(id)?.kindName ?? 'device'} ${id}`,
     });
-    this.liveness.start(devices.map((d) => ({ id: d.id, lastSeen: d.lastSeen })));
+    const offline = new Set(this.o.offline?.() ?? []);
+    this.liveness.start(devices.map((d) => ({ id: d.id, lastSeen: d.lastSeen, ...(offline.has(d.id) ? { offline: true } : {}) })));
     this.schedule();
   }
 

@@ -11,8 +11,9 @@
 // count as silent. 100,000 devices cost one timer; a message moves its device down the heap in O(log n) and does not
 // touch the timer (the timer may wake up for a deadline that moved later; it then re-arms for the new earliest one).
 //
-// Nothing is persisted: after a restart `start()` is given each device's last-seen time, and a device still silent
-// raises device.offline once more; battery state is learnt again from the next reading.
+// Nothing is persisted here: after a restart `start()` is given each device's last-seen time and whether it was
+// offline already (the hub passes the devices whose offline alarm is open, src/devices/alarms.ts), so the same
+// silence raises device.offline once, not once per run; battery state is learnt again from the next reading.
 import { humanDuration } from '../core/duration.js';
 import type { Clock, ClockTimer } from '../core/clock.js';
 import { makeEvent } from '../core/events.js';
@@ -122,12 +123,19 @@ export class LivenessMonitor {
    * message: freshly provisioned devices do not all go offline 30 minutes after start. Devices observed before
    * start keep the later of the two times; a device already offline (start after stop) stays so until a message.
    */
-  start(initial: Iterable<{ readonly id: string; readonly lastSeen?: number | undefined }> = []): void {
+  start(initial: Iterable<{ readonly id: string; readonly lastSeen?: number | undefined; readonly offline?: boolean }> = []): void {
     const now = this.o.clock.now();
     for (const d of initial) {
       const known = this.entries.get(d.id);
       const e = known ?? this.add(d.id);
       if (!e) continue;
+      if (d.offline === true && !known) {
+        // Offline already in the last run (its alarm is open): the same silence raises no second device.offline;
+        // its next message raises device.online.
+        e.online = false;
+        if (d.lastSeen !== undefined && Number.isFinite(d.lastSeen)) e.lastSeen = Math.min(d.lastSeen, now);
+        continue;
+      }
       if (d.lastSeen === undefined || !Number.isFinite(d.lastSeen)) continue;
       const at = Math.min(d.lastSeen, now); // a last-seen in the future (clock skew) counts as now
       if (e.online === false || (e.lastSeen !== undefined && e.lastSeen >= at)) continue; // offline until a message

@@ -183,6 +183,7 @@ export class Hub {
       await this.alarms.start();
       this.gate = new DeviceGate({
         store: this.store,
+        offline: () => this.alarms?.openSubjects('device', 'offline') ?? [],
         scheme,
         policy: this.config.devices.unknown,
         refreshMs: this.config.devices.refreshMs,

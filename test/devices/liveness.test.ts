@@ -201,6 +201,24 @@ test('start(): a device already silent longer than its threshold goes offline on
   assert.deepEqual(types().slice(4), ['device.offline never']);
 });
 
+test('start(): a device offline already in the last run (offline: true) raises no second device.offline; device.online when it speaks', () => {
+  const { clock, events, mon, types } = setup({ gone: { maxSilentMs: 30 * MIN }, other: { maxSilentMs: 30 * MIN } });
+  mon.start([
+    { id: 'gone', lastSeen: T0 - 2 * H, offline: true },
+    { id: 'other', lastSeen: T0 - 2 * H },
+  ]);
+  clock.advance(24 * H);
+  assert.deepEqual(types(), ['device.offline other'], 'only the device not known offline is reported');
+  assert.equal(mon.state('gone')?.online, false);
+  assert.deepEqual(mon.counts(), { active: 0, outdated: 2, unknown: 0 });
+  clock.advance(MIN);
+  mon.observe(reading('gone'));
+  assert.deepEqual(types(), ['device.offline other', 'device.online gone']);
+  assert.equal(events[1]!.data?.['silentMs'], 26 * H + MIN, 'its silence counted from its last-seen time before the restart');
+  clock.advance(30 * MIN + 1);
+  assert.deepEqual(types().slice(2), ['device.offline gone'], 'a new silence is reported again');
+});
+
 test('start() keeps the later last-seen of a device observed before it', () => {
   const { clock, events, mon } = setup({ d: { maxSilentMs: MIN } });
   mon.observe(reading('d'));
