@@ -26,7 +26,7 @@ const Level = (description: string) => Type.Union([Type.Literal('NORMAL'), Type.
 /** What every alarm event names (src/devices/alarms.ts). */
 const alarmFields = {
   alarm: Type.String({ description: 'the alarm\'s id' }),
-  alarmKind: Type.String({ description: '`offline`, `battery_low`, `blocked`, `severity`, `mode` (a device) or `backlog`, `failing` (a sink)' }),
+  alarmKind: Type.String({ description: '`offline`, `battery_low`, `severity` (a device) or `backlog`, `failing` (a sink)' }),
   subjectKind: Type.Union([Type.Literal('device'), Type.Literal('sink')], { description: 'what the alarm is about' }),
   subject: Type.String({ description: 'the device\'s or the sink\'s id' }),
   name: Type.String({ description: 'how people call the subject: the device\'s description and room, or the sink\'s id' }),
@@ -228,37 +228,12 @@ export const EVENT_TYPES = {
       durationMs: duration('how long it was failing'),
     }),
   },
-  'device.active': {
-    severity: 'info',
-    device: true,
-    by: 'the device gate (`src/devices/gate.ts`)',
-    when: 'A device\'s self-description on `<base>/device` passed its type\'s schema: its state became ACTIVE (also when an operator unblocks it).',
-    data: Type.Object({
-      previous: Type.String({ description: 'its state before: `INIT` or `BLOCKED`' }),
-      by: Type.String({ description: '`device` (its self-description) or the operator who unblocked it' }),
-    }),
-  },
-  'device.blocked': {
-    severity: 'warning',
-    device: true,
-    by: 'the device gate, or an operator (API, CLI)',
-    when: 'A device\'s self-description failed its type\'s schema, or an operator blocked it: its state became BLOCKED and its readings are dropped.',
-    data: Type.Object({
-      reason: Type.String({ description: 'why, e.g. the schema error with its JSON path' }),
-      by: Type.String({ description: '`device` (its self-description) or the operator who blocked it' }),
-    }),
-  },
-  'device.mode': {
-    severity: ['info', 'warning', 'critical'],
-    severityRule: '`info` for NORMAL, `warning` for WARNING, `critical` for DANGER',
-    device: true,
-    by: 'the device gate',
-    when: 'The severity mode a device reports of itself (`mode` in its status on `<base>/device`) changed.',
-    data: Type.Object({ level: Level('the mode it reports now'), previous: Level('the mode before') }),
-  },
+
+
+
   'alarm.raised': {
     severity: ['warning', 'critical'],
-    severityRule: 'the alarm\'s severity: `critical` for a device in DANGER (`severity` stage or its own mode), `warning` otherwise',
+    severityRule: 'the alarm\'s severity: `critical` for a device in DANGER (`severity` stage), `warning` otherwise',
     device: false,
     by: 'the alarm keeper (`src/devices/alarms.ts`)',
     when: 'A condition began that has no open alarm of the same subject, kind and aspect; once per alarm (a restart raises nothing that is still the same alarm).',

@@ -3,8 +3,6 @@
 //
 //   device.offline / device.online            → offline      (device)
 //   device.battery_low / device.battery_ok    → battery_low  (device)
-//   device.blocked / device.active            → blocked      (device)
-//   device.mode WARNING|DANGER / NORMAL       → mode         (device)
 //   severity.changed WARNING|DANGER / NORMAL  → severity     (device, aspect = the measurement)
 //   sink.backlog / sink.backlog_ok            → backlog      (sink)
 //   sink.failing / sink.recovered             → failing      (sink)
@@ -62,12 +60,6 @@ export function alarmChange(e: HubEvent): Change | undefined {
       return raise(dev('battery_low'));
     case 'device.battery_ok':
       return clear(dev('battery_low'));
-    case 'device.blocked':
-      return raise(dev('blocked'));
-    case 'device.active':
-      return clear(dev('blocked'));
-    case 'device.mode':
-      return level(d['level'], dev('mode'));
     case 'severity.changed':
       return level(d['level'], dev('severity', typeof d['measurement'] === 'string' ? d['measurement'] : ''));
     case 'sink.backlog':

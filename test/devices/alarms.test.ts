@@ -155,3 +155,29 @@ test('reminders every remindEveryMs while raised, none once acknowledged; sink a
     d.cleanup();
   }
 });
+
+test('the severity stage: WARNING raises an alarm per measurement, DANGER makes it critical without a second raise, NORMAL clears it', async () => {
+  const d = tempDir();
+  try {
+    const clock = new ManualClock(T0);
+    const k = keeperOn(join(d.path, 'registry.sqlite'), clock);
+    await k.keeper.start();
+    const level = (measurement: string, lvl: 'NORMAL' | 'WARNING' | 'DANGER', previous: 'NORMAL' | 'WARNING' | 'DANGER') =>
+      makeEvent('severity.changed', { measurement, value: 1, level: lvl, previous }, { ts: clock.now(), device: 'room-1', severity: lvl === 'NORMAL' ? 'info' : lvl === 'DANGER' ? 'critical' : 'warning', message: `co2 ${lvl}` });
+    k.keeper.observe(level('co2', 'WARNING', 'NORMAL'));
+    k.keeper.observe(level('temperature', 'WARNING', 'NORMAL'));
+    k.keeper.observe(level('co2', 'DANGER', 'WARNING'));
+    assert.deepEqual(k.types(), ['alarm.raised', 'alarm.raised'], 'one per measurement; escalation is not a new alarm');
+    assert.equal(k.events[0]!.data?.['aspect'], 'co2');
+    const open = await k.keeper.list({ state: 'open', kind: 'severity' });
+    assert.deepEqual(open.map((a) => [a.aspect, a.severity]).sort(), [['co2', 'critical'], ['temperature', 'warning']]);
+    k.keeper.observe(level('co2', 'NORMAL', 'DANGER'));
+    assert.deepEqual(k.types(), ['alarm.raised', 'alarm.raised', 'alarm.cleared']);
+    assert.equal(k.events[2]!.data?.['aspect'], 'co2');
+    assert.deepEqual((await k.keeper.list({ state: 'open' })).map((a) => a.aspect), ['temperature']);
+    await k.keeper.stop();
+    await k.store.close();
+  } finally {
+    d.cleanup();
+  }
+});
