@@ -2,12 +2,11 @@
 // alarms in memory and writes every change; a second writer on the registry would be overwritten). Errors print as
 // `CODE path: message` on stderr; exit 1 for errors (BH_NOT_RUNNING when nothing runs), 2 for usage.
 import { userInfo } from 'node:os';
-import { resolve } from 'node:path';
 import { humanDuration } from '../core/duration.js';
 import { ALARM_KINDS, ALARM_STATES, type Alarm, type AlarmKind, type AlarmState } from '../devices/alarm-types.js';
 import { alarmsCall } from '../runtime/control.js';
 import { configDataDir as dataDirOf } from './status.js';
-import { exitCode, isSubcommand, iso, json, stdio, subcommandLine, table, UsageError, type Out, type Values as IoValues } from './io.js';
+import { DATA_OPTIONS, dataDirArg, exitCode, isSubcommand, iso, json, stdio, subcommandLine, table, UsageError, type Out, type Values as IoValues } from './io.js';
 
 export const ALARMS_HELP = `backhaul alarms — alarms of the running instance (docs/events.md: alarm.*)
 
@@ -22,10 +21,7 @@ Usage: backhaul alarms COMMAND [options] (-c FILE | --data DIR) [--json]
 Backhaul must be running with that data folder (the alarms are its to change).`;
 
 const OPTIONS = {
-  config: { type: 'string', short: 'c' },
-  data: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
+  ...DATA_OPTIONS,
   all: { type: 'boolean' },
   state: { type: 'string' },
   kind: { type: 'string' },
@@ -107,8 +103,7 @@ export async function alarmsMain(argv: readonly string[], opts: { readonly io?: 
     return 2;
   }
   return exitCode(io, () => {
-    const dataDir = values.data !== undefined ? resolve(values.data) : values.config !== undefined ? dataDirOf(values.config) : undefined;
-    if (dataDir === undefined) throw new UsageError('alarms needs -c FILE (the config, for its data folder) or --data DIR');
+    const dataDir = dataDirArg(values, 'alarms', dataDirOf);
     return cmdFn({ dataDir, v: values, args, io });
   });
 }

@@ -1,5 +1,6 @@
-// What the CLI's subcommands (`devices`, `tokens`) share: where they write, parsing their command line, usage
+// What the CLI's subcommands (`devices`, `tokens`, `alarms`) share: where they write, parsing their command line, usage
 // errors, how an error ends a command, tables and times.
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BackhaulError, errorText, isBackhaulError } from '../core/errors.js';
 
@@ -89,4 +90,19 @@ export async function exitCode(io: Out, run: () => number | Promise<number>): Pr
     io.err(isBackhaulError(e) ? e.toString() : errorText(e));
     return 1;
   }
+}
+
+/** The options every data-folder subcommand takes (`devices`, `tokens`, `alarms`): spread into its own. */
+export const DATA_OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  data: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The data folder a subcommand works on: `--data DIR`, else that of `-c FILE` (`fromConfig`); a usage error without either. */
+export function dataDirArg(values: { readonly data?: string | undefined; readonly config?: string | undefined }, command: string, fromConfig: (file: string) => string): string {
+  if (values.data !== undefined) return resolve(values.data);
+  if (values.config !== undefined) return fromConfig(values.config);
+  throw new UsageError(`${command} needs -c FILE (the config, for its data folder) or --data DIR`);
 }

@@ -1,10 +1,9 @@
 // `backhaul tokens …`: API tokens from the command line, on `<data>/tokens.sqlite` of the config's data folder
 // (`-c FILE`) or of `--data DIR`; safe while Backhaul runs (SQLite WAL), and a revocation takes effect on the API's
 // next request. Errors print as `CODE path: message` on stderr; exit 1 for errors, 2 for usage.
-import { resolve } from 'node:path';
 import { ROLES, SqliteTokenStore, tokensPath, type Role, type TokenInfo } from '../api/tokens.js';
 import { configDataDir as dataDirOf } from './status.js';
-import { exitCode, isSubcommand, iso, json, stdio, subcommandLine, table, UsageError, type Out, type Values as IoValues } from './io.js';
+import { DATA_OPTIONS, dataDirArg, exitCode, isSubcommand, iso, json, stdio, subcommandLine, table, UsageError, type Out, type Values as IoValues } from './io.js';
 
 export const TOKENS_HELP = `backhaul tokens — API tokens (<data>/tokens.sqlite)
 
@@ -17,10 +16,7 @@ Usage: backhaul tokens COMMAND [options] (-c FILE | --data DIR) [--json]
 Roles: viewer reads; operator also sends orders and edits devices; admin also manages tokens. Docs: docs/api.md.`;
 
 const OPTIONS = {
-  config: { type: 'string', short: 'c' },
-  data: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
+  ...DATA_OPTIONS,
   role: { type: 'string' },
   name: { type: 'string' },
 } as const;
@@ -106,8 +102,7 @@ export async function tokensMain(argv: readonly string[], opts: TokensRunOptions
   let store: SqliteTokenStore | undefined;
   try {
     return await exitCode(io, () => {
-      const dataDir = values.data !== undefined ? resolve(values.data) : values.config !== undefined ? dataDirOf(values.config) : undefined;
-      if (dataDir === undefined) throw new UsageError('tokens needs -c FILE (the config, for its data folder) or --data DIR');
+      const dataDir = dataDirArg(values, 'tokens', dataDirOf);
       store = SqliteTokenStore.open(tokensPath(dataDir));
       return cmdFn({ store, v: values, args, io });
     });

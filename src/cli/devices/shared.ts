@@ -11,13 +11,10 @@ import type { DevicePatch } from '../../devices/store/devices.js';
 import type { CommandRecord } from '../../devices/store/orders.js';
 import type { TopicScheme } from '../../devices/topics.js';
 import type { Device } from '../../devices/types.js';
-import { iso, UsageError, type Out } from '../io.js';
+import { DATA_OPTIONS, iso, UsageError, type Out } from '../io.js';
 
 export const OPTIONS = {
-  config: { type: 'string', short: 'c' },
-  data: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
+  ...DATA_OPTIONS,
   kind: { type: 'string' },
   type: { type: 'string' },
   site: { type: 'string' },
