@@ -179,7 +179,9 @@ export class Hub {
         this.publish(e).catch((err: unknown) => this.logger.error({ err }, 'routing an event failed'));
       };
       // Before the gate and the sinks start, whose events it turns into alarms (eventRaised hands it every event).
-      this.alarms = new AlarmKeeper({ store: this.store.alarms, clock: this.clock, logger: devLog, emit: (e) => this.raise(e) });
+      // Its events are routed after the event that caused them: the keeper sees an event as the router takes it,
+      // before the router has put it in the outboxes; a microtask later it has.
+      this.alarms = new AlarmKeeper({ store: this.store.alarms, clock: this.clock, logger: devLog, emit: (e) => queueMicrotask(() => this.raise(e)) });
       await this.alarms.start();
       this.gate = new DeviceGate({
         store: this.store,

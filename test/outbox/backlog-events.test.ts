@@ -189,7 +189,7 @@ test('config.applied: raised at start through the router, first in the sink rout
     const lines = readFileSync(join(d.path, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(
       lines.map((l) => l['event']),
-      ['config.applied', 'sink.backlog'],
+      ['config.applied', 'sink.backlog', 'alarm.raised'], // the backlog's alarm (src/devices/alarms.ts) after its cause
     );
     const applied = lines[0]!;
     assert.equal(applied['severity'], 'info');
