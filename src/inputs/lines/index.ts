@@ -5,6 +5,7 @@ import { constants as fsc, createReadStream, open as openCb, type Stats } from '
 import { stat } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { SerialPort } from 'serialport';
 import { Type, type Static } from '@sinclair/typebox';
 import { defineInput, type InputContext } from '../../core/driver.js';
 import type { FiniteInput } from '../finite.js';
@@ -198,6 +199,27 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
     }
   };
 
+  // Destroying a SerialPort stream leaves its port (the fd and the binding's poll) open: close it first.
+  const release = (stream: Readable, err?: Error): void => {
+    if (kind === 'serial') {
+      const port = stream as SerialPort;
+      if (port.isOpen) port.close(() => undefined);
+    }
+    stream.destroy(err);
+  };
+
+  // An unplugged USB adapter (or a pty whose master closed) can read as an endless end of file, which serialport
+  // retries at once, forever, without an error; its device node vanishes, though, so that is what is watched.
+  const watchUnplug = (stream: Readable): NodeJS.Timeout =>
+    setInterval(
+      () => {
+        stat(path).catch((err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') release(stream, new Error(`${rawPath} vanished (unplugged?)`));
+        });
+      },
+      Math.min(reopenMs, 1000),
+    );
+
   const run = async (first: Readable): Promise<void> => {
     let stream: Readable | undefined = first;
     while (!stopped) {
@@ -211,13 +233,14 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
           continue;
         }
         if (stopped) {
-          stream.destroy();
+          release(stream);
           break;
         }
         if (kind === 'serial') log.info({ path: rawPath, baud }, 'serial port reopened');
       }
       current = stream;
       let failed = false;
+      const watchdog = kind === 'serial' ? watchUnplug(stream) : undefined;
       try {
         await pump(stream);
       } catch (err) {
@@ -226,8 +249,9 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
           countError(`read:${errorText(err)}`, `read error on ${kind}`, { err: errorText(err) });
         }
       }
+      if (watchdog) clearInterval(watchdog);
       current = undefined;
-      if (kind !== 'stdin') stream.destroy();
+      if (kind !== 'stdin') release(stream);
       stream = undefined;
       if (stopped) break;
 
@@ -311,7 +335,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): LinesInput {
       wake = undefined;
       if (current) {
         if (kind === 'stdin') current.pause();
-        current.destroy();
+        release(current);
       }
       if (loop) await loop;
       else finished.resolve();
