@@ -122,6 +122,11 @@ export interface DecoderDefinition<S extends TSchema = TSchema> {
    * OpenTRV node id); the device gate then makes ids canonical as that kind. Absent: guessed from each id's form.
    */
   readonly idKind?: IdKind;
+  /**
+   * The device type (src/devices/device-types.ts) a device first seen through this decoder is registered as (an
+   * OpenTRV node is an `opentrv-valve`). Absent: `generic`.
+   */
+  readonly deviceType?: string;
   check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>): Decode;
 }

@@ -26,7 +26,7 @@ const Level = (description: string) => Type.Union([Type.Literal('NORMAL'), Type.
 /** What every alarm event names (src/devices/alarms.ts). */
 const alarmFields = {
   alarm: Type.String({ description: 'the alarm\'s id' }),
-  alarmKind: Type.String({ description: '`offline`, `battery_low`, `severity` (a device) or `backlog`, `failing` (a sink)' }),
+  alarmKind: Type.String({ description: '`offline`, `battery_low`, `severity`, `blocked`, `mode` (a device) or `backlog`, `failing` (a sink)' }),
   subjectKind: Type.Union([Type.Literal('device'), Type.Literal('sink')], { description: 'what the alarm is about' }),
   subject: Type.String({ description: 'the device\'s or the sink\'s id' }),
   name: Type.String({ description: 'how people call the subject: the device\'s description and room, or the sink\'s id' }),
@@ -108,6 +108,35 @@ export const EVENT_TYPES = {
       since: ms('when the first was held back'),
       policy: Policy,
     }),
+  },
+  'device.active': {
+    severity: 'info',
+    device: true,
+    by: 'the device gate',
+    when: 'A device\'s self-description on `<base>/device` passed its type\'s `describe` schema, and it was INIT (or BLOCKED and unblocked since).',
+    data: Type.Object({ previous: Type.String({ description: 'its state before: `INIT`' }) }),
+  },
+  'device.blocked': {
+    severity: 'critical',
+    device: true,
+    by: 'the device gate (an invalid self-description), or an operator (`backhaul devices block`, the API)',
+    when: 'The device became BLOCKED: its readings are dropped (counted as `blocked`) and its login refused until an operator unblocks it.',
+    data: Type.Object({ reason: Type.String({ description: 'why: the schema\'s complaint with its path, or the operator\'s words' }), by: Type.String({ description: '`hub` or the operator' }) }),
+  },
+  'device.unblocked': {
+    severity: 'info',
+    device: true,
+    by: 'an operator',
+    when: 'A BLOCKED device was unblocked: back to INIT, until its next self-description.',
+    data: Type.Object({ by: Type.String({ description: 'the operator' }) }),
+  },
+  'device.mode': {
+    severity: ['info', 'warning', 'critical'],
+    severityRule: '`info` for NORMAL, `warning` for WARNING, `critical` for DANGER',
+    device: true,
+    by: 'the device gate',
+    when: 'The severity mode a device reports of itself (`"mode"` in a status on `<base>/device`) changed.',
+    data: Type.Object({ mode: Level('the mode now'), previous: Type.Optional(Level('the mode before; absent the first time')) }),
   },
   'command.acknowledged': {
     severity: 'info',

@@ -7,9 +7,10 @@
 // At most one alarm is open (raised or acknowledged) per (subjectKind, subject, kind, aspect); a cleared one is
 // history. alarms.ts turns hub events into these transitions.
 
-export const ALARM_KINDS = ['offline', 'battery_low', 'severity', 'backlog', 'failing'] as const;
+export const ALARM_KINDS = ['offline', 'battery_low', 'severity', 'blocked', 'mode', 'backlog', 'failing'] as const;
 /**
- * offline, battery_low, severity (the `severity` stage, per measurement) are about a device; backlog (over
+ * offline, battery_low, severity (the `severity` stage, per measurement), blocked (BLOCKED), mode (the device reports
+ * WARNING or DANGER of itself) are about a device; backlog (over
  * `outbox.backlogAlert`) and failing (over `outbox.failingAfterMs`) about a sink.
  */
 export type AlarmKind = (typeof ALARM_KINDS)[number];

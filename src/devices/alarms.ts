@@ -4,6 +4,8 @@
 //   device.offline / device.online            → offline      (device)
 //   device.battery_low / device.battery_ok    → battery_low  (device)
 //   severity.changed WARNING|DANGER / NORMAL  → severity     (device, aspect = the measurement)
+//   device.blocked / device.unblocked|active  → blocked      (device)
+//   device.mode WARNING|DANGER / NORMAL       → mode         (device)
 //   sink.backlog / sink.backlog_ok            → backlog      (sink)
 //   sink.failing / sink.recovered             → failing      (sink)
 //
@@ -62,6 +64,13 @@ export function alarmChange(e: HubEvent): Change | undefined {
       return clear(dev('battery_low'));
     case 'severity.changed':
       return level(d['level'], dev('severity', typeof d['measurement'] === 'string' ? d['measurement'] : ''));
+    case 'device.blocked':
+      return raise(dev('blocked'), 'critical');
+    case 'device.unblocked':
+    case 'device.active':
+      return clear(dev('blocked'));
+    case 'device.mode':
+      return level(d['mode'], dev('mode'));
     case 'sink.backlog':
       return raise(snk('backlog'));
     case 'sink.backlog_ok':

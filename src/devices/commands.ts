@@ -20,7 +20,7 @@ import { BackhaulError, errorText } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { makeEvent } from '../core/events.js';
 import type { HubEvent } from '../core/types.js';
-import { checkOrderParams, shownOrderParams } from './device-types.js';
+import { checkOrderParams, shownOrderParams, type DeviceTypes } from './device-types.js';
 import type { DeviceStatus } from './gate.js';
 import { CLAIM_WINDOW_DEFAULT_MS, openClaimWindows } from './provision.js';
 import type { DeviceStore } from './store/index.js';
@@ -35,6 +35,31 @@ export interface SendCommand {
   readonly params?: JsonObject;
   /** Who sends it, for the audit log: `cli:alice`, `api:bob`. */
   readonly actor: string;
+  /** Send it to a device that never connected too (it may connect later and find it retained by nobody: at once). */
+  readonly force?: boolean;
+}
+
+/** Whether a device can take orders now, and over what; `reason` says why not (shown where orders are offered). */
+export interface OrderReach {
+  readonly accepted: boolean;
+  readonly via?: 'mqtt';
+  readonly reason?: string;
+  /** Refused only because it never connected: `force` sends it anyway. */
+  readonly forceable?: boolean;
+}
+
+/** Can `d` take an order: its type takes orders, it is enabled, not BLOCKED, has a command topic, has connected. */
+export function orderReach(d: Device, types: DeviceTypes, scheme: Pick<TopicScheme, 'topics'>, heardAt?: number): OrderReach {
+  const t = types.get(d.type);
+  if (t?.ordersVia === 'none') return { accepted: false, reason: `a ${t.name} takes no orders: nothing reaches it back` };
+  if (!d.enabled) return { accepted: false, reason: 'it is disabled' };
+  if (d.state === 'BLOCKED') return { accepted: false, reason: 'it is BLOCKED' };
+  if (!scheme.topics(d)) return { accepted: false, reason: 'it has no location yet, so no command topic' };
+  // Without a login of its own it cannot subscribe to its command topic: a radio-only device heard through a receiver.
+  if (d.credentials?.hash === undefined) return { accepted: false, reason: 'it has no broker login, so nothing of it listens for orders (a radio-only device)' };
+  // The registry's last-seen time is written in batches; the hub's liveness view (heardAt) is the fresher one.
+  if (d.lastSeen === undefined && heardAt === undefined) return { accepted: false, forceable: true, reason: 'it has never connected' };
+  return { accepted: true, via: 'mqtt' };
 }
 
 export interface CommandCenterOptions {
@@ -51,6 +76,8 @@ export interface CommandCenterOptions {
   readonly reinstallClaimMs?: number;
   /** After credentials change (reinstall): re-read the registry so the broker's view follows. */
   readonly changed?: () => Promise<unknown>;
+  /** When the hub last heard from a device (fresher than the registry's lastSeen). */
+  readonly heardAt?: (id: string) => number | undefined;
   /** command.acknowledged / command.failed / command.expired events, routed like readings. */
   readonly publish?: (e: HubEvent) => void;
 }
@@ -102,11 +129,18 @@ export class CommandCenter {
     // What is kept and shown: parameters the type marks secret reach the device only.
     const shown = shownOrderParams(this.o.store.types, d.type, req.order, params);
     const topics = this.o.scheme.topics(d);
-    const refused = !d.enabled ? 'it is disabled' : d.state === 'BLOCKED' ? 'it is BLOCKED' : !topics ? 'it has no location yet, so no command topic' : undefined;
-    if (refused !== undefined || !topics) {
-      await this.audit(req, d, 'refused', { reason: refused ?? 'no command topic' });
-      throw new BackhaulError('BH_COMMAND_REFUSED', `cannot send ${req.order} to ${d.id}: ${refused ?? 'no command topic'}`, { path: 'device' });
+    const reach = orderReach(d, this.o.store.types, this.o.scheme, this.o.heardAt?.(d.id));
+    if (!reach.accepted && !(reach.forceable === true && req.force === true)) {
+      const reason = reach.reason ?? 'it cannot take orders';
+      await this.audit(req, d, 'refused', { reason });
+      const unsupported = this.o.store.types.get(d.type)?.ordersVia === 'none';
+      throw new BackhaulError(
+        unsupported ? 'BH_COMMAND_UNSUPPORTED' : 'BH_COMMAND_REFUSED',
+        `cannot send ${req.order} to ${d.id}: ${reason}${reach.forceable === true ? ' (force sends it anyway)' : ''}`,
+        { path: 'device' },
+      );
     }
+    if (!topics) throw new BackhaulError('BH_COMMAND_REFUSED', `cannot send ${req.order} to ${d.id}: it has no command topic`, { path: 'device' });
     const broker = this.o.broker();
     if (!broker) {
       await this.audit(req, d, 'refused', { reason: 'no embedded broker' });

@@ -26,6 +26,46 @@ export interface DeviceType {
    * and shown redacted (orders list, API, audit). Orders not listed are sent with whatever parameters they have.
    */
   readonly orders?: Readonly<Record<string, TSchema>>;
+  /**
+   * How orders reach its devices: `mqtt` (default), on the device's command topic of the embedded broker; `none`:
+   * it cannot take orders (a radio-only valve), and sending one is BH_COMMAND_UNSUPPORTED.
+   */
+  readonly ordersVia?: 'mqtt' | 'none';
+  /**
+   * Schema of the self-description its devices publish on `<base>/device` (hardware, sensors, firmware, location
+   * claim): a valid one makes the device ACTIVE, an invalid one BLOCKED with the reason. Default DESCRIPTION.
+   */
+  readonly describe?: TSchema;
+}
+
+const Text = (description: string) => Type.String({ minLength: 1, maxLength: 200, description });
+
+/**
+ * The self-description every type accepts unless it names its own: what the device is and claims. A status that
+ * has `hardware`, `firmware` or `sensors` is one (isSelfDescription); other fields (`mode`, order answers) may ride
+ * along.
+ */
+export const DESCRIPTION = Type.Object(
+  {
+    hardware: Type.Optional(Text('Make and model, e.g. `OpenTRV REV7`.')),
+    firmware: Type.Optional(Text('Firmware version.')),
+    sensors: Type.Optional(Type.Array(Text('A measurement it reports.'), { maxItems: 64, uniqueItems: true, description: 'What it measures.' })),
+    serial: Type.Optional(Text('Serial number.')),
+    location: Type.Optional(
+      Type.Object(
+        { site: Type.Optional(Text('Site.')), building: Type.Optional(Text('Building.')), room: Type.Optional(Text('Room.')) },
+        { additionalProperties: false, description: 'Where it claims to be (kept; the registry\'s location decides its topics).' },
+      ),
+    ),
+    mode: Type.Optional(Type.Union(['NORMAL', 'WARNING', 'DANGER'].map((m) => Type.Literal(m)), { description: 'Its severity mode.' })),
+  },
+  { additionalProperties: true },
+);
+
+/** Whether a status message is a self-description (rather than only an order's answer or a mode). */
+export function isSelfDescription(status: unknown): status is Record<string, unknown> {
+  if (typeof status !== 'object' || status === null || Array.isArray(status)) return false;
+  return 'hardware' in status || 'firmware' in status || 'sensors' in status;
 }
 
 const TYPE_NAME = /^[a-z][a-z0-9-]{0,39}$/;
@@ -36,7 +76,7 @@ export const BUILTIN_DEVICE_TYPES: readonly DeviceType[] = [
   {
     name: 'opentrv-valve',
     topicName: 'valve',
-    description: 'OpenTRV radiator valve (868 MHz radio, battery powered).',
+    description: 'OpenTRV radiator valve (868 MHz radio, battery powered); orders reach only a valve with a broker login of its own.',
     idKinds: ['opentrv'],
     defaults: { maxSilentMs: 30 * MIN, batteryFloor: 2.4 },
     config: Type.Object(
@@ -93,8 +133,9 @@ export const BUILTIN_DEVICE_TYPES: readonly DeviceType[] = [
   {
     name: 'lorawan-sensor',
     topicName: 'lorawan',
-    description: 'LoRaWAN end device, through a network server.',
+    description: 'LoRaWAN end device, through a network server (downlinks are not sent yet).',
     idKinds: ['deveui'],
+    ordersVia: 'none',
     defaults: { maxSilentMs: 120 * MIN },
     config: Type.Object(
       {
@@ -103,6 +144,13 @@ export const BUILTIN_DEVICE_TYPES: readonly DeviceType[] = [
       },
       { additionalProperties: false },
     ),
+  },
+  {
+    name: 'senml-device',
+    topicName: 'senml',
+    description: 'A device sending SenML (RFC 8428) packs; its silence threshold is learned from its own cadence.',
+    defaults: {},
+    config: Type.Record(Type.String(), Type.Unknown()),
   },
   {
     name: 'generic',
@@ -127,6 +175,7 @@ export class DeviceTypes {
     if (!TOPIC_NAME.test(t.topicName)) throw new Error(`device type ${t.name}: topic name ${shown(t.topicName)} must match ${TOPIC_NAME.source}`);
     if (this.types.has(t.name)) throw new Error(`two device types are named ${t.name}`);
     this.validator.compile(t.config);
+    this.validator.compile(t.describe ?? DESCRIPTION);
     for (const schema of Object.values(t.orders ?? {})) this.validator.compile(schema);
     this.types.set(t.name, t);
   }
@@ -143,6 +192,16 @@ export class DeviceTypes {
       throw new BackhaulError('BH_DEVICE_TYPE', `unknown device type ${shown(name)}${suggest(name, known)}; known: ${known.join(', ')}`, { path });
     }
     return t;
+  }
+
+  /**
+   * A self-description checked against its type's `describe` schema: undefined when valid, else why not (the path
+   * at fault and the problem, as shown to operators in `blockedReason`).
+   */
+  checkDescription(typeName: string, description: unknown): string | undefined {
+    const schema = this.types.get(typeName)?.describe ?? DESCRIPTION;
+    const first = this.validator.validate(schema, structuredClone(description), 'description')[0];
+    return first === undefined ? undefined : `invalid self-description: ${first.path ?? 'description'} ${first.detail}`;
   }
 
   names(): string[] {
@@ -193,10 +252,11 @@ export function shownOrderParams(types: DeviceTypes, typeName: string, order: st
   return schema === undefined ? params : (redactWith(schema, params, 'params') as JsonObject);
 }
 
-/** The device's thresholds, each falling back to its type's default. */
-export function effectiveThresholds(device: { readonly type: string; readonly thresholds: Thresholds }, types: DeviceTypes): Thresholds {
+/** The device's thresholds, each falling back to the learned one (silence) and its type's default. */
+export function effectiveThresholds(device: { readonly type: string; readonly thresholds: Thresholds; readonly learnedSilentMs?: number | undefined }, types: DeviceTypes): Thresholds {
   const d = types.get(device.type)?.defaults ?? {};
-  const maxSilentMs = device.thresholds.maxSilentMs ?? d.maxSilentMs;
+  // The operator's own, then what the device's cadence taught, then its type's.
+  const maxSilentMs = device.thresholds.maxSilentMs ?? device.learnedSilentMs ?? d.maxSilentMs;
   const batteryFloor = device.thresholds.batteryFloor ?? d.batteryFloor;
   return { ...(maxSilentMs !== undefined ? { maxSilentMs } : {}), ...(batteryFloor !== undefined ? { batteryFloor } : {}) };
 }

@@ -7,7 +7,7 @@
 // moving a device applies to connections already open, from the next refresh), and a device's status message on
 // `<base>/device` is kept as its last status.
 import type { Clock, ClockTimer } from '../core/clock.js';
-import { BackhaulError, errorText, isBackhaulError } from '../core/errors.js';
+import { BackhaulError, errorText, isBackhaulError, type ErrorCode } from '../core/errors.js';
 import { checkJsonBounds } from '../core/json.js';
 import { RateLimiter } from '../core/ratelimit.js';
 import { LogThrottle } from '../core/throttle.js';
@@ -19,17 +19,28 @@ import type { Frame, HubEvent, Reading } from '../core/types.js';
 import type { DeviceStore } from './store/index.js';
 import type { TouchItem } from './store/devices.js';
 import type { RehashItem } from './store/credentials.js';
-import { effectiveThresholds } from './device-types.js';
+import { effectiveThresholds, isSelfDescription } from './device-types.js';
 import { gatewayMatcher, type GatewayConfig } from './gateways.js';
 import { LivenessMonitor, type LivenessState } from './liveness.js';
 import { mayPublish, maySubscribe, STATUS_LEVEL, type AclSubject, type TopicScheme } from './topics.js';
-import { guessIdKind, isIdKind, normaliseId, type Device, type DeviceState, type IdKind, type JsonValue, type Thresholds } from './types.js';
+import { guessIdKind, isDeviceMode, isIdKind, normaliseId, type Device, type DeviceMode, type DeviceState, type IdKind, type JsonValue, type Thresholds } from './types.js';
+import type { ObservedItem } from './store/devices.js';
 
 export type UnknownPolicy = 'register' | 'quarantine' | 'drop';
 
 interface Known {
   readonly enabled: boolean;
   readonly state: DeviceState;
+  /** Its device type's name. */
+  readonly type: string;
+  /** The operator set its maxSilentMs: nothing is learned. */
+  readonly ownSilent: boolean;
+  /** The mode it last reported. */
+  readonly mode: DeviceMode | undefined;
+  /** The silence threshold learned from its cadence, if any (in `thresholds` unless its own is set). */
+  readonly learned: number | undefined;
+  /** How people call it: `big radiator, u4/302`, or `valve 819c` without a description. */
+  readonly name: string;
   readonly username: string | undefined;
   /** When its password was last set: a login verified against an older one loses its rights. */
   readonly credentialsAt: number | undefined;
@@ -71,6 +82,46 @@ export interface DeviceGateOptions {
   readonly unknownEvents?: { readonly burst: number; readonly perMinute: number };
   /** The id kind of each decoder's readings, for decoders that declare one (`idKind` in their definition). */
   readonly idKinds?: ReadonlyMap<string, IdKind>;
+  /** The device type a device first seen through a decoder gets (`deviceType` in its definition); else `generic`. */
+  readonly deviceTypes?: ReadonlyMap<string, string>;
+  /** Learn silence thresholds from devices' own cadence (`devices.learn`); absent: never. */
+  readonly learn?: LearnOptions;
+  /** Devices whose blocked alarm is open (at start: a block made while the hub was down raises one). */
+  readonly blocked?: () => readonly string[];
+}
+
+/** How a device's silence threshold is learned from the gaps between its messages. */
+export interface LearnOptions {
+  /** The threshold is this many times the median gap. */
+  readonly factor: number;
+  /** Gaps needed before a threshold is learned (the last this many are kept; 2 × samples at most). */
+  readonly samples: number;
+  readonly minMs: number;
+  readonly maxMs: number;
+}
+
+/** Gaps shorter than this are a burst (several frames of one report), not a report interval. */
+const BURST_MS = 1000;
+
+/** The per-device state of learning: its last message and the gaps before it. */
+interface Cadence {
+  last: number;
+  readonly gaps: number[];
+  learned: number | undefined;
+}
+
+/** A device's name for people; the description the gate writes for devices it registered does not count. */
+function nameOf(d: Device, kindName: string): string {
+  const where = [d.location.building, d.location.room].filter((x) => x !== undefined && x !== '').join('/');
+  const own = d.description !== '' && !/^(registered|quarantined) on first sight/.test(d.description) ? d.description : `${kindName} ${d.id}`;
+  return where === '' ? own : `${own}, ${where}`;
+}
+
+/** The median of a non-empty list. */
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** How long held-back device.unknown events are gathered before one summary says how many. */
@@ -129,6 +180,10 @@ export class DeviceGate {
   private readonly keyLog: LogThrottle;
   /** A fast hash nothing matches, checked when there is no device or no hash, so that costs the same microseconds. */
   private dummy: string | undefined;
+  /** Devices learning their silence threshold (those without one of their own). */
+  private readonly cadence = new Map<string, Cadence>();
+  /** Learned thresholds and modes not written yet, by device. */
+  private readonly observed = new Map<string, ObservedItem>();
 
   constructor(private readonly o: DeviceGateOptions) {
     this.mayForward = gatewayMatcher(o.gateways ?? []);
@@ -155,6 +210,13 @@ export class DeviceGate {
     });
     const offline = new Set(this.o.offline?.() ?? []);
     this.liveness.start(devices.map((d) => ({ id: d.id, lastSeen: d.lastSeen, ...(offline.has(d.id) ? { offline: true } : {}) })));
+    // Blocked or unblocked (by the CLI) while the hub was down: the alarm follows.
+    const alarmed = new Set(this.o.blocked?.() ?? []);
+    for (const d of devices) {
+      if (d.state === 'BLOCKED' && !alarmed.has(d.id)) this.stateChanged(d.id, 'BLOCKED', d.blockedReason ?? 'blocked', 'operator');
+      alarmed.delete(d.id);
+    }
+    for (const id of alarmed) if (this.known.get(id)?.state !== 'BLOCKED') this.stateChanged(id, 'INIT', undefined, 'operator');
     this.schedule();
   }
 
@@ -174,6 +236,11 @@ export class DeviceGate {
     return c;
   }
 
+  /** How people call a device (alarms, notifications): its description and room, else its kind and id. */
+  nameOf(id: string): string | undefined {
+    return this.known.get(id)?.name;
+  }
+
   /** What the liveness monitor knows of a device. */
   livenessOf(id: string): LivenessState | undefined {
     return this.liveness?.state(id);
@@ -190,6 +257,7 @@ export class DeviceGate {
     try {
       await this.flushTouches();
       await this.flushRehashes();
+      await this.flushObserved();
       if (this.o.clock.now() - this.lastRefresh >= (this.o.refreshMs ?? 10_000)) await this.refreshIfChanged();
     } catch (e) {
       this.o.logger.warn({ err: errorText(e) }, 'device registry update failed; retrying');
@@ -209,6 +277,7 @@ export class DeviceGate {
 
   /** Reload the view of the registry. */
   async refresh(token?: string): Promise<readonly Device[]> {
+    await this.writes; // the gate's own state changes are in the file first, or the view would lose them
     // Read before the list: a change made meanwhile moves the token again and is read at the next refresh.
     const read = token ?? (await this.o.store.changeToken());
     const devices = await this.o.store.list();
@@ -221,7 +290,19 @@ export class DeviceGate {
     }
     // Devices registered by this gate but not written yet stay known.
     for (const [id, k] of this.known) if (!next.has(id) && this.announced.has(id)) next.set(id, k);
+    // An operator blocked or unblocked a device (the API, or the CLI in another process): say so once. The gate's
+    // own blocks are in its view already.
+    const first = this.known.size === 0;
+    const prev = this.known;
     this.known = next;
+    if (!first) {
+      for (const d of devices) {
+        const before = prev.get(d.id)?.state;
+        if (before === undefined || before === d.state) continue;
+        if (d.state === 'BLOCKED') this.stateChanged(d.id, 'BLOCKED', d.blockedReason ?? 'blocked', 'operator');
+        else if (before === 'BLOCKED') this.stateChanged(d.id, d.state, undefined, 'operator');
+      }
+    }
     this.logins = logins;
     this.token = read;
     this.lastRefresh = this.o.clock.now();
@@ -231,12 +312,23 @@ export class DeviceGate {
 
   private knownOf(d: Device): Known {
     const types = this.o.store.types;
+    const ownSilent = d.thresholds.maxSilentMs !== undefined;
+    const c = this.cadence.get(d.id);
+    if (ownSilent) this.cadence.delete(d.id);
+    // What was learned since the last write wins over what the file holds.
+    const learnedSilentMs = ownSilent ? undefined : (c?.learned ?? d.learnedSilentMs);
+    const pendingMode = this.observed.get(d.id)?.mode;
     return {
       enabled: d.enabled,
       state: d.state,
+      type: d.type,
+      ownSilent,
+      mode: pendingMode === null ? undefined : (pendingMode ?? d.mode),
+      learned: learnedSilentMs,
+      name: nameOf(d, types.get(d.type)?.topicName ?? 'device'),
       username: d.credentials?.hash !== undefined ? d.credentials.username : undefined,
       credentialsAt: d.credentials?.updatedAt,
-      thresholds: effectiveThresholds(d, types),
+      thresholds: effectiveThresholds({ ...d, learnedSilentMs }, types),
       kindName: types.get(d.type)?.topicName ?? 'device',
       baseTopic: this.o.scheme.baseTopic(d),
     };
@@ -276,6 +368,7 @@ export class DeviceGate {
     // Only the device's own login proves it: readings a gateway forwards are not authenticated.
     const authenticated = owner === id && login !== undefined && k.username === login;
     this.seen.set(id, Math.max(this.seen.get(id) ?? 0, frame.receivedAt));
+    if (!k.ownSilent && this.o.learn) this.learn(id, k, frame.receivedAt, this.o.learn);
     const out = id === r.device && authenticated === r.authenticated ? r : { ...r, device: id, authenticated };
     this.liveness?.observe(out, frame.receivedAt);
     return out;
@@ -308,6 +401,9 @@ export class DeviceGate {
     if (c.rehash !== undefined) this.rehashes.set(d.id, { id: d.id, from: stored, to: c.rehash });
     const id = d.id;
     this.verified.set(username, id);
+    // A login is a sign of life: a device that connected is heard from (and may be given orders) before it publishes.
+    const at = this.o.clock.now();
+    this.seen.set(id, Math.max(this.seen.get(id) ?? 0, at));
     // What the login just read is the freshest view of this device (it may have bootstrapped a moment ago): take it
     // now rather than at the next refresh, so its status and readings are recognised at once.
     const prev = this.known.get(id);
@@ -320,6 +416,7 @@ export class DeviceGate {
     } else {
       baseTopic = this.o.scheme.baseTopic(d);
     }
+    this.liveness?.observe({ device: id }, at);
     return new DeviceLogin(this, username, id, d.credentials?.updatedAt, d.enabled, d.state, baseTopic);
   }
 
@@ -372,8 +469,92 @@ export class DeviceGate {
     if (!prev || at >= prev.at) this.statuses.set(id, { at, status });
     this.seen.set(id, Math.max(this.seen.get(id) ?? 0, at));
     this.liveness?.observe({ device: id }, at);
+    this.describe(id, k, status, at, frame);
     this.o.onStatus?.({ device: id, at, status });
     return true;
+  }
+
+  /**
+   * One more message of a device without a silence threshold of its own: keep the gap since its last one, and once
+   * there are enough, take factor × their median (within the bounds) as its threshold. It is written (and the
+   * liveness deadline moved) only when it changes by more than a fifth, so a steady device writes it once.
+   */
+  private learn(id: string, k: Known, at: number, o: LearnOptions): void {
+    let c = this.cadence.get(id);
+    if (!c) {
+      this.cadence.set(id, { last: at, gaps: [], learned: k.learned });
+      return;
+    }
+    const gap = at - c.last;
+    if (gap < BURST_MS) return;
+    c.last = at;
+    c.gaps.push(gap);
+    if (c.gaps.length > 2 * o.samples) c.gaps.shift();
+    if (c.gaps.length < o.samples) return;
+    const ms = Math.round(Math.min(o.maxMs, Math.max(o.minMs, o.factor * median(c.gaps))));
+    if (c.learned !== undefined && Math.abs(ms - c.learned) <= c.learned / 5) return;
+    c.learned = ms;
+    this.known.set(id, { ...k, learned: ms, thresholds: { ...k.thresholds, maxSilentMs: ms } });
+    this.observed.set(id, { ...this.observed.get(id), id, learnedSilentMs: ms });
+    this.liveness?.refresh(id);
+    this.o.logger.info({ device: id, maxSilentMs: ms, gaps: c.gaps.length }, `${k.kindName} ${id}: silence threshold learned from its cadence`);
+  }
+
+  /**
+   * The device's state moved (by its self-description, or an operator): the view follows at once, and the event
+   * says so. `reason`: why it is BLOCKED.
+   */
+  private stateChanged(id: string, state: DeviceState, reason: string | undefined, by: string, previous?: DeviceState): void {
+    const k = this.known.get(id);
+    if (k && k.state !== state) this.known.set(id, { ...k, state });
+    const ts = this.o.clock.now();
+    const name = `${k?.kindName ?? 'device'} ${id}`;
+    if (state === 'BLOCKED') {
+      this.o.publish(makeEvent('device.blocked', { reason: reason ?? 'blocked', by }, { ts, device: id, message: `${name} BLOCKED: ${reason ?? 'blocked'}` }));
+    } else if (state === 'ACTIVE' && previous !== 'BLOCKED' && by === 'hub') {
+      this.o.publish(makeEvent('device.active', { previous: previous ?? 'INIT' }, { ts, device: id, message: `${name} is ACTIVE: its self-description is valid` }));
+    } else {
+      this.o.publish(makeEvent('device.unblocked', { by }, { ts, device: id, message: `${name} unblocked (now ${state})` }));
+    }
+  }
+
+  /** A self-description or a mode in a device's status: its state and mode follow. */
+  private describe(id: string, k: Known, status: JsonValue, at: number, frame: Frame): void {
+    if (isSelfDescription(status)) {
+      const why = this.o.store.types.checkDescription(k.type, status);
+      if (why !== undefined) {
+        this.o.metrics.decodeErrors.inc({ input: frame.input, reason: 'BH_DEVICE_DESCRIPTION' satisfies ErrorCode });
+        this.warn(`describe:${id}`, { device: id, code: 'BH_DEVICE_DESCRIPTION' }, `${k.kindName} ${id} BLOCKED: ${why}`);
+        this.setState(id, 'BLOCKED', why);
+        this.stateChanged(id, 'BLOCKED', why, 'hub');
+        return;
+      }
+      if (k.state === 'INIT') {
+        this.setState(id, 'ACTIVE');
+        this.stateChanged(id, 'ACTIVE', undefined, 'hub', 'INIT');
+      }
+    }
+    if (typeof status !== 'object' || status === null || Array.isArray(status) || !('mode' in status)) return;
+    const mode = status['mode'];
+    if (!isDeviceMode(mode)) {
+      this.warn(`mode:${id}`, { device: id, code: 'BH_DEVICE_FIELD', path: 'mode' }, `status of ${id}: mode must be NORMAL, WARNING or DANGER, not ${JSON.stringify(mode)}; ignored`);
+      return;
+    }
+    const now = this.known.get(id) ?? k;
+    if (now.mode === mode) return;
+    this.known.set(id, { ...now, mode });
+    this.observed.set(id, { ...this.observed.get(id), id, mode });
+    const severity = mode === 'DANGER' ? 'critical' : mode === 'WARNING' ? 'warning' : 'info';
+    this.o.publish(
+      makeEvent('device.mode', { mode, ...(now.mode !== undefined ? { previous: now.mode } : {}) }, { ts: at, severity, device: id, message: `${now.kindName} ${id} reports ${mode}` }),
+    );
+  }
+
+  /** Write a state the gate decided, in order with its other writes. */
+  private setState(id: string, state: DeviceState, reason?: string): void {
+    this.writes = this.writes
+      .then(() => this.o.store.setState(id, state, reason))
+      .catch((e: unknown) => this.o.logger.warn({ device: id, state, err: errorText(e) }, 'could not record a device\'s state'));
   }
 
   private drop(r: Reading, reason: string): undefined {
@@ -399,11 +580,19 @@ export class DeviceGate {
     this.announced.add(id);
     const at = this.o.clock.now();
     if (policy !== 'drop') {
-      // quarantine: registered but disabled, so an operator sees it and decides; register: admitted as INIT.
-      const type = this.o.store.types.get('generic');
+      // quarantine: registered but disabled, so an operator sees it and decides; register: admitted as INIT. Its type
+      // is the one its decoder implies (an OpenTRV node is a valve), so its defaults apply from the first reading.
+      const implied = this.o.deviceTypes?.get(r.source.decoder);
+      const type = (implied !== undefined ? this.o.store.types.get(implied) : undefined) ?? this.o.store.types.get('generic');
+      const typeName = type?.name ?? 'generic';
       this.known.set(id, {
         enabled: policy === 'register',
         state: 'INIT',
+        type: typeName,
+        ownSilent: false,
+        mode: undefined,
+        learned: undefined,
+        name: `${type?.topicName ?? 'device'} ${id}`,
         username: undefined,
         credentialsAt: undefined,
         thresholds: type?.defaults ?? {},
@@ -413,7 +602,7 @@ export class DeviceGate {
       const input = {
         id,
         kind: isIdKind(kind) ? kind : 'other',
-        type: 'generic',
+        type: typeName,
         enabled: policy === 'register',
         description: `${policy === 'register' ? 'registered' : 'quarantined'} on first sight, ${new Date(at).toISOString()}, from input ${r.source.input}`,
       };
@@ -492,6 +681,20 @@ export class DeviceGate {
     this.o.logger.info({ migrated: n }, `${n} device password hash(es) moved from scrypt to the fast format`);
   }
 
+  /** Write learned thresholds and modes; a failed batch is kept for the next tick unless newer values came. */
+  private async flushObserved(): Promise<void> {
+    if (this.observed.size === 0) return;
+    const items = [...this.observed.values()];
+    this.observed.clear();
+    await this.writes;
+    try {
+      await this.o.store.setObserved(items);
+    } catch (e) {
+      for (const i of items) this.observed.set(i.id, { ...i, ...this.observed.get(i.id) });
+      throw e;
+    }
+  }
+
   private async flushTouches(): Promise<void> {
     if (this.seen.size === 0 && this.statuses.size === 0) return;
     // Statuses first: the store keeps a status only when it is not older than the last-seen time already written.
@@ -539,5 +742,6 @@ export class DeviceGate {
     await this.writes;
     await this.flushTouches();
     await this.flushRehashes();
+    await this.flushObserved();
   }
 }

@@ -16,6 +16,14 @@ export const DEVICE_STATES = ['INIT', 'ACTIVE', 'BLOCKED'] as const;
 /** INIT: known but not yet validated; ACTIVE: validated; BLOCKED: refused (see `blockedReason`). */
 export type DeviceState = (typeof DEVICE_STATES)[number];
 
+export const DEVICE_MODES = ['NORMAL', 'WARNING', 'DANGER'] as const;
+/** The severity mode a device reports of itself (`"mode"` in a status on `<base>/device`). */
+export type DeviceMode = (typeof DEVICE_MODES)[number];
+
+export function isDeviceMode(v: unknown): v is DeviceMode {
+  return typeof v === 'string' && (DEVICE_MODES as readonly string[]).includes(v);
+}
+
 /** Where a device comes from: declared in the config file (read-only here) or added by CLI, API or manifest. */
 export type DeviceSource = 'config' | 'registry';
 
@@ -83,6 +91,13 @@ export interface Device {
   readonly blockedReason?: string;
   /** This device's own thresholds; the type's defaults apply where absent (effectiveThresholds). */
   readonly thresholds: Thresholds;
+  /**
+   * The silence threshold the hub learned from the device's own report interval (`devices.learn`); used while the
+   * device sets no `maxSilentMs` of its own, before its type's default.
+   */
+  readonly learnedSilentMs?: number;
+  /** The severity mode it last reported; absent until it reports one. */
+  readonly mode?: DeviceMode;
   /** When a message from the device was last accepted (ms). */
   readonly lastSeen?: number;
   /** The device's own status JSON, kept as sent. */

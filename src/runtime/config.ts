@@ -13,6 +13,7 @@ import { SchemaValidator, suggest } from '../core/config/validate.js';
 import { DeviceTypes } from '../devices/device-types.js';
 import { declaredProblems, type DeclaredDeviceConfig } from '../devices/declared.js';
 import { gatewayProblems, type GatewayConfig } from '../devices/gateways.js';
+import type { LearnOptions } from '../devices/gate.js';
 
 export interface InputSpec {
   readonly id: string;
@@ -43,6 +44,13 @@ export interface RouteSpec {
   readonly to: readonly string[];
 }
 
+/** `devices.learn` with its defaults; undefined when turned off. */
+function learnOf(l: { enabled?: boolean; factor?: number; samples?: number; minMs?: number; maxMs?: number } | undefined): LearnOptions | undefined {
+  if (l?.enabled === false) return undefined;
+  const minMs = l?.minMs ?? 300_000;
+  return { factor: l?.factor ?? 3, samples: l?.samples ?? 5, minMs, maxMs: Math.max(minMs, l?.maxMs ?? 172_800_000) };
+}
+
 export interface LoadedConfig {
   /** The config file, or a label such as `demo`. */
   readonly source: string;
@@ -61,7 +69,10 @@ export interface LoadedConfig {
     readonly gateways: readonly GatewayConfig[];
     /** Bound on device.unknown events: a token bucket. */
     readonly unknownEvents: { readonly burst: number; readonly perMinute: number };
+    /** Learning silence thresholds; undefined: off. */
+    readonly learn: LearnOptions | undefined;
   };
+  readonly alarms: { readonly remindEveryMs?: number };
   /** Undefined: no HTTP API. */
   readonly api:
     | { readonly host: string; readonly port: number; readonly bootstrap: boolean; readonly historian?: string; readonly trustProxy?: readonly string[] }
@@ -175,7 +186,9 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       declared?: DeclaredDeviceConfig[];
       gateways?: GatewayConfig[];
       unknownEvents?: { burst?: number; perMinute?: number };
+      learn?: { enabled?: boolean; factor?: number; samples?: number; minMs?: number; maxMs?: number };
     };
+    alarms?: { remindEveryMs?: number };
     api?: { host?: string; port?: number; bootstrap?: boolean; historian?: string; trustProxy?: string[] };
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
@@ -393,7 +406,9 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       declared,
       gateways,
       unknownEvents: { burst: cfg.devices?.unknownEvents?.burst ?? 20, perMinute: cfg.devices?.unknownEvents?.perMinute ?? 10 },
+      learn: learnOf(cfg.devices?.learn),
     },
+    alarms: cfg.alarms?.remindEveryMs !== undefined ? { remindEveryMs: cfg.alarms.remindEveryMs } : {},
     api:
       cfg.api === undefined
         ? undefined

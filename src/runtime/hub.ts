@@ -181,17 +181,27 @@ export class Hub {
       // Before the gate and the sinks start, whose events it turns into alarms (eventRaised hands it every event).
       // Its events are routed after the event that caused them: the keeper sees an event as the router takes it,
       // before the router has put it in the outboxes; a microtask later it has.
-      this.alarms = new AlarmKeeper({ store: this.store.alarms, clock: this.clock, logger: devLog, emit: (e) => queueMicrotask(() => this.raise(e)) });
+      this.alarms = new AlarmKeeper({
+        store: this.store.alarms,
+        clock: this.clock,
+        logger: devLog,
+        emit: (e) => queueMicrotask(() => this.raise(e)),
+        ...(this.config.alarms.remindEveryMs !== undefined ? { remindEveryMs: this.config.alarms.remindEveryMs } : {}),
+        nameOf: (kind, subject) => (kind === 'device' ? (this.gate?.nameOf(subject) ?? subject) : subject),
+      });
       await this.alarms.start();
       this.gate = new DeviceGate({
         store: this.store,
         offline: () => this.alarms?.openSubjects('device', 'offline') ?? [],
+        blocked: () => this.alarms?.openSubjects('device', 'blocked') ?? [],
         scheme,
         policy: this.config.devices.unknown,
         refreshMs: this.config.devices.refreshMs,
         gateways: this.config.devices.gateways,
         unknownEvents: this.config.devices.unknownEvents,
         idKinds: new Map(this.config.inputs.flatMap((i) => (i.decoder.def.idKind ? [[i.decoder.def.type, i.decoder.def.idKind] as const] : []))),
+        deviceTypes: new Map(this.config.inputs.flatMap((i) => (i.decoder.def.deviceType ? [[i.decoder.def.type, i.decoder.def.deviceType] as const] : []))),
+        ...(this.config.devices.learn ? { learn: this.config.devices.learn } : {}),
         logger: devLog,
         metrics: this.metrics,
         clock: this.clock,
@@ -208,6 +218,7 @@ export class Hub {
         logger: devLog,
         broker: () => this.brokerPort(),
         ackTimeoutMs: this.config.devices.commandTimeoutMs,
+        heardAt: (id) => this.gate?.livenessOf(id)?.lastSeen,
         changed: () => this.gate!.refresh(),
         publish: routeEvent,
       });
@@ -256,6 +267,7 @@ export class Hub {
       metrics: this.metrics,
       historian: () => this.openHistorian(),
       sendCommand: (req) => this.sendCommand(req),
+      devicesChanged: () => this.gate?.refresh() ?? Promise.resolve(),
       sinks: () => this.sinkStatus(),
       liveness: (id) => this.gate?.livenessOf(id),
       alarms: this.alarms!,

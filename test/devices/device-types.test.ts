@@ -7,7 +7,7 @@ import { throwsCode } from '../helpers/assert.js';
 
 test('the built-in types and their defaults', () => {
   const types = new DeviceTypes();
-  assert.deepEqual(types.names(), ['generic', 'lorawan-sensor', 'opentrv-valve', 'room-sensor', 'shutter']);
+  assert.deepEqual(types.names(), ['generic', 'lorawan-sensor', 'opentrv-valve', 'room-sensor', 'senml-device', 'shutter']);
   assert.deepEqual(types.get('opentrv-valve')?.defaults, { maxSilentMs: 30 * 60_000, batteryFloor: 2.4 });
   assert.equal(types.get('shutter')?.topicName, 'shutter');
 });

@@ -37,7 +37,7 @@ test('SqliteDeviceStore: WAL mode, schema version in user_version, the file in <
   const db = new Database(path, { readonly: true });
   try {
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    assert.equal(db.pragma('user_version', { simple: true }), 2);
+    assert.equal(db.pragma('user_version', { simple: true }), 3);
   } finally {
     db.close();
   }
@@ -54,7 +54,7 @@ test('SqliteDeviceStore: a version-1 registry (before claim windows) is migrated
   await store.close();
   // Make it the file an earlier Backhaul wrote: no claim columns, version 1.
   const old = new Database(path);
-  for (const c of ['claim_until', 'claim_code_hash', 'claimed_at', 'claimed_by']) old.exec(`ALTER TABLE devices DROP COLUMN ${c}`);
+  for (const c of ['claim_until', 'claim_code_hash', 'claimed_at', 'claimed_by', 'learned_silent_ms', 'mode']) old.exec(`ALTER TABLE devices DROP COLUMN ${c}`);
   old.pragma('user_version = 1');
   old.close();
 
@@ -69,7 +69,7 @@ test('SqliteDeviceStore: a version-1 registry (before claim windows) is migrated
   }
   const db = new Database(path, { readonly: true });
   try {
-    assert.equal(db.pragma('user_version', { simple: true }), 2);
+    assert.equal(db.pragma('user_version', { simple: true }), 3);
   } finally {
     db.close();
   }

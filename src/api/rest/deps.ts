@@ -5,7 +5,7 @@ import type { Clock } from '../../core/clock.js';
 import type { HistoryReader } from '../../core/history.js';
 import type { HubEvent, SinkStatus } from '../../core/types.js';
 import type { Metrics } from '../../core/metrics.js';
-import type { SendCommand } from '../../devices/commands.js';
+import { orderReach, type SendCommand } from '../../devices/commands.js';
 import { effectiveThresholds, type DeviceTypes } from '../../devices/device-types.js';
 import type { LivenessState } from '../../devices/liveness.js';
 import type { DeviceStore } from '../../devices/store/index.js';
@@ -22,6 +22,8 @@ export interface ApiDeps {
   /** The historian the readings, latest values and events come from; undefined when the config has none. */
   historian(): HistoryReader | undefined;
   sendCommand(req: SendCommand): Promise<CommandRecord>;
+  /** After a change the gate must see at once (a block): re-read the registry. */
+  devicesChanged?(): Promise<unknown>;
   sinks(): readonly SinkStatus[];
   /** What the liveness monitor knows of a device (fresher than the registry's lastSeen, written in batches). */
   liveness(id: string): LivenessState | undefined;
@@ -66,7 +68,18 @@ export const DeviceView = Type.Object({
   enabled: Type.Boolean(),
   state: Type.String(),
   blockedReason: Type.Optional(Type.String()),
+  mode: Type.Optional(Type.Union(['NORMAL', 'WARNING', 'DANGER'].map((m) => Type.Literal(m)), { description: 'The severity mode it last reported of itself.' })),
   thresholds: Type.Object({ maxSilentMs: Type.Optional(Type.Number()), batteryFloor: Type.Optional(Type.Number()) }),
+  learnedSilentMs: Type.Optional(Type.Number({ description: 'The silence threshold learned from its cadence (used while it sets none of its own).' })),
+  orders: Type.Object(
+    {
+      accepted: Type.Boolean({ description: 'Orders can reach it now.' }),
+      via: Type.Optional(Type.Literal('mqtt')),
+      reason: Type.Optional(Type.String({ description: 'Why not, when they cannot.' })),
+      forceable: Type.Optional(Type.Boolean({ description: 'Refused only because it never connected: `force` sends anyway.' })),
+    },
+    { description: 'Whether orders are offered for it (its type takes orders, it is enabled, not BLOCKED, has a command topic, has connected).' },
+  ),
   lastSeen: Type.Optional(Type.Number()),
   lastStatus: Type.Optional(Type.Unknown()),
   config: Type.Object({}, { additionalProperties: true }),
@@ -99,7 +112,10 @@ export function deviceView(d: Device, deps: Pick<ApiDeps, 'types' | 'scheme' | '
     enabled: d.enabled,
     state: d.state,
     ...(d.blockedReason !== undefined ? { blockedReason: d.blockedReason } : {}),
+    ...(d.mode !== undefined ? { mode: d.mode } : {}),
     thresholds: effectiveThresholds(d, deps.types),
+    ...(d.learnedSilentMs !== undefined ? { learnedSilentMs: d.learnedSilentMs } : {}),
+    orders: orderReach(d, deps.types, deps.scheme, state?.lastSeen),
     ...(Number.isFinite(lastSeen) ? { lastSeen } : {}),
     ...(d.lastStatus !== undefined ? { lastStatus: d.lastStatus } : {}),
     config: d.config,

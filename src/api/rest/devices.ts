@@ -74,6 +74,7 @@ const CreateBody = Type.Object(
   { additionalProperties: false },
 );
 const Issued = Type.Object({ device: DeviceView, username: Type.String(), password: Type.Optional(Type.String()) });
+const BlockBody = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500, description: 'Why, shown on the device and in its alarm.' })) }, { additionalProperties: false });
 const ResetBody = Type.Object({ bootstrap: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
 const ClaimFor = Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1000 })], {
   description: 'How long the window stays open: a duration (`30m`, `2h`, `1d`, at most 30 days) or ms; default 30m.',
@@ -86,6 +87,7 @@ const CommandBody = Type.Object(
   {
     order: Type.String({ minLength: 1, maxLength: 64 }),
     params: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    force: Type.Optional(Type.Boolean({ description: 'Send it to a device that never connected too.' })),
   },
   { additionalProperties: false },
 );
@@ -209,6 +211,51 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
         },
       );
     }
+
+    app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof BlockBody> | undefined }>(
+      '/api/v1/devices/:id/block',
+      {
+        config: { role: 'operator' },
+        schema: {
+          operationId: 'blockDevice',
+          summary: 'Block a device: BLOCKED, its readings dropped and its login refused, with a reason; a blocked alarm is raised',
+          tags: ['devices'],
+          params: IdParams,
+          body: Type.Optional(BlockBody),
+          response: { 200: DeviceView, ...errorResponses },
+        },
+      },
+      async (req) => {
+        const d = await find(req.params.id);
+        const reason = req.body?.reason?.trim() || `blocked by ${actorOf(req)}`;
+        const after = await deps.store.setState(d.id, 'BLOCKED', reason);
+        await deps.store.appendAudit({ actor: actorOf(req), action: 'device.block', device: d.id, detail: { reason }, result: 'ok' });
+        await deps.devicesChanged?.();
+        return view(after);
+      },
+    );
+
+    app.post<{ Params: Static<typeof IdParams> }>(
+      '/api/v1/devices/:id/unblock',
+      {
+        config: { role: 'operator' },
+        schema: {
+          operationId: 'unblockDevice',
+          summary: 'Unblock a BLOCKED device: back to INIT (its next self-description decides again); its blocked alarm clears',
+          tags: ['devices'],
+          params: IdParams,
+          response: { 200: DeviceView, ...errorResponses },
+        },
+      },
+      async (req) => {
+        const d = await find(req.params.id);
+        if (d.state !== 'BLOCKED') throw new BackhaulError('BH_DEVICE_STATE', `device ${d.id} is ${d.state}, not BLOCKED`, { path: 'id' });
+        const after = await deps.store.setState(d.id, 'INIT');
+        await deps.store.appendAudit({ actor: actorOf(req), action: 'device.unblock', device: d.id, detail: { was: d.blockedReason ?? 'blocked' }, result: 'ok' });
+        await deps.devicesChanged?.();
+        return view(after);
+      },
+    );
 
     app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof ResetBody> | undefined }>(
       '/api/v1/devices/:id/reset-credentials',
@@ -356,7 +403,7 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
       async (req, reply) => {
         const d = await find(req.params.id);
         const record = await deps
-          .sendCommand({ device: d.id, order: req.body.order, params: req.body.params ?? {}, actor: actorOf(req) })
+          .sendCommand({ device: d.id, order: req.body.order, params: req.body.params ?? {}, actor: actorOf(req), ...(req.body.force === true ? { force: true } : {}) })
           .catch((e: unknown) => {
             if (isBackhaulError(e) && (e.path === 'order' || e.path === 'params' || e.path?.startsWith('params.') === true)) inBody(e);
             throw e;

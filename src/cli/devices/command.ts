@@ -37,7 +37,7 @@ export async function command(c: Ctx): Promise<number> {
   } catch {
     throw new UsageError(`--wait takes a duration such as 30s or 2m, not ${JSON.stringify(c.v.wait)}`);
   }
-  const sent = await sendCommandTo(c.dataDir, { device: d.id, order, params: paramsFrom(c.v.param), actor: actor() });
+  const sent = await sendCommandTo(c.dataDir, { device: d.id, order, params: paramsFrom(c.v.param), actor: actor(), ...(c.v.force === true ? { force: true } : {}) });
   let last = sent;
   if (waitMs !== undefined) {
     const until = Date.now() + waitMs;

@@ -15,6 +15,7 @@ import { claim } from './claim.js';
 import { command } from './command.js';
 import { commandsCmd } from './commands.js';
 import { enable } from './enable.js';
+import { block } from './block.js';
 import { importCmd } from './import.js';
 import { list } from './list.js';
 import { resetCredentials } from './reset-credentials.js';
@@ -38,6 +39,8 @@ Usage: backhaul devices COMMAND [options] (-c FILE | --data DIR) [--json]
       --claim-code CODE      the code on the device's label, which its bootstrap call must give (stored hashed)
   set ID [options]           change attributes (same options as add; an empty value clears: --room '')
   enable ID | disable ID
+  block ID [--reason TEXT]   BLOCKED: its readings are dropped, its login refused, a blocked alarm raised
+  unblock ID                 back to INIT (its next self-description decides again); the alarm clears
   import FILE                bulk provisioning from a CSV or JSON-lines manifest, one line per row
       --dry-run              report what would change; change nothing
       --format csv|jsonl     (default: from the file name or its first line)
@@ -53,6 +56,7 @@ Usage: backhaul devices COMMAND [options] (-c FILE | --data DIR) [--json]
                              command topic; recorded in the audit log (reinstall also resets its credentials)
       --param k=v            a parameter (repeatable; v is JSON when it parses, else text)
       --wait 30s             wait for the device's acknowledgement and exit 1 if none comes
+      --force                send it even to a device that never connected (refused otherwise)
   commands [ID]              recent orders and what became of them (sent, acknowledged, failed, expired)
   types                      the device types and their defaults
 
@@ -83,6 +87,8 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
     set,
     enable: (c) => enable(c, true),
     disable: (c) => enable(c, false),
+    block: (c) => block(c, true),
+    unblock: (c) => block(c, false),
     import: importCmd,
     'reset-credentials': resetCredentials,
     claim,

@@ -41,6 +41,8 @@ export const OPTIONS = {
   all: { type: 'boolean' },
   'claim-code': { type: 'string' },
   'claim-window': { type: 'string' },
+  reason: { type: 'string' },
+  force: { type: 'boolean' },
 } as const;
 
 export type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>>['values'];

@@ -181,6 +181,21 @@ export const ConfigFile = Type.Object(
               { additionalProperties: false, description: 'Bound on `device.unknown` events and log lines; past it, one summary a minute says how many were held back.' },
             ),
           ),
+          learn: Type.Optional(
+            Type.Object(
+              {
+                enabled: Type.Boolean({ default: true, description: 'Learn a silence threshold for devices that set none of their own.' }),
+                factor: Type.Number({ minimum: 1.5, maximum: 100, default: 3, description: 'The threshold is this many times the median gap between its messages.' }),
+                samples: Type.Integer({ minimum: 2, maximum: 100, default: 5, description: 'Gaps needed first (the last 2 × samples are kept).' }),
+                minMs: Type.Integer({ minimum: 1000, default: 300_000, description: 'Never less than this (ms; default 5 minutes).' }),
+                maxMs: Type.Integer({ minimum: 1000, default: 172_800_000, description: 'Never more than this (ms; default 2 days).' }),
+              },
+              {
+                additionalProperties: false,
+                description: 'Silence thresholds learned from each device\'s own report interval, used until an operator sets `maxSilentMs` (and before its type\'s default).',
+              },
+            ),
+          ),
           declared: Type.Optional(
             Type.Array(DeclaredDevice, {
               description: 'Devices declared here: read-only entries in the registry, beside those added by CLI, API or manifest.',
@@ -188,6 +203,16 @@ export const ConfigFile = Type.Object(
           ),
         },
         { additionalProperties: false },
+      ),
+    ),
+    alarms: Type.Optional(
+      Type.Object(
+        {
+          remindEveryMs: Type.Optional(
+            Type.Integer({ minimum: 60_000, description: 'Raise `alarm.reminder` for an alarm still raised (not acknowledged) this often (ms). Absent: no reminders.' }),
+          ),
+        },
+        { additionalProperties: false, description: 'Alarms (src/devices/alarms.ts, docs/api.md).' },
       ),
     ),
     api: Type.Optional(

@@ -225,6 +225,7 @@ export const opentrvDecoder = defineDecoder({
   description: 'OpenTRV hub serial lines: JSON and binary stats lines, the logged [time, concentrator, stats] form.',
   options: Options,
   idKind: 'opentrv',
+  deviceType: 'opentrv-valve',
   create(o) {
     const keepUnknown = o.unknownKeys === 'keep';
     return (frame: Frame): DecodeResult => {

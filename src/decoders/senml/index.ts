@@ -120,6 +120,7 @@ export const senmlDecoder = defineDecoder({
   kind: 'decoder',
   type: 'senml',
   description: 'SenML (RFC 8428) packs in JSON or CBOR; one reading per device and time.',
+  deviceType: 'senml-device',
   options: Options,
   create(o) {
     const { format, maxRecords } = o;

@@ -9,7 +9,7 @@ import { BackhaulError, errorText, shown } from '../../core/errors.js';
 import { whereClause } from '../../core/sql.js';
 import type Database from 'better-sqlite3';
 import type { DeviceTypes } from '../device-types.js';
-import type { Device, DeviceSource, DeviceState, IdKind, JsonValue } from '../types.js';
+import type { Device, DeviceMode, DeviceSource, DeviceState, IdKind, JsonValue } from '../types.js';
 import { identify, planDevice, readOnly } from './rules.js';
 import { SqlitePart, toDevice, type DeviceRow, type RegistryConnection } from './sqlite.js';
 
@@ -69,6 +69,12 @@ export interface TouchItem {
   readonly status?: JsonValue;
 }
 
+export interface ObservedItem {
+  readonly id: string;
+  readonly learnedSilentMs?: number | null;
+  readonly mode?: DeviceMode | null;
+}
+
 export interface TouchManyResult {
   /** How many items named a device the registry has (and were written). */
   readonly known: number;
@@ -119,6 +125,11 @@ export interface DeviceRecords {
   setEnabled(id: string, enabled: boolean): Promise<Device>;
   /** BLOCKED keeps `reason`; INIT and ACTIVE clear it. Allowed on config devices (the hub sets it). */
   setState(id: string, state: DeviceState, reason?: string): Promise<Device>;
+  /**
+   * What the hub learned of devices (their silence threshold, the mode they report), many at once; a field absent
+   * from an item is left as it is, `null` clears it. Not a change an operator made: the change token stays.
+   */
+  setObserved(items: readonly ObservedItem[]): Promise<number>;
   /** Record a message from the device. Never moves lastSeen back. False when the device is unknown. */
   touch(id: string, at: number, status?: JsonValue): Promise<boolean>;
   /**
@@ -136,7 +147,7 @@ export interface DeviceRecords {
 // ---------------------------------------------------------------- SQLite
 
 /** Columns that change with every message of a device, not with what it is: they do not move changeToken. */
-const RUNTIME_COLUMNS = new Set(['last_seen', 'last_status']);
+const RUNTIME_COLUMNS = new Set(['last_seen', 'last_status', 'learned_silent_ms', 'mode']);
 
 /**
  * Counts, in a temp table of this connection, its own changes to devices (SQLite's data_version counts only other
@@ -355,6 +366,23 @@ export class SqliteDeviceRecords extends SqlitePart implements DeviceRecords {
        WHERE id = @id`,
     ).run(args);
     return r.changes > 0;
+  }
+
+  setObserved(items: readonly ObservedItem[]): Promise<number> {
+    return this.tx(() => {
+      let n = 0;
+      for (const i of items) {
+        const learned = i.learnedSilentMs === undefined ? undefined : i.learnedSilentMs === null ? null : Math.round(i.learnedSilentMs);
+        const r = this.stmt(
+          `UPDATE devices SET
+             learned_silent_ms = CASE WHEN @setLearned THEN @learned ELSE learned_silent_ms END,
+             mode = CASE WHEN @setMode THEN @mode ELSE mode END
+           WHERE id = @id`,
+        ).run({ id: i.id, setLearned: learned === undefined ? 0 : 1, learned: learned ?? null, setMode: i.mode === undefined ? 0 : 1, mode: i.mode ?? null });
+        n += r.changes;
+      }
+      return n;
+    });
   }
 
   touch(id: string, at: number, status?: JsonValue): Promise<boolean> {

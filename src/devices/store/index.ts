@@ -29,6 +29,7 @@ import {
   type DevicePatch,
   type DeviceRecords,
   type TouchItem,
+  type ObservedItem,
   type TouchManyResult,
   type UpsertOutcome,
   type UpsertResult,
@@ -52,12 +53,15 @@ export interface DeviceStore extends DeviceRecords, CredentialStore, AuditLog, O
 
 // 2: claim windows and codes (claim_until, claim_code_hash, claimed_at, claimed_by), added to version-1 files by
 // `migrate`.
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const CLAIM_COLUMNS = ['claim_until INTEGER', 'claim_code_hash TEXT', 'claimed_at INTEGER', 'claimed_by TEXT'] as const;
 
+const OBSERVED_COLUMNS = ['learned_silent_ms INTEGER', 'mode TEXT'] as const;
+
 function migrate(db: Database.Database, from: number): void {
   if (from < 2) for (const c of CLAIM_COLUMNS) db.exec(`ALTER TABLE devices ADD COLUMN ${c}`);
+  if (from < 3) for (const c of OBSERVED_COLUMNS) db.exec(`ALTER TABLE devices ADD COLUMN ${c}`);
 }
 
 const SCHEMA = `
@@ -75,6 +79,8 @@ CREATE TABLE IF NOT EXISTS devices (
   blocked_reason   TEXT,
   max_silent_ms    INTEGER,
   battery_floor    REAL,
+  learned_silent_ms INTEGER,
+  mode             TEXT,
   last_seen        INTEGER,
   last_status      TEXT,
   config           TEXT    NOT NULL DEFAULT '{}',
@@ -230,6 +236,10 @@ export class SqliteDeviceStore implements DeviceStore {
 
   setState(id: string, state: DeviceState, reason?: string): Promise<Device> {
     return this.devices.setState(id, state, reason);
+  }
+
+  setObserved(items: readonly ObservedItem[]): Promise<number> {
+    return this.devices.setObserved(items);
   }
 
   touch(id: string, at: number, status?: JsonValue): Promise<boolean> {

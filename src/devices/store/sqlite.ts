@@ -4,7 +4,7 @@
 import type Database from 'better-sqlite3';
 import type { StatementCache } from '../../core/sqlite.js';
 import type { Clock } from '../../core/clock.js';
-import type { Device, DeviceClaim, DeviceCredentials, DeviceState, IdKind, JsonObject, JsonValue } from '../types.js';
+import { isDeviceMode, type Device, type DeviceClaim, type DeviceCredentials, type DeviceState, type IdKind, type JsonObject, type JsonValue } from '../types.js';
 import { notFound, readOnly } from './rules.js';
 
 export interface DeviceRow {
@@ -20,6 +20,8 @@ export interface DeviceRow {
   state: string;
   blocked_reason: string | null;
   max_silent_ms: number | null;
+  learned_silent_ms: number | null;
+  mode: string | null;
   battery_floor: number | null;
   last_seen: number | null;
   last_status: string | null;
@@ -80,6 +82,8 @@ export function toDevice(r: DeviceRow): Device {
     state: r.state as DeviceState,
     ...(r.blocked_reason !== null ? { blockedReason: r.blocked_reason } : {}),
     thresholds,
+    ...(r.learned_silent_ms !== null ? { learnedSilentMs: r.learned_silent_ms } : {}),
+    ...(isDeviceMode(r.mode) ? { mode: r.mode } : {}),
     ...(r.last_seen !== null ? { lastSeen: r.last_seen } : {}),
     ...(r.last_status !== null ? { lastStatus: parseJson<JsonValue>(r.last_status, null) } : {}),
     config: parseJson<JsonObject>(r.config, {}),
