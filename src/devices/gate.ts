@@ -480,7 +480,7 @@ export class DeviceGate {
    * liveness deadline moved) only when it changes by more than a fifth, so a steady device writes it once.
    */
   private learn(id: string, k: Known, at: number, o: LearnOptions): void {
-    let c = this.cadence.get(id);
+    const c = this.cadence.get(id);
     if (!c) {
       this.cadence.set(id, { last: at, gaps: [], learned: k.learned });
       return;
