@@ -273,10 +273,7 @@ export class Hub {
       alarms: this.alarms!,
       // Secrets as references, and what a schema marks secret but is written inline redacted (config/redact.ts).
       config: () => shownConfig(this.config).tree,
-      onEvent: (listener) => {
-        this.eventListeners.add(listener);
-        return () => this.eventListeners.delete(listener);
-      },
+      onEvent: (listener) => this.onEvent(listener),
       ready: () => this.running,
       startedAt: this.startedAt,
     };
@@ -328,6 +325,12 @@ export class Hub {
   }
 
   /** Route an event the hub raised; nothing waits for it (the router counts and logs what fails). */
+  /** Every hub event as it is routed (the API's live feed, tests); returns the unsubscribe function. */
+  onEvent(listener: (e: HubEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
   private raise(e: HubEvent): void {
     this.publish(e).catch((err: unknown) => this.logger.error({ err, event: e.type }, 'routing an event failed'));
   }
