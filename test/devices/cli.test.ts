@@ -90,6 +90,21 @@ test('add prints the password once, list and show never print its hash, reset-cr
   const final = await stored(data, 'aa:bb:cc:dd:ee:01');
   assert.equal(final?.enabled, false);
   assert.equal(final?.thresholds.maxSilentMs, 600_000);
+
+  // block / unblock: BLOCKED with the operator's reason, audited; unblocking what is not BLOCKED is a coded error.
+  const blk = await runToEnd(['devices', 'block', 'aa:bb:cc:dd:ee:01', '--reason', 'tampered with', '--data', data]);
+  assert.equal(blk.stdout, 'aa:bb:cc:dd:ee:01 BLOCKED: tampered with\n', blk.stderr);
+  assert.equal((await stored(data, 'aa:bb:cc:dd:ee:01'))?.blockedReason, 'tampered with');
+  const blockedShow = await runToEnd(['devices', 'show', 'aa:bb:cc:dd:ee:01', '--data', data]);
+  assert.match(blockedShow.stdout, /state\s+BLOCKED: tampered with/);
+  assert.match(blockedShow.stdout, /orders\s+refused: it is disabled/);
+  assert.match(blockedShow.stdout, /device\.block/);
+  const unb = await runToEnd(['devices', 'unblock', 'aa:bb:cc:dd:ee:01', '--data', data]);
+  assert.equal(unb.code, 0, unb.stderr);
+  assert.equal((await stored(data, 'aa:bb:cc:dd:ee:01'))?.state, 'INIT');
+  const again = await runToEnd(['devices', 'unblock', 'aa:bb:cc:dd:ee:01', '--data', data]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /^BH_DEVICE_STATE id: device aa:bb:cc:dd:ee:01 is INIT, not BLOCKED/);
 });
 
 test('import prints a line per row and a summary; twice changes nothing; a bad row exits 1; a dry run writes nothing', async (t) => {

@@ -99,6 +99,9 @@ test('a valid self-description makes a device ACTIVE; an invalid one BLOCKS it w
   const alarm = (await call('GET', `/api/v1/alarms?state=open&kind=blocked`)).body.items[0];
   assert.equal(alarm.subject, BAD);
   assert.equal(alarm.severity, 'critical');
+  // Its alarm.raised names it the way people call it: its description and where it is.
+  await until(() => events.some((e) => e.type === 'alarm.raised' && e.data?.['subject'] === BAD), { what: 'alarm.raised for the blocked device' });
+  assert.equal(events.find((e) => e.type === 'alarm.raised' && e.data?.['subject'] === BAD)?.data?.['name'], 'sensor 303, u4/303');
   // Its readings no longer pass: the broker refuses what a BLOCKED device publishes, and a new login is refused.
   assert.equal(await tryPublish(bad, 'u4/303/sensors/data', JSON.stringify({ device: BAD, temperature: 20 })), false);
   await assert.rejects(mqtt.connectAsync(mqttUrl, { reconnectPeriod: 0, username: BAD, password: PASSWORD }));

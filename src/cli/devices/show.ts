@@ -1,5 +1,6 @@
 // `backhaul devices show ID`: one device with its topics, thresholds, login, claim window, recent orders and changes.
 import { effectiveThresholds } from '../../devices/device-types.js';
+import { orderReach } from '../../devices/commands.js';
 import type { Device } from '../../devices/types.js';
 import { formatDuration } from '../../core/duration.js';
 import { iso, json, table } from '../io.js';
@@ -31,7 +32,9 @@ export async function show(c: Ctx): Promise<number> {
   }
   const type = c.types.get(d.type);
   const t = effectiveThresholds(d, c.types);
-  const own = (k: 'maxSilentMs' | 'batteryFloor') => (d.thresholds[k] !== undefined ? '' : ' (type default)');
+  const own = (k: 'maxSilentMs' | 'batteryFloor') =>
+    d.thresholds[k] !== undefined ? '' : k === 'maxSilentMs' && d.learnedSilentMs !== undefined ? ' (learned from its cadence)' : ' (type default)';
+  const reach = orderReach(d, c.types, c.scheme);
   const topics = c.scheme.topics(d);
   const rows: string[][] = [
     ['id', `${d.id} (${d.kind})`],
@@ -41,6 +44,8 @@ export async function show(c: Ctx): Promise<number> {
     ['tags', d.tags.length ? d.tags.join(', ') : '-'],
     ['enabled', d.enabled ? 'yes' : 'no'],
     ['state', d.state === 'BLOCKED' ? `BLOCKED: ${d.blockedReason ?? ''}` : d.state],
+    ['mode', d.mode ?? '-'],
+    ['orders', reach.accepted ? `accepted, over ${reach.via ?? 'mqtt'}` : `refused: ${reach.reason ?? ''}${reach.forceable === true ? ' (--force sends anyway)' : ''}`],
     ['topics', topics ? `base ${topics.base}` : 'none: the location needs a building and a room (or building "outside" and an area)'],
     ...(topics ? [['', `status ${topics.status}`], ['', `command ${topics.command}`]] : []),
     [
