@@ -59,12 +59,13 @@ test('a fresh data folder is made 0700 and every file Backhaul writes in it 0600
   await until(() => existsSync(nested) && readFileSync(nested, 'utf8').includes('kitchen'), { what: 'the file sink wrote the reading' });
   await until(() => existsSync(join(data, 'readings.jsonl')) && readFileSync(join(data, 'readings.jsonl'), 'utf8').includes('kitchen'), { what: 'the default file sink' });
 
+  // The files this test is about are all there while it runs (SQLite keeps -wal and -shm open); the historian makes
+  // its file on its own thread, which may come after the file sinks' lines.
+  const expected = ['/registry.sqlite-wal', '/registry.sqlite-shm', '/tokens.sqlite', '/history.sqlite-wal', '/journal.sqlite-shm', '/control.sock', '/export'];
+  await until(() => expected.every((f) => existsSync(join(data, f))), { what: `every one of ${expected.join(' ')}` });
   const running = modes(data);
   const names = running.map(([p]) => p.slice(data.length));
-  // The files this test is about are all there while it runs (SQLite keeps -wal and -shm open).
-  for (const f of ['/registry.sqlite-wal', '/registry.sqlite-shm', '/tokens.sqlite', '/history.sqlite-wal', '/journal.sqlite-shm', '/control.sock', '/export']) {
-    assert.ok(names.includes(f), `${f} exists; found ${names.join(' ')}`);
-  }
+  for (const f of expected) assert.ok(names.includes(f), `${f} exists; found ${names.join(' ')}`);
   const wrong = (list: Array<[string, number]>) =>
     list.filter(([p, m]) => m !== (lstatSync(p).isDirectory() ? 0o700 : 0o600)).map(([p, m]) => `${p} ${m.toString(8)}`);
   assert.deepEqual(wrong(running), [], 'while running');
