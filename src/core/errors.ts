@@ -31,6 +31,7 @@ export const ERROR_CATALOG = {
   BH_DECODE_NO_VALUES: [400, 'A frame holds no values.'],
   BH_DECODE_TOO_MANY: [400, 'A frame holds more records (SenML) or readings (a JSON array) than its decoder takes in one frame (`maxRecords`, `maxReadings`; 10,000 by default), or a JSON object or CBOR map from outside has more than 10,000 members.'],
   BH_DECODE_DEPTH: [400, 'A JSON or CBOR document (a frame, a device status, an API body) nests arrays and objects deeper than the limit (64 levels); it is refused before it is parsed.'],
+  BH_LORAWAN_PROTOBUF: [400, 'A LoRaWAN network server sent protobuf, which Backhaul does not read: switch its integration to JSON (ChirpStack: `json=true` under `[integration.mqtt]`).'],
   BH_DECODE_CBOR_TAG: [400, 'A CBOR frame uses a tag the SenML decoder does not read (shared references 28 and 29 among them); only 2 and 3 (bignums of at most 16 bytes), 4 (decimal fraction) and 55799 (self-described CBOR) are read.'],
   BH_OPENTRV_LINE: [400, 'An OpenTRV binary stats line (`@ID;T..;L..`) is malformed.'],
   BH_SENML_VERSION: [400, 'A SenML pack uses a version above 10 or mixes versions.'],

@@ -31,6 +31,8 @@ const VARIANTS: Readonly<Record<string, ReadonlyArray<Record<string, unknown>>>>
   senml: [{}, { format: 'cbor' }],
   json: [{}, { device: 'topic:-1', array: true }],
   opentrv: [{}, { unknownKeys: 'drop' }],
+  chirpstack: [{}, { radio: true }],
+  tts: [{}, { radio: true }],
 };
 
 
@@ -54,6 +56,17 @@ function seeds(): Sample[] {
   for (const name of readdirSync(fixture('senml')).sort()) {
     if (name.endsWith('.json')) out.push({ what: `senml/${name}`, payload: readFileSync(fixture(`senml/${name}`), 'utf8'), contentType: 'application/senml+json' });
     if (name.endsWith('.cbor')) out.push({ what: `senml/${name}`, payload: new Uint8Array(readFileSync(fixture(`senml/${name}`))), contentType: 'application/senml+cbor' });
+  }
+  // LoRaWAN network servers' integration messages, on their MQTT topics.
+  for (const name of readdirSync(fixture('lorawan')).sort()) {
+    const raw = readFileSync(fixture(`lorawan/${name}`), 'utf8');
+    if (name.startsWith('tts-')) {
+      const m = JSON.parse(raw) as { topic: string; payload: unknown };
+      out.push({ what: `lorawan/${name}`, payload: JSON.stringify(m.payload), topic: m.topic });
+    } else {
+      const kind = /chirpstack-v4-(\w+)\.json/.exec(name)?.[1] ?? 'up';
+      out.push({ what: `lorawan/${name}`, payload: raw, topic: `application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/${kind}` });
+    }
   }
   const bodies = [
     { device: 'room-12', temperature: 21.5, humidity: 40, open: false, state: 'ok' },

@@ -1,0 +1,73 @@
+// chirpstack: ChirpStack v4's MQTT integration (`application/{applicationId}/device/{devEui}/event/{type}`) and its
+// HTTP integration (`?event=type`, or told apart by the body), JSON marshaler: the protobuf JSON mapping, camelCase,
+// base64 bytes, zero and false fields left out. `up` → one reading of the DevEUI, timed by the NS's `time`, values
+// from the NS's decoded `object`; `status` → battery (%) and link margin; other events are skipped by type.
+import { defineDecoder, type DecodeResult } from '../../core/driver.js';
+import { BackhaulError } from '../../core/errors.js';
+import type { Frame, Reading } from '../../core/types.js';
+import { countOf, devEuiOf, flattenValues, gatewaysOf, isRecord, LorawanOptions, parseNsMessage, timeOf, uplinkReading, type JsonRecord } from '../lorawan.js';
+
+const PROTOBUF_HINT = 'set `json=true` under `[integration.mqtt]` in chirpstack.toml (or the HTTP integration\'s payload encoding to JSON)';
+
+const EVENTS = ['up', 'status', 'join', 'ack', 'txack', 'log', 'location', 'integration'] as const;
+type EventKind = (typeof EVENTS)[number];
+
+/** The event type from the MQTT topic's last level, else from the body's shape (HTTP posts may not say). */
+function eventOf(frame: Frame, body: JsonRecord): EventKind {
+  const m = frame.topic === undefined ? null : /(?:^|\/)event\/([a-z]+)$|[?&]event=([a-z]+)/.exec(frame.topic);
+  const named = m?.[1] ?? m?.[2];
+  if (named !== undefined) {
+    if ((EVENTS as readonly string[]).includes(named)) return named as EventKind;
+    throw new BackhaulError('BH_DECODE_SHAPE', `unknown ChirpStack event type ${JSON.stringify(named)}`, { path: 'topic' });
+  }
+  if ('rxInfo' in body || 'data' in body || 'object' in body || 'fCnt' in body) return 'up';
+  if ('batteryLevel' in body || 'margin' in body || 'externalPowerSource' in body || 'batteryLevelUnavailable' in body) return 'status';
+  if ('acknowledged' in body || 'queueItemId' in body) return 'ack';
+  if ('level' in body && 'code' in body) return 'log';
+  if ('devAddr' in body) return 'join';
+  throw new BackhaulError('BH_DECODE_SHAPE', 'neither the topic nor the body says which ChirpStack event this is', { path: '$' });
+}
+
+export const chirpstackDecoder = defineDecoder({
+  kind: 'decoder',
+  type: 'chirpstack',
+  description: 'ChirpStack v4 integration events (MQTT or HTTP, JSON): uplinks and device status as readings of the DevEUI.',
+  options: LorawanOptions,
+  idKind: 'deveui',
+  deviceType: 'lorawan-sensor',
+  create(o) {
+    return (frame: Frame): DecodeResult => {
+      const body = parseNsMessage(frame, PROTOBUF_HINT);
+      const kind = eventOf(frame, body);
+      if (kind !== 'up' && kind !== 'status') return { skipped: `chirpstack_${kind}` };
+      const info = body['deviceInfo'];
+      if (!isRecord(info)) throw new BackhaulError('BH_DECODE_NO_DEVICE', 'the message has no deviceInfo', { path: 'deviceInfo' });
+      const devEui = devEuiOf(info['devEui'], 'deviceInfo.devEui');
+      const ts = timeOf(body['time'], 'time', frame);
+      if (kind === 'status') {
+        if (!o.statusValues) return { skipped: 'chirpstack_status' };
+        const values: Record<string, number> = {};
+        const units: Record<string, string> = {};
+        const battery = body['batteryLevel'];
+        // On external power, or when the device cannot tell, there is no battery level: no battery alarm either.
+        if (body['externalPowerSource'] !== true && body['batteryLevelUnavailable'] !== true && typeof battery === 'number' && Number.isFinite(battery)) {
+          values['battery'] = battery;
+          units['battery'] = '%';
+        }
+        values['margin'] = typeof body['margin'] === 'number' ? body['margin'] : 0;
+        units['margin'] = 'dB';
+        const r: Reading = { kind: 'reading', device: devEui, ts, values, units, authenticated: false, source: { input: frame.input, decoder: 'chirpstack', ...(frame.topic !== undefined ? { topic: frame.topic } : {}) } };
+        return { readings: [r] };
+      }
+      const object = body['object'];
+      if (object !== undefined && !isRecord(object)) throw new BackhaulError('BH_DECODE_SHAPE', 'must be an object (the NS codec\'s output)', { path: 'object' });
+      const values = object === undefined ? {} : flattenValues(object, 'object');
+      const tx = body['txInfo'];
+      const lora = isRecord(tx) && isRecord(tx['modulation']) && isRecord(tx['modulation']['lora']) ? tx['modulation']['lora'] : undefined;
+      const sf = typeof lora?.['spreadingFactor'] === 'number' ? lora['spreadingFactor'] : undefined;
+      const up = { devEui, ts, fCnt: countOf(body, 'fCnt', '') ?? 0, fPort: countOf(body, 'fPort', ''), values, gateways: gatewaysOf(body['rxInfo']), sf };
+      if (Object.keys(values).length === 0 && !o.radio) return { skipped: 'no_decoded_payload' };
+      return { readings: [uplinkReading(up, o, frame, 'chirpstack')] };
+    };
+  },
+});

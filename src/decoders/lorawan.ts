@@ -1,0 +1,158 @@
+// Shared by the decoders of LoRaWAN network servers' integrations (chirpstack, tts): what an uplink becomes, the
+// radio metadata kept as values, and the checks every NS message passes before it is read.
+import { Type, type Static } from '@sinclair/typebox';
+import { BackhaulError, joinPath } from '../core/errors.js';
+import { checkJsonBounds } from '../core/json.js';
+import type { Frame, Reading, Value } from '../core/types.js';
+import { parseIsoTime } from './time.js';
+
+/** Most values one uplink's decoded payload may give (a codec's output flattened). */
+export const MAX_UPLINK_VALUES = 1000;
+
+export const LorawanOptions = Type.Object(
+  {
+    radio: Type.Boolean({
+      default: false,
+      description: 'Keep radio metadata as values: `rssi` and `snr` (best gateway), `gateways`, `sf` (spreading factor), `fCnt`, `fPort`.',
+    }),
+    statusValues: Type.Boolean({
+      default: true,
+      description: 'ChirpStack `status` events become readings: `battery` (%, absent on external power) and `margin` (dB).',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type LorawanOptions = Static<typeof LorawanOptions>;
+
+export type JsonRecord = Record<string, unknown>;
+
+export function isRecord(v: unknown): v is JsonRecord {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The NS message as a JSON object. `protobufHint` says how to switch the integration to JSON: a payload that is not
+ * JSON text (its first byte is no `{`) is taken for protobuf, which Backhaul does not read.
+ */
+export function parseNsMessage(frame: Frame, protobufHint: string): JsonRecord {
+  let text: string;
+  if (typeof frame.payload === 'string') text = frame.payload;
+  else {
+    const first = frame.payload.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
+    if (first !== undefined && first !== 0x7b) throw new BackhaulError('BH_LORAWAN_PROTOBUF', `the message is not JSON (protobuf?): ${protobufHint}`, { path: '$' });
+    try {
+      text = utf8.decode(frame.payload);
+    } catch {
+      throw new BackhaulError('BH_DECODE_SYNTAX', 'the message is not UTF-8 text', { path: '$' });
+    }
+  }
+  checkJsonBounds(text, 'the message');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (e) {
+    throw new BackhaulError('BH_DECODE_SYNTAX', `the message is not JSON: ${(e as Error).message}`, { path: '$' });
+  }
+  if (!isRecord(body)) throw new BackhaulError('BH_DECODE_SHAPE', 'the message must be a JSON object', { path: '$' });
+  return body;
+}
+
+/** A DevEUI as the registry keeps it: 16 lower-case hex digits. BH_DECODE_NO_DEVICE when there is none. */
+export function devEuiOf(v: unknown, path: string): string {
+  if (typeof v !== 'string' || v === '') throw new BackhaulError('BH_DECODE_NO_DEVICE', 'the message names no DevEUI', { path });
+  const hex = v.replace(/[-:]/g, '').toLowerCase();
+  if (!/^[0-9a-f]{16}$/.test(hex)) throw new BackhaulError('BH_DECODE_NO_DEVICE', `${JSON.stringify(v.slice(0, 40))} is not a DevEUI (16 hex digits)`, { path });
+  return hex;
+}
+
+/** The NS's time of the message (ISO 8601, nanoseconds allowed), else when the frame was received. */
+export function timeOf(v: unknown, path: string, frame: Frame): number {
+  if (v === undefined) return frame.receivedAt;
+  const ms = typeof v === 'string' ? parseIsoTime(v) : undefined;
+  if (ms === undefined) throw new BackhaulError('BH_DECODE_TIME', `${JSON.stringify(v)} is not an ISO 8601 time with a zone`, { path });
+  return ms;
+}
+
+/** An optional non-negative integer field (omitted when zero, as the NS's JSON mappings do). */
+export function countOf(body: JsonRecord, key: string, path: string): number | undefined {
+  const v = body[key];
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v; // protobuf JSON writes 64-bit integers as strings
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new BackhaulError('BH_DECODE_SHAPE', 'must be a non-negative integer', { path: joinPath(path, key) });
+  return n;
+}
+
+/**
+ * The NS's (or a codec's) decoded payload as flat values: nested objects become dotted names (`env.temperature`),
+ * array elements their index (`levels.0`); null is left out. BH_DECODE_TOO_MANY past MAX_UPLINK_VALUES.
+ */
+export function flattenValues(obj: JsonRecord, path: string): Record<string, Value> {
+  const out: Record<string, Value> = {};
+  let n = 0;
+  const walk = (v: unknown, name: string, at: string, depth: number): void => {
+    if (v === null || v === undefined) return;
+    if (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') {
+      if (typeof v === 'number' && !Number.isFinite(v)) return;
+      if (++n > MAX_UPLINK_VALUES) throw new BackhaulError('BH_DECODE_TOO_MANY', `the decoded payload holds more than ${MAX_UPLINK_VALUES} values`, { path: at });
+      out[name] = v;
+      return;
+    }
+    if (depth > 8) throw new BackhaulError('BH_DECODE_DEPTH', 'the decoded payload nests deeper than 8 levels', { path: at });
+    if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${name}.${i}`, joinPath(at, i), depth + 1));
+    else if (isRecord(v)) for (const [k, x] of Object.entries(v)) walk(x, name === '' ? k : `${name}.${k}`, joinPath(at, k), depth + 1);
+  };
+  walk(obj, '', path, 0);
+  return out;
+}
+
+export interface Uplink {
+  readonly devEui: string;
+  readonly ts: number;
+  readonly fCnt: number | undefined;
+  readonly fPort: number | undefined;
+  readonly values: Record<string, Value>;
+  readonly units?: Record<string, string>;
+  /** Per gateway that heard it. */
+  readonly gateways: ReadonlyArray<{ readonly rssi?: number; readonly snr?: number }>;
+  readonly sf: number | undefined;
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** The gateways' rssi and snr, from rxInfo / rx_metadata entries. */
+export function gatewaysOf(list: unknown): Array<{ rssi?: number; snr?: number }> {
+  if (!Array.isArray(list)) return [];
+  return list.filter(isRecord).map((g) => {
+    const rssi = num(g['rssi']);
+    const snr = num(g['snr']);
+    return { ...(rssi !== undefined ? { rssi } : {}), ...(snr !== undefined ? { snr } : {}) };
+  });
+}
+
+/** One reading of an uplink, with the radio metadata when asked. `fCnt` is the reading's `seq`. */
+export function uplinkReading(u: Uplink, opts: LorawanOptions, frame: Frame, decoder: string): Reading {
+  const values: Record<string, Value> = { ...u.values };
+  const units: Record<string, string> = { ...u.units };
+  if (opts.radio) {
+    const rssi = Math.max(...u.gateways.map((g) => g.rssi ?? -Infinity));
+    const snr = Math.max(...u.gateways.map((g) => g.snr ?? -Infinity));
+    if (Number.isFinite(rssi)) [values['rssi'], units['rssi']] = [rssi, 'dBm'];
+    if (Number.isFinite(snr)) [values['snr'], units['snr']] = [snr, 'dB'];
+    values['gateways'] = u.gateways.length;
+    if (u.sf !== undefined) values['sf'] = u.sf;
+    values['fCnt'] = u.fCnt ?? 0;
+    if (u.fPort !== undefined) values['fPort'] = u.fPort;
+  }
+  return {
+    kind: 'reading',
+    device: u.devEui,
+    ts: u.ts,
+    ...(u.fCnt !== undefined ? { seq: u.fCnt } : {}),
+    values,
+    ...(Object.keys(units).length > 0 ? { units } : {}),
+    authenticated: false,
+    source: { input: frame.input, decoder, ...(frame.topic !== undefined ? { topic: frame.topic } : {}) },
+  };
+}
