@@ -27,6 +27,14 @@ import { guessIdKind, isIdKind, normaliseId, type Device, type DeviceState, type
 
 export type UnknownPolicy = 'register' | 'quarantine' | 'drop';
 
+/** A device's description and room, as alarm events name it; undefined without a description of its own. */
+function labelOf(d: Device): string | undefined {
+  const desc = d.description.trim();
+  if (!desc) return undefined;
+  const room = d.location.room?.trim();
+  return room && !desc.toLowerCase().includes(room.toLowerCase()) ? `${desc}, ${room}` : desc;
+}
+
 interface Known {
   readonly enabled: boolean;
   readonly state: DeviceState;
@@ -39,6 +47,8 @@ interface Known {
   readonly kindName: string;
   /** Undefined while the device has no location complete enough for topics. */
   readonly baseTopic: string | undefined;
+  /** How people call it (its description, and its room when it has one), for alarm events; undefined: its id. */
+  readonly label?: string;
 }
 
 /** A status message a device sent on its status topic, parsed. */
@@ -175,6 +185,11 @@ export class DeviceGate {
   }
 
   /** What the liveness monitor knows of a device. */
+  /** How people call a known device (`Kitchen valve, Kitchen`), or undefined when it has no description. */
+  nameOf(id: string): string | undefined {
+    return this.known.get(id)?.label;
+  }
+
   livenessOf(id: string): LivenessState | undefined {
     return this.liveness?.state(id);
   }
@@ -239,6 +254,7 @@ export class DeviceGate {
       thresholds: effectiveThresholds(d, types),
       kindName: types.get(d.type)?.topicName ?? 'device',
       baseTopic: this.o.scheme.baseTopic(d),
+      ...(labelOf(d) !== undefined ? { label: labelOf(d) } : {}),
     };
   }
 

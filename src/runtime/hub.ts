@@ -181,7 +181,14 @@ export class Hub {
       // Before the gate and the sinks start, whose events it turns into alarms (eventRaised hands it every event).
       // Its events are routed after the event that caused them: the keeper sees an event as the router takes it,
       // before the router has put it in the outboxes; a microtask later it has.
-      this.alarms = new AlarmKeeper({ store: this.store.alarms, clock: this.clock, logger: devLog, emit: (e) => queueMicrotask(() => this.raise(e)) });
+      this.alarms = new AlarmKeeper({
+        store: this.store.alarms,
+        clock: this.clock,
+        logger: devLog,
+        emit: (e) => queueMicrotask(() => this.raise(e)),
+        // Alarm events name a device as people call it (its description and room); the gate knows them once started.
+        nameOf: (kind, subject) => (kind === 'device' ? (this.gate?.nameOf(subject) ?? subject) : subject),
+      });
       await this.alarms.start();
       this.gate = new DeviceGate({
         store: this.store,
