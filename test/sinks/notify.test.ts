@@ -303,9 +303,11 @@ test('webhook: a revoked webhook (401, 403, 404, 410) is fatal; 503 retryable', 
   }
 });
 
-test('webhook: a url that is not one fails open() for good', async () => {
-  const sink = make(webhookSink, { url: 'http://exa mple/hook' });
-  await assert.rejects(sink.open(), (e: unknown) => e instanceof SinkError && !e.retryable);
+test('webhook: a url that is not one (a secret holding something else) fails open() for good', async () => {
+  for (const url of ['http://exa mple/hook', 'ftp://chat.example.org/hook', 'an-example-secret-value']) {
+    const sink = make(webhookSink, { url });
+    await assert.rejects(sink.open(), (e: unknown) => e instanceof SinkError && !e.retryable && !e.message.includes(url), url);
+  }
 });
 
 test('notify options: bad quiet hours, time zones and half logins are config problems naming the option', () => {

@@ -8,10 +8,11 @@ import { Notifier, notifyOptions, notifyProblems, type Note, type SendResult } f
 
 const Options = Type.Object(
   {
+    // No schema pattern: the value is usually a secret, checked when the sink opens.
     url: Type.String({
-      pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+      minLength: 1,
       secret: true,
-      description: 'The incoming webhook\'s URL; it is the credential (anyone holding it may post), so give it as `{"secret": NAME}`.',
+      description: 'The incoming webhook\'s URL (http:// or https://, checked when the sink opens); it is the credential (anyone holding it may post), so give it as `{"secret": NAME}`.',
     }),
     style: Type.Union([Type.Literal('slack'), Type.Literal('mattermost'), Type.Literal('discord')], {
       default: 'slack',
@@ -78,6 +79,7 @@ export const webhookSink = defineSink({
     return {
       async open() {
         // The url is checked here, not at each write: a malformed one is an operator's to fix.
+        if (!/^https?:\/\//i.test(o.url)) throw new SinkError('the url option is not an http:// or https:// URL (the webhook\'s URL)', false);
         await target.open({ 'Content-Type': 'application/json' });
         ctx.logger.debug({ url: target.where, style: o.style }, 'webhook sink ready');
       },
