@@ -234,8 +234,6 @@ export class Notifier {
   private readonly done = new Map<string, true>();
   /** Send times within the rate limit's span, oldest first. */
   private sentAt: number[] = [];
-  /** Set when quiet hours held something: messages up to `cutoff` (fixed when they end) go into one digest. */
-  private held: { cutoff: number | undefined } | undefined;
 
   constructor(
     private readonly o: NotifyOptions,
@@ -257,6 +255,22 @@ export class Notifier {
     const left = (((to - s) % 86_400) + 86_400) % 86_400;
     // At least a second: a clock change (daylight saving) can make the sum short; the next call looks again.
     return Math.max(1000, left * 1000 - (now % 1000));
+  }
+
+  /**
+   * The last quiet hours that have ended, [start, end) in ms, or undefined without quiet hours. Messages from then
+   * that are still to send were held by them: they make the digest. Worked out from the clock, not remembered, so
+   * a restart during quiet hours still ends them with a digest.
+   */
+  lastQuiet(now: number): { start: number; end: number } | undefined {
+    const q = this.o.quietHours;
+    if (!q) return undefined;
+    const from = minutes(q.from) * 60;
+    const to = minutes(q.to) * 60;
+    const sinceEnd = (((this.quietTime.secondOfDay(now) - to) % 86_400) + 86_400) % 86_400;
+    const end = now - (now % 1000) - sinceEnd * 1000;
+    const length = (((to - from) % 86_400) + 86_400) % 86_400;
+    return { start: end - length * 1000, end };
   }
 
   /** How long until the rate limit lets one more note go (ms), or 0. */
@@ -306,20 +320,19 @@ export class Notifier {
 
     const quiet = todo.length > 0 ? this.quietLeft(clock.now()) : undefined;
     if (quiet !== undefined) {
-      this.held ??= { cutoff: undefined };
       throw new SinkError(`quiet hours: ${todo.length} notification(s) held until they end, in ${humanDuration(quiet)}`, true, { deferred: true, retryAfterMs: quiet });
     }
 
     let rest = todo;
-    if (this.held) {
-      const cutoff = (this.held.cutoff ??= clock.now());
-      const digest = todo.filter((t) => t.ts <= cutoff);
-      rest = todo.filter((t) => t.ts > cutoff);
-      if (digest.length === 0) this.held = undefined;
-      else {
+    const last = todo.length > 0 ? this.lastQuiet(clock.now()) : undefined;
+    if (last) {
+      const during = (t: { ts: number }) => t.ts >= last.start && t.ts < last.end;
+      const digest = todo.filter(during);
+      rest = todo.filter((t) => !during(t));
+      if (digest.length > 0) {
         const wait = this.rateWait(clock.now());
         if (wait > 0) this.defer(wait, todo.length, suppressed);
-        const r = await send(digestNote(digest.map((t) => t.note), this.quietTime.hhmm.format(cutoff)));
+        const r = await send(digestNote(digest.map((t) => t.note), this.quietTime.hhmm.format(last.end)));
         this.sentAt.push(clock.now());
         for (const t of digest) this.remember(t.key);
         if ('rejected' in r) for (const t of digest) rejected.push({ index: t.index, error: r.rejected });

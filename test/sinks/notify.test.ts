@@ -202,6 +202,22 @@ test('quiet hours: a write during them is a deferred SinkError lasting until the
   await sink.close();
 });
 
+test('quiet hours: a sink made anew after them (a restart) still sends what they held as one digest', () =>
+  withServer(async (srv) => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 6, 7, 30)); // 07:30, after quiet hours that ended at 07:00
+    const sink = make(ntfySink, { url: srv.url, topic: 'r', quietHours: { from: '22:00', to: '07:00' } }, clock);
+    await sink.open();
+    await sink.write([
+      alarm('alarm.raised', 'al_h1', { at: Date.UTC(2026, 0, 5, 23, 0) }),
+      alarm('alarm.raised', 'al_h2', { subject: '0e11', name: 'Hall radiator', at: Date.UTC(2026, 0, 6, 2, 0) }),
+      alarm('alarm.raised', 'al_h3', { subject: '0f00', name: 'Porch sensor', at: Date.UTC(2026, 0, 6, 7, 10) }),
+    ]);
+    await sink.close();
+    assert.equal(srv.requests.length, 2, 'one digest of the night, and the one raised after it on its own');
+    assert.match(String(srv.requests[0]!.headers['title']), /^Backhaul: 2 notifications held during quiet hours \(until 07:00\)/);
+    assert.equal(srv.requests[1]!.body, 'Porch sensor (0f00) silent since 14:02');
+  }));
+
 // ---------------------------------------------------------------- rate limit, failures
 
 test('rate limit: over it, a deferred SinkError with the wait; the retried batch sends only what was not sent', () =>

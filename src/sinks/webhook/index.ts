@@ -12,6 +12,7 @@ const Options = Type.Object(
     url: Type.String({
       minLength: 1,
       secret: true,
+      urlCredentials: true,
       description: 'The incoming webhook\'s URL (http:// or https://, checked when the sink opens); it is the credential (anyone holding it may post), so give it as `{"secret": NAME}`.',
     }),
     style: Type.Union([Type.Literal('slack'), Type.Literal('mattermost'), Type.Literal('discord')], {
