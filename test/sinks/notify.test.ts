@@ -298,6 +298,19 @@ test('smtp: a refused login (535) is fatal, a refused connection retryable, and 
   }
 });
 
+test('smtp: starttls "required" against a server that offers no STARTTLS is fatal, and no mail goes in clear text', async () => {
+  const server = await smtpRecorder();
+  try {
+    const sink = make(smtpSink, { host: '127.0.0.1', port: server.port, starttls: 'required', from: 'b@example.org', to: ['o@example.org'], timeoutMs: 5000 });
+    await sink.open();
+    await assert.rejects(sink.write([alarm('alarm.raised', 'al_tls')]), (e: unknown) => e instanceof SinkError && !e.retryable && /starttls/.test(e.message));
+    await sink.close();
+    assert.equal(server.mails.length, 0);
+  } finally {
+    await server.close();
+  }
+});
+
 test('webhook: a revoked webhook (401, 403, 404, 410) is fatal; 503 retryable', async () => {
   for (const [status, retryable] of [[401, false], [403, false], [404, false], [410, false], [503, true]] as const) {
     await withServer(
