@@ -205,6 +205,9 @@ export class Wording {
 
 const SEVERITY_RANK: Readonly<Record<EventSeverity, number>> = { info: 0, warning: 1, critical: 2 };
 
+/** Most held notifications a digest lists one by one. */
+export const DIGEST_LINES = 25;
+
 /** One note telling what quiet hours held. */
 export function digestNote(held: readonly Note[], hhmm: string): Note {
   let severity: EventSeverity = 'info';
@@ -213,7 +216,9 @@ export function digestNote(held: readonly Note[], hhmm: string): Note {
     if (SEVERITY_RANK[n.severity] > SEVERITY_RANK[severity]) severity = n.severity;
     for (const t of n.tags) tags.add(t);
   }
-  const lines = held.map((n) => `- ${n.text}`);
+  // Bounded: ntfy keeps 4 KiB as a message, Discord 2000 characters; the first lines say what matters most often.
+  const lines = held.slice(0, DIGEST_LINES).map((n) => `- ${n.text}`);
+  if (held.length > DIGEST_LINES) lines.push(`… and ${held.length - DIGEST_LINES} more`);
   return {
     title: `Backhaul: ${held.length} notification${held.length === 1 ? '' : 's'} held during quiet hours (until ${hhmm})`,
     text: lines.join('\n'),

@@ -14,6 +14,7 @@ import { SinkRunner } from '../../src/outbox/runner.js';
 import { ntfySink } from '../../src/sinks/ntfy/index.js';
 import { smtpSink } from '../../src/sinks/smtp/index.js';
 import { webhookSink } from '../../src/sinks/webhook/index.js';
+import { digestNote, DIGEST_LINES } from '../../src/sinks/notify.js';
 import { driverContext } from '../helpers/context.js';
 import { freePort, httpRecorder, type HttpRecorder } from '../helpers/servers.js';
 import { smtpRecorder } from '../helpers/smtp.js';
@@ -217,6 +218,16 @@ test('quiet hours: a sink made anew after them (a restart) still sends what they
     assert.match(String(srv.requests[0]!.headers['title']), /^Backhaul: 2 notifications held during quiet hours \(until 07:00\)/);
     assert.equal(srv.requests[1]!.body, 'Porch sensor (0f00) silent since 14:02');
   }));
+
+test('a digest of many lists the first ones and says how many more', () => {
+  const notes = Array.from({ length: DIGEST_LINES + 7 }, (_v, i) => ({ title: `t${i}`, text: `line ${i}`, severity: i === 3 ? ('critical' as const) : ('info' as const), tags: ['offline'] }));
+  const d = digestNote(notes, '07:00');
+  assert.equal(d.title, `Backhaul: ${DIGEST_LINES + 7} notifications held during quiet hours (until 07:00)`);
+  assert.equal(d.text.split('\n').length, DIGEST_LINES + 1);
+  assert.equal(d.text.split('\n').at(-1), '… and 7 more');
+  assert.equal(d.severity, 'critical', 'the digest is as severe as the worst it holds');
+  assert.deepEqual(d.tags, ['digest', 'offline']);
+});
 
 // ---------------------------------------------------------------- rate limit, failures
 
