@@ -27,10 +27,14 @@ import { guessIdKind, isIdKind, normaliseId, type Device, type DeviceState, type
 
 export type UnknownPolicy = 'register' | 'quarantine' | 'drop';
 
+/** The description the gate gives a device it registers on first sight (below). */
+const FIRST_SIGHT = /^(registered|quarantined) on first sight, /;
+
 /** A device's description and room, as alarm events name it; undefined without a description of its own. */
 function labelOf(d: Device): string | undefined {
   const desc = d.description.trim();
-  if (!desc) return undefined;
+  // The note written for a device registered on first sight says how it came, not what it is: not a name.
+  if (!desc || FIRST_SIGHT.test(desc)) return undefined;
   const room = d.location.room?.trim();
   return room && !desc.toLowerCase().includes(room.toLowerCase()) ? `${desc}, ${room}` : desc;
 }
