@@ -3,6 +3,7 @@
 // digest), the rate limit's deferral, and which failures are fatal.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { SchemaValidator } from '../../src/core/config/validate.js';
 import { SinkError, type Sink, type SinkDefinition } from '../../src/core/driver.js';
@@ -306,6 +307,22 @@ test('smtp: a refused login (535) is fatal, a refused connection retryable, and 
     assert.equal(server.mails.length, 0);
   } finally {
     await server.close();
+  }
+});
+
+test('smtp: a server that never greets is a retryable timeout', async () => {
+  const sockets: Socket[] = [];
+  const silent = createServer((sock) => void sockets.push(sock)); // takes the connection, says nothing
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  try {
+    const port = (silent.address() as AddressInfo).port;
+    const sink = make(smtpSink, { host: '127.0.0.1', port, starttls: 'never', from: 'b@example.org', to: ['o@example.org'], timeoutMs: 300 });
+    await sink.open();
+    await assert.rejects(sink.write([alarm('alarm.raised', 'al_to')]), (e: unknown) => e instanceof SinkError && e.retryable && /ETIMEDOUT|ECONNECTION|ESOCKET/.test(e.message));
+    await sink.close();
+  } finally {
+    for (const sock of sockets) sock.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
   }
 });
 
