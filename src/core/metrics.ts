@@ -96,6 +96,12 @@ export class Metrics {
   readonly sinkDelivered = this.hot('backhaul_sink_delivered_total', 'Messages a sink delivered.', 'sink');
   readonly sinkRetries = this.counter('backhaul_sink_retries_total', 'Batch deliveries retried after an error.', ['sink']);
   readonly sinkDropped = this.counter('backhaul_sink_dropped_total', 'Messages a sink dropped, by reason.', ['sink', 'reason']);
+  readonly notifySent = this.counter('backhaul_notify_sent_total', 'Notifications a notify sink (ntfy, smtp, webhook) sent, digests included.', ['sink']);
+  readonly notifySuppressed = this.counter(
+    'backhaul_notify_suppressed_total',
+    'Messages a notify sink did not send on their own, by reason (duplicate, reminder, quiet_hours: folded into a digest, rate_limit: held back for now).',
+    ['sink', 'reason'],
+  );
   // Read from the sinks when scraped, not set on every put and acknowledgement.
   readonly sinkBacklog = this.sampled('backhaul_sink_backlog_items', 'Messages waiting in a sink\'s outbox.', (s) => s.backlog);
   // Read from the sinks when scraped, so they are never stale.

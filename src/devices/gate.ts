@@ -28,6 +28,9 @@ import type { ObservedItem } from './store/devices.js';
 
 export type UnknownPolicy = 'register' | 'quarantine' | 'drop';
 
+/** The description the gate gives a device it registers on first sight (below): it says how it came, not what it is. */
+const FIRST_SIGHT = /^(registered|quarantined) on first sight, /;
+
 interface Known {
   readonly enabled: boolean;
   readonly state: DeviceState;
@@ -113,7 +116,8 @@ interface Cadence {
 /** A device's name for people; the description the gate writes for devices it registered does not count. */
 function nameOf(d: Device, kindName: string): string {
   const where = [d.location.building, d.location.room].filter((x) => x !== undefined && x !== '').join('/');
-  const own = d.description !== '' && !/^(registered|quarantined) on first sight/.test(d.description) ? d.description : `${kindName} ${d.id}`;
+  const desc = d.description.trim();
+  const own = desc !== '' && !FIRST_SIGHT.test(desc) ? desc : `${kindName} ${d.id}`;
   return where === '' ? own : `${own}, ${where}`;
 }
 

@@ -187,6 +187,7 @@ export class Hub {
         logger: devLog,
         emit: (e) => queueMicrotask(() => this.raise(e)),
         ...(this.config.alarms.remindEveryMs !== undefined ? { remindEveryMs: this.config.alarms.remindEveryMs } : {}),
+        // Alarm events name a device as people call it (its description and room); the gate knows them once started.
         nameOf: (kind, subject) => (kind === 'device' ? (this.gate?.nameOf(subject) ?? subject) : subject),
       });
       await this.alarms.start();

@@ -5,7 +5,10 @@ import { emoncmsSink } from './emoncms/index.js';
 import { fileSink } from './file/index.js';
 import { httpSink } from './http/index.js';
 import { mqttSink } from './mqtt/index.js';
+import { ntfySink } from './ntfy/index.js';
+import { smtpSink } from './smtp/index.js';
 import { sqliteSink } from './sqlite/index.js';
+import { webhookSink } from './webhook/index.js';
 
 export const builtinSinks: readonly SinkDefinition[] = [
   mqttSink,
@@ -14,4 +17,7 @@ export const builtinSinks: readonly SinkDefinition[] = [
   sqliteSink,
   fileSink,
   consoleSink,
+  ntfySink,
+  smtpSink,
+  webhookSink,
 ] as readonly SinkDefinition[];

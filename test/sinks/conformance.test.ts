@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { Historian } from '../../src/sinks/sqlite/index.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { freePort, httpRecorder } from '../helpers/servers.js';
+import { smtpRecorder } from '../helpers/smtp.js';
 import { sinkConformance, type FailingFarEnd, type FarEnd, type RefusingFarEnd, type SinkHarness } from './conformance.js';
 
 /** The `seq` of the readings in a JSON message or array of them (events and other messages have none). */
@@ -299,6 +300,110 @@ const consoleHarness: SinkHarness = {
   rejections: { notApplicable: 'a stream takes every line; nothing refuses one' },
 };
 
+// ---------------------------------------------------------------- ntfy, webhook and smtp: notify sinks
+
+/** The seq in a notify sink's default wording of a conformance reading (`conf1: n = 7`); none in other messages. */
+const notifySeqs = (text: string): number[] => {
+  const m = /\bn = (\d+)\b/.exec(text);
+  return m ? [Number(m[1])] : [];
+};
+
+const ntfyOptions = (url: string) => ({ url, topic: 'conf', timeoutMs: 2000 });
+
+const ntfyHarness: SinkHarness = {
+  // ntfy takes one message per request: the body is the text.
+  farEnd: () => httpFarEnd(ntfyOptions, notifySeqs, () => ({ status: 200, body: '{"id":"x"}' })),
+  retryable: [
+    { name: 'HTTP 503', at: 'write', make: () => answering(ntfyOptions, 503) },
+    { name: 'HTTP 429', at: 'write', make: () => answering(ntfyOptions, 429) },
+    { name: 'a connection refused', at: 'write', make: () => refusedPort(ntfyOptions) },
+  ],
+  fatal: [
+    { name: 'HTTP 401 (the token refused)', at: 'write', make: () => answering(ntfyOptions, 401) },
+    { name: 'HTTP 403', at: 'write', make: () => answering(ntfyOptions, 403) },
+    { name: 'HTTP 404', at: 'write', make: () => answering(ntfyOptions, 404) },
+    { name: 'HTTP 410', at: 'write', make: () => answering(ntfyOptions, 410) },
+  ],
+  // One request per notification, each answered: only the refused one is rejected.
+  rejections: {
+    granularity: 'item',
+    farEnd: () => httpFarEnd(ntfyOptions, notifySeqs, (seqs, refused) => (seqs.some((s) => refused.has(s)) ? { status: 400, body: '{"error":"invalid request"}' } : { status: 200, body: '{}' })),
+  },
+};
+
+const webhookOptions = (url: string) => ({ url: `${url}/hooks/conf-token`, style: 'mattermost', timeoutMs: 2000 });
+const chatSeqs = (body: string): number[] => {
+  const j = JSON.parse(body) as { text?: unknown; content?: unknown };
+  return notifySeqs(typeof j.text === 'string' ? j.text : typeof j.content === 'string' ? j.content : '');
+};
+
+const webhookHarness: SinkHarness = {
+  farEnd: () => httpFarEnd(webhookOptions, chatSeqs, () => ({ status: 200, body: 'ok' })),
+  retryable: [
+    { name: 'HTTP 503', at: 'write', make: () => answering(webhookOptions, 503) },
+    { name: 'a connection refused', at: 'write', make: () => refusedPort(webhookOptions) },
+  ],
+  fatal: [
+    { name: 'HTTP 401', at: 'write', make: () => answering(webhookOptions, 401) },
+    { name: 'HTTP 404 (a revoked webhook)', at: 'write', make: () => answering(webhookOptions, 404) },
+    { name: 'HTTP 410', at: 'write', make: () => answering(webhookOptions, 410) },
+  ],
+  rejections: {
+    granularity: 'item',
+    farEnd: () => httpFarEnd(webhookOptions, chatSeqs, (seqs, refused) => (seqs.some((s) => refused.has(s)) ? { status: 400, body: 'invalid_payload' } : { status: 200, body: 'ok' })),
+  },
+};
+
+const smtpOptions = (port: number) => ({ host: '127.0.0.1', port, starttls: 'never', from: 'backhaul@example.org', to: ['ops@example.org'], timeoutMs: 2000 });
+
+/** A real SMTP server; `arrived` are the seqs of the mails it took. */
+async function smtpFarEnd(): Promise<RefusingFarEnd> {
+  const srv = await smtpRecorder();
+  let refused = new Set<number>();
+  srv.answer = (mail) => (notifySeqs(mail.text).some((s) => refused.has(s)) ? 554 : undefined);
+  return {
+    options: smtpOptions(srv.port),
+    arrived: () => Promise.resolve(srv.mails.flatMap((m) => notifySeqs(m.text))),
+    refuse: (seqs) => (refused = new Set(seqs)),
+    close: () => srv.close(),
+  };
+}
+
+const smtpHarness: SinkHarness = {
+  farEnd: smtpFarEnd,
+  retryable: [
+    {
+      name: 'a connection refused',
+      at: 'write',
+      async make() {
+        const port = await freePort();
+        return { options: smtpOptions(port), close: () => Promise.resolve() };
+      },
+    },
+    {
+      name: 'a 451 for the mail (try again later)',
+      at: 'write',
+      async make() {
+        const srv = await smtpRecorder();
+        srv.answer = () => 451;
+        return { options: smtpOptions(srv.port), close: () => srv.close() };
+      },
+    },
+  ],
+  fatal: [
+    {
+      name: 'a login refused (535)',
+      at: 'write',
+      async make() {
+        const srv = await smtpRecorder({ user: 'backhaul', password: 'right-password' });
+        return { options: { ...smtpOptions(srv.port), user: 'backhaul', password: 'wrong-password' }, close: () => srv.close() };
+      },
+    },
+  ],
+  // One mail per notification: a 5xx for one is that one refused for good.
+  rejections: { granularity: 'item', farEnd: smtpFarEnd },
+};
+
 // ---------------------------------------------------------------- every registered sink
 
 const harnesses: Readonly<Record<string, SinkHarness>> = {
@@ -308,6 +413,9 @@ const harnesses: Readonly<Record<string, SinkHarness>> = {
   sqlite: sqliteHarness,
   file: fileHarness,
   console: consoleHarness,
+  ntfy: ntfyHarness,
+  webhook: webhookHarness,
+  smtp: smtpHarness,
 };
 
 const sinks = builtinRegistry().sinks;
