@@ -106,7 +106,15 @@ export interface InputDefinition<S extends TSchema = TSchema> {
 // ---------------------------------------------------------------- decoders
 
 /** A decoder either yields readings or says the frame was recognised but holds none (an OpenTRV prompt line). */
-export type DecodeResult = { readonly readings: readonly Reading[] } | { readonly skipped: string };
+/** What a frame says of a device besides readings: a LoRaWAN join (the NS accepted a (re)join). */
+export interface DeviceNotice {
+  readonly kind: 'joined';
+  readonly device: string;
+  readonly ts: number;
+  readonly devAddr?: string;
+}
+
+export type DecodeResult = { readonly readings: readonly Reading[] } | { readonly skipped: string; readonly notice?: DeviceNotice };
 
 /** Pure: same frame, same result. Throws a BackhaulError (code + path) on malformed input. */
 export type Decode = (frame: Frame) => DecodeResult;
@@ -127,6 +135,11 @@ export interface DecoderDefinition<S extends TSchema = TSchema> {
    * OpenTRV node is an `opentrv-valve`). Absent: `generic`.
    */
   readonly deviceType?: string;
+  /**
+   * Its readings' `seq` is a LoRaWAN frame counter (fCnt): the device gate drops a repeat as a duplicate (the NS
+   * delivered it twice), counts a gap as lost uplinks and takes a fall (a rejoin) as a reset, not a loss.
+   */
+  readonly frameCounter?: boolean;
   check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>): Decode;
 }

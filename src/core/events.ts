@@ -109,6 +109,13 @@ export const EVENT_TYPES = {
       policy: Policy,
     }),
   },
+  'device.joined': {
+    severity: 'info',
+    device: true,
+    by: 'the hub, from a LoRaWAN network server\'s join message (the `chirpstack` and `tts` decoders)',
+    when: 'A LoRaWAN device (re)joined its network: its frame counter starts again, which is not counted as lost uplinks.',
+    data: Type.Object({ input: Type.String({ description: 'the input it came on' }), devAddr: Type.Optional(Type.String({ description: 'its new device address' })) }),
+  },
   'device.active': {
     severity: 'info',
     device: true,

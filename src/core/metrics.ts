@@ -70,9 +70,14 @@ export class Metrics {
     ['input'],
   );
   readonly readingsTotal = this.hot('backhaul_readings_total', 'Readings decoded, by input.', 'input');
+  readonly uplinksLost = this.counter(
+    'backhaul_lorawan_uplinks_lost_total',
+    'LoRaWAN uplinks never received, by input: gaps in a device\'s frame counter (a reset after a rejoin is not one).',
+    ['input'],
+  );
   readonly gateDropped = this.counter(
     'backhaul_gate_dropped_total',
-    'Readings the device gate dropped, by input and reason (unknown, disabled, blocked, bad_id, foreign_device).',
+    'Readings the device gate dropped, by input and reason (unknown, disabled, blocked, bad_id, foreign_device, duplicate).',
     ['input', 'reason'],
   );
   readonly registryRejected = this.counter(

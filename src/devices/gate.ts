@@ -89,6 +89,8 @@ export interface DeviceGateOptions {
   readonly deviceTypes?: ReadonlyMap<string, string>;
   /** Learn silence thresholds from devices' own cadence (`devices.learn`); absent: never. */
   readonly learn?: LearnOptions;
+  /** Decoders whose readings' seq is a LoRaWAN frame counter (`frameCounter` in their definition). */
+  readonly frameCounters?: ReadonlySet<string>;
   /** Devices whose blocked alarm is open (at start: a block made while the hub was down raises one). */
   readonly blocked?: () => readonly string[];
 }
@@ -101,6 +103,17 @@ export interface LearnOptions {
   readonly samples: number;
   readonly minMs: number;
   readonly maxMs: number;
+}
+
+/** A frame counter this far below the last one is a reset (a rejoin, a reboot), not a late duplicate. */
+const FCNT_RESET_BELOW = 16;
+
+/** What the gate knows of a LoRaWAN device's uplinks since it started: in memory only. */
+export interface UplinkCounts {
+  readonly lastFCnt: number;
+  readonly lost: number;
+  readonly duplicates: number;
+  readonly resets: number;
 }
 
 /** Gaps shorter than this are a burst (several frames of one report), not a report interval. */
@@ -186,6 +199,8 @@ export class DeviceGate {
   private dummy: string | undefined;
   /** Devices learning their silence threshold (those without one of their own). */
   private readonly cadence = new Map<string, Cadence>();
+  /** LoRaWAN frame counters by device. */
+  private readonly uplinks = new Map<string, { lastFCnt: number; lost: number; duplicates: number; resets: number }>();
   /** Learned thresholds and modes not written yet, by device. */
   private readonly observed = new Map<string, ObservedItem>();
 
@@ -238,6 +253,47 @@ export class DeviceGate {
       }
     }
     return c;
+  }
+
+  /**
+   * One more LoRaWAN uplink of a device: false when it repeats the last frame counter (the NS, or a second network
+   * path, delivered it twice); a counter further on counts the uplinks between as lost; one well below the last is a
+   * reset (a rejoin without a join message seen, a reboot). A counter slightly below the last is a late duplicate.
+   */
+  private countUplink(id: string, fCnt: number, input: string): boolean {
+    const u = this.uplinks.get(id);
+    if (!u) {
+      if (this.uplinks.size >= 100_000) this.uplinks.clear(); // bounded, like the other per-device maps
+      this.uplinks.set(id, { lastFCnt: fCnt, lost: 0, duplicates: 0, resets: 0 });
+      return true;
+    }
+    if (fCnt === u.lastFCnt || (fCnt < u.lastFCnt && u.lastFCnt - fCnt < FCNT_RESET_BELOW && fCnt >= FCNT_RESET_BELOW)) {
+      u.duplicates++;
+      return false;
+    }
+    if (fCnt > u.lastFCnt) {
+      const gap = fCnt - u.lastFCnt - 1;
+      if (gap > 0) {
+        u.lost += gap;
+        this.o.metrics.uplinksLost.inc({ input }, gap);
+      }
+    } else {
+      u.resets++;
+    }
+    u.lastFCnt = fCnt;
+    return true;
+  }
+
+  /** A LoRaWAN (re)join: the device's frame counter starts again. */
+  joined(id: string): void {
+    const u = this.uplinks.get(id);
+    if (u) u.lastFCnt = -1;
+  }
+
+  /** What the gate counted of a LoRaWAN device's uplinks since it started. */
+  uplinksOf(id: string): UplinkCounts | undefined {
+    const u = this.uplinks.get(id);
+    return u && { ...u, lastFCnt: Math.max(0, u.lastFCnt) };
   }
 
   /** How people call a device (alarms, notifications): its description and room, else its kind and id. */
@@ -369,6 +425,7 @@ export class DeviceGate {
     }
     if (!k.enabled) return this.drop(r, 'disabled');
     if (k.state === 'BLOCKED') return this.drop(r, 'blocked');
+    if (r.seq !== undefined && this.o.frameCounters?.has(r.source.decoder) === true && !this.countUplink(id, r.seq, r.source.input)) return this.drop(r, 'duplicate');
     // Only the device's own login proves it: readings a gateway forwards are not authenticated.
     const authenticated = owner === id && login !== undefined && k.username === login;
     this.seen.set(id, Math.max(this.seen.get(id) ?? 0, frame.receivedAt));

@@ -7,7 +7,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { LoadedConfig } from './config.js';
 import { shownConfig } from './shown-config.js';
-import type { BrokerPort, Decode, DriverContext, Input, Stage } from '../core/driver.js';
+import type { BrokerPort, Decode, DeviceNotice, DriverContext, Input, Stage } from '../core/driver.js';
 import type { Logger } from '../core/logger.js';
 import { InFlight } from '../core/inflight.js';
 import { Metrics } from '../core/metrics.js';
@@ -201,6 +201,7 @@ export class Hub {
         gateways: this.config.devices.gateways,
         unknownEvents: this.config.devices.unknownEvents,
         idKinds: new Map(this.config.inputs.flatMap((i) => (i.decoder.def.idKind ? [[i.decoder.def.type, i.decoder.def.idKind] as const] : []))),
+        frameCounters: new Set(this.config.inputs.flatMap((i) => (i.decoder.def.frameCounter === true ? [i.decoder.def.type] : []))),
         deviceTypes: new Map(this.config.inputs.flatMap((i) => (i.decoder.def.deviceType ? [[i.decoder.def.type, i.decoder.def.deviceType] as const] : []))),
         ...(this.config.devices.learn ? { learn: this.config.devices.learn } : {}),
         logger: devLog,
@@ -271,6 +272,7 @@ export class Hub {
       devicesChanged: () => this.gate?.refresh() ?? Promise.resolve(),
       sinks: () => this.sinkStatus(),
       liveness: (id) => this.gate?.livenessOf(id),
+      uplinks: (id) => this.gate?.uplinksOf(id),
       alarms: this.alarms!,
       // Secrets as references, and what a schema marks secret but is written inline redacted (config/redact.ts).
       config: () => shownConfig(this.config).tree,
@@ -463,6 +465,7 @@ export class Hub {
     }
     if ('skipped' in result) {
       this.metrics.framesSkipped.inc({ input, reason: result.skipped });
+      if (result.notice) this.noticed(result.notice, input);
       return 0;
     }
     this.metrics.readingsTotal.inc({ input }, result.readings.length);
@@ -475,6 +478,14 @@ export class Hub {
     }
     await Promise.all(pending);
     return result.readings.length;
+  }
+
+  /** A device notice from a decoder (a LoRaWAN join): the gate starts its frame counter again, and routes say so. */
+  private noticed(n: DeviceNotice, input: string): void {
+    const id = n.device;
+    this.gate!.joined(id);
+    const e = makeEvent('device.joined', { input, ...(n.devAddr !== undefined ? { devAddr: n.devAddr } : {}) }, { ts: n.ts, device: id, message: `LoRaWAN device ${id} joined${n.devAddr !== undefined ? ` (address ${n.devAddr})` : ''}` });
+    this.publish(e).catch((err: unknown) => this.logger.error({ err }, 'routing an event failed'));
   }
 
   /** Route a message the hub itself produced (an Event). */

@@ -49,11 +49,12 @@ test('chirpstack status: battery % and margin; external power gives no battery',
 
 test('chirpstack: join, ack and other events are skipped by type; an HTTP post without a topic is told apart by its body', () => {
   const decode = chirpstackDecoder.create({ radio: false, statusValues: true });
-  assert.deepEqual(decode(cs('join')), { skipped: 'chirpstack_join' });
+  const joined = { kind: 'joined', device: '0101010101010101', ts: Date.parse('2022-07-18T09:33:28.823Z'), devAddr: '00189440' };
+  assert.deepEqual(decode(cs('join')), { skipped: 'chirpstack_join', notice: joined });
   assert.deepEqual(decode(cs('ack')), { skipped: 'chirpstack_ack' });
   const { topic: _t, ...http } = cs('status');
   assert.equal(readingsOf(decode({ ...http, topic: '/ingest' }))[0]!.values['battery'], 88.3);
-  assert.deepEqual(decode({ ...cs('join'), topic: '/ingest' }), { skipped: 'chirpstack_join' });
+  assert.deepEqual(decode({ ...cs('join'), topic: '/ingest' }), { skipped: 'chirpstack_join', notice: joined });
 });
 
 test('chirpstack: a protobuf message is a coded error saying to switch to JSON; bad fields name their path', () => {

@@ -8,6 +8,7 @@ import type { Metrics } from '../../core/metrics.js';
 import { orderReach, type SendCommand } from '../../devices/commands.js';
 import { effectiveThresholds, type DeviceTypes } from '../../devices/device-types.js';
 import type { LivenessState } from '../../devices/liveness.js';
+import type { UplinkCounts } from '../../devices/gate.js';
 import type { DeviceStore } from '../../devices/store/index.js';
 import type { CommandRecord } from '../../devices/store/orders.js';
 import type { TopicScheme } from '../../devices/topics.js';
@@ -27,6 +28,8 @@ export interface ApiDeps {
   sinks(): readonly SinkStatus[];
   /** What the liveness monitor knows of a device (fresher than the registry's lastSeen, written in batches). */
   liveness(id: string): LivenessState | undefined;
+  /** What the gate counted of a LoRaWAN device's uplinks since the hub started. */
+  uplinks?(id: string): UplinkCounts | undefined;
   /** The alarms (src/devices/alarms.ts). */
   readonly alarms: Pick<AlarmKeeper, 'list' | 'get' | 'counts' | 'acknowledge' | 'clear'>;
   /** The config as written, secrets as `{"secret": NAME}`. */
@@ -95,11 +98,18 @@ export const DeviceView = Type.Object({
   source: Type.String(),
   topics: Type.Optional(Type.Object({ base: Type.String(), status: Type.String(), command: Type.String() })),
   liveness: Type.Union(LIVENESS.map((l) => Type.Literal(l))),
+  uplinks: Type.Optional(
+    Type.Object(
+      { lastFCnt: Type.Number(), lost: Type.Number(), duplicates: Type.Number(), resets: Type.Number() },
+      { description: 'A LoRaWAN device\'s uplinks since the hub started: its last frame counter, uplinks lost (counter gaps), duplicates dropped, counter resets.' },
+    ),
+  ),
 });
 export type DeviceView = Static<typeof DeviceView>;
 
-export function deviceView(d: Device, deps: Pick<ApiDeps, 'types' | 'scheme' | 'liveness' | 'clock'>): DeviceView {
+export function deviceView(d: Device, deps: Pick<ApiDeps, 'types' | 'scheme' | 'liveness' | 'clock' | 'uplinks'>): DeviceView {
   const state = deps.liveness(d.id);
+  const uplinks = deps.uplinks?.(d.id);
   const lastSeen = Math.max(state?.lastSeen ?? -Infinity, d.lastSeen ?? -Infinity);
   const topics = deps.scheme.topics(d);
   return {
@@ -131,6 +141,7 @@ export function deviceView(d: Device, deps: Pick<ApiDeps, 'types' | 'scheme' | '
     source: d.source,
     ...(topics ? { topics: { ...topics } } : {}),
     liveness: livenessOf(d, deps.types, state, deps.clock.now()),
+    ...(uplinks ? { uplinks } : {}),
   };
 }
 

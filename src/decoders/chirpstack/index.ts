@@ -35,15 +35,20 @@ export const chirpstackDecoder = defineDecoder({
   options: LorawanOptions,
   idKind: 'deveui',
   deviceType: 'lorawan-sensor',
+  frameCounter: true,
   create(o) {
     return (frame: Frame): DecodeResult => {
       const body = parseNsMessage(frame, PROTOBUF_HINT);
       const kind = eventOf(frame, body);
-      if (kind !== 'up' && kind !== 'status') return { skipped: `chirpstack_${kind}` };
+      if (kind !== 'up' && kind !== 'status' && kind !== 'join') return { skipped: `chirpstack_${kind}` };
       const info = body['deviceInfo'];
       if (!isRecord(info)) throw new BackhaulError('BH_DECODE_NO_DEVICE', 'the message has no deviceInfo', { path: 'deviceInfo' });
       const devEui = devEuiOf(info['devEui'], 'deviceInfo.devEui');
       const ts = timeOf(body['time'], 'time', frame);
+      if (kind === 'join') {
+        const devAddr = typeof body['devAddr'] === 'string' ? body['devAddr'] : undefined;
+        return { skipped: 'chirpstack_join', notice: { kind: 'joined', device: devEui, ts, ...(devAddr !== undefined ? { devAddr } : {}) } };
+      }
       if (kind === 'status') {
         if (!o.statusValues) return { skipped: 'chirpstack_status' };
         const values: Record<string, number> = {};

@@ -36,14 +36,21 @@ export const ttsDecoder = defineDecoder({
   options: LorawanOptions,
   idKind: 'deveui',
   deviceType: 'lorawan-sensor',
+  frameCounter: true,
   create(o) {
     return (frame: Frame): DecodeResult => {
       const body = parseNsMessage(frame, PROTOBUF_HINT);
       const type = typeOf(frame, body);
-      if (type !== 'up') return { skipped: `tts_${type.replace(/\//g, '_').replace(/[^a-z_]/g, '')}` };
+      const skipped = `tts_${type.replace(/\//g, '_').replace(/[^a-z_]/g, '')}`;
+      if (type !== 'up' && type !== 'join') return { skipped };
       const ids = body['end_device_ids'];
       if (!isRecord(ids)) throw new BackhaulError('BH_DECODE_NO_DEVICE', 'the message has no end_device_ids', { path: 'end_device_ids' });
       const devEui = devEuiOf(ids['dev_eui'], 'end_device_ids.dev_eui');
+      if (type === 'join') {
+        const devAddr = typeof ids['dev_addr'] === 'string' ? ids['dev_addr'] : undefined;
+        const ts = timeOf(body['received_at'], 'received_at', frame);
+        return { skipped, notice: { kind: 'joined', device: devEui, ts, ...(devAddr !== undefined ? { devAddr } : {}) } };
+      }
       const up = body['uplink_message'];
       if (!isRecord(up)) throw new BackhaulError('BH_DECODE_SHAPE', 'an uplink has an uplink_message object', { path: 'uplink_message' });
       const ts = timeOf(body['received_at'] ?? up['received_at'], 'received_at', frame);
