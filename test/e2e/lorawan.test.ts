@@ -3,7 +3,7 @@
 // fixtures of test/fixtures/lorawan (copied from the team's shared test data), with only fCnt, time and object varied.
 // Shown: readings of the DevEUI in the historian with radio metadata, battery from status, a join as device.joined,
 // a repeated uplink dropped as a duplicate, a gap in the frame counter counted as lost uplinks, a rejoin not counted.
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument */
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-return */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
