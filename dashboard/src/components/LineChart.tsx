@@ -2,7 +2,7 @@
 // y axis with nice ticks and the measurement's name and unit, x axis with time ticks, the line broken where readings
 // are missing, and a hover/touch read-out of the nearest point.
 import { useMemo, useState, type PointerEvent } from 'react';
-import { fmtDateTime, fmtNumber } from '../format';
+import { fmtDateTime, fmtNumber, unitText, unitTitle } from '../format';
 import { useWidth } from '../hooks';
 
 export interface ChartPoint {
@@ -12,6 +12,7 @@ export interface ChartPoint {
 
 export interface LineChartProps {
   readonly title: string;
+  /** The SenML code (`Cel`): shown as people write it (`°C`), the code in a tooltip. Points come already scaled. */
   readonly unit?: string | undefined;
   readonly points: readonly ChartPoint[];
   readonly from: number;
@@ -92,12 +93,14 @@ export function LineChart({ title, unit, points, from, to, step, height = 200 }:
     return { w, plotW, plotH, x, y, d, yTicks, xTicks };
   }, [width, height, points, from, to, step]);
 
-  const label = unit ? `${title} (${unit})` : title;
+  const u = unitText(unit);
+  const withUnit = (v: number): string => `${fmtNumber(v)}${u === '' ? '' : u === '%' ? '%' : ` ${u}`}`;
+  const label = u ? `${title} (${u})` : title;
   const last = points[points.length - 1];
   const min = points.length ? Math.min(...points.map((p) => p.value)) : undefined;
   const max = points.length ? Math.max(...points.map((p) => p.value)) : undefined;
   const summary = last
-    ? `${label}: ${points.length} points, min ${fmtNumber(min!)}, max ${fmtNumber(max!)}, last ${fmtNumber(last.value)} at ${fmtDateTime(last.ts)}`
+    ? `${label}: ${points.length} points, min ${withUnit(min!)}, max ${withUnit(max!)}, last ${withUnit(last.value)} at ${fmtDateTime(last.ts)}`
     : `${label}: no readings in this period`;
 
   const onMove = (e: PointerEvent<SVGSVGElement>): void => {
@@ -117,18 +120,14 @@ export function LineChart({ title, unit, points, from, to, step, height = 200 }:
   return (
     <figure className="chart">
       <figcaption>
-        <span className="chart-title">{label}</span>
+        <span className="chart-title" title={unitTitle(unit)}>
+          {label}
+        </span>
         {hp ? (
           <span className="chart-readout">
-            {fmtNumber(hp.value)}
-            {unit ? ` ${unit}` : ''} at {fmtDateTime(hp.ts)}
+            {withUnit(hp.value)} at {fmtDateTime(hp.ts)}
           </span>
-        ) : last ? (
-          <span className="chart-readout">
-            last {fmtNumber(last.value)}
-            {unit ? ` ${unit}` : ''}
-          </span>
-        ) : null}
+        ) : last ? <span className="chart-readout">last {withUnit(last.value)}</span> : null}
       </figcaption>
       <div ref={ref} className="chart-box">
         {width > 0 ? (
@@ -170,7 +169,7 @@ export function LineChart({ title, unit, points, from, to, step, height = 200 }:
                 transform={`translate(12 ${M.top + geo.plotH / 2}) rotate(-90)`}
                 textAnchor="middle"
               >
-                {unit ?? title}
+                {u || title}
               </text>
             </g>
             {points.length ? <path className="line" d={geo.d} /> : null}
