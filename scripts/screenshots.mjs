@@ -10,7 +10,9 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
+/* global fetch, document */
 
 const OUT = join(process.cwd(), 'docs', 'screenshots');
 const WIDTHS = [1280, 375];
@@ -32,7 +34,7 @@ async function until(what, predicate, timeoutMs) {
   for (;;) {
     if (await predicate()) return;
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
+    await delay(500);
   }
 }
 
