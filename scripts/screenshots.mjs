@@ -70,13 +70,15 @@ try {
 
   mkdirSync(OUT, { recursive: true });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  // The alarms page first, both widths at once: the battery alarm clears about 15 s after the offline one.
   const pages = [
-    ['devices', '#/devices', '[data-testid="device-list"]'],
-    ['device', `#/devices/${encodeURIComponent(lowDevice ?? '')}`, 'figure.chart svg'],
     ['alarms', '#/alarms', '[data-testid="alarm"]'],
+    ['device', `#/devices/${encodeURIComponent(lowDevice ?? '')}`, 'figure.chart svg'],
+    ['devices', '#/devices', '[data-testid="device-list"]'],
     ['events', '#/events', '[data-testid="event"]'],
     ['sinks', '#/sinks', 'main h1'],
   ];
+  const tabs = [];
   for (const width of WIDTHS) {
     const context = await browser.newContext({ viewport: { width, height: 900 }, colorScheme: 'light' });
     const page = await context.newPage();
@@ -87,15 +89,19 @@ try {
     await page.getByTestId('token').fill(token);
     await page.getByTestId('login').click();
     await page.getByTestId('alarm-count').waitFor();
-    for (const [name, hash, ready] of pages) {
-      await page.goto(`${base}/${hash}`);
-      await page.locator(ready).first().waitFor({ timeout: 20_000 });
-      await page.waitForTimeout(1500); // the polled parts (latest values, charts) settle
-      await page.screenshot({ path: join(OUT, `${name}-${width}.png`), fullPage: true });
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-      if (overflow > 1) console.error(`screenshots: ${name} at ${width} px scrolls sideways by ${overflow} px`);
-    }
-    await context.close();
+    tabs.push({ width, page });
+  }
+  for (const [name, hash, ready] of pages) {
+    await Promise.all(
+      tabs.map(async ({ width, page }) => {
+        await page.goto(`${base}/${hash}`);
+        await page.locator(ready).first().waitFor({ timeout: 20_000 });
+        await page.waitForTimeout(1500); // the polled parts (latest values, charts) settle
+        await page.screenshot({ path: join(OUT, `${name}-${width}.png`), fullPage: true });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        if (overflow > 1) console.error(`screenshots: ${name} at ${width} px scrolls sideways by ${overflow} px`);
+      }),
+    );
   }
   console.log(`screenshots: ${WIDTHS.length * (pages.length + 1)} files in ${OUT}`);
 } finally {

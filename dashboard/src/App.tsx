@@ -24,10 +24,17 @@ function AlarmBadge({ counts }: { counts: AlarmCounts | undefined }) {
   const tone = counts.raised > 0 ? 'bad' : open > 0 ? 'warn' : 'ok';
   const title = open ? `${counts.raised} not acknowledged, ${counts.acknowledged} acknowledged` : 'No open alarms';
   return (
-    <a href="#/alarms" className={`alarm-badge tone-${tone}`} title={title} data-testid="alarm-count" data-raised={counts.raised} data-open={open}>
+    <a
+      href="#/alarms"
+      className={`alarm-badge tone-${tone}`}
+      title={title}
+      aria-label={`Alarms: ${open ? `${open} open, ${title}` : 'none open'}`}
+      data-testid="alarm-count"
+      data-raised={counts.raised}
+      data-open={open}
+    >
       <span className="dot" aria-hidden="true" />
       {open ? `${open} open` : 'no alarms'}
-      <span className="visually-hidden"> alarms: {title}</span>
     </a>
   );
 }

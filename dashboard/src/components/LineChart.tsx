@@ -36,9 +36,10 @@ export function niceTicks(lo: number, hi: number, count: number): number[] {
   return out;
 }
 
+const SEC = 1000;
 const MIN = 60_000;
 const HOUR = 60 * MIN;
-const TIME_STEPS = [MIN, 5 * MIN, 15 * MIN, 30 * MIN, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR, 2 * 24 * HOUR];
+const TIME_STEPS = [10 * SEC, 15 * SEC, 30 * SEC, MIN, 2 * MIN, 5 * MIN, 15 * MIN, 30 * MIN, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR, 2 * 24 * HOUR];
 
 function timeTicks(from: number, to: number, maxTicks: number): number[] {
   const span = to - from;
@@ -53,6 +54,8 @@ function timeTicks(from: number, to: number, maxTicks: number): number[] {
 function timeLabel(t: number, span: number): string {
   const d = new Date(t);
   const hm = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+  // Minutes of data (the chart fits the data's range): seconds matter.
+  if (span <= 10 * MIN) return `${hm}:${String(d.getSeconds()).padStart(2, '0')}`;
   if (span <= 36 * HOUR) return hm;
   return `${d.getDate()}/${d.getMonth() + 1} ${hm}`;
 }

@@ -20,6 +20,12 @@ const KIND_LABEL: Readonly<Record<string, string>> = {
 
 const STATE_TONE: Readonly<Record<string, Tone>> = { raised: 'bad', acknowledged: 'warn', cleared: 'ok' };
 
+/** A person's name from an actor (`api:olga` is the token named olga), the full actor in the tooltip. */
+function Actor({ actor }: { actor: string | undefined }) {
+  if (actor === undefined) return <>?</>;
+  return <span title={actor}>{actor.replace(/^api:/, '')}</span>;
+}
+
 export function kindLabel(a: Pick<Alarm, 'kind' | 'aspect'>): string {
   const k = KIND_LABEL[a.kind] ?? a.kind;
   return a.aspect ? `${k}: ${a.aspect}` : k;
@@ -79,7 +85,7 @@ function OpenAlarm({ a, canOperate, onChanged }: { a: Alarm; canOperate: boolean
         <span title={fmtDateTime(a.raisedAt)}>since {fmtDateTime(a.raisedAt)} ({humanDuration(now - a.raisedAt)})</span>
         {a.acknowledgedAt !== undefined ? (
           <span data-testid="alarm-ack">
-            {' · '}acknowledged by {a.acknowledgedBy ?? '?'} <span title={fmtDateTime(a.acknowledgedAt)}>{ago(a.acknowledgedAt, now)}</span>
+            {' · '}acknowledged by <Actor actor={a.acknowledgedBy} /> <span title={fmtDateTime(a.acknowledgedAt)}>{ago(a.acknowledgedAt, now)}</span>
           </span>
         ) : null}
       </p>
@@ -142,13 +148,18 @@ function History({ items }: { items: readonly Alarm[] }) {
               <span>
                 {a.clearedAt !== undefined ? fmtDateTime(a.clearedAt) : '-'}
                 {a.clearedAt !== undefined ? <span className="muted small"> after {humanDuration(a.clearedAt - a.raisedAt)}</span> : null}
-                {a.clearedBy && a.clearedBy !== 'condition' ? <span className="muted small"> by {a.clearedBy}</span> : null}
+                {a.clearedBy && a.clearedBy !== 'condition' ? (
+                  <span className="muted small">
+                    {' '}
+                    by <Actor actor={a.clearedBy} />
+                  </span>
+                ) : null}
               </span>
             </td>
             <td data-label="Acknowledged">
               {a.acknowledgedAt !== undefined ? (
                 <span>
-                  {a.acknowledgedBy ?? '?'}
+                  <Actor actor={a.acknowledgedBy} />
                   {a.note ? <span className="muted small">: {a.note}</span> : null}
                 </span>
               ) : (
@@ -189,7 +200,7 @@ export function AlarmsPage({ session, onChanged }: { session: Session; onChanged
           {open.data ? (
             <span className="muted" data-testid="open-count">
               ({items.length}
-              {items.length ? `, ${raised} not acknowledged` : ''})
+              {items.length ? (raised ? `, ${raised} not acknowledged` : ', all acknowledged') : ''})
             </span>
           ) : null}
         </h2>

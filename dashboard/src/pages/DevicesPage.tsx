@@ -20,7 +20,7 @@ export interface DeviceFiltersState {
   readonly search: string;
   readonly liveness: Liveness | '';
   readonly sort: SortOrder;
-  /** Headings per site / building / room (default), or one list. */
+  /** Headings per site and building, the room on each card (default), or one list. */
   readonly group: boolean;
 }
 
@@ -87,7 +87,7 @@ function Measured({ v, className, testId }: { v: LatestValue; className?: string
   );
 }
 
-function DeviceCard({ d, now, latest }: { d: Device; now: number; latest: readonly LatestValue[] | undefined }) {
+function DeviceCard({ d, now, latest, grouped }: { d: Device; now: number; latest: readonly LatestValue[] | undefined; grouped: boolean }) {
   const liveness = livenessOf(d.liveness);
   const values = latest ?? [];
   const battery = values.find((v) => v.measurement === BATTERY);
@@ -122,6 +122,10 @@ function DeviceCard({ d, now, latest }: { d: Device; now: number; latest: readon
           </ul>
         ) : null}
         <dl className="device-meta">
+          <div>
+            <dt>{grouped ? 'Room' : 'Where'}</dt>
+            <dd>{grouped ? d.location.room || <span className="muted">none</span> : fmtLocation(d.location)}</dd>
+          </div>
           <div>
             <dt>Type</dt>
             <dd>{d.type}</dd>
@@ -173,18 +177,24 @@ function DeviceCard({ d, now, latest }: { d: Device; now: number; latest: readon
   );
 }
 
-/** Devices under one heading per location (site / building / room), locations in natural order, "no location" last. */
+/**
+ * Devices under one heading per site and building (a heading per room would often hold one device), by room within
+ * it, then in the chosen order; locations in natural order, "no location" last.
+ */
 function groupByLocation(items: readonly Device[]): Array<{ key: string; title: string; devices: Device[] }> {
   const groups = new Map<string, { key: string; title: string; devices: Device[] }>();
   for (const d of items) {
-    const key = locKey(d.location);
+    const where = { ...(d.location.site ? { site: d.location.site } : {}), ...(d.location.building ? { building: d.location.building } : {}) };
+    const key = locKey(where);
     let g = groups.get(key);
     if (!g) {
-      g = { key, title: fmtLocation(d.location), devices: [] };
+      g = { key, title: where.site || where.building ? fmtLocation(where) : 'no site or building', devices: [] };
       groups.set(key, g);
     }
     g.devices.push(d);
   }
+  const byRoom = (a: Device, b: Device): number => (a.location.room ?? '').localeCompare(b.location.room ?? '', undefined, { numeric: true });
+  for (const g of groups.values()) g.devices.sort(byRoom); // stable: the chosen order within a room
   const none = locKey({});
   return [...groups.values()].sort((a, b) => Number(a.key === none) - Number(b.key === none) || a.title.localeCompare(b.title, undefined, { numeric: true }));
 }
@@ -298,7 +308,7 @@ export function DevicesPage({
           </select>
         </div>
         <label className="check compact">
-          <input type="checkbox" checked={filters.group} onChange={(e) => set({ group: e.target.checked })} data-testid="group-by-location" /> Group by room
+          <input type="checkbox" checked={filters.group} onChange={(e) => set({ group: e.target.checked })} data-testid="group-by-location" /> Group by building
         </label>
         {anyFilter ? (
           <button type="button" className="btn link" onClick={() => setFilters({ ...NO_FILTERS, sort: filters.sort, group: filters.group })}>
@@ -343,7 +353,7 @@ export function DevicesPage({
                   </h2>
                   <ul className="device-grid">
                     {g.devices.map((d) => (
-                      <DeviceCard key={d.id} d={d} now={now} latest={latest?.get(d.id)} />
+                      <DeviceCard key={d.id} d={d} now={now} latest={latest?.get(d.id)} grouped />
                     ))}
                   </ul>
                 </section>
@@ -352,7 +362,7 @@ export function DevicesPage({
           ) : shown.length ? (
             <ul className="device-grid" data-testid="device-list">
               {shown.map((d) => (
-                <DeviceCard key={d.id} d={d} now={now} latest={latest?.get(d.id)} />
+                <DeviceCard key={d.id} d={d} now={now} latest={latest?.get(d.id)} grouped={false} />
               ))}
             </ul>
           ) : (
