@@ -143,7 +143,7 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
           <span className="who-name" data-testid="user-name" title={`Logged in as ${session.name}`}>
             {session.name}
           </span>
-          <span className={`role role-${session.role}`} data-testid="user-role">
+          <span className={`role role-${session.role}`} data-testid="user-role" title={`${session.name}, ${session.role}`}>
             {session.role}
           </span>
           <button type="button" className="btn small" onClick={onLogout} data-testid="logout">

@@ -7,6 +7,7 @@ import {
   getDevice,
   getLatest,
   getReadings,
+  listAlarms,
   setDeviceEnabled,
   type ApiError,
   type Command,
@@ -267,6 +268,7 @@ function Commands({ commands }: { commands: readonly Command[] }) {
 export function DevicePage({ id, session, types, typesError }: { id: string; session: Session; types: readonly DeviceType[] | undefined; typesError: ApiError | undefined }) {
   const canOperate = session.role === 'operator' || session.role === 'admin';
   const device = usePoll((signal) => getDevice(id, signal), POLL_MS, [id]);
+  const alarms = usePoll((signal) => listAlarms({ state: 'open', subjectKind: 'device', subject: id }, signal), POLL_MS, [id]);
   const [toggling, setToggling] = useState(false);
   const [actionError, setActionError] = useState<ApiError | undefined>(undefined);
 
@@ -313,6 +315,17 @@ export function DevicePage({ id, session, types, typesError }: { id: string; ses
         </div>
         <Freshness updatedAt={device.updatedAt} error={device.error} loading={device.loading} />
       </div>
+
+      {alarms.data?.length ? (
+        <ul className="device-alarms" data-testid="device-alarms">
+          {alarms.data.map((a) => (
+            <li key={a.id}>
+              <Badge tone={a.state === 'raised' ? 'bad' : 'warn'}>{a.state === 'raised' ? 'alarm' : 'acknowledged'}</Badge> {a.message}{' '}
+              <a href="#/alarms">{a.state === 'raised' && canOperate ? 'acknowledge…' : 'alarms'}</a>
+            </li>
+          ))}
+        </ul>
+      ) : null}
 
       {canOperate ? (
         <div className="actions">
