@@ -143,10 +143,10 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
           <span className="who-name" data-testid="user-name" title={`Logged in as ${session.name}`}>
             {session.name}
           </span>
-          <span className={`role role-${session.role}`} data-testid="user-role" title={`${session.name}, ${session.role}`}>
+          <span className={`role role-${session.role}`} data-testid="user-role">
             {session.role}
           </span>
-          <button type="button" className="btn small" onClick={onLogout} data-testid="logout">
+          <button type="button" className="btn small" onClick={onLogout} data-testid="logout" title={`Log out ${session.name} (${session.role})`}>
             Log out
           </button>
         </div>
