@@ -1,7 +1,8 @@
 // The dashboard: asks who is logged in, shows the login page or the app (header, navigation, pages), and returns to
 // the login page whenever the API answers 401.
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { ApiError, asApiError, getSession, listDeviceTypes, logout, onUnauthorized, type Session } from './api';
+import { ApiError, asApiError, getAlarmCounts, getSession, listDeviceTypes, logout, onUnauthorized, type AlarmCounts, type Session } from './api';
+import { AlarmsPage } from './pages/AlarmsPage';
 import { LoginPage } from './pages/LoginPage';
 import { DevicesPage, NO_FILTERS, type DeviceFiltersState } from './pages/DevicesPage';
 import { DevicePage } from './pages/DevicePage';
@@ -12,7 +13,31 @@ import { useHashRoute, type Route } from './route';
 
 type Auth = { readonly state: 'checking' } | { readonly state: 'out'; readonly notice?: ApiError | string } | { readonly state: 'in'; readonly session: Session };
 
-const TITLES: Readonly<Record<Route['page'], string>> = { devices: 'Devices', device: 'Device', events: 'Events', sinks: 'Sinks' };
+const TITLES: Readonly<Record<Route['page'], string>> = { devices: 'Devices', device: 'Device', alarms: 'Alarms', events: 'Events', sinks: 'Sinks' };
+/** The header's alarm counts, on every page. */
+const ALARM_POLL_MS = 5000;
+
+/** "2 open" in red while any is unacknowledged, amber when all are acknowledged, a quiet "no alarms" otherwise. */
+function AlarmBadge({ counts }: { counts: AlarmCounts | undefined }) {
+  if (!counts) return null;
+  const open = counts.raised + counts.acknowledged;
+  const tone = counts.raised > 0 ? 'bad' : open > 0 ? 'warn' : 'ok';
+  const title = open ? `${counts.raised} not acknowledged, ${counts.acknowledged} acknowledged` : 'No open alarms';
+  return (
+    <a
+      href="#/alarms"
+      className={`alarm-badge tone-${tone}`}
+      title={title}
+      aria-label={`Alarms: ${open ? `${open} open, ${title}` : 'none open'}`}
+      data-testid="alarm-count"
+      data-raised={counts.raised}
+      data-open={open}
+    >
+      <span className="dot" aria-hidden="true" />
+      {open ? `${open} open` : 'no alarms'}
+    </a>
+  );
+}
 
 export function App() {
   const [auth, setAuth] = useState<Auth>({ state: 'checking' });
@@ -70,6 +95,7 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
   const [filters, setFilters] = useState<DeviceFiltersState>(NO_FILTERS);
   // Device types change only with a new Backhaul version or config: loaded once, again every 10 minutes.
   const types = usePoll((signal) => listDeviceTypes(signal), 600_000, []);
+  const alarmCounts = usePoll((signal) => getAlarmCounts(signal), ALARM_POLL_MS, []);
   const mainRef = useRef<HTMLElement>(null);
   const firstRender = useRef(true);
   const routeKey = route.page === 'device' ? `device:${route.id}` : route.page;
@@ -102,6 +128,9 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
           <NavLink href="#/devices" current={section === 'devices'}>
             Devices
           </NavLink>
+          <NavLink href="#/alarms" current={section === 'alarms'}>
+            Alarms
+          </NavLink>
           <NavLink href="#/events" current={section === 'events'}>
             Events
           </NavLink>
@@ -109,6 +138,7 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
             Sinks
           </NavLink>
         </nav>
+        <AlarmBadge counts={alarmCounts.data} />
         <div className="who">
           <span className="who-name" data-testid="user-name" title={`Logged in as ${session.name}`}>
             {session.name}
@@ -116,7 +146,7 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
           <span className={`role role-${session.role}`} data-testid="user-role">
             {session.role}
           </span>
-          <button type="button" className="btn small" onClick={onLogout} data-testid="logout">
+          <button type="button" className="btn small" onClick={onLogout} data-testid="logout" title={`Log out ${session.name} (${session.role})`}>
             Log out
           </button>
         </div>
@@ -124,6 +154,7 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
       <main id="main" ref={mainRef} tabIndex={-1}>
         {route.page === 'devices' ? <DevicesPage filters={filters} setFilters={setFilters} types={types.data} /> : null}
         {route.page === 'device' ? <DevicePage key={route.id} id={route.id} session={session} types={types.data} typesError={types.error} /> : null}
+        {route.page === 'alarms' ? <AlarmsPage session={session} onChanged={alarmCounts.refresh} /> : null}
         {route.page === 'events' ? <EventsPage /> : null}
         {route.page === 'sinks' ? <SinksPage /> : null}
       </main>

@@ -48,6 +48,13 @@ export interface Device {
   readonly source: string;
   readonly topics?: { readonly base: string; readonly status: string; readonly command: string };
   readonly liveness: Liveness;
+  /**
+   * Whether the device can take orders, and over what (main is adding it to the device view): absent on an older
+   * Backhaul, and then orders are offered as before.
+   */
+  readonly orders?: { readonly accepted: boolean; readonly via?: 'mqtt'; readonly reason?: string };
+  /** The severity mode the device reports (NORMAL, WARNING, DANGER), when it reports one. */
+  readonly mode?: string;
 }
 
 export type CommandStatus = 'sent' | 'acknowledged' | 'failed' | 'expired';
@@ -176,6 +183,43 @@ export interface ReadingsQuery {
   readonly to?: number;
   readonly step?: number;
   readonly agg?: 'avg' | 'min' | 'max' | 'last';
+  readonly limit?: number;
+}
+
+export type AlarmKind = 'offline' | 'battery_low' | 'severity' | 'backlog' | 'failing';
+export type AlarmState = 'raised' | 'acknowledged' | 'cleared';
+
+/** An alarm (docs/api.md): one per subject, kind and aspect while open. */
+export interface Alarm {
+  readonly id: string;
+  readonly kind: AlarmKind;
+  readonly subjectKind: 'device' | 'sink';
+  readonly subject: string;
+  readonly aspect: string;
+  readonly severity: 'warning' | 'critical';
+  readonly state: AlarmState;
+  readonly message: string;
+  readonly raisedAt: number;
+  readonly lastSeenAt: number;
+  readonly acknowledgedAt?: number;
+  readonly acknowledgedBy?: string;
+  readonly note?: string;
+  readonly clearedAt?: number;
+  readonly clearedBy?: string;
+  readonly reminders: number;
+}
+
+export interface AlarmCounts {
+  readonly raised: number;
+  readonly acknowledged: number;
+  readonly byKind: Readonly<Record<string, { readonly raised: number; readonly acknowledged: number }>>;
+}
+
+export interface AlarmQuery {
+  readonly state?: AlarmState | 'open';
+  readonly kind?: AlarmKind;
+  readonly subjectKind?: 'device' | 'sink';
+  readonly subject?: string;
   readonly limit?: number;
 }
 
@@ -337,6 +381,19 @@ export async function getLatest(id: string, signal?: AbortSignal): Promise<Lates
   return r.values;
 }
 
+/** Ids per `GET /latest` call: the server takes up to 500; 100 keeps each URL short. */
+const LATEST_PER_CALL = 100;
+
+/** The latest values of many devices (`GET /latest`), a few calls in parallel for a long list. */
+export async function getLatestMany(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, LatestValue[]>> {
+  const chunks: string[][] = [];
+  for (let i = 0; i < ids.length; i += LATEST_PER_CALL) chunks.push(ids.slice(i, i + LATEST_PER_CALL));
+  const answers = await Promise.all(chunks.map((c) => request<{ devices: Record<string, LatestValue[]> }>('GET', '/latest', { query: { devices: c.join(',') }, signal })));
+  const out = new Map<string, LatestValue[]>();
+  for (const a of answers) for (const [id, values] of Object.entries(a.devices)) out.set(id, values);
+  return out;
+}
+
 export async function getReadings(q: ReadingsQuery, signal?: AbortSignal): Promise<Reading[]> {
   const r = await request<{ items: Reading[] }>('GET', '/readings', { query: { ...q }, signal });
   return r.items;
@@ -349,6 +406,25 @@ export function listEvents(limit = 100, signal?: AbortSignal): Promise<HubEvent[
 /** The live feed: `event: hub-event`, `data: Event` (the cookie goes along: same origin). */
 export const EVENT_STREAM_URL = `${BASE}/events/stream`;
 export const EVENT_STREAM_NAME = 'hub-event';
+
+// ---------------------------------------------------------------- alarms
+
+export async function listAlarms(q: AlarmQuery = {}, signal?: AbortSignal): Promise<Alarm[]> {
+  const r = await request<{ items: Alarm[] }>('GET', '/alarms', { query: { ...q }, signal });
+  return r.items;
+}
+
+export function getAlarmCounts(signal?: AbortSignal): Promise<AlarmCounts> {
+  return request<AlarmCounts>('GET', '/alarms/counts', { signal });
+}
+
+export function ackAlarm(id: string, note: string): Promise<Alarm> {
+  return request<Alarm>('POST', `/alarms/${enc(id)}/ack`, { body: note.trim() ? { note: note.trim() } : {} });
+}
+
+export function clearAlarm(id: string, note: string): Promise<Alarm> {
+  return request<Alarm>('POST', `/alarms/${enc(id)}/clear`, { body: note.trim() ? { note: note.trim() } : {} });
+}
 
 // ---------------------------------------------------------------- sinks
 

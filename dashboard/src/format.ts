@@ -88,3 +88,88 @@ export const LIVENESS_RANK: Readonly<Record<Liveness, number>> = { outdated: 0, 
 export function livenessOf(s: string): Liveness {
   return s === 'active' || s === 'late' || s === 'outdated' || s === 'disabled' ? s : 'unknown';
 }
+
+// ---------------------------------------------------------------- units
+
+/**
+ * SenML unit codes (RFC 8428 and its registry) as people write them after a number. The code itself stays in the
+ * API and in a tooltip; an unknown code is shown as it is.
+ */
+const UNIT_TEXT: Readonly<Record<string, string>> = {
+  Cel: '°C',
+  K: 'K',
+  Far: '°F',
+  '%': '%',
+  '%RH': '%RH',
+  '%EL': '%',
+  '/': '%', // a ratio 0..1, shown as a percentage (fmtMeasured multiplies)
+  V: 'V',
+  mV: 'mV',
+  A: 'A',
+  mA: 'mA',
+  W: 'W',
+  Wh: 'Wh',
+  kWh: 'kWh',
+  J: 'J',
+  lx: 'lx',
+  Pa: 'Pa',
+  hPa: 'hPa',
+  ppm: 'ppm',
+  ppb: 'ppb',
+  dB: 'dB',
+  dBm: 'dBm',
+  dBW: 'dBW',
+  m: 'm',
+  'm/s': 'm/s',
+  s: 's',
+  ms: 'ms',
+  h: 'h',
+  Hz: 'Hz',
+  count: '',
+};
+
+/** The unit as people write it (`°C` for `Cel`); '' for none. */
+export function unitText(unit: string | undefined): string {
+  if (unit === undefined || unit === '') return '';
+  return UNIT_TEXT[unit] ?? unit;
+}
+
+/** The tooltip naming the unit's SenML code, or undefined when there is none. */
+export function unitTitle(unit: string | undefined): string | undefined {
+  return unit ? `SenML unit: ${unit}` : undefined;
+}
+
+/** A value with its unit as people write it: `20.13 °C`, `51 %RH`, `2.98 V`, `-71 dBm`; a ratio `/` as a percentage. */
+export function fmtMeasured(v: JsonValue | undefined, unit: string | undefined): string {
+  const u = unitText(unit);
+  if (typeof v === 'number' && unit === '/') return `${fmtNumber(v * 100)}%`;
+  const text = fmtValue(v);
+  if (!u || v === undefined) return text;
+  // A space before the unit (SI style), none before a bare %.
+  return u === '%' ? `${text}%` : `${text} ${u}`;
+}
+
+/** A number scaled for display in this unit (only `/` changes: 0..1 becomes 0..100). */
+export function displayScale(unit: string | undefined): number {
+  return unit === '/' ? 100 : 1;
+}
+
+// ---------------------------------------------------------------- measurements
+
+/** Names of signal-quality measurements, as radios and gateways report them. */
+const SIGNAL = /^(rssi|lqi|snr|rsrp|rsrq|sinr|linkquality|link_quality|signal|signal_strength|wifi_rssi|rssi_dbm)$/i;
+
+export function isSignal(measurement: string): boolean {
+  return SIGNAL.test(measurement);
+}
+
+/** The battery voltage measurement (the liveness monitor's default, src/devices/liveness.ts). */
+export const BATTERY = 'battery';
+
+/** Key values first on a device card, in this order; others follow alphabetically. */
+const KEY_ORDER = ['temperature', 'humidity', 'co2', 'valve', 'position', 'light', 'pressure', 'power', 'energy', 'occupancy'];
+
+export function keyRank(measurement: string): number {
+  const i = KEY_ORDER.indexOf(measurement.toLowerCase());
+  return i === -1 ? KEY_ORDER.length : i;
+}

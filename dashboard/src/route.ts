@@ -4,6 +4,7 @@ import { useEffect, useState } from 'react';
 export type Route =
   | { readonly page: 'devices' }
   | { readonly page: 'device'; readonly id: string }
+  | { readonly page: 'alarms' }
   | { readonly page: 'events' }
   | { readonly page: 'sinks' };
 
@@ -20,6 +21,7 @@ export function parseHash(hash: string): Route {
     }
     return { page: 'device', id };
   }
+  if (first === 'alarms') return { page: 'alarms' };
   if (first === 'events') return { page: 'events' };
   if (first === 'sinks') return { page: 'sinks' };
   return { page: 'devices' };

@@ -1,5 +1,6 @@
-// `backhaul demo`: the embedded default with nothing to configure. An embedded broker, simulated OpenTRV valves, and
-// three sinks: the SQLite historian, a JSON-lines file, and the broker itself (so `mosquitto_sub` shows the flow).
+// `backhaul demo`: the embedded default with nothing to configure. An embedded broker, simulated OpenTRV valves (one
+// falling silent and one with a low battery now and then, so alarms show), and three sinks: the SQLite historian
+// (readings and events), a JSON-lines file, and the broker itself (so `mosquitto_sub` shows the flow).
 import { createServer } from 'node:net';
 import { SqliteTokenStore, tokensPath } from '../api/tokens.js';
 import { makePrivateDir } from '../core/private-files.js';
@@ -31,8 +32,28 @@ export interface DemoOptions {
   readonly password: string;
 }
 
+/** The valve that falls silent and the one whose battery runs low (indexes into the simulated ids). */
+export const DEMO_SILENT = 1;
+export const DEMO_LOW_BATTERY = 3;
+/** The demo's scripted trouble repeats with this period, so a newcomer sees it within two minutes, then again. */
+export const DEMO_CYCLE_MS = 4 * 60_000;
+/** The silent valve's threshold: short, so its offline alarm is raised within seconds of its silence. */
+export const DEMO_SILENT_THRESHOLD_MS = 10_000;
+
+/**
+ * Scripted trouble (the simulator's `scenes`): valve DEMO_SILENT falls silent 30 s in for a minute (its offline alarm is
+ * raised and then cleared), valve DEMO_LOW_BATTERY reports 2.2 V, under the valve type's 2.4 V floor, from 45 s for a
+ * minute (battery_low raised, then cleared); both every four minutes. Only with at least that many devices.
+ */
+export function demoScenes(devices: number): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  if (devices > DEMO_SILENT) out.push({ device: DEMO_SILENT, afterMs: 30_000, forMs: 60_000, everyMs: DEMO_CYCLE_MS, silent: true });
+  if (devices > DEMO_LOW_BATTERY) out.push({ device: DEMO_LOW_BATTERY, afterMs: 45_000, forMs: 60_000, everyMs: DEMO_CYCLE_MS, battery: 2.2 });
+  return out;
+}
+
 export function demoConfig(o: DemoOptions): Record<string, unknown> {
-  const valves = { type: 'simulator', devices: o.devices, seed: 1, intervalMs: o.intervalMs, decoder: 'opentrv' };
+  const valves = { type: 'simulator', devices: o.devices, seed: 1, intervalMs: o.intervalMs, decoder: 'opentrv', scenes: demoScenes(o.devices) };
   const simulator = builtinRegistry().inputs.get(valves.type);
   const ids = simulator?.knownDevices?.({ ...valves }) ?? [];
   return {
@@ -47,8 +68,8 @@ export function demoConfig(o: DemoOptions): Record<string, unknown> {
         type: 'opentrv-valve',
         building: 'demo-house',
         room: `room-${i + 1}`,
-        description: `simulated valve ${i + 1}`,
-        maxSilent: `${Math.max(10_000, o.intervalMs * 5)}ms`,
+        description: `simulated valve ${i + 1}${i === DEMO_SILENT ? ' (falls silent for a minute every 4 min)' : i === DEMO_LOW_BATTERY ? ' (battery runs low for a minute every 4 min)' : ''}`,
+        maxSilent: `${i === DEMO_SILENT ? Math.max(DEMO_SILENT_THRESHOLD_MS, o.intervalMs * 3) : Math.max(10_000, o.intervalMs * 5)}ms`,
       })),
     },
     inputs: {
@@ -80,6 +101,9 @@ export function demoConfig(o: DemoOptions): Record<string, unknown> {
     },
     routes: [
       { name: 'keep-everything', to: ['history', 'jsonl'] },
+      // Events (offline, battery low, alarms raised and cleared) are kept in the historian too: the dashboard's Events
+      // page reads them from there.
+      { name: 'keep-events', match: { kind: 'event' }, to: ['history'] },
       { name: 'live', stages: [{ type: 'range', limits: { temperature: { min: -40, max: 85 } } }], to: ['live'] },
     ],
   };

@@ -79,6 +79,8 @@ export interface HistoryReader {
   downsample(q: DownsampleQuery): Awaitable<HistorianPoint[]>;
   /** A device's newest value of each measurement. */
   latest(device: string): Awaitable<HistorianReading[]>;
+  /** The newest value of each measurement of each of these devices (the device list's latest values), in any order. */
+  latestMany(devices: readonly string[]): Awaitable<HistorianReading[]>;
   queryEvents(q?: EventQuery): Awaitable<HistorianEvent[]>;
   close(): void;
 }

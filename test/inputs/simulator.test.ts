@@ -170,3 +170,31 @@ test('simulator: the opentrv decoder reads the good frames and rejects the damag
   }
   assert.ok(good > 50 && good < 100);
 });
+
+test('simulator: scenes script a device falling silent and a low battery for a while, repeating', async () => {
+  const clock = new ManualClock(NOON);
+  const ctx = inputContext({ id: 'sim', clock });
+  const scenes = [
+    { device: 1, afterMs: 20_000, forMs: 30_000, everyMs: 100_000, silent: true },
+    { device: 2, afterMs: 10_000, forMs: 20_000, battery: 2.2 },
+  ];
+  const input = simulatorInput.create({ ...OPTS, badFrameRate: 0, scenes }, ctx);
+  await input.start();
+  await run(clock, 160_000);
+  await input.stop();
+  const [, silentId, lowId] = input.ids;
+  const times = (id: string | undefined) => ctx.frames.filter((f) => parse(f)?.['@'] === id).map((f) => f.receivedAt - NOON);
+  const silentTimes = times(silentId);
+  const inGap = (t: number) => (t >= 20_000 && t < 50_000) || (t >= 120_000 && t < 150_000);
+  assert.ok(silentTimes.length > 10, 'the silent device talks outside its scene');
+  assert.deepEqual(silentTimes.filter(inGap), [], 'and says nothing during it, each time it repeats');
+  assert.ok(silentTimes.some((t) => t >= 50_000 && t < 120_000), 'it comes back after the first silence');
+  const battery = ctx.frames.filter((f) => parse(f)?.['@'] === lowId).map((f) => [f.receivedAt - NOON, parse(f)?.['B|cV']] as const);
+  for (const [t, b] of battery) {
+    if (t >= 10_000 && t < 30_000) assert.equal(b, 220, `battery low at ${t}`);
+    else assert.ok(typeof b === 'number' && b > 280, `own battery at ${t}: ${String(b)}`);
+  }
+  assert.ok(battery.some(([t]) => t >= 10_000 && t < 30_000) && battery.some(([t]) => t >= 30_000), 'frames during and after the low battery');
+  assert.throws(() => simulatorInput.create({ ...OPTS, scenes: [{ device: 5, afterMs: 0, forMs: 1, silent: true }] }, inputContext({ id: 'sim', clock })), /BH_CONFIG_SCHEMA|not one of the 5/);
+  assert.throws(() => simulatorInput.create({ ...OPTS, scenes: [{ device: 0, afterMs: 0, forMs: 1 }] }, inputContext({ id: 'sim', clock })), /silent. or .battery/);
+});

@@ -2,7 +2,7 @@
 // y axis with nice ticks and the measurement's name and unit, x axis with time ticks, the line broken where readings
 // are missing, and a hover/touch read-out of the nearest point.
 import { useMemo, useState, type PointerEvent } from 'react';
-import { fmtDateTime, fmtNumber } from '../format';
+import { fmtDateTime, fmtNumber, unitText, unitTitle } from '../format';
 import { useWidth } from '../hooks';
 
 export interface ChartPoint {
@@ -12,6 +12,7 @@ export interface ChartPoint {
 
 export interface LineChartProps {
   readonly title: string;
+  /** The SenML code (`Cel`): shown as people write it (`°C`), the code in a tooltip. Points come already scaled. */
   readonly unit?: string | undefined;
   readonly points: readonly ChartPoint[];
   readonly from: number;
@@ -35,9 +36,10 @@ export function niceTicks(lo: number, hi: number, count: number): number[] {
   return out;
 }
 
+const SEC = 1000;
 const MIN = 60_000;
 const HOUR = 60 * MIN;
-const TIME_STEPS = [MIN, 5 * MIN, 15 * MIN, 30 * MIN, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR, 2 * 24 * HOUR];
+const TIME_STEPS = [10 * SEC, 15 * SEC, 30 * SEC, MIN, 2 * MIN, 5 * MIN, 15 * MIN, 30 * MIN, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR, 2 * 24 * HOUR];
 
 function timeTicks(from: number, to: number, maxTicks: number): number[] {
   const span = to - from;
@@ -52,6 +54,8 @@ function timeTicks(from: number, to: number, maxTicks: number): number[] {
 function timeLabel(t: number, span: number): string {
   const d = new Date(t);
   const hm = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+  // Minutes of data (the chart fits the data's range): seconds matter.
+  if (span <= 10 * MIN) return `${hm}:${String(d.getSeconds()).padStart(2, '0')}`;
   if (span <= 36 * HOUR) return hm;
   return `${d.getDate()}/${d.getMonth() + 1} ${hm}`;
 }
@@ -92,12 +96,14 @@ export function LineChart({ title, unit, points, from, to, step, height = 200 }:
     return { w, plotW, plotH, x, y, d, yTicks, xTicks };
   }, [width, height, points, from, to, step]);
 
-  const label = unit ? `${title} (${unit})` : title;
+  const u = unitText(unit);
+  const withUnit = (v: number): string => `${fmtNumber(v)}${u === '' ? '' : u === '%' ? '%' : ` ${u}`}`;
+  const label = u ? `${title} (${u})` : title;
   const last = points[points.length - 1];
   const min = points.length ? Math.min(...points.map((p) => p.value)) : undefined;
   const max = points.length ? Math.max(...points.map((p) => p.value)) : undefined;
   const summary = last
-    ? `${label}: ${points.length} points, min ${fmtNumber(min!)}, max ${fmtNumber(max!)}, last ${fmtNumber(last.value)} at ${fmtDateTime(last.ts)}`
+    ? `${label}: ${points.length} points, min ${withUnit(min!)}, max ${withUnit(max!)}, last ${withUnit(last.value)} at ${fmtDateTime(last.ts)}`
     : `${label}: no readings in this period`;
 
   const onMove = (e: PointerEvent<SVGSVGElement>): void => {
@@ -117,18 +123,14 @@ export function LineChart({ title, unit, points, from, to, step, height = 200 }:
   return (
     <figure className="chart">
       <figcaption>
-        <span className="chart-title">{label}</span>
+        <span className="chart-title" title={unitTitle(unit)}>
+          {label}
+        </span>
         {hp ? (
           <span className="chart-readout">
-            {fmtNumber(hp.value)}
-            {unit ? ` ${unit}` : ''} at {fmtDateTime(hp.ts)}
+            {withUnit(hp.value)} at {fmtDateTime(hp.ts)}
           </span>
-        ) : last ? (
-          <span className="chart-readout">
-            last {fmtNumber(last.value)}
-            {unit ? ` ${unit}` : ''}
-          </span>
-        ) : null}
+        ) : last ? <span className="chart-readout">last {withUnit(last.value)}</span> : null}
       </figcaption>
       <div ref={ref} className="chart-box">
         {width > 0 ? (
@@ -170,7 +172,7 @@ export function LineChart({ title, unit, points, from, to, step, height = 200 }:
                 transform={`translate(12 ${M.top + geo.plotH / 2}) rotate(-90)`}
                 textAnchor="middle"
               >
-                {unit ?? title}
+                {u || title}
               </text>
             </g>
             {points.length ? <path className="line" d={geo.d} /> : null}

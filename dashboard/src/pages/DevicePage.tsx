@@ -7,6 +7,7 @@ import {
   getDevice,
   getLatest,
   getReadings,
+  listAlarms,
   setDeviceEnabled,
   type ApiError,
   type Command,
@@ -18,12 +19,16 @@ import { Badge, ErrorBox, Freshness, JsonBlock, LivenessBadge, Loading, type Ton
 import { ConfigForm } from '../components/ConfigForm';
 import { LineChart } from '../components/LineChart';
 import { OrdersPanel } from '../components/OrdersPanel';
-import { ago, fmtDateTime, fmtLocation, fmtValue, humanDuration, livenessOf } from '../format';
+import { ago, BATTERY, displayScale, fmtDateTime, fmtLocation, fmtMeasured, humanDuration, livenessOf, unitTitle } from '../format';
 import { usePoll } from '../hooks';
 import { POLL_MS } from './DevicesPage';
 
 const HOUR = 3_600_000;
+/** The default period: from the first stored reading to now, so minutes of data fill the chart (at most 7 days). */
+const FIT = 0;
+const FIT_MAX_MS = 7 * 24 * HOUR;
 const RANGES = [
+  { label: 'all data (fit)', ms: FIT },
   { label: 'last hour', ms: HOUR },
   { label: 'last 6 hours', ms: 6 * HOUR },
   { label: 'last 24 hours', ms: 24 * HOUR },
@@ -35,28 +40,50 @@ const CHART_POLL_MS = 60_000;
 
 const COMMAND_TONE: Readonly<Record<string, Tone>> = { sent: 'info', acknowledged: 'ok', failed: 'bad', expired: 'warn' };
 
+/** The median gap between points: the line breaks only at gaps well beyond the device's own cadence. */
+function cadence(points: readonly { ts: number }[]): number {
+  const gaps: number[] = [];
+  for (let i = 1; i < points.length; i++) gaps.push(points[i]!.ts - points[i - 1]!.ts);
+  gaps.sort((a, b) => a - b);
+  return gaps[Math.floor(gaps.length / 2)] ?? 0;
+}
+
 function Chart({ device, measurement, unit, rangeMs }: { device: string; measurement: string; unit: string | undefined; rangeMs: number }) {
-  const step = Math.max(1000, Math.round(rangeMs / POINTS));
   const readings = usePoll(
     async (signal) => {
-      const to = Date.now();
-      const from = to - rangeMs;
-      const items = await getReadings({ device, measurement, from, step }, signal);
-      return { from, to, items };
+      const now = Date.now();
+      let from = now - rangeMs;
+      let to = now;
+      if (rangeMs === FIT) {
+        // First stored reading (oldest first, one row) to the newest: the data's own time range, padded a little.
+        const [first] = await getReadings({ device, measurement, limit: 1 }, signal);
+        const newest = (await getLatest(device, signal)).find((v) => v.measurement === measurement)?.ts ?? now;
+        const start = Math.max(first?.ts ?? now - HOUR, newest - FIT_MAX_MS);
+        const span = Math.max(60_000, newest - start);
+        from = start - span * 0.02;
+        to = newest + span * 0.02;
+      }
+      const step = Math.max(1000, Math.round((to - from) / POINTS));
+      const items = await getReadings({ device, measurement, from: Math.floor(from), to: Math.ceil(to), step }, signal);
+      return { from, to, step, items };
     },
     CHART_POLL_MS,
     [device, measurement, rangeMs],
   );
   if (readings.error && !readings.data) return <ErrorBox error={readings.error} title={`Readings of ${measurement}`} onRetry={readings.refresh} />;
   if (!readings.data) return <Loading what={`${measurement} readings`} />;
-  const { from, to, items } = readings.data;
+  const { from, to, step, items } = readings.data;
+  const u = unit ?? items.find((r) => r.unit !== undefined)?.unit;
+  const scale = displayScale(u);
   const points = items
     .filter((r) => r.measurement === measurement && typeof r.value === 'number' && Number.isFinite(r.value))
-    .map((r) => ({ ts: r.ts, value: r.value as number }))
+    .map((r) => ({ ts: r.ts, value: (r.value as number) * scale }))
     .sort((a, b) => a.ts - b.ts);
-  const u = unit ?? items.find((r) => r.unit !== undefined)?.unit;
-  return <LineChart title={measurement} unit={u} points={points} from={from} to={to} step={step} />;
+  return <LineChart title={measurement} unit={u} points={points} from={from} to={to} step={Math.max(step, cadence(points))} />;
 }
+
+const STATE_TONE: Readonly<Record<string, Tone>> = { INIT: 'off', ACTIVE: 'ok', BLOCKED: 'bad' };
+const MODE_TONE: Readonly<Record<string, Tone>> = { NORMAL: 'ok', WARNING: 'warn', DANGER: 'bad' };
 
 function Attributes({ d, type }: { d: DeviceDetail; type: DeviceType | undefined }) {
   const rows: Array<[string, ReactNode]> = [
@@ -66,7 +93,23 @@ function Attributes({ d, type }: { d: DeviceDetail; type: DeviceType | undefined
     ['Location', fmtLocation(d.location)],
     ['Description', d.description || <span className="muted">none</span>],
     ['Enabled', d.enabled ? 'yes' : 'no'],
-    ['State', d.state + (d.blockedReason ? ` (${d.blockedReason})` : '')],
+    [
+      'State',
+      <span key="state" data-testid="device-state">
+        <Badge tone={STATE_TONE[d.state] ?? 'info'}>{d.state}</Badge>
+        {d.blockedReason ? <span className="bad-text"> {d.blockedReason}</span> : null}
+      </span>,
+    ],
+    ...(d.mode !== undefined
+      ? ([
+          [
+            'Mode',
+            <span key="mode" data-testid="device-mode">
+              <Badge tone={MODE_TONE[d.mode] ?? 'info'}>{d.mode}</Badge>
+            </span>,
+          ],
+        ] as Array<[string, ReactNode]>)
+      : []),
     ['Last seen', d.lastSeen !== undefined ? `${ago(d.lastSeen)} (${fmtDateTime(d.lastSeen)})` : 'never'],
     ['Silent after', d.thresholds.maxSilentMs !== undefined ? humanDuration(d.thresholds.maxSilentMs) : <span className="muted">no threshold</span>],
     ['Battery floor', d.thresholds.batteryFloor !== undefined ? `${d.thresholds.batteryFloor} V` : <span className="muted">none</span>],
@@ -101,9 +144,9 @@ function Attributes({ d, type }: { d: DeviceDetail; type: DeviceType | undefined
   );
 }
 
-function LatestAndCharts({ id }: { id: string }) {
+function LatestAndCharts({ id, batteryFloor }: { id: string; batteryFloor: number | undefined }) {
   const rangeId = useId();
-  const [rangeMs, setRangeMs] = useState<number>(24 * HOUR);
+  const [rangeMs, setRangeMs] = useState<number>(FIT);
   const latest = usePoll((signal) => getLatest(id, signal), POLL_MS, [id]);
   const numeric = (latest.data ?? []).filter((v) => typeof v.value === 'number');
   return (
@@ -124,14 +167,16 @@ function LatestAndCharts({ id }: { id: string }) {
               </tr>
             </thead>
             <tbody>
-              {latest.data.map((v) => (
+              {latest.data.map((v) => {
+                const low = v.measurement === BATTERY && batteryFloor !== undefined && typeof v.value === 'number' && v.value < batteryFloor;
+                return (
                 <tr key={v.measurement}>
                   <th scope="row" data-label="Measurement">
                     {v.measurement}
                   </th>
-                  <td data-label="Value" className="num">
-                    {fmtValue(v.value)}
-                    {v.unit ? ` ${v.unit}` : ''}
+                  <td data-label="Value" className={`num${low ? ' bad-text' : ''}`} title={unitTitle(v.unit)} data-testid={`latest-${v.measurement}`}>
+                    {fmtMeasured(v.value, v.unit)}
+                    {low ? ` (under its ${batteryFloor} V floor)` : ''}
                   </td>
                   <td data-label="When" title={fmtDateTime(v.ts)}>
                     {ago(v.ts)}
@@ -148,7 +193,8 @@ function LatestAndCharts({ id }: { id: string }) {
                     )}
                   </td>
                 </tr>
-              ))}
+                );
+              })}
             </tbody>
           </table>
         ) : null}
@@ -222,6 +268,7 @@ function Commands({ commands }: { commands: readonly Command[] }) {
 export function DevicePage({ id, session, types, typesError }: { id: string; session: Session; types: readonly DeviceType[] | undefined; typesError: ApiError | undefined }) {
   const canOperate = session.role === 'operator' || session.role === 'admin';
   const device = usePoll((signal) => getDevice(id, signal), POLL_MS, [id]);
+  const alarms = usePoll((signal) => listAlarms({ state: 'open', subjectKind: 'device', subject: id }, signal), POLL_MS, [id]);
   const [toggling, setToggling] = useState(false);
   const [actionError, setActionError] = useState<ApiError | undefined>(undefined);
 
@@ -269,6 +316,17 @@ export function DevicePage({ id, session, types, typesError }: { id: string; ses
         <Freshness updatedAt={device.updatedAt} error={device.error} loading={device.loading} />
       </div>
 
+      {alarms.data?.length ? (
+        <ul className="device-alarms" data-testid="device-alarms">
+          {alarms.data.map((a) => (
+            <li key={a.id}>
+              <Badge tone={a.state === 'raised' ? 'bad' : 'warn'}>{a.state === 'raised' ? 'alarm' : 'acknowledged'}</Badge> {a.message}{' '}
+              <a href="#/alarms">{a.state === 'raised' && canOperate ? 'acknowledge…' : 'alarms'}</a>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+
       {canOperate ? (
         <div className="actions">
           {d.enabled ? (
@@ -290,19 +348,29 @@ export function DevicePage({ id, session, types, typesError }: { id: string; ses
             <h2 id="attrs-title">Attributes</h2>
             <Attributes d={d} type={type} />
           </section>
-          <LatestAndCharts id={d.id} />
+          <LatestAndCharts id={d.id} batteryFloor={d.thresholds.batteryFloor} />
         </div>
         <div className="col">
           {canOperate ? (
             <section className="card" aria-labelledby="orders-title">
               <h2 id="orders-title">Orders</h2>
-              <OrdersPanel
-                deviceId={d.id}
-                onSent={(c) => {
-                  device.setData((old) => (old ? { ...old, commands: [c, ...old.commands.filter((o) => o.id !== c.id)] } : old));
-                  device.refresh();
-                }}
-              />
+              {d.orders && !d.orders.accepted ? (
+                // The device cannot take orders (a radio-only valve, a device that never connected): say why, offer none.
+                <p className="help" data-testid="orders-refused">
+                  This device takes no orders{d.orders.reason ? `: ${d.orders.reason}` : '.'}
+                </p>
+              ) : (
+                <>
+                  {d.orders?.via ? <p className="help">Orders go over {d.orders.via === 'mqtt' ? 'MQTT' : d.orders.via}.</p> : null}
+                  <OrdersPanel
+                    deviceId={d.id}
+                    onSent={(c) => {
+                      device.setData((old) => (old ? { ...old, commands: [c, ...old.commands.filter((o) => o.id !== c.id)] } : old));
+                      device.refresh();
+                    }}
+                  />
+                </>
+              )}
             </section>
           ) : null}
           <section className="card" aria-labelledby="commands-title">

@@ -1,9 +1,11 @@
-// Every device with its liveness colour and label, polled every 5 s. Site, building, room and type filters and the
-// search box go to the server as query parameters; the liveness chips and the sort order act on what it answered.
+// Every device with its liveness colour and label, battery, signal and key latest values, grouped by site, building
+// and room; polled every 5 s (the list, then one `GET /latest` per 100 listed devices). Site, building, room and type
+// filters and the search box go to the server as query parameters; the liveness chips, grouping and sort order act
+// on what it answered.
 import { useEffect, useId, useMemo, useState } from 'react';
-import { listDevices, type Device, type DeviceType, type Liveness, type Location } from '../api';
+import { getLatestMany, listDevices, type Device, type DeviceList, type DeviceType, type LatestValue, type Liveness, type Location } from '../api';
 import { ErrorBox, Freshness, LivenessBadge, Loading } from '../components/common';
-import { ago, fmtLocation, LIVENESS_LABEL, LIVENESS_RANK, livenessOf } from '../format';
+import { ago, BATTERY, fmtLocation, fmtMeasured, isSignal, keyRank, LIVENESS_LABEL, LIVENESS_RANK, livenessOf, unitTitle } from '../format';
 import { useDebounced, usePoll } from '../hooks';
 
 export const POLL_MS = 5000;
@@ -18,9 +20,20 @@ export interface DeviceFiltersState {
   readonly search: string;
   readonly liveness: Liveness | '';
   readonly sort: SortOrder;
+  /** Headings per site and building, the room on each card (default), or one list. */
+  readonly group: boolean;
 }
 
-export const NO_FILTERS: DeviceFiltersState = { site: '', building: '', room: '', type: '', search: '', liveness: '', sort: 'problems' };
+export const NO_FILTERS: DeviceFiltersState = { site: '', building: '', room: '', type: '', search: '', liveness: '', sort: 'problems', group: true };
+
+/** Key values shown on a card besides battery and signal. */
+const KEY_VALUES = 3;
+
+interface Loaded {
+  readonly list: DeviceList;
+  /** Latest values by device id; undefined when the historian could not answer (the list still shows). */
+  readonly latest: Map<string, LatestValue[]> | undefined;
+}
 
 const LIVENESS_ORDER: readonly Liveness[] = ['outdated', 'late', 'unknown', 'active', 'disabled'];
 
@@ -66,8 +79,25 @@ function FilterSelect({ label, value, options, onChange, testId }: SelectProps) 
   );
 }
 
-function DeviceCard({ d, now }: { d: Device; now: number }) {
+function Measured({ v, className, testId }: { v: LatestValue; className?: string; testId?: string }) {
+  return (
+    <span className={className} title={unitTitle(v.unit)} data-testid={testId}>
+      {fmtMeasured(v.value, v.unit)}
+    </span>
+  );
+}
+
+function DeviceCard({ d, now, latest, grouped }: { d: Device; now: number; latest: readonly LatestValue[] | undefined; grouped: boolean }) {
   const liveness = livenessOf(d.liveness);
+  const values = latest ?? [];
+  const battery = values.find((v) => v.measurement === BATTERY);
+  const floor = d.thresholds.batteryFloor;
+  const low = battery !== undefined && floor !== undefined && typeof battery.value === 'number' && battery.value < floor;
+  const signal = values.filter((v) => isSignal(v.measurement));
+  const keys = values
+    .filter((v) => v.measurement !== BATTERY && !isSignal(v.measurement) && typeof v.value === 'number')
+    .sort((a, b) => keyRank(a.measurement) - keyRank(b.measurement) || a.measurement.localeCompare(b.measurement))
+    .slice(0, KEY_VALUES);
   return (
     <li>
       <a
@@ -75,26 +105,57 @@ function DeviceCard({ d, now }: { d: Device; now: number }) {
         href={`#/devices/${encodeURIComponent(d.id)}`}
         data-testid={`device-${d.id}`}
         data-liveness={d.liveness}
-        aria-label={`${d.id}${d.description ? `, ${d.description}` : ''}: ${LIVENESS_LABEL[liveness]}`}
+        aria-label={`${d.id}${d.description ? `, ${d.description}` : ''}: ${LIVENESS_LABEL[liveness]}${low ? ', battery low' : ''}`}
       >
         <div className="device-card-top">
           <span className="device-id">{d.id}</span>
           <LivenessBadge liveness={liveness} />
         </div>
         {d.description ? <div className="device-desc">{d.description}</div> : null}
+        {keys.length ? (
+          <ul className="key-values" aria-label="Latest values">
+            {keys.map((v) => (
+              <li key={v.measurement}>
+                <span className="kv-name">{v.measurement}</span> <Measured v={v} className="kv-value" />
+              </li>
+            ))}
+          </ul>
+        ) : null}
         <dl className="device-meta">
+          <div>
+            <dt>{grouped ? 'Room' : 'Where'}</dt>
+            <dd>{grouped ? d.location.room || <span className="muted">none</span> : fmtLocation(d.location)}</dd>
+          </div>
           <div>
             <dt>Type</dt>
             <dd>{d.type}</dd>
           </div>
           <div>
-            <dt>Where</dt>
-            <dd>{fmtLocation(d.location)}</dd>
-          </div>
-          <div>
             <dt>Last seen</dt>
             <dd title={d.lastSeen !== undefined ? new Date(d.lastSeen).toLocaleString() : undefined}>{ago(d.lastSeen, now)}</dd>
           </div>
+          {battery ? (
+            <div>
+              <dt>Battery</dt>
+              <dd data-testid="battery" data-low={String(low)}>
+                <Measured v={battery} className={low ? 'bad-text' : undefined} />
+                {low ? <span className="bad-text"> low (floor {floor} V)</span> : null}
+              </dd>
+            </div>
+          ) : null}
+          {signal.length ? (
+            <div>
+              <dt>Signal</dt>
+              <dd data-testid="signal">
+                {signal.map((v, i) => (
+                  <span key={v.measurement}>
+                    {i > 0 ? ', ' : ''}
+                    {v.measurement} <Measured v={v} />
+                  </span>
+                ))}
+              </dd>
+            </div>
+          ) : null}
         </dl>
         {!d.enabled || d.state === 'BLOCKED' ? (
           <div className="device-note">
@@ -116,6 +177,28 @@ function DeviceCard({ d, now }: { d: Device; now: number }) {
   );
 }
 
+/**
+ * Devices under one heading per site and building (a heading per room would often hold one device), by room within
+ * it, then in the chosen order; locations in natural order, "no location" last.
+ */
+function groupByLocation(items: readonly Device[]): Array<{ key: string; title: string; devices: Device[] }> {
+  const groups = new Map<string, { key: string; title: string; devices: Device[] }>();
+  for (const d of items) {
+    const where = { ...(d.location.site ? { site: d.location.site } : {}), ...(d.location.building ? { building: d.location.building } : {}) };
+    const key = locKey(where);
+    let g = groups.get(key);
+    if (!g) {
+      g = { key, title: where.site || where.building ? fmtLocation(where) : 'no site or building', devices: [] };
+      groups.set(key, g);
+    }
+    g.devices.push(d);
+  }
+  const byRoom = (a: Device, b: Device): number => (a.location.room ?? '').localeCompare(b.location.room ?? '', undefined, { numeric: true });
+  for (const g of groups.values()) g.devices.sort(byRoom); // stable: the chosen order within a room
+  const none = locKey({});
+  return [...groups.values()].sort((a, b) => Number(a.key === none) - Number(b.key === none) || a.title.localeCompare(b.title, undefined, { numeric: true }));
+}
+
 export function DevicesPage({
   filters,
   setFilters,
@@ -130,7 +213,23 @@ export function DevicesPage({
   const search = useDebounced(filters.search, 300);
   const q = { site: filters.site, building: filters.building, room: filters.room, type: filters.type, search };
   const qKey = JSON.stringify(q);
-  const list = usePoll((signal) => listDevices(q, signal), POLL_MS, [qKey]);
+  const loaded = usePoll(
+    async (signal): Promise<Loaded> => {
+      const l = await listDevices(q, signal);
+      let latest: Map<string, LatestValue[]> | undefined;
+      try {
+        latest = l.items.length ? await getLatestMany(l.items.map((d) => d.id), signal) : new Map<string, LatestValue[]>();
+      } catch (e) {
+        if (signal.aborted) throw e;
+        latest = undefined; // no historian (503) or a failed call: the list itself is still worth showing
+      }
+      return { list: l, latest };
+    },
+    POLL_MS,
+    [qKey],
+  );
+  const list = { ...loaded, data: loaded.data?.list };
+  const latest = loaded.data?.latest;
 
   // Every location and type seen in any answer, so filtering by one site does not hide the others from the selects.
   const [seen, setSeen] = useState<{ locations: Map<string, Location>; types: Set<string> }>(() => ({ locations: new Map(), types: new Set() }));
@@ -208,8 +307,11 @@ export function DevicesPage({
             <option value="location">Location</option>
           </select>
         </div>
+        <label className="check compact">
+          <input type="checkbox" checked={filters.group} onChange={(e) => set({ group: e.target.checked })} data-testid="group-by-location" /> Group by building
+        </label>
         {anyFilter ? (
-          <button type="button" className="btn link" onClick={() => setFilters({ ...NO_FILTERS, sort: filters.sort })}>
+          <button type="button" className="btn link" onClick={() => setFilters({ ...NO_FILTERS, sort: filters.sort, group: filters.group })}>
             Clear filters
           </button>
         ) : null}
@@ -242,10 +344,25 @@ export function DevicesPage({
             {shown.length === items.length ? `${items.length} device${items.length === 1 ? '' : 's'}` : `${shown.length} of ${items.length} devices`}
             {list.data.total > items.length ? ` (the first ${items.length} of ${list.data.total}: narrow the filters to see the rest)` : ''}
           </p>
-          {shown.length ? (
+          {shown.length && filters.group ? (
+            <div data-testid="device-list">
+              {groupByLocation(shown).map((g) => (
+                <section key={g.key} className="device-group" aria-label={g.title}>
+                  <h2 className="group-title">
+                    {g.title} <span className="muted">({g.devices.length})</span>
+                  </h2>
+                  <ul className="device-grid">
+                    {g.devices.map((d) => (
+                      <DeviceCard key={d.id} d={d} now={now} latest={latest?.get(d.id)} grouped />
+                    ))}
+                  </ul>
+                </section>
+              ))}
+            </div>
+          ) : shown.length ? (
             <ul className="device-grid" data-testid="device-list">
               {shown.map((d) => (
-                <DeviceCard key={d.id} d={d} now={now} />
+                <DeviceCard key={d.id} d={d} now={now} latest={latest?.get(d.id)} grouped={false} />
               ))}
             </ul>
           ) : (

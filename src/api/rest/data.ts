@@ -35,6 +35,16 @@ const Point = Type.Object({
   }),
 });
 
+/** Ids per `GET /latest`: a device list page's worth, and a URL well under Node's 16 KiB header limit. */
+export const MAX_LATEST_DEVICES = 500;
+
+const LatestQuery = Type.Object(
+  {
+    devices: Type.String({ minLength: 1, maxLength: 16_000, description: `Device ids, comma-separated, at most ${MAX_LATEST_DEVICES}, as the device list names them.` }),
+  },
+  { additionalProperties: false },
+);
+
 const EventsQuery = Type.Object(
   {
     device: Type.Optional(Type.String()),
@@ -70,6 +80,32 @@ export function dataRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
         const d = await findDevice(deps.store, req.params.id, undefined, 'params.id');
         const values = (await historian().latest(d.id)).map((r) => ({ measurement: r.measurement, ts: r.ts, value: r.value, ...(r.unit !== undefined ? { unit: r.unit } : {}), authenticated: r.authenticated }));
         return { values };
+      },
+    );
+
+    // The device list's latest values: one call for a page of devices instead of one per device. Ids are taken as
+    // written (the list's canonical ids); an id with nothing stored has an empty list.
+    app.get<{ Querystring: Static<typeof LatestQuery> }>(
+      '/api/v1/latest',
+      {
+        schema: {
+          operationId: 'getLatestMany',
+          summary: 'The latest value of each measurement of several devices',
+          tags: ['readings'],
+          querystring: LatestQuery,
+          response: { 200: Type.Object({ devices: Type.Record(Type.String(), Type.Array(Point)) }), ...errorResponses },
+        },
+      },
+      async (req) => {
+        const ids = [...new Set(req.query.devices.split(',').map((s) => s.trim()).filter((s) => s !== ''))];
+        if (ids.length === 0) throw new ApiError('BH_API_REQUEST', 'name at least one device', { path: 'querystring.devices' });
+        if (ids.length > MAX_LATEST_DEVICES) throw new ApiError('BH_API_REQUEST', `at most ${MAX_LATEST_DEVICES} devices per call (${ids.length} given)`, { path: 'querystring.devices' });
+        const devices: Record<string, Array<Static<typeof Point>>> = {};
+        for (const id of ids) devices[id] = [];
+        for (const r of await historian().latestMany(ids)) {
+          devices[r.device]?.push({ measurement: r.measurement, ts: r.ts, value: r.value, ...(r.unit !== undefined ? { unit: r.unit } : {}), authenticated: r.authenticated });
+        }
+        return { devices };
       },
     );
 

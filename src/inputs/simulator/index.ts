@@ -1,7 +1,7 @@
 // N fake OpenTRV radiator valves / room sensors, for the demo and tests. Everything is drawn from a seeded PRNG, so
 // a seed gives the same device ids and the same sequence of values per device; scheduling uses ctx.clock, so tests
 // drive it with a ManualClock. Each device waits for its frame's emit before scheduling its next one.
-import { errorText } from '../../core/errors.js';
+import { BackhaulError, errorText } from '../../core/errors.js';
 import { Type, type Static } from '@sinclair/typebox';
 import type { ClockTimer } from '../../core/clock.js';
 import { defineInput, type InputContext } from '../../core/driver.js';
@@ -23,6 +23,22 @@ const options = Type.Object(
     }),
     count: Type.Optional(Type.Integer({ description: 'Stop each device after this many frames (then `done()` resolves). Default: run until stopped.', minimum: 0 })),
     idPrefix: Type.Optional(Type.String({ description: 'Hex prefix for every device id (e.g. `ff`), to tell simulated devices apart.', pattern: '^[0-9a-fA-F]{0,14}$' })),
+    scenes: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            device: Type.Integer({ minimum: 0, description: 'Index of the device in `ids` (0: the first).' }),
+            afterMs: Type.Integer({ minimum: 0, description: 'Starts this long after the simulator starts.' }),
+            forMs: Type.Integer({ minimum: 1, description: 'Lasts this long.' }),
+            everyMs: Type.Optional(Type.Integer({ minimum: 1, description: 'Starts again with this period (at least `forMs`); once when absent.' })),
+            silent: Type.Optional(Type.Boolean({ description: 'The device sends nothing.' })),
+            battery: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10, description: 'The device reports this battery voltage (V) instead of its own.' })),
+          },
+          { additionalProperties: false },
+        ),
+        { description: 'Scripted trouble, for the demo: a device falling silent or its battery running low for a while, optionally repeating.' },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -55,8 +71,18 @@ export function simulatedIds(seed: number, devices: number, idPrefix = ''): stri
   return [...ids];
 }
 
+type Scene = NonNullable<Static<typeof options>['scenes']>[number];
+
+/** Whether a scene holds `elapsed` ms after the start. */
+export function sceneActive(sc: Pick<Scene, 'afterMs' | 'forMs' | 'everyMs'>, elapsed: number): boolean {
+  if (elapsed < sc.afterMs) return false;
+  const into = sc.everyMs === undefined ? elapsed - sc.afterMs : (elapsed - sc.afterMs) % sc.everyMs;
+  return into < sc.forMs;
+}
+
 interface Device {
   readonly id: string;
+  readonly scenes: readonly Scene[];
   readonly rnd: () => number;
   readonly base: number; // the room's set point, °C
   temp: number; // °C
@@ -90,6 +116,14 @@ function create(opts: Static<typeof options>, ctx: InputContext): SimulatorInput
   const badRate = opts.badFrameRate;
   const count = opts.count;
   const ids = simulatedIds(seed, n, opts.idPrefix ?? '');
+  const scenes = opts.scenes ?? [];
+  for (const [i, sc] of scenes.entries()) {
+    const path = `inputs.${ctx.id}.scenes[${i}]`;
+    if (sc.device >= n) throw new BackhaulError('BH_CONFIG_SCHEMA', `device ${sc.device} is not one of the ${n} simulated devices (0 to ${n - 1})`, { path: `${path}.device` });
+    if (sc.everyMs !== undefined && sc.everyMs < sc.forMs) throw new BackhaulError('BH_CONFIG_SCHEMA', 'everyMs must be at least forMs (a scene cannot overlap its next run)', { path: `${path}.everyMs` });
+    if (!sc.silent && sc.battery === undefined) throw new BackhaulError('BH_CONFIG_SCHEMA', 'a scene needs `silent` or `battery`', { path });
+  }
+  let startedAt = 0;
   const log = ctx.logger;
   const throttle = new LogThrottle(ctx.clock);
   const inflight = new InFlight();
@@ -102,6 +136,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): SimulatorInput
     const base = 18.5 + rnd() * 2;
     return {
       id,
+      scenes: scenes.filter((sc) => sc.device === i),
       rnd,
       base,
       temp: base + gauss(rnd) * 0.5,
@@ -114,7 +149,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): SimulatorInput
   });
 
   /** One stats line; advances the device's state. */
-  const line = (d: Device, now: number): string => {
+  const line = (d: Device, now: number, batteryV: number | undefined): string => {
     const r = d.rnd;
     d.temp += 0.1 * (d.base - d.temp) + gauss(r) * 0.08; // random walk with mean reversion
     d.humidity = Math.min(60, Math.max(40, d.humidity + 0.05 * (50 - d.humidity) + gauss(r) * 0.6));
@@ -132,7 +167,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): SimulatorInput
       '+': seq,
       'T|C16': Math.round(d.temp * 16),
       'H|%': Math.round(d.humidity),
-      'B|cV': d.battery,
+      'B|cV': batteryV !== undefined ? Math.round(batteryV * 100) : d.battery,
       L: light,
       O: d.occupancy,
     });
@@ -157,7 +192,13 @@ function create(opts: Static<typeof options>, ctx: InputContext): SimulatorInput
   const tick = async (d: Device): Promise<void> => {
     if (!running) return;
     const now = ctx.clock.now();
-    const payload = line(d, now);
+    const holding = d.scenes.filter((sc) => sceneActive(sc, now - startedAt));
+    if (holding.some((sc) => sc.silent)) {
+      // A scripted silence: nothing is sent (and nothing counted), the device just waits for its next frame.
+      schedule(d, jittered(d));
+      return;
+    }
+    const payload = line(d, now, holding.find((sc) => sc.battery !== undefined)?.battery);
     d.sent++;
     try {
       await inflight.track(ctx.emit({ input: ctx.id, payload, receivedAt: now, topic: `sim/${d.id}` }));
@@ -179,6 +220,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): SimulatorInput
     start() {
       if (running) return Promise.resolve();
       running = true;
+      startedAt = ctx.clock.now();
       active = devices.length;
       for (const d of devices) {
         if (count === 0) {
@@ -188,7 +230,7 @@ function create(opts: Static<typeof options>, ctx: InputContext): SimulatorInput
         // Spread the first frames over one interval so the devices do not all talk at once.
         schedule(d, Math.floor(d.rnd() * intervalMs));
       }
-      log.info({ devices: ids.length, intervalMs }, 'simulator started');
+      log.info({ devices: ids.length, intervalMs, ...(scenes.length ? { scenes: scenes.length } : {}) }, 'simulator started');
       return Promise.resolve();
     },
     async stop() {

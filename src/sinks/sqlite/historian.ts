@@ -211,6 +211,9 @@ function createWithSchema(path: string, privateFile: boolean): void {
   }
 }
 
+/** Device ids per query of latestMany: well under SQLite's parameter limit, and one prepared statement per size. */
+export const LATEST_CHUNK = 500;
+
 export class Historian implements HistoryReader {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly writeTx: ((batch: readonly Message[]) => WriteCounts) | undefined;
@@ -339,6 +342,27 @@ export class Historian implements HistoryReader {
        WHERE device = ? GROUP BY measurement ORDER BY measurement`,
     ).all(device) as ReadingRow[];
     return rows.map(toReading);
+  }
+
+  /** {@link latest} for many devices at once, LATEST_CHUNK ids per query (SQLite bounds a statement's parameters). */
+  latestMany(devices: readonly string[]): HistorianReading[] {
+    const out: HistorianReading[] = [];
+    const ids = [...new Set(devices)];
+    for (let i = 0; i < ids.length; i += LATEST_CHUNK) {
+      const chunk = ids.slice(i, i + LATEST_CHUNK);
+      // Padded (with its last id) to a power of two or LATEST_CHUNK, so a few prepared statements serve every size.
+      let size = 1;
+      while (size < chunk.length) size *= 2;
+      size = Math.min(size, LATEST_CHUNK);
+      const last = chunk[chunk.length - 1] ?? '';
+      while (chunk.length < size) chunk.push(last);
+      const rows = this.stmt(
+        `SELECT device, measurement, max(ts) AS ts, num, text, bool, unit, seq, authenticated FROM readings
+         WHERE device IN (${chunk.map(() => '?').join(',')}) GROUP BY device, measurement ORDER BY device, measurement`,
+      ).all(chunk) as ReadingRow[];
+      for (const r of rows) out.push(toReading(r));
+    }
+    return out;
   }
 
   queryEvents(q: EventQuery = {}): HistorianEvent[] {
