@@ -49,7 +49,7 @@ export interface Device {
   readonly topics?: { readonly base: string; readonly status: string; readonly command: string };
   readonly liveness: Liveness;
   /**
-   * Whether the device can take orders, and over what (main is adding it to the device view): absent on an older
+   * Whether the device can take orders, and over what (the device view has it since the hub learned where orders go): absent on an older
    * Backhaul, and then orders are offered as before.
    */
   readonly orders?: { readonly accepted: boolean; readonly via?: 'mqtt'; readonly reason?: string };

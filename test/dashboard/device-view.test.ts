@@ -1,8 +1,7 @@
 // The device list and page in a real browser (Debian's Chromium via playwright-core) against a real hub: units as
 // people write them with the SenML code in a tooltip, battery red under its floor, signal and key values on the card,
-// grouped by building; a chart whose range fits minutes of data. The fields main adds to the device view (`orders`,
-// `mode`) are not served by this hub yet: the test adds them to the page's answer (Playwright's route) to check that
-// a device that takes no orders shows the reason instead of the form, and that state and mode are shown.
+// grouped by building; a chart whose range fits minutes of data; a device that reports WARNING and then an invalid
+// self-description shows its mode, BLOCKED with the reason, and no order form (the reason instead) until unblocked.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
@@ -55,7 +54,7 @@ async function setup(t: TestContext) {
     const body = { device: VALVE, time: now - (5 - i) * 60_000, temperature: 20 + i / 10, battery: i === 5 ? 2.2 : 2.9, rssi: -71 };
     await device.publishAsync('u4/302/valve/data', JSON.stringify(body), { qos: 1 });
   }
-  return { base: hub.apiUrl() ?? '', admin, now };
+  return { base: hub.apiUrl() ?? '', admin, now, device };
 }
 
 async function launch(t: TestContext): Promise<Browser> {
@@ -72,7 +71,7 @@ async function login(page: Page, base: string, token: string): Promise<void> {
 }
 
 test('dashboard device views: battery red under its floor, signal and values with people\'s units, a chart fitting minutes of data, orders refused with a reason', { skip: chromiumSkip(), timeout: 90_000 }, async (t) => {
-  const { base, admin } = await setup(t);
+  const { base, admin, device } = await setup(t);
   const browser = await launch(t);
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on('pageerror', (e) => assert.fail(`the page threw: ${e.message}`));
@@ -90,18 +89,21 @@ test('dashboard device views: battery red under its floor, signal and values wit
   assert.match((await page.locator('.group-title').first().textContent()) ?? '', /u4/);
   assert.match((await card.textContent()) ?? '', /Room\s*302/);
 
-  // The device page, with the fields main adds to the device view put into the answer.
-  await page.route(`**/api/v1/devices/${VALVE}`, async (route) => {
-    const res = await route.fetch();
-    const body = (await res.json()) as Record<string, unknown>;
-    await route.fulfill({ response: res, json: { ...body, state: 'BLOCKED', blockedReason: 'self-description invalid: sensors[0].kind', mode: 'WARNING', orders: { accepted: false, reason: 'a radio-only valve: nothing carries orders to it' } } });
-  });
+  // Before it says anything of itself: INIT, no mode row, the order form offered (it is logged in).
   await card.click();
+  await page.getByTestId('order-reboot').waitFor({ timeout: 15_000 });
+  assert.equal(await page.getByTestId('device-mode').count(), 0, 'no mode row when the device reports none');
+  // It reports WARNING, then a self-description its type's schema refuses: BLOCKED with the reason, no order form.
+  await device.publishAsync('u4/302/valve/device', JSON.stringify({ mode: 'WARNING' }), { qos: 1 });
+  await device.publishAsync('u4/302/valve/device', JSON.stringify({ hardware: 'OpenTRV REV7', sensors: 'temperature' }), { qos: 1 });
+  const api = (path: string, method = 'GET') => fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${admin}` } });
+  await until(async () => ((await (await api(`/api/v1/devices/${VALVE}`)).json()) as { state: string }).state === 'BLOCKED', { what: 'the valve BLOCKED' });
+  await page.reload();
   const refused = page.getByTestId('orders-refused');
   await refused.waitFor({ timeout: 15_000 });
-  assert.match((await refused.textContent()) ?? '', /takes no orders: a radio-only valve/);
+  assert.match((await refused.textContent()) ?? '', /takes no orders: it is BLOCKED/);
   assert.equal(await page.getByTestId('order-reboot').count(), 0, 'no order form for a device that takes none');
-  assert.match((await page.getByTestId('device-state').textContent()) ?? '', /BLOCKED\s*self-description invalid/);
+  assert.match((await page.getByTestId('device-state').textContent()) ?? '', /BLOCKED\s*invalid self-description: description\.sensors/);
   assert.match((await page.getByTestId('device-mode').textContent()) ?? '', /WARNING/);
 
   // Latest values: the unit as people write it, the SenML code in the tooltip; the battery flagged.
@@ -121,9 +123,9 @@ test('dashboard device views: battery red under its floor, signal and values wit
   const svg = await chart.locator('svg').boundingBox();
   assert.ok(box && svg && box.width > svg.width * 0.7, `the line spans the chart (${box?.width ?? 0} of ${svg?.width ?? 0} px)`);
 
-  // Without the fields (an older hub), the order form is offered as before.
-  await page.unroute(`**/api/v1/devices/${VALVE}`);
+  // Unblocked by an operator: INIT again, and orders are offered again.
+  assert.equal((await api(`/api/v1/devices/${VALVE}/unblock`, 'POST')).status, 200);
   await page.reload();
   await page.getByTestId('order-reboot').waitFor({ timeout: 15_000 });
-  assert.equal(await page.getByTestId('device-mode').count(), 0, 'no mode row when the device reports none');
+  assert.match((await page.getByTestId('device-state').textContent()) ?? '', /INIT/);
 });
