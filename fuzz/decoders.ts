@@ -31,6 +31,8 @@ const VARIANTS: Readonly<Record<string, readonly object[]>> = {
     { device: '[0].dev', array: false, timeFormat: 'iso', time: '[0].at', values: { v: 'data[-1]' } },
   ],
   opentrv: [{}, { unknownKeys: 'drop' }],
+  chirpstack: [{}, { radio: true }],
+  tts: [{}, { radio: true, statusValues: false }],
 };
 
 export interface DecoderTarget {
@@ -202,6 +204,14 @@ export function decoderInput(variants: number): fc.Arbitrary<DecoderInput> {
         .map(({ id, seq, t, h, l }) => JSON.stringify({ '@': id, '+': seq, 'T|C16': t, 'H|%': h, L: l })),
     ),
     asText('json', jsonBody.map((b) => JSON.stringify(b))),
+    // LoRaWAN network servers' uplinks (ChirpStack v4 and The Things Stack v3 JSON), told apart by their bodies.
+    fc
+      .record({ eui: fc.constantFrom('0101010101010101', '70B3D57ED0000001', 'nope'), fCnt: fc.nat({ max: 70_000 }), object: jsonBody, rssi: fc.integer({ min: -130, max: 0 }), variant })
+      .map(({ eui, fCnt, object, rssi, variant: v }) => ({
+        family: 'lorawan-valid',
+        payload: JSON.stringify({ deviceInfo: { devEui: eui }, time: '2026-12-03T10:00:00.123456789+00:00', fCnt, fPort: 1, object, rxInfo: [{ rssi, snr: 7.5 }], end_device_ids: { dev_eui: eui }, uplink_message: { f_cnt: fCnt, decoded_payload: object, rx_metadata: [{ rssi }] } }),
+        variant: v,
+      })),
     asText('opentrv', opentrvLine),
   );
   const mutated = fc

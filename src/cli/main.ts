@@ -18,6 +18,7 @@ import { makePrivateDir, wideModeMessage, wideModes } from '../core/private-file
 import { devicesMain, isDevicesCommand } from './devices/index.js';
 import { isTokensCommand, tokensMain } from './tokens.js';
 import { alarmsMain, isAlarmsCommand } from './alarms.js';
+import { codecsMain, isCodecsCommand } from './codecs.js';
 
 const HELP = `backhaul — IoT concentrator: gather frames, decode, route, deliver.
 
@@ -33,6 +34,7 @@ Usage:
                              (backhaul tokens --help)
   backhaul alarms COMMAND    alarms: list [--all], ack ID [--note T], clear ID [--note T]
                              (backhaul alarms --help)
+  backhaul codecs test FILE  run a LoRaWAN payload codec's examples (device-repository YAML) in the sandbox
   backhaul demo [options]    embedded broker + simulated valves + SQLite historian + JSON-lines file
       --port N               broker port (default 1883, or a free port if 1883 is taken)
       --data DIR             data folder (default ./data)
@@ -191,6 +193,10 @@ async function main(argv: string[]): Promise<void> {
   }
   if (isAlarmsCommand(argv)) {
     process.exitCode = await alarmsMain(argv);
+    return;
+  }
+  if (isCodecsCommand(argv)) {
+    process.exitCode = await codecsMain(argv);
     return;
   }
   let parsed;

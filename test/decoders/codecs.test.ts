@@ -4,11 +4,15 @@
 // what is not JSON) are contained: a coded error for that call, the codec still usable, the host unharmed.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { QuickJSWASMModule } from 'quickjs-emscripten-core';
 import { Codec, loadCodecEngine } from '../../src/decoders/codecs.js';
 import { fixture } from '../helpers/fixtures.js';
 import { throwsCode } from '../helpers/assert.js';
+import { tempDir } from '../helpers/context.js';
+import { runToEnd } from '../helpers/process.js';
 
 let engine: QuickJSWASMModule;
 before(async () => {
@@ -123,4 +127,28 @@ test('what is not the device-repository shape, or not JSON, is BH_CODEC_OUTPUT',
   const enc = codec('enc', 'function decodeUplink(){return {data:{}}} function encodeDownlink(i){ return {bytes: [256], fPort: 1}; }');
   throwsCode(() => enc.encodeDownlink({ data: {} }), 'BH_CODEC_OUTPUT', 'enc.bytes');
   enc.dispose();
+});
+
+test('backhaul codecs test runs a codec description\'s examples (the real program): all pass; a wrong expectation fails with exit 1', { timeout: 60_000 }, async (t) => {
+  for (const name of ['env-sensor', 'door', 'meter']) {
+    const r = await runToEnd(['codecs', 'test', fileURLToPath(fixture(`codecs/${name}.yaml`))]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /example\(s\): \d+ passed, 0 failed\n$/);
+  }
+  const ok = await runToEnd(['codecs', 'test', fileURLToPath(fixture('codecs/env-sensor.yaml'))]);
+  assert.match(ok.stdout, /^pass {2}uplinkDecoder 21\.5 °C, 45 %RH, 3\.012 V$/m);
+  assert.match(ok.stdout, /^pass {2}uplinkDecoder too short$/m, 'an example expecting errors passes when the codec returns them');
+  assert.match(ok.stdout, /^pass {2}downlinkEncoder report every 15 minutes$/m);
+  const d = tempDir();
+  t.after(() => d.cleanup());
+  writeFileSync(join(d.path, 'door.js'), readFileSync(fixture('codecs/door.js')));
+  writeFileSync(join(d.path, 'wrong.yaml'), 'uplinkDecoder:\n  fileName: door.js\n  examples:\n    - description: says closed\n      input: {fPort: 2, bytes: [1, 0, 0]}\n      output: {data: {open: false, tamper: false, count: 0}}\n');
+  const bad = await runToEnd(['codecs', 'test', join(d.path, 'wrong.yaml'), '--json']);
+  assert.equal(bad.code, 1);
+  const results = JSON.parse(bad.stdout) as Array<{ pass: boolean; detail?: string }>;
+  assert.equal(results[0]!.pass, false);
+  assert.match(results[0]!.detail ?? '', /"open":true/);
+  const missing = await runToEnd(['codecs', 'test', join(d.path, 'none.yaml')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /^BH_CONFIG_READ/);
 });

@@ -9,7 +9,7 @@ import { decodeChecked, decoderTargets, frameOf, fuzzDecoder } from '../../fuzz/
 const RUNS = 3000;
 
 test('the fuzz targets cover every decoder in the registry', () => {
-  assert.deepEqual(decoderTargets().map((t) => t.type).sort(), ['json', 'opentrv', 'senml']);
+  assert.deepEqual(decoderTargets().map((t) => t.type).sort(), ['chirpstack', 'json', 'opentrv', 'senml', 'tts']);
 });
 
 for (const target of decoderTargets()) {
