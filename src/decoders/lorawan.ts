@@ -107,6 +107,15 @@ export function flattenValues(obj: JsonRecord, path: string): Record<string, Val
   return out;
 }
 
+/** The uplink's raw bytes from the NS's base64 field; BH_DECODE_SHAPE when it is not base64. */
+export function rawOf(v: unknown, path: string): Uint8Array | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0 || v.length > 1000) {
+    throw new BackhaulError('BH_DECODE_SHAPE', 'must be the payload in base64 (at most 750 bytes)', { path });
+  }
+  return Uint8Array.from(Buffer.from(v, 'base64'));
+}
+
 export interface Uplink {
   readonly devEui: string;
   readonly ts: number;
@@ -117,6 +126,8 @@ export interface Uplink {
   /** Per gateway that heard it. */
   readonly gateways: ReadonlyArray<{ readonly rssi?: number; readonly snr?: number }>;
   readonly sf: number | undefined;
+  /** The raw payload, kept as values `payload` (hex) and `fPort` when the NS decoded nothing: a codec's input. */
+  readonly raw?: Uint8Array | undefined;
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
@@ -135,6 +146,10 @@ export function gatewaysOf(list: unknown): Array<{ rssi?: number; snr?: number }
 export function uplinkReading(u: Uplink, opts: LorawanOptions, frame: Frame, decoder: string): Reading {
   const values: Record<string, Value> = { ...u.values };
   const units: Record<string, string> = { ...u.units };
+  if (u.raw !== undefined && Object.keys(u.values).length === 0) {
+    values['payload'] = Buffer.from(u.raw).toString('hex');
+    values['fPort'] = u.fPort ?? 0;
+  }
   if (opts.radio) {
     const rssi = Math.max(...u.gateways.map((g) => g.rssi ?? -Infinity));
     const snr = Math.max(...u.gateways.map((g) => g.snr ?? -Infinity));

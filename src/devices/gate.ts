@@ -51,6 +51,8 @@ interface Known {
   readonly thresholds: Thresholds;
   /** The type's topic name, to name the device in messages (`valve 819c`). */
   readonly kindName: string;
+  /** The payload codec its config names (`codec`), if any; else one named like its type applies. */
+  readonly codec: string | undefined;
   /** Undefined while the device has no location complete enough for topics. */
   readonly baseTopic: string | undefined;
 }
@@ -284,6 +286,13 @@ export class DeviceGate {
     return true;
   }
 
+  /** The payload codecs that may decode a device's raw uplinks, first match wins: the one its config names, its type's. */
+  codecsOf(id: string): readonly string[] {
+    const k = this.known.get(id);
+    if (!k) return [];
+    return k.codec !== undefined ? [k.codec, k.type] : [k.type];
+  }
+
   /** A LoRaWAN (re)join: the device's frame counter starts again. */
   joined(id: string): void {
     const u = this.uplinks.get(id);
@@ -386,6 +395,7 @@ export class DeviceGate {
       mode: pendingMode === null ? undefined : (pendingMode ?? d.mode),
       learned: learnedSilentMs,
       name: nameOf(d, types.get(d.type)?.topicName ?? 'device'),
+      codec: typeof d.config['codec'] === 'string' ? d.config['codec'] : undefined,
       username: d.credentials?.hash !== undefined ? d.credentials.username : undefined,
       credentialsAt: d.credentials?.updatedAt,
       thresholds: effectiveThresholds({ ...d, learnedSilentMs }, types),
@@ -654,6 +664,7 @@ export class DeviceGate {
         mode: undefined,
         learned: undefined,
         name: `${type?.topicName ?? 'device'} ${id}`,
+        codec: undefined,
         username: undefined,
         credentialsAt: undefined,
         thresholds: type?.defaults ?? {},

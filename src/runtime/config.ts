@@ -73,6 +73,8 @@ export interface LoadedConfig {
     readonly learn: LearnOptions | undefined;
   };
   readonly alarms: { readonly remindEveryMs?: number };
+  /** LoRaWAN payload codecs: name → absolute file path. */
+  readonly codecs: Readonly<Record<string, string>>;
   /** Undefined: no HTTP API. */
   readonly api:
     | { readonly host: string; readonly port: number; readonly bootstrap: boolean; readonly historian?: string; readonly trustProxy?: readonly string[] }
@@ -189,6 +191,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       learn?: { enabled?: boolean; factor?: number; samples?: number; minMs?: number; maxMs?: number };
     };
     alarms?: { remindEveryMs?: number };
+    codecs?: Record<string, string>;
     api?: { host?: string; port?: number; bootstrap?: boolean; historian?: string; trustProxy?: string[] };
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
@@ -409,6 +412,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       learn: learnOf(cfg.devices?.learn),
     },
     alarms: cfg.alarms?.remindEveryMs !== undefined ? { remindEveryMs: cfg.alarms.remindEveryMs } : {},
+    codecs: Object.fromEntries(Object.entries(cfg.codecs ?? {}).map(([name, file]) => [name, resolve(where.dir, file)])),
     api:
       cfg.api === undefined
         ? undefined

@@ -12,7 +12,7 @@ import type { Logger } from '../core/logger.js';
 import { InFlight } from '../core/inflight.js';
 import { Metrics } from '../core/metrics.js';
 import { LogThrottle } from '../core/throttle.js';
-import type { Frame, Message } from '../core/types.js';
+import type { Frame, Message, Reading } from '../core/types.js';
 import type { OutboxOptions } from '../core/config/schema.js';
 import { BackhaulError, errorText, isBackhaulError } from '../core/errors.js';
 import { deleteOutboxFile, findOrphanOutboxFiles, journalPath, outboxPath } from '../outbox/files.js';
@@ -33,10 +33,12 @@ import { SessionStore } from '../api/auth.js';
 import { dashboardRoot, dashboardRoutes } from '../api/dashboard.js';
 import { restApi, type ApiDeps } from '../api/rest/index.js';
 import { ensureFirstAdmin, SqliteTokenStore, tokensPath } from '../api/tokens.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { HistoryReader } from '../core/history.js';
 import type { HubEvent } from '../core/types.js';
 import { makeEvent } from '../core/events.js';
+import { Codec, loadCodecEngine } from '../decoders/codecs.js';
+import { flattenValues } from '../decoders/lorawan.js';
 import { createHash } from 'node:crypto';
 import { SinkRunner, type SinkStatus } from '../outbox/runner.js';
 import { Router, type RouteRuntime } from '../pipeline/router.js';
@@ -79,6 +81,10 @@ export class Hub {
   private store: SqliteDeviceStore | undefined;
   private alarms: AlarmKeeper | undefined;
   private gate: DeviceGate | undefined;
+  /** LoRaWAN payload codecs by name (config `codecs`), each in its own sandbox. */
+  private readonly codecs = new Map<string, Codec>();
+  /** Decoders whose readings may carry a raw LoRaWAN payload for a codec (`frameCounter` in their definition). */
+  private rawDecoders: ReadonlySet<string> = new Set();
   private commands: CommandCenter | undefined;
   private api: ApiServer | undefined;
   private tokens: SqliteTokenStore | undefined;
@@ -191,6 +197,7 @@ export class Hub {
         nameOf: (kind, subject) => (kind === 'device' ? (this.gate?.nameOf(subject) ?? subject) : subject),
       });
       await this.alarms.start();
+      await this.loadCodecs();
       this.gate = new DeviceGate({
         store: this.store,
         offline: () => this.alarms?.openSubjects('device', 'offline') ?? [],
@@ -474,10 +481,52 @@ export class Hub {
     const pending: Array<Promise<void>> = [];
     for (const r of result.readings) {
       const admitted = this.gate!.admit(r, frame);
-      if (admitted) pending.push(this.router!.route(admitted));
+      const decoded = admitted && this.decodeRaw(admitted, log);
+      if (decoded) pending.push(this.router!.route(decoded));
     }
     await Promise.all(pending);
     return result.readings.length;
+  }
+
+  /** Load the config's payload codecs into their sandboxes; a codec that does not load stops the start (BH_CODEC_LOAD). */
+  private async loadCodecs(): Promise<void> {
+    this.rawDecoders = new Set(this.config.inputs.flatMap((i) => (i.decoder.def.frameCounter === true ? [i.decoder.def.type] : [])));
+    const entries = Object.entries(this.config.codecs);
+    if (entries.length === 0) return;
+    const engine = await loadCodecEngine();
+    for (const [name, file] of entries) {
+      let source: string;
+      try {
+        source = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new BackhaulError('BH_CODEC_LOAD', `cannot read codec ${name} (${file}): ${(e as NodeJS.ErrnoException).code ?? errorText(e)}`, { path: `codecs.${name}` });
+      }
+      this.codecs.set(name, new Codec(engine, name, source));
+    }
+    this.logger.info({ codecs: [...this.codecs.keys()] }, 'payload codecs loaded');
+  }
+
+  /**
+   * A LoRaWAN uplink the network server did not decode carries its bytes (`payload`, hex) and `fPort`: the device's
+   * codec decodes them into its values. No codec for it: kept raw. A codec that fails drops that uplink only,
+   * counted as a decode error with its code.
+   */
+  private decodeRaw(r: Reading, log: Logger): Reading | undefined {
+    const payload = r.values['payload'];
+    if (this.codecs.size === 0 || typeof payload !== 'string' || !this.rawDecoders.has(r.source.decoder)) return r;
+    const name = this.gate!.codecsOf(r.device).find((n) => this.codecs.has(n));
+    if (name === undefined) return r;
+    const { payload: _p, fPort, ...rest } = r.values;
+    try {
+      const out = this.codecs.get(name)!.decodeUplink({ bytes: [...Buffer.from(payload, 'hex')], fPort: typeof fPort === 'number' ? fPort : 0, recvTime: new Date(r.ts).toISOString() });
+      return { ...r, values: { ...flattenValues(out.data, `codecs.${name}`), ...rest } };
+    } catch (e) {
+      const code = isBackhaulError(e) ? e.code : 'internal';
+      this.metrics.decodeErrors.inc({ input: r.source.input, reason: code });
+      const suppressed = this.decodeLog.take(`${r.source.input}:codec:${code}`);
+      if (suppressed !== null) log.warn({ code, device: r.device, codec: name, earlierSuppressed: suppressed }, `uplink dropped: ${errorText(e)}`);
+      return undefined;
+    }
   }
 
   /** A device notice from a decoder (a LoRaWAN join): the gate starts its frame counter again, and routes say so. */
@@ -548,6 +597,8 @@ export class Hub {
     }
     try {
       await this.gate?.stop();
+      for (const c of this.codecs.values()) c.dispose();
+      this.codecs.clear();
       await this.alarms?.stop();
       await this.store?.close();
     } catch (e) {

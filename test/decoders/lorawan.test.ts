@@ -23,8 +23,11 @@ const readingsOf = (r: ReturnType<ReturnType<typeof chirpstackDecoder.create>>):
 
 test('chirpstack up: the DevEUI, the NS time, the decoded object flattened to dotted names, fCnt as seq; radio metadata when asked', () => {
   const decode = chirpstackDecoder.create({ radio: false, statusValues: true });
-  // The docs' example has no `object` (no NS codec): nothing to read but the radio, which is off.
-  assert.deepEqual(decode(cs('up')), { skipped: 'no_decoded_payload' });
+  // The docs' example has no `object` (no NS codec): its bytes are kept raw, for the device's codec (docs/lorawan.md).
+  const [rawUp] = readingsOf(decode(cs('up')));
+  assert.deepEqual(rawUp!.values, { payload: 'aa', fPort: 1 });
+  assert.deepEqual(decode(cs('up', csUp({ data: undefined }))), { skipped: 'no_decoded_payload' });
+  throwsCode(() => decode(cs('up', csUp({ data: 'not base64!' }))), 'BH_DECODE_SHAPE', 'data');
   const [r] = readingsOf(decode(cs('up', csUp({ fCnt: 7, object: { temperature: 21.5, env: { humidity: 40, ok: true }, levels: [1, 2], none: null } }))));
   assert.equal(r!.device, '0101010101010101');
   assert.equal(r!.ts, Date.parse('2022-07-18T09:34:15.775Z'));
@@ -33,7 +36,7 @@ test('chirpstack up: the DevEUI, the NS time, the decoded object flattened to do
   const radio = chirpstackDecoder.create({ radio: true, statusValues: true });
   const [withRadio] = readingsOf(radio(cs('up')));
   // fCnt left out of the JSON mapping means 0.
-  assert.deepEqual(withRadio!.values, { rssi: -36, snr: 10.5, gateways: 1, sf: 11, fCnt: 0, fPort: 1 });
+  assert.deepEqual(withRadio!.values, { payload: 'aa', rssi: -36, snr: 10.5, gateways: 1, sf: 11, fCnt: 0, fPort: 1 });
   assert.deepEqual(withRadio!.units, { rssi: 'dBm', snr: 'dB' });
   assert.equal(withRadio!.seq, 0);
 });

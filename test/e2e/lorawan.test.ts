@@ -6,11 +6,15 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-return */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Hub } from '../../src/runtime/hub.js';
+import { DeviceTypes } from '../../src/devices/device-types.js';
+import { registryPath, SqliteDeviceStore } from '../../src/devices/store/index.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import type { HubEvent } from '../../src/core/types.js';
 import { tempDir } from '../helpers/context.js';
@@ -91,4 +95,51 @@ test('ChirpStack over MQTT (Mosquitto as its integration broker) and The Things 
   const res = await fetch(`http://127.0.0.1:${httpPort}/tts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(tts) });
   assert.equal(res.status, 202);
   await until(async () => ((await api('/api/v1/readings?device=3036363266398f0d&measurement=detected')).items ?? []).length === 1, { what: 'the TTS uplink stored' });
+});
+
+test('uplinks the network server did not decode go through the device\'s codec in its sandbox; a hostile codec costs only its uplink', { skip, timeout: 60_000 }, async (t) => {
+  const d = tempDir();
+  t.after(() => d.cleanup());
+  writeFileSync(join(d.path, 'loop.js'), 'function decodeUplink(i) { for (;;) {} }');
+  const s = SqliteDeviceStore.open(registryPath(join(d.path, 'data')), { types: new DeviceTypes() });
+  await s.create({ id: '0202020202020202', kind: 'deveui', type: 'lorawan-sensor', config: { codec: 'env-sensor' } });
+  await s.create({ id: '0303030303030303', kind: 'deveui', type: 'lorawan-sensor', config: { codec: 'loop' } });
+  await s.close();
+  const run = `bh-${process.pid}-${Date.now()}-codec`;
+  const config = buildConfig(
+    {
+      data: join(d.path, 'data'),
+      devices: { unknown: 'register', refreshMs: 200 },
+      api: { host: '127.0.0.1', port: 0 },
+      codecs: { 'env-sensor': fileURLToPath(fixture('codecs/env-sensor.js')), loop: 'loop.js' },
+      inputs: { chirpstack: { type: 'mqtt', url: MOSQUITTO.url, topics: [`${run}/application/+/device/+/event/+`], decoder: 'chirpstack' } },
+      sinks: { history: { type: 'sqlite' } },
+      routes: [{ to: ['history'] }],
+    },
+    { source: 'test', dir: d.path },
+    { registry: builtinRegistry() },
+  );
+  let admin = '';
+  const hub = new Hub({ config, logger: silentLogger(), onFirstAdminToken: (tok) => (admin = tok), drainMs: 200 });
+  await hub.start();
+  t.after(() => hub.stop());
+  const api = async (path: string) => (await (await fetch(`${hub.apiUrl()!}${path}`, { headers: { authorization: `Bearer ${admin}` } })).json()) as any;
+  const ns = await mqtt.connectAsync(MOSQUITTO.url, { reconnectPeriod: 0 });
+  t.after(() => ns.endAsync());
+  const raw = (eui: string, fCnt: number, bytes: number[]) =>
+    ns.publishAsync(`${run}/application/${APP}/device/${eui}/event/up`, JSON.stringify({ ...up, deviceInfo: { devEui: eui }, fCnt, data: Buffer.from(bytes).toString('base64') }), { qos: 1 });
+  await raw('0303030303030303', 1, [1, 2, 3]); // the endless loop: stopped at its deadline, that uplink dropped
+  await raw('0202020202020202', 1, [0x08, 0x66, 0x5a, 0x0b, 0xc4]);
+  await raw('0101010101010101', 1, [0xaa]); // no codec: kept raw
+  await until(async () => (await hub.metrics.value('backhaul_decode_errors_total', { input: 'chirpstack', reason: 'BH_CODEC_TIMEOUT' })) === 1, { what: 'the hostile codec\'s uplink counted' });
+  await until(async () => ((await api('/api/v1/readings?device=0202020202020202&measurement=temperature')).items ?? []).length === 1, { what: 'the codec\'s values stored' });
+  const latest = (await api('/api/v1/devices/0202020202020202/latest')).values as Array<{ measurement: string; value: unknown }>;
+  assert.deepEqual(Object.fromEntries(latest.map((v) => [v.measurement, v.value])), { temperature: 21.5, humidity: 45, battery: 3.012 });
+  await until(async () => ((await api('/api/v1/readings?device=0101010101010101&measurement=payload')).items ?? []).length === 1, { what: 'the raw payload kept' });
+  assert.equal((await api('/api/v1/readings?device=0101010101010101&measurement=payload')).items[0].value, 'aa');
+  // The hostile codec's sandbox was made anew: its device's next uplink is tried again (and stopped again), the hub unharmed.
+  await raw('0303030303030303', 2, [4]);
+  await until(async () => (await hub.metrics.value('backhaul_decode_errors_total', { input: 'chirpstack', reason: 'BH_CODEC_TIMEOUT' })) === 2, { what: 'the second hostile uplink counted' });
+  await raw('0202020202020202', 2, [0x09, 0x00, 0x5a, 0x0b, 0xc4]);
+  await until(async () => ((await api('/api/v1/readings?device=0202020202020202&measurement=temperature')).items ?? []).length === 2, { what: 'the next good uplink stored' });
 });

@@ -205,6 +205,12 @@ export const ConfigFile = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    codecs: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), Type.String({ minLength: 1 }), {
+        description:
+          'LoRaWAN payload codecs (device-repository format, docs/lorawan.md): name → JavaScript file (relative to the config file). A device uses the codec its config names (`codec`), else the one named like its type; it runs on uplinks the network server did not decode.',
+      }),
+    ),
     alarms: Type.Optional(
       Type.Object(
         {

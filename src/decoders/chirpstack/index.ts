@@ -5,7 +5,7 @@
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import type { Frame, Reading } from '../../core/types.js';
-import { countOf, devEuiOf, flattenValues, gatewaysOf, isRecord, LorawanOptions, parseNsMessage, timeOf, uplinkReading, type JsonRecord } from '../lorawan.js';
+import { countOf, rawOf, devEuiOf, flattenValues, gatewaysOf, isRecord, LorawanOptions, parseNsMessage, timeOf, uplinkReading, type JsonRecord } from '../lorawan.js';
 
 const PROTOBUF_HINT = 'set `json=true` under `[integration.mqtt]` in chirpstack.toml (or the HTTP integration\'s payload encoding to JSON)';
 
@@ -70,8 +70,9 @@ export const chirpstackDecoder = defineDecoder({
       const tx = body['txInfo'];
       const lora = isRecord(tx) && isRecord(tx['modulation']) && isRecord(tx['modulation']['lora']) ? tx['modulation']['lora'] : undefined;
       const sf = typeof lora?.['spreadingFactor'] === 'number' ? lora['spreadingFactor'] : undefined;
-      const up = { devEui, ts, fCnt: countOf(body, 'fCnt', '') ?? 0, fPort: countOf(body, 'fPort', ''), values, gateways: gatewaysOf(body['rxInfo']), sf };
-      if (Object.keys(values).length === 0 && !o.radio) return { skipped: 'no_decoded_payload' };
+      const raw = rawOf(body['data'], 'data');
+      const up = { devEui, ts, fCnt: countOf(body, 'fCnt', '') ?? 0, fPort: countOf(body, 'fPort', ''), values, gateways: gatewaysOf(body['rxInfo']), sf, raw };
+      if (Object.keys(values).length === 0 && raw === undefined && !o.radio) return { skipped: 'no_decoded_payload' };
       return { readings: [uplinkReading(up, o, frame, 'chirpstack')] };
     };
   },

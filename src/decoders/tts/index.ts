@@ -5,7 +5,7 @@
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import type { Frame } from '../../core/types.js';
-import { countOf, devEuiOf, flattenValues, gatewaysOf, isRecord, LorawanOptions, parseNsMessage, timeOf, uplinkReading, type JsonRecord } from '../lorawan.js';
+import { countOf, rawOf, devEuiOf, flattenValues, gatewaysOf, isRecord, LorawanOptions, parseNsMessage, timeOf, uplinkReading, type JsonRecord } from '../lorawan.js';
 
 const PROTOBUF_HINT = 'The Things Stack sends JSON on its MQTT integration; check that this input reads the NS\'s integration broker';
 
@@ -68,8 +68,9 @@ export const ttsDecoder = defineDecoder({
         values,
         gateways: gatewaysOf(up['rx_metadata']),
         sf,
+        raw: rawOf(up['frm_payload'], 'uplink_message.frm_payload'),
       };
-      if (Object.keys(values).length === 0 && !o.radio) return { skipped: 'no_decoded_payload' };
+      if (Object.keys(values).length === 0 && uplink.raw === undefined && !o.radio) return { skipped: 'no_decoded_payload' };
       return { readings: [uplinkReading(uplink, o, frame, 'tts')] };
     };
   },
