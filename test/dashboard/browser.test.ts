@@ -3,10 +3,9 @@
 // offered no orders. Screenshots go to test-artifacts/dashboard/ (look at them: they are the evidence a person reads).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { hashPassword } from '../../src/devices/credentials.js';
@@ -17,7 +16,8 @@ import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
 import { freePort } from '../helpers/servers.js';
 import { until } from '../helpers/until.js';
-import { CHROMIUM, chromiumSkip } from '../helpers/services.js';
+import { launchChromium, loginWithToken, screenshotTo } from '../helpers/browser.js';
+import { chromiumSkip } from '../helpers/services.js';
 
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'dashboard');
 const VALVE = '0d49';
@@ -65,23 +65,11 @@ async function setup(t: TestContext) {
   return { hub, base, token, device };
 }
 
-async function launch(t: TestContext): Promise<Browser> {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
-  t.after(() => browser.close());
-  return browser;
-}
+const launch = (t: TestContext) => launchChromium(t);
 
-async function login(page: Page, base: string, token: string): Promise<void> {
-  await page.goto(`${base}/`);
-  await page.getByTestId('token').fill(token);
-  await page.getByTestId('login').click();
-  await page.getByTestId(`device-${VALVE}`).waitFor({ timeout: 15_000 });
-}
+const login = (page: Page, base: string, token: string) => loginWithToken(page, base, token, VALVE);
 
-function shot(page: Page, name: string): Promise<Buffer> {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  return page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-}
+const shot = (page: Page, name: string) => screenshotTo(ARTIFACTS, page, name);
 
 const skip = chromiumSkip();
 

@@ -5,7 +5,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { hashPassword } from '../../src/devices/credentials.js';
@@ -16,7 +16,8 @@ import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
 import { freePort } from '../helpers/servers.js';
 import { until } from '../helpers/until.js';
-import { CHROMIUM, chromiumSkip } from '../helpers/services.js';
+import { launchChromium, loginWithToken } from '../helpers/browser.js';
+import { chromiumSkip } from '../helpers/services.js';
 
 const VALVE = '0d49';
 const PASSWORD = 'valve-0d49-password';
@@ -57,18 +58,9 @@ async function setup(t: TestContext) {
   return { base: hub.apiUrl() ?? '', admin, now, device };
 }
 
-async function launch(t: TestContext): Promise<Browser> {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
-  t.after(() => browser.close());
-  return browser;
-}
+const launch = (t: TestContext) => launchChromium(t);
 
-async function login(page: Page, base: string, token: string): Promise<void> {
-  await page.goto(`${base}/`);
-  await page.getByTestId('token').fill(token);
-  await page.getByTestId('login').click();
-  await page.getByTestId(`device-${VALVE}`).waitFor({ timeout: 15_000 });
-}
+const login = (page: Page, base: string, token: string) => loginWithToken(page, base, token, VALVE);
 
 test('dashboard device views: battery red under its floor, signal and values with people\'s units, a chart fitting minutes of data, orders refused with a reason', { skip: chromiumSkip(), timeout: 90_000 }, async (t) => {
   const { base, admin, device } = await setup(t);
