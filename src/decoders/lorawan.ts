@@ -3,6 +3,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { BackhaulError, joinPath } from '../core/errors.js';
 import { checkJsonBounds } from '../core/json.js';
+import type { DecodeResult } from '../core/driver.js';
 import type { Frame, Reading, Value } from '../core/types.js';
 import { parseIsoTime } from './time.js';
 
@@ -140,6 +141,31 @@ export function gatewaysOf(list: unknown): Array<{ rssi?: number; snr?: number }
     const snr = num(g['snr']);
     return { ...(rssi !== undefined ? { rssi } : {}), ...(snr !== undefined ? { snr } : {}) };
   });
+}
+
+/** The object at `keys` below `v` (`txInfo.modulation.lora`), or undefined where a step is not an object. */
+export function nested(v: unknown, ...keys: readonly string[]): JsonRecord | undefined {
+  let cur: unknown = v;
+  for (const k of keys) cur = isRecord(cur) ? cur[k] : undefined;
+  return isRecord(cur) ? cur : undefined;
+}
+
+/** The NS's (or its payload formatter's) decoded values at `path`; none when absent, BH_DECODE_SHAPE when no object. */
+export function decodedValues(v: unknown, path: string): Record<string, Value> {
+  if (v === undefined) return {};
+  if (!isRecord(v)) throw new BackhaulError('BH_DECODE_SHAPE', 'must be an object (the network server\'s decoded payload)', { path });
+  return flattenValues(v, path);
+}
+
+/** A join: no reading, a notice (the hub raises device.joined, the gate starts the frame counter again). */
+export function joined(skipped: string, device: string, ts: number, devAddr: unknown): DecodeResult {
+  return { skipped, notice: { kind: 'joined', device, ts, ...(typeof devAddr === 'string' ? { devAddr } : {}) } };
+}
+
+/** An uplink's result: its reading, or skipped when it holds no values, no bytes and the radio is not asked for. */
+export function uplinkResult(u: Uplink, opts: LorawanOptions, frame: Frame, decoder: string): DecodeResult {
+  if (Object.keys(u.values).length === 0 && u.raw === undefined && !opts.radio) return { skipped: 'no_decoded_payload' };
+  return { readings: [uplinkReading(u, opts, frame, decoder)] };
 }
 
 /** One reading of an uplink, with the radio metadata when asked. `fCnt` is the reading's `seq`. */

@@ -5,7 +5,7 @@
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import type { Frame, Reading } from '../../core/types.js';
-import { countOf, rawOf, devEuiOf, flattenValues, gatewaysOf, isRecord, LorawanOptions, parseNsMessage, timeOf, uplinkReading, type JsonRecord } from '../lorawan.js';
+import { countOf, decodedValues, devEuiOf, gatewaysOf, isRecord, joined, LorawanOptions, nested, parseNsMessage, rawOf, timeOf, uplinkResult, type JsonRecord } from '../lorawan.js';
 
 const PROTOBUF_HINT = 'set `json=true` under `[integration.mqtt]` in chirpstack.toml (or the HTTP integration\'s payload encoding to JSON)';
 
@@ -45,10 +45,7 @@ export const chirpstackDecoder = defineDecoder({
       if (!isRecord(info)) throw new BackhaulError('BH_DECODE_NO_DEVICE', 'the message has no deviceInfo', { path: 'deviceInfo' });
       const devEui = devEuiOf(info['devEui'], 'deviceInfo.devEui');
       const ts = timeOf(body['time'], 'time', frame);
-      if (kind === 'join') {
-        const devAddr = typeof body['devAddr'] === 'string' ? body['devAddr'] : undefined;
-        return { skipped: 'chirpstack_join', notice: { kind: 'joined', device: devEui, ts, ...(devAddr !== undefined ? { devAddr } : {}) } };
-      }
+      if (kind === 'join') return joined('chirpstack_join', devEui, ts, body['devAddr']);
       if (kind === 'status') {
         if (!o.statusValues) return { skipped: 'chirpstack_status' };
         const values: Record<string, number> = {};
@@ -64,16 +61,22 @@ export const chirpstackDecoder = defineDecoder({
         const r: Reading = { kind: 'reading', device: devEui, ts, values, units, authenticated: false, source: { input: frame.input, decoder: 'chirpstack', ...(frame.topic !== undefined ? { topic: frame.topic } : {}) } };
         return { readings: [r] };
       }
-      const object = body['object'];
-      if (object !== undefined && !isRecord(object)) throw new BackhaulError('BH_DECODE_SHAPE', 'must be an object (the NS codec\'s output)', { path: 'object' });
-      const values = object === undefined ? {} : flattenValues(object, 'object');
-      const tx = body['txInfo'];
-      const lora = isRecord(tx) && isRecord(tx['modulation']) && isRecord(tx['modulation']['lora']) ? tx['modulation']['lora'] : undefined;
-      const sf = typeof lora?.['spreadingFactor'] === 'number' ? lora['spreadingFactor'] : undefined;
-      const raw = rawOf(body['data'], 'data');
-      const up = { devEui, ts, fCnt: countOf(body, 'fCnt', '') ?? 0, fPort: countOf(body, 'fPort', ''), values, gateways: gatewaysOf(body['rxInfo']), sf, raw };
-      if (Object.keys(values).length === 0 && raw === undefined && !o.radio) return { skipped: 'no_decoded_payload' };
-      return { readings: [uplinkReading(up, o, frame, 'chirpstack')] };
+      const sf = nested(body, 'txInfo', 'modulation', 'lora')?.['spreadingFactor'];
+      return uplinkResult(
+        {
+          devEui,
+          ts,
+          fCnt: countOf(body, 'fCnt', '') ?? 0,
+          fPort: countOf(body, 'fPort', ''),
+          values: decodedValues(body['object'], 'object'),
+          gateways: gatewaysOf(body['rxInfo']),
+          sf: typeof sf === 'number' ? sf : undefined,
+          raw: rawOf(body['data'], 'data'),
+        },
+        o,
+        frame,
+        'chirpstack',
+      );
     };
   },
 });

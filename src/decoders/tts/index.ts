@@ -5,7 +5,7 @@
 import { defineDecoder, type DecodeResult } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import type { Frame } from '../../core/types.js';
-import { countOf, rawOf, devEuiOf, flattenValues, gatewaysOf, isRecord, LorawanOptions, parseNsMessage, timeOf, uplinkReading, type JsonRecord } from '../lorawan.js';
+import { countOf, decodedValues, devEuiOf, gatewaysOf, isRecord, joined, LorawanOptions, nested, parseNsMessage, rawOf, timeOf, uplinkResult, type JsonRecord } from '../lorawan.js';
 
 const PROTOBUF_HINT = 'The Things Stack sends JSON on its MQTT integration; check that this input reads the NS\'s integration broker';
 
@@ -46,32 +46,26 @@ export const ttsDecoder = defineDecoder({
       const ids = body['end_device_ids'];
       if (!isRecord(ids)) throw new BackhaulError('BH_DECODE_NO_DEVICE', 'the message has no end_device_ids', { path: 'end_device_ids' });
       const devEui = devEuiOf(ids['dev_eui'], 'end_device_ids.dev_eui');
-      if (type === 'join') {
-        const devAddr = typeof ids['dev_addr'] === 'string' ? ids['dev_addr'] : undefined;
-        const ts = timeOf(body['received_at'], 'received_at', frame);
-        return { skipped, notice: { kind: 'joined', device: devEui, ts, ...(devAddr !== undefined ? { devAddr } : {}) } };
-      }
+      if (type === 'join') return joined(skipped, devEui, timeOf(body['received_at'], 'received_at', frame), ids['dev_addr']);
       const up = body['uplink_message'];
       if (!isRecord(up)) throw new BackhaulError('BH_DECODE_SHAPE', 'an uplink has an uplink_message object', { path: 'uplink_message' });
       const ts = timeOf(body['received_at'] ?? up['received_at'], 'received_at', frame);
-      const decoded = up['decoded_payload'];
-      if (decoded !== undefined && !isRecord(decoded)) throw new BackhaulError('BH_DECODE_SHAPE', 'must be an object (the payload formatter\'s output)', { path: 'uplink_message.decoded_payload' });
-      const values = decoded === undefined ? {} : flattenValues(decoded, 'uplink_message.decoded_payload');
-      const settings = up['settings'];
-      const rate = isRecord(settings) && isRecord(settings['data_rate']) && isRecord(settings['data_rate']['lora']) ? settings['data_rate']['lora'] : undefined;
-      const sf = typeof rate?.['spreading_factor'] === 'number' ? rate['spreading_factor'] : undefined;
-      const uplink = {
-        devEui,
-        ts,
-        fCnt: countOf(up, 'f_cnt', 'uplink_message') ?? 0,
-        fPort: countOf(up, 'f_port', 'uplink_message'),
-        values,
-        gateways: gatewaysOf(up['rx_metadata']),
-        sf,
-        raw: rawOf(up['frm_payload'], 'uplink_message.frm_payload'),
-      };
-      if (Object.keys(values).length === 0 && uplink.raw === undefined && !o.radio) return { skipped: 'no_decoded_payload' };
-      return { readings: [uplinkReading(uplink, o, frame, 'tts')] };
+      const sf = nested(up, 'settings', 'data_rate', 'lora')?.['spreading_factor'];
+      return uplinkResult(
+        {
+          devEui,
+          ts,
+          fCnt: countOf(up, 'f_cnt', 'uplink_message') ?? 0,
+          fPort: countOf(up, 'f_port', 'uplink_message'),
+          values: decodedValues(up['decoded_payload'], 'uplink_message.decoded_payload'),
+          gateways: gatewaysOf(up['rx_metadata']),
+          sf: typeof sf === 'number' ? sf : undefined,
+          raw: rawOf(up['frm_payload'], 'uplink_message.frm_payload'),
+        },
+        o,
+        frame,
+        'tts',
+      );
     };
   },
 });
