@@ -1,7 +1,7 @@
 // Config loading: JSONC text → top-level schema → secrets → each driver's own schema → cross-references.
 // Every problem found is reported together (ConfigErrors), each with its code and JSON path. Nothing starts until
 // the whole config is valid. The file is never rewritten.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import type { TSchema } from '@sinclair/typebox';
@@ -395,6 +395,11 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   for (const id of Object.keys(cfg.sinks)) if (!used.has(id)) warnings.push(`${joinPath('sinks', id)}: no route sends to this sink`);
   if (Object.keys(cfg.inputs).length === 0) warnings.push('inputs: there are no inputs, so nothing will arrive');
 
+  // Codec files are looked for now, so `backhaul check` names a missing one before a start would fail on it.
+  const codecs = Object.fromEntries(Object.entries(isObject(cfg.codecs) ? cfg.codecs : {}).map(([name, file]) => [name, resolve(where.dir, file)]));
+  for (const [name, file] of Object.entries(codecs)) {
+    if (!existsSync(file)) errs.push(new BackhaulError('BH_CODEC_LOAD', `no codec file ${file}`, { path: `codecs.${name}` }));
+  }
   if (errs.length > 0) throw new ConfigErrors(errs);
   return {
     source: where.source,
@@ -412,7 +417,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       learn: learnOf(cfg.devices?.learn),
     },
     alarms: cfg.alarms?.remindEveryMs !== undefined ? { remindEveryMs: cfg.alarms.remindEveryMs } : {},
-    codecs: Object.fromEntries(Object.entries(cfg.codecs ?? {}).map(([name, file]) => [name, resolve(where.dir, file)])),
+    codecs,
     api:
       cfg.api === undefined
         ? undefined

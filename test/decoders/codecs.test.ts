@@ -152,3 +152,19 @@ test('backhaul codecs test runs a codec description\'s examples (the real progra
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /^BH_CONFIG_READ/);
 });
+
+test('a codec file the config names and that is not there is a config error naming codecs.<name> (backhaul check shows it)', async () => {
+  const { buildConfig } = await import('../../src/runtime/config.js');
+  const { builtinRegistry } = await import('../../src/runtime/registry.js');
+  const d = tempDir();
+  try {
+    writeFileSync(join(d.path, 'there.js'), 'function decodeUplink(i) { return { data: {} }; }');
+    const raw = { codecs: { there: 'there.js', gone: 'gone.js' }, inputs: {}, sinks: { out: { type: 'console' } }, routes: [{ to: ['out'] }] };
+    assert.throws(
+      () => buildConfig(raw, { source: 'test', dir: d.path }, { registry: builtinRegistry() }),
+      (e: Error & { errors?: Array<{ code: string; path?: string }> }) => JSON.stringify(e.errors?.map((x) => [x.code, x.path])) === JSON.stringify([['BH_CODEC_LOAD', 'codecs.gone']]),
+    );
+  } finally {
+    d.cleanup();
+  }
+});
