@@ -25,6 +25,9 @@ import { LivenessMonitor, type LivenessState } from './liveness.js';
 import { mayPublish, maySubscribe, STATUS_LEVEL, type AclSubject, type TopicScheme } from './topics.js';
 import { guessIdKind, isDeviceMode, isIdKind, normaliseId, type Device, type DeviceMode, type DeviceState, type IdKind, type JsonValue, type Thresholds } from './types.js';
 import type { ObservedItem } from './store/devices.js';
+import { CadenceLearner, FrameCounters, type LearnOptions, type UplinkCounts } from './cadence.js';
+
+export type { LearnOptions, UplinkCounts } from './cadence.js';
 
 export type UnknownPolicy = 'register' | 'quarantine' | 'drop';
 
@@ -97,37 +100,6 @@ export interface DeviceGateOptions {
   readonly blocked?: () => readonly string[];
 }
 
-/** How a device's silence threshold is learned from the gaps between its messages. */
-export interface LearnOptions {
-  /** The threshold is this many times the median gap. */
-  readonly factor: number;
-  /** Gaps needed before a threshold is learned (the last this many are kept; 2 × samples at most). */
-  readonly samples: number;
-  readonly minMs: number;
-  readonly maxMs: number;
-}
-
-/** A frame counter this far below the last one is a reset (a rejoin, a reboot), not a late duplicate. */
-const FCNT_RESET_BELOW = 16;
-
-/** What the gate knows of a LoRaWAN device's uplinks since it started: in memory only. */
-export interface UplinkCounts {
-  readonly lastFCnt: number;
-  readonly lost: number;
-  readonly duplicates: number;
-  readonly resets: number;
-}
-
-/** Gaps shorter than this are a burst (several frames of one report), not a report interval. */
-const BURST_MS = 1000;
-
-/** The per-device state of learning: its last message and the gaps before it. */
-interface Cadence {
-  last: number;
-  readonly gaps: number[];
-  learned: number | undefined;
-}
-
 /** A device's name for people; the description the gate writes for devices it registered does not count. */
 function nameOf(d: Device, kindName: string): string {
   const where = [d.location.building, d.location.room].filter((x) => x !== undefined && x !== '').join('/');
@@ -136,12 +108,6 @@ function nameOf(d: Device, kindName: string): string {
   return where === '' ? own : `${own}, ${where}`;
 }
 
-/** The median of a non-empty list. */
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** How long held-back device.unknown events are gathered before one summary says how many. */
 const UNKNOWN_SUMMARY_MS = 60_000;
@@ -199,14 +165,15 @@ export class DeviceGate {
   private readonly keyLog: LogThrottle;
   /** A fast hash nothing matches, checked when there is no device or no hash, so that costs the same microseconds. */
   private dummy: string | undefined;
-  /** Devices learning their silence threshold (those without one of their own). */
-  private readonly cadence = new Map<string, Cadence>();
+  /** Devices learning their silence threshold (those without one of their own); undefined when learning is off. */
+  private readonly cadence: CadenceLearner | undefined;
   /** LoRaWAN frame counters by device. */
-  private readonly uplinks = new Map<string, { lastFCnt: number; lost: number; duplicates: number; resets: number }>();
+  private readonly uplinks = new FrameCounters();
   /** Learned thresholds and modes not written yet, by device. */
   private readonly observed = new Map<string, ObservedItem>();
 
   constructor(private readonly o: DeviceGateOptions) {
+    this.cadence = o.learn && new CadenceLearner(o.learn);
     this.mayForward = gatewayMatcher(o.gateways ?? []);
     this.foreignLog = new LogThrottle(o.clock);
     this.keyLog = new LogThrottle(o.clock);
@@ -257,32 +224,11 @@ export class DeviceGate {
     return c;
   }
 
-  /**
-   * One more LoRaWAN uplink of a device: false when it repeats the last frame counter (the NS, or a second network
-   * path, delivered it twice); a counter further on counts the uplinks between as lost; one well below the last is a
-   * reset (a rejoin without a join message seen, a reboot). A counter slightly below the last is a late duplicate.
-   */
+  /** One more LoRaWAN uplink: false for a duplicate; a gap is counted as lost uplinks. */
   private countUplink(id: string, fCnt: number, input: string): boolean {
-    const u = this.uplinks.get(id);
-    if (!u) {
-      if (this.uplinks.size >= 100_000) this.uplinks.clear(); // bounded, like the other per-device maps
-      this.uplinks.set(id, { lastFCnt: fCnt, lost: 0, duplicates: 0, resets: 0 });
-      return true;
-    }
-    if (fCnt === u.lastFCnt || (fCnt < u.lastFCnt && u.lastFCnt - fCnt < FCNT_RESET_BELOW && fCnt >= FCNT_RESET_BELOW)) {
-      u.duplicates++;
-      return false;
-    }
-    if (fCnt > u.lastFCnt) {
-      const gap = fCnt - u.lastFCnt - 1;
-      if (gap > 0) {
-        u.lost += gap;
-        this.o.metrics.uplinksLost.inc({ input }, gap);
-      }
-    } else {
-      u.resets++;
-    }
-    u.lastFCnt = fCnt;
+    const seen = this.uplinks.observe(id, fCnt);
+    if (seen === 'duplicate') return false;
+    if (seen.lost > 0) this.o.metrics.uplinksLost.inc({ input }, seen.lost);
     return true;
   }
 
@@ -295,14 +241,12 @@ export class DeviceGate {
 
   /** A LoRaWAN (re)join: the device's frame counter starts again. */
   joined(id: string): void {
-    const u = this.uplinks.get(id);
-    if (u) u.lastFCnt = -1;
+    this.uplinks.joined(id);
   }
 
   /** What the gate counted of a LoRaWAN device's uplinks since it started. */
   uplinksOf(id: string): UplinkCounts | undefined {
-    const u = this.uplinks.get(id);
-    return u && { ...u, lastFCnt: Math.max(0, u.lastFCnt) };
+    return this.uplinks.counts(id);
   }
 
   /** How people call a device (alarms, notifications): its description and room, else its kind and id. */
@@ -382,10 +326,9 @@ export class DeviceGate {
   private knownOf(d: Device): Known {
     const types = this.o.store.types;
     const ownSilent = d.thresholds.maxSilentMs !== undefined;
-    const c = this.cadence.get(d.id);
-    if (ownSilent) this.cadence.delete(d.id);
+    if (ownSilent) this.cadence?.forget(d.id);
     // What was learned since the last write wins over what the file holds.
-    const learnedSilentMs = ownSilent ? undefined : (c?.learned ?? d.learnedSilentMs);
+    const learnedSilentMs = ownSilent ? undefined : (this.cadence?.learned(d.id) ?? d.learnedSilentMs);
     const pendingMode = this.observed.get(d.id)?.mode;
     return {
       enabled: d.enabled,
@@ -439,7 +382,7 @@ export class DeviceGate {
     // Only the device's own login proves it: readings a gateway forwards are not authenticated.
     const authenticated = owner === id && login !== undefined && k.username === login;
     this.seen.set(id, Math.max(this.seen.get(id) ?? 0, frame.receivedAt));
-    if (!k.ownSilent && this.o.learn) this.learn(id, k, frame.receivedAt, this.o.learn);
+    if (!k.ownSilent && this.cadence) this.learn(id, k, frame.receivedAt, this.cadence);
     const out = id === r.device && authenticated === r.authenticated ? r : { ...r, device: id, authenticated };
     this.liveness?.observe(out, frame.receivedAt);
     return out;
@@ -545,30 +488,14 @@ export class DeviceGate {
     return true;
   }
 
-  /**
-   * One more message of a device without a silence threshold of its own: keep the gap since its last one, and once
-   * there are enough, take factor × their median (within the bounds) as its threshold. It is written (and the
-   * liveness deadline moved) only when it changes by more than a fifth, so a steady device writes it once.
-   */
-  private learn(id: string, k: Known, at: number, o: LearnOptions): void {
-    const c = this.cadence.get(id);
-    if (!c) {
-      this.cadence.set(id, { last: at, gaps: [], learned: k.learned });
-      return;
-    }
-    const gap = at - c.last;
-    if (gap < BURST_MS) return;
-    c.last = at;
-    c.gaps.push(gap);
-    if (c.gaps.length > 2 * o.samples) c.gaps.shift();
-    if (c.gaps.length < o.samples) return;
-    const ms = Math.round(Math.min(o.maxMs, Math.max(o.minMs, o.factor * median(c.gaps))));
-    if (c.learned !== undefined && Math.abs(ms - c.learned) <= c.learned / 5) return;
-    c.learned = ms;
+  /** A device without a silence threshold of its own: when its cadence teaches a new one, the view and liveness follow. */
+  private learn(id: string, k: Known, at: number, cadence: CadenceLearner): void {
+    const ms = cadence.observe(id, at, k.learned);
+    if (ms === undefined) return;
     this.known.set(id, { ...k, learned: ms, thresholds: { ...k.thresholds, maxSilentMs: ms } });
     this.observed.set(id, { ...this.observed.get(id), id, learnedSilentMs: ms });
     this.liveness?.refresh(id);
-    this.o.logger.info({ device: id, maxSilentMs: ms, gaps: c.gaps.length }, `${k.kindName} ${id}: silence threshold learned from its cadence`);
+    this.o.logger.info({ device: id, maxSilentMs: ms }, `${k.kindName} ${id}: silence threshold learned from its cadence`);
   }
 
   /**
