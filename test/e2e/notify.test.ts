@@ -79,3 +79,45 @@ test('one offline alarm → one ntfy message in the template\'s words, and none 
   }
   assert.equal(ntfy.requests.length, 1, `still one message after the restart: ${JSON.stringify(ntfy.requests.map((r) => r.body))}`);
 });
+
+test('reminders through the hub: alarms.remindEveryMs raises alarm.reminder for a raised alarm; an ntfy sink with reminders sends each once; an acknowledged alarm is not reminded of', { timeout: 90_000 }, async (t) => {
+  const d = tempDir();
+  t.after(() => d.cleanup());
+  const ntfy = await httpRecorder((_r, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end('{"id":"m1","event":"message"}');
+  });
+  t.after(() => ntfy.close());
+  const clock = new ManualClock(Date.parse('2026-03-01T14:02:00Z'));
+  const config = buildConfig(
+    {
+      data: d.path,
+      alarms: { remindEveryMs: 3_600_000 },
+      devices: { declared: [{ id: 'valve-k', kind: 'other', type: 'generic', description: 'Kitchen valve', maxSilent: '1m' }] },
+      inputs: { web: { type: 'http', host: '127.0.0.1', port: 0, decoder: 'json' } },
+      sinks: { phones: { type: 'ntfy', url: ntfy.url, topic: 'site-a', reminders: true, outbox: { retryMinMs: 50, retryMaxMs: 100 } } },
+      routes: [{ match: { kind: 'event', events: ['alarm.raised', 'alarm.reminder'] }, to: ['phones'] }],
+    },
+    { source: 'test', dir: d.path },
+    { registry: builtinRegistry() },
+  );
+  const hub = new Hub({ config, logger: silentLogger(), clock, drainMs: 500 });
+  await hub.start();
+  t.after(() => hub.stop());
+  const ingest = String(hub.inputStatus().find((i) => i.id === 'web')?.info['url']);
+  assert.equal((await fetch(ingest, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ device: 'valve-k', t: 1 }) })).status, 202);
+  clock.advance(60_001);
+  await until(() => ntfy.requests.length === 1, { timeoutMs: 10_000, what: 'the alarm' });
+  clock.advance(3_600_000); // an hour, still raised: the first reminder
+  await until(() => ntfy.requests.length === 2, { timeoutMs: 10_000, what: 'the first reminder' });
+  assert.match(String(ntfy.requests[1]!.headers['title']), /^Reminder: Kitchen valve/);
+  clock.advance(3_600_000);
+  await until(() => ntfy.requests.length === 3, { timeoutMs: 10_000, what: 'the second reminder' });
+  // Acknowledged: no more reminders.
+  const open = await hub.alarmsRequest({ action: 'list', query: { state: 'open' } });
+  const alarm = (open as Array<{ id: string }>)[0]!;
+  await hub.alarmsRequest({ action: 'ack', id: alarm.id, by: 'test', note: 'on it' });
+  clock.advance(3 * 3_600_000);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(ntfy.requests.length, 3, JSON.stringify(ntfy.requests.map((r) => r.headers['title'])));
+});
