@@ -83,7 +83,10 @@ export class Hub {
   private gate: DeviceGate | undefined;
   /** LoRaWAN payload codecs by name (config `codecs`), each in its own sandbox. */
   private readonly codecs = new Map<string, Codec>();
-  /** Decoders whose readings may carry a raw LoRaWAN payload for a codec (`frameCounter` in their definition). */
+  /**
+   * Decoders whose readings carry a LoRaWAN frame counter and maybe a raw payload for a codec (`frameCounter` in their
+   * definition); set by loadCodecs, before the gate is made with it.
+   */
   private rawDecoders: ReadonlySet<string> = new Set();
   private commands: CommandCenter | undefined;
   private api: ApiServer | undefined;
@@ -208,7 +211,7 @@ export class Hub {
         gateways: this.config.devices.gateways,
         unknownEvents: this.config.devices.unknownEvents,
         idKinds: new Map(this.config.inputs.flatMap((i) => (i.decoder.def.idKind ? [[i.decoder.def.type, i.decoder.def.idKind] as const] : []))),
-        frameCounters: new Set(this.config.inputs.flatMap((i) => (i.decoder.def.frameCounter === true ? [i.decoder.def.type] : []))),
+        frameCounters: this.rawDecoders,
         deviceTypes: new Map(this.config.inputs.flatMap((i) => (i.decoder.def.deviceType ? [[i.decoder.def.type, i.decoder.def.deviceType] as const] : []))),
         ...(this.config.devices.learn ? { learn: this.config.devices.learn } : {}),
         logger: devLog,

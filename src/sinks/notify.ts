@@ -6,6 +6,7 @@ import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { SinkError, type ConfigProblem, type SinkContext, type SinkWriteResult } from '../core/driver.js';
 import type { BackhaulError } from '../core/errors.js';
 import { humanDuration } from '../core/duration.js';
+import { Zone, zoneProblem } from '../core/localtime.js';
 import type { EventSeverity, Message, Value } from '../core/types.js';
 
 const HHMM = '^([01][0-9]|2[0-3]):[0-5][0-9]$';
@@ -58,15 +59,6 @@ export interface Note {
 /** What sending one note came to: sent, or refused for good by the far end (the message is dropped and counted). */
 export type SendResult = { readonly sent: true } | { readonly rejected: BackhaulError };
 
-function zoneProblem(tz: string): string | undefined {
-  try {
-    new Intl.DateTimeFormat('en-GB', { timeZone: tz });
-    return undefined;
-  } catch {
-    return `unknown time zone ${JSON.stringify(tz)} (use an IANA name such as "Europe/London" or "UTC")`;
-  }
-}
-
 /** Config problems of the shared options (for each sink's `check`). */
 export function notifyProblems(o: NotifyOptions): ConfigProblem[] {
   const out: ConfigProblem[] = [];
@@ -85,19 +77,12 @@ export function notifyProblems(o: NotifyOptions): ConfigProblem[] {
 
 const minutes = (hm: string): number => Number(hm.slice(0, 2)) * 60 + Number(hm.slice(3, 5));
 
-/** Local wall-clock time in a zone, through Intl (full ICU), daylight saving time included. */
-class LocalTime {
-  private readonly parts: Intl.DateTimeFormat;
+/** Local wall-clock time in a zone (core/localtime.ts), and `HH:MM` as the wording shows it. */
+class LocalTime extends Zone {
   readonly hhmm: Intl.DateTimeFormat;
   constructor(tz: string) {
-    this.parts = new Intl.DateTimeFormat('en-GB', { timeZone: tz, hourCycle: 'h23', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    super(tz);
     this.hhmm = new Intl.DateTimeFormat('en-GB', { timeZone: tz, hourCycle: 'h23', hour: '2-digit', minute: '2-digit' });
-  }
-  /** Seconds since local midnight. */
-  secondOfDay(ts: number): number {
-    const p: Record<string, number> = {};
-    for (const part of this.parts.formatToParts(ts)) if (part.type !== 'literal') p[part.type] = Number(part.value);
-    return (p['hour'] ?? 0) * 3600 + (p['minute'] ?? 0) * 60 + (p['second'] ?? 0);
   }
 }
 

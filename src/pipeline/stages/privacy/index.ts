@@ -7,7 +7,7 @@ import type { Message } from '../../../core/types.js';
 import { AGG_OPS } from '../../aggregate.js';
 import { Duration, durationMs, durationProblems } from '../../../core/duration.js';
 import { globMatcher } from '../../../core/glob.js';
-import { HOURS_PATTERN, Zone, inRange, parseHours, zoneProblem } from '../../localtime.js';
+import { HOURS_PATTERN, Zone, inRange, parseHours, zoneProblem } from '../../../core/localtime.js';
 import { pickValues } from '../../values.js';
 import { WindowEngine, mod } from '../../windows.js';
 

@@ -6,7 +6,7 @@ import type { ConfigProblem } from '../../../core/driver.js';
 import { defineStage } from '../../../core/driver.js';
 import { customEvent, isEventType } from '../../../core/events.js';
 import type { Message, Value } from '../../../core/types.js';
-import { localeProblem, zoneProblem } from '../../localtime.js';
+import { localeProblem, zoneProblem } from '../../../core/localtime.js';
 
 const Options = Type.Object(
   {

@@ -1,5 +1,6 @@
 // Wall-clock time in a named time zone (IANA, e.g. Europe/London), through Intl (Node's full ICU): no dependency.
-// Used by `privacy` (which hours are private, daylight saving time included) and `template` (local time in text).
+// Used by `privacy` (which hours are private, daylight saving time included), `template` (local time in text) and
+// the notification sinks (quiet hours).
 
 /** Why `tz` is not a usable time zone, or undefined. */
 export function zoneProblem(tz: string): string | undefined {
@@ -55,6 +56,12 @@ export class Zone {
       this.cache.set(block, off);
     }
     return off;
+  }
+
+  /** Seconds since local midnight at `ts` (0..86399). */
+  secondOfDay(ts: number): number {
+    const local = ts + this.offsetMs(ts);
+    return ((Math.floor(local / 1000) % 86_400) + 86_400) % 86_400;
   }
 
   /** Minutes since local midnight at `ts` (0..1439). */
