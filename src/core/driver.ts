@@ -84,6 +84,11 @@ export interface Input {
   info?(): Readonly<Record<string, string | number>>;
   /** Present on inputs devices connect to as a broker (the embedded broker). */
   readonly broker?: BrokerPort;
+  /**
+   * Publish on the input's own connection (an MQTT client input: a LoRaWAN downlink to the network server's
+   * broker). Resolves when the broker took it (QoS 1).
+   */
+  publish?(topic: string, payload: Uint8Array): Promise<void>;
 }
 
 export interface InputDefinition<S extends TSchema = TSchema> {
@@ -106,12 +111,34 @@ export interface InputDefinition<S extends TSchema = TSchema> {
 // ---------------------------------------------------------------- decoders
 
 /** A decoder either yields readings or says the frame was recognised but holds none (an OpenTRV prompt line). */
-/** What a frame says of a device besides readings: a LoRaWAN join (the NS accepted a (re)join). */
-export interface DeviceNotice {
-  readonly kind: 'joined';
-  readonly device: string;
-  readonly ts: number;
-  readonly devAddr?: string;
+/**
+ * What a frame says of a device besides readings: a LoRaWAN join (the NS accepted a (re)join), or what became of a
+ * downlink Backhaul sent (`command` is the order's id).
+ */
+export type DeviceNotice =
+  | { readonly kind: 'joined'; readonly device: string; readonly ts: number; readonly devAddr?: string }
+  | {
+      readonly kind: 'downlink';
+      readonly device: string;
+      readonly ts: number;
+      readonly command: string;
+      /** `sent`: transmitted (settles an unconfirmed downlink); `acknowledged` / `failed`: the device's answer, or the NS's refusal. */
+      readonly outcome: 'sent' | 'acknowledged' | 'failed';
+      readonly reason?: string;
+    }
+  | { readonly kind: 'network_error'; readonly device: string; readonly ts: number; readonly level: string; readonly code: string; readonly description: string };
+
+/** A downlink to send through a network server's MQTT integration. */
+export interface DownlinkRequest {
+  /** The order's id: the NS's queue item or correlation id, so its answer names the order. */
+  readonly id: string;
+  readonly devEui: string;
+  readonly applicationId: string;
+  readonly tenant?: string;
+  readonly deviceId?: string;
+  readonly fPort: number;
+  readonly bytes: Uint8Array;
+  readonly confirmed: boolean;
 }
 
 export type DecodeResult = { readonly readings: readonly Reading[] } | { readonly skipped: string; readonly notice?: DeviceNotice };
@@ -140,6 +167,11 @@ export interface DecoderDefinition<S extends TSchema = TSchema> {
    * delivered it twice), counts a gap as lost uplinks and takes a fall (a rejoin) as a reset, not a loss.
    */
   readonly frameCounter?: boolean;
+  /**
+   * The message that asks this decoder's network server to send a downlink, published on the input's own
+   * connection to the NS's broker (an input with `publish`); its answers come back as `downlink` notices.
+   */
+  readonly downlink?: (req: DownlinkRequest) => { readonly topic: string; readonly payload: string };
   check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>): Decode;
 }

@@ -116,6 +116,18 @@ export const EVENT_TYPES = {
     when: 'A LoRaWAN device (re)joined its network: its frame counter starts again, which is not counted as lost uplinks.',
     data: Type.Object({ input: Type.String({ description: 'the input it came on' }), devAddr: Type.Optional(Type.String({ description: 'its new device address' })) }),
   },
+  'device.network_error': {
+    severity: 'warning',
+    device: true,
+    by: 'the hub, from a LoRaWAN network server\'s log event (ChirpStack `log` at level ERROR or WARNING)',
+    when: 'The network server reported a problem with a device: its payload codec failed, a downlink did not fit, a frame counter was reused…',
+    data: Type.Object({
+      input: Type.String({ description: 'the input it came on' }),
+      code: Type.String({ description: 'the network server\'s code (`UPLINK_CODEC`, `DOWNLINK_PAYLOAD_SIZE`, …)' }),
+      level: Type.String({ description: '`ERROR` or `WARNING`' }),
+      description: Type.String({ description: 'what the network server said' }),
+    }),
+  },
   'device.active': {
     severity: 'info',
     device: true,

@@ -47,6 +47,29 @@ export interface Reading {
   /** True only when the transport identity proves the device. */
   readonly authenticated: boolean;
   readonly source: ReadingSource;
+  /**
+   * What a LoRaWAN network server said of the uplink besides its values: the ids a downlink needs and the radio.
+   * The device gate keeps it in the registry and takes it off; it is not routed.
+   */
+  readonly lorawan?: LorawanMeta;
+}
+
+/** The network server's side of a LoRaWAN uplink (decoders with `frameCounter`). */
+export interface LorawanMeta {
+  /** The decoder that read it, which also knows how that network server takes a downlink (`chirpstack`, `tts`). */
+  readonly ns: string;
+  /** ChirpStack's application id, The Things Stack's application id. */
+  readonly applicationId?: string;
+  /** The Things Stack's tenant (`ttn` on The Things Network). */
+  readonly tenant?: string;
+  /** The network server's own device id (The Things Stack), which its downlink topic names. */
+  readonly deviceId?: string;
+  readonly fPort?: number;
+  /** The best gateway's. */
+  readonly rssi?: number;
+  readonly snr?: number;
+  readonly gateways?: number;
+  readonly sf?: number;
 }
 
 export type EventSeverity = 'info' | 'warning' | 'critical';

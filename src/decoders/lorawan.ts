@@ -3,8 +3,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { BackhaulError, joinPath } from '../core/errors.js';
 import { checkJsonBounds } from '../core/json.js';
-import type { DecodeResult } from '../core/driver.js';
-import type { Frame, Reading, Value } from '../core/types.js';
+import type { DecodeResult, DeviceNotice } from '../core/driver.js';
+import type { Frame, LorawanMeta, Reading, Value } from '../core/types.js';
 import { parseIsoTime } from './time.js';
 
 /** Most values one uplink's decoded payload may give (a codec's output flattened). */
@@ -129,6 +129,52 @@ export interface Uplink {
   readonly sf: number | undefined;
   /** The raw payload, kept as values `payload` (hex) and `fPort` when the NS decoded nothing: a codec's input. */
   readonly raw?: Uint8Array | undefined;
+  /** The NS's ids a downlink to the device needs. */
+  readonly link: NsLink;
+}
+
+/** The ids a network server knows the device by, besides its DevEUI. */
+export interface NsLink {
+  readonly applicationId?: string | undefined;
+  readonly tenant?: string | undefined;
+  readonly deviceId?: string | undefined;
+}
+
+/** A string id field, or undefined where absent or not a short string. */
+export function idOf(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' && v.length <= 128 && !/[/+#\s]/.test(v) ? v : undefined;
+}
+
+/** The correlation id Backhaul gives a downlink (The Things Stack echoes it in what it says of the downlink). */
+export const ORDER_CORRELATION = 'backhaul:order:';
+
+/** The order id in a downlink's correlation ids, looked for in the message's `correlation_ids` at any depth up to 3. */
+export function orderCorrelation(body: JsonRecord): string | undefined {
+  const walk = (v: unknown, depth: number): string | undefined => {
+    if (!isRecord(v) || depth > 3) return undefined;
+    const ids = v['correlation_ids'];
+    if (Array.isArray(ids)) {
+      for (const c of ids) if (typeof c === 'string' && c.startsWith(ORDER_CORRELATION)) return c.slice(ORDER_CORRELATION.length);
+    }
+    for (const x of Object.values(v)) {
+      const found = isRecord(x) ? walk(x, depth + 1) : undefined;
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  };
+  return walk(body, 0);
+}
+
+/** What became of a downlink: a notice for the order, or skipped (`skipped`) when it names no order of Backhaul's. */
+export function downlinkResult(skipped: string, device: string, ts: number, command: string | undefined, outcome: 'sent' | 'acknowledged' | 'failed', reason?: string): DecodeResult {
+  if (command === undefined) return { skipped };
+  const notice: DeviceNotice = { kind: 'downlink', device, ts, command, outcome, ...(reason !== undefined ? { reason } : {}) };
+  return { skipped, notice };
+}
+
+/** A downlink's bytes as the NS's JSON mappings carry them. */
+export function base64Of(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
@@ -176,9 +222,13 @@ export function uplinkReading(u: Uplink, opts: LorawanOptions, frame: Frame, dec
     values['payload'] = Buffer.from(u.raw).toString('hex');
     values['fPort'] = u.fPort ?? 0;
   }
+  let rssi = -Infinity;
+  let snr = -Infinity;
+  for (const g of u.gateways) {
+    if (g.rssi !== undefined && g.rssi > rssi) rssi = g.rssi;
+    if (g.snr !== undefined && g.snr > snr) snr = g.snr;
+  }
   if (opts.radio) {
-    const rssi = Math.max(...u.gateways.map((g) => g.rssi ?? -Infinity));
-    const snr = Math.max(...u.gateways.map((g) => g.snr ?? -Infinity));
     if (Number.isFinite(rssi)) [values['rssi'], units['rssi']] = [rssi, 'dBm'];
     if (Number.isFinite(snr)) [values['snr'], units['snr']] = [snr, 'dB'];
     values['gateways'] = u.gateways.length;
@@ -186,6 +236,18 @@ export function uplinkReading(u: Uplink, opts: LorawanOptions, frame: Frame, dec
     values['fCnt'] = u.fCnt ?? 0;
     if (u.fPort !== undefined) values['fPort'] = u.fPort;
   }
+  // Kept in the registry whatever `radio` says (the dashboard shows the signal); the gate takes it off the reading.
+  const lorawan: LorawanMeta = {
+    ns: decoder,
+    ...(u.link.applicationId !== undefined ? { applicationId: u.link.applicationId } : {}),
+    ...(u.link.tenant !== undefined ? { tenant: u.link.tenant } : {}),
+    ...(u.link.deviceId !== undefined ? { deviceId: u.link.deviceId } : {}),
+    ...(u.fPort !== undefined ? { fPort: u.fPort } : {}),
+    ...(Number.isFinite(rssi) ? { rssi } : {}),
+    ...(Number.isFinite(snr) ? { snr } : {}),
+    gateways: u.gateways.length,
+    ...(u.sf !== undefined ? { sf: u.sf } : {}),
+  };
   return {
     kind: 'reading',
     device: u.devEui,
@@ -195,5 +257,6 @@ export function uplinkReading(u: Uplink, opts: LorawanOptions, frame: Frame, dec
     ...(Object.keys(units).length > 0 ? { units } : {}),
     authenticated: false,
     source: { input: frame.input, decoder, ...(frame.topic !== undefined ? { topic: frame.topic } : {}) },
+    lorawan,
   };
 }

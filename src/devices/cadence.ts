@@ -107,6 +107,11 @@ export class FrameCounters {
     return { lost };
   }
 
+  /** The last frame counter a previous run kept: the next uplink repeating it is a duplicate. */
+  seed(id: string, fCnt: number): void {
+    if (!this.devices.has(id)) this.devices.set(id, { lastFCnt: fCnt, lost: 0, duplicates: 0, resets: 0 });
+  }
+
   /** A (re)join: the device's counter starts again. */
   joined(id: string): void {
     const u = this.devices.get(id);

@@ -27,10 +27,16 @@ export interface DeviceType {
    */
   readonly orders?: Readonly<Record<string, TSchema>>;
   /**
-   * How orders reach its devices: `mqtt` (default), on the device's command topic of the embedded broker; `none`:
-   * it cannot take orders (a radio-only valve), and sending one is BH_COMMAND_UNSUPPORTED.
+   * How orders reach its devices: `mqtt` (default), on the device's command topic of the embedded broker;
+   * `lorawan`, as a downlink through the network server the device's uplinks came from; `none`: it cannot take
+   * orders (a radio-only valve), and sending one is BH_COMMAND_UNSUPPORTED.
    */
-  readonly ordersVia?: 'mqtt' | 'none';
+  readonly ordersVia?: 'mqtt' | 'lorawan' | 'none';
+  /**
+   * How long an order to such a device may wait for its answer when `devices.commandTimeoutMs` is shorter (a
+   * LoRaWAN class A device hears a downlink only after its next uplink, and answers in the one after).
+   */
+  readonly minAckTimeoutMs?: number;
   /**
    * Schema of the self-description its devices publish on `<base>/device` (hardware, sensors, firmware, location
    * claim): a valid one makes the device ACTIVE, an invalid one BLOCKED with the reason. Default DESCRIPTION.
@@ -133,14 +139,30 @@ export const BUILTIN_DEVICE_TYPES: readonly DeviceType[] = [
   {
     name: 'lorawan-sensor',
     topicName: 'lorawan',
-    description: 'LoRaWAN end device, through a network server (downlinks are not sent yet).',
+    description: 'LoRaWAN end device, through a network server (ChirpStack v4, The Things Stack v3); orders become downlinks.',
     idKinds: ['deveui'],
-    ordersVia: 'none',
+    ordersVia: 'lorawan',
+    minAckTimeoutMs: 6 * 60 * MIN,
     defaults: { maxSilentMs: 120 * MIN },
     config: Type.Object(
       {
         fPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 223, description: 'Application port of its uplinks.' })),
         codec: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Payload codec name.' })),
+        confirmed: Type.Optional(
+          Type.Boolean({ description: 'Send downlinks confirmed (default), so the device\'s acknowledgement settles the order; unconfirmed ones are settled once transmitted.' }),
+        ),
+        network: Type.Optional(
+          Type.Object(
+            {
+              input: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'The mqtt input on the network server\'s broker that carries its downlinks.' })),
+              ns: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'The decoder that knows that network server (`chirpstack`, `tts`).' })),
+              applicationId: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[^/+#\\s]+$', description: 'The network server\'s application id.' })),
+              tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[^/+#\\s]+$', description: 'The Things Stack tenant (`ttn`).' })),
+              deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[^/+#\\s]+$', description: 'The Things Stack device id.' })),
+            },
+            { additionalProperties: false, description: 'The network server ids a downlink needs, used before what its uplinks taught (needed when none was heard yet).' },
+          ),
+        ),
       },
       { additionalProperties: false },
     ),

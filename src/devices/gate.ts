@@ -15,7 +15,7 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Principal } from '../core/driver.js';
 import { makeEvent } from '../core/events.js';
-import type { Frame, HubEvent, Reading } from '../core/types.js';
+import type { Frame, HubEvent, LorawanMeta, Reading } from '../core/types.js';
 import type { DeviceStore } from './store/index.js';
 import type { TouchItem } from './store/devices.js';
 import type { RehashItem } from './store/credentials.js';
@@ -23,7 +23,7 @@ import { effectiveThresholds, isSelfDescription } from './device-types.js';
 import { gatewayMatcher, type GatewayConfig } from './gateways.js';
 import { LivenessMonitor, type LivenessState } from './liveness.js';
 import { mayPublish, maySubscribe, STATUS_LEVEL, type AclSubject, type TopicScheme } from './topics.js';
-import { guessIdKind, isDeviceMode, isIdKind, normaliseId, type Device, type DeviceMode, type DeviceState, type IdKind, type JsonValue, type Thresholds } from './types.js';
+import { guessIdKind, isDeviceMode, isIdKind, normaliseId, type Device, type DeviceMode, type DeviceState, type IdKind, type JsonValue, type LorawanState, type Thresholds } from './types.js';
 import type { ObservedItem } from './store/devices.js';
 import { CadenceLearner, FrameCounters, type LearnOptions, type UplinkCounts } from './cadence.js';
 
@@ -169,8 +169,10 @@ export class DeviceGate {
   private readonly cadence: CadenceLearner | undefined;
   /** LoRaWAN frame counters by device. */
   private readonly uplinks = new FrameCounters();
-  /** Learned thresholds and modes not written yet, by device. */
+  /** Learned thresholds, modes and LoRaWAN network sides not written yet, by device. */
   private readonly observed = new Map<string, ObservedItem>();
+  /** LoRaWAN devices' network side (NS ids, signal, battery), fresher than the registry's. */
+  private readonly lorawan = new Map<string, LorawanState>();
 
   constructor(private readonly o: DeviceGateOptions) {
     this.cadence = o.learn && new CadenceLearner(o.learn);
@@ -196,6 +198,12 @@ export class DeviceGate {
       thresholdsOf: (id) => this.known.get(id)?.thresholds,
       describe: (id) => `${this.known.get(id)?.kindName ?? 'device'} ${id}`,
     });
+    for (const d of devices) {
+      if (!d.lorawan) continue;
+      this.lorawan.set(d.id, d.lorawan);
+      // A restart still tells the NS's repeat of the last uplink from a new one.
+      if (d.lorawan.fCnt !== undefined) this.uplinks.seed(d.id, d.lorawan.fCnt);
+    }
     const offline = new Set(this.o.offline?.() ?? []);
     this.liveness.start(devices.map((d) => ({ id: d.id, lastSeen: d.lastSeen, ...(offline.has(d.id) ? { offline: true } : {}) })));
     // Blocked or unblocked (by the CLI) while the hub was down: the alarm follows.
@@ -242,6 +250,30 @@ export class DeviceGate {
   /** A LoRaWAN (re)join: the device's frame counter starts again. */
   joined(id: string): void {
     this.uplinks.joined(id);
+  }
+
+  /** A LoRaWAN device's network side as last heard: the NS ids a downlink needs, its signal and battery. */
+  lorawanOf(id: string): LorawanState | undefined {
+    return this.lorawan.get(id);
+  }
+
+  /** Keep what the NS said of an uplink (and a status's battery and margin), written with the next batch. */
+  private noteLorawan(id: string, r: Reading, m: LorawanMeta): void {
+    const prev = this.lorawan.get(id);
+    const battery = r.values['battery'];
+    const margin = r.values['margin'];
+    const next: LorawanState = {
+      ...prev,
+      ...m,
+      input: r.source.input,
+      ...(r.seq !== undefined ? { fCnt: r.seq } : {}),
+      ...(typeof battery === 'number' ? { battery } : {}),
+      ...(typeof margin === 'number' ? { margin } : {}),
+      at: Math.max(prev?.at ?? 0, r.ts),
+    };
+    if (this.lorawan.size >= 100_000 && !prev) return; // a flood of made-up DevEUIs must not grow memory
+    this.lorawan.set(id, next);
+    this.observed.set(id, { ...this.observed.get(id), id, lorawan: next });
   }
 
   /** What the gate counted of a LoRaWAN device's uplinks since it started. */
@@ -383,7 +415,15 @@ export class DeviceGate {
     const authenticated = owner === id && login !== undefined && k.username === login;
     this.seen.set(id, Math.max(this.seen.get(id) ?? 0, frame.receivedAt));
     if (!k.ownSilent && this.cadence) this.learn(id, k, frame.receivedAt, this.cadence);
-    const out = id === r.device && authenticated === r.authenticated ? r : { ...r, device: id, authenticated };
+    let out: Reading;
+    if (r.lorawan !== undefined) {
+      // The NS's side goes to the registry, not down the routes.
+      const { lorawan, ...rest } = r;
+      this.noteLorawan(id, r, lorawan);
+      out = { ...rest, device: id, authenticated };
+    } else {
+      out = id === r.device && authenticated === r.authenticated ? r : { ...r, device: id, authenticated };
+    }
     this.liveness?.observe(out, frame.receivedAt);
     return out;
   }

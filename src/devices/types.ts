@@ -98,6 +98,8 @@ export interface Device {
   readonly learnedSilentMs?: number;
   /** The severity mode it last reported; absent until it reports one. */
   readonly mode?: DeviceMode;
+  /** A LoRaWAN device's network side, learned from its uplinks: what a downlink needs, its signal and battery. */
+  readonly lorawan?: LorawanState;
   /** When a message from the device was last accepted (ms). */
   readonly lastSeen?: number;
   /** The device's own status JSON, kept as sent. */
@@ -110,6 +112,38 @@ export interface Device {
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly source: DeviceSource;
+}
+
+/** What the registry keeps of a LoRaWAN device's network server side, from its last uplinks. */
+export interface LorawanState {
+  /** The decoder that read it (`chirpstack`, `tts`): it knows how that network server takes a downlink. */
+  readonly ns: string;
+  /** The input it came on, whose connection to the NS's broker carries its downlinks. */
+  readonly input: string;
+  readonly applicationId?: string;
+  readonly tenant?: string;
+  readonly deviceId?: string;
+  /** The last frame counter, so a restart still tells a repeat from a new uplink. */
+  readonly fCnt?: number;
+  readonly fPort?: number;
+  /** The best gateway's RSSI (dBm) and SNR (dB) of the last uplink. */
+  readonly rssi?: number;
+  readonly snr?: number;
+  readonly gateways?: number;
+  readonly sf?: number;
+  /** Battery (%) and link margin (dB) from its last status. */
+  readonly battery?: number;
+  readonly margin?: number;
+  /** When the last uplink was received (ms). */
+  readonly at: number;
+}
+
+/** A LorawanState read back from the registry's JSON column, or undefined when it is not one. */
+export function asLorawanState(v: unknown): LorawanState | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  if (typeof o['ns'] !== 'string' || typeof o['input'] !== 'string' || typeof o['at'] !== 'number') return undefined;
+  return o as unknown as LorawanState;
 }
 
 // ---------------------------------------------------------------- attributes

@@ -19,7 +19,8 @@ import { deleteOutboxFile, findOrphanOutboxFiles, journalPath, outboxPath } from
 import { Journal } from '../outbox/journal.js';
 import type { Outbox } from '../outbox/outbox.js';
 import { DeviceTypes } from '../devices/device-types.js';
-import { CommandCenter, type SendCommand } from '../devices/commands.js';
+import type { JsonObject } from '../devices/types.js';
+import { CommandCenter, type DownlinkPort, type SendCommand } from '../devices/commands.js';
 import { syncDeclared } from '../devices/declared.js';
 import { DeviceGate } from '../devices/gate.js';
 import { AlarmKeeper } from '../devices/alarms.js';
@@ -233,6 +234,9 @@ export class Hub {
         heardAt: (id) => this.gate?.livenessOf(id)?.lastSeen,
         changed: () => this.gate!.refresh(),
         publish: routeEvent,
+        downlinks: (input, ns) => this.downlinkPort(input, ns),
+        encode: (device, data, fPort) => this.encodeDownlink(device, data, fPort),
+        lorawanOf: (id) => this.gate?.lorawanOf(id),
       });
 
       for (const spec of this.config.inputs) {
@@ -283,6 +287,7 @@ export class Hub {
       sinks: () => this.sinkStatus(),
       liveness: (id) => this.gate?.livenessOf(id),
       uplinks: (id) => this.gate?.uplinksOf(id),
+      lorawan: (id) => this.gate?.lorawanOf(id),
       alarms: this.alarms!,
       // Secrets as references, and what a schema marks secret but is written inline redacted (config/redact.ts).
       config: () => shownConfig(this.config).tree,
@@ -532,12 +537,43 @@ export class Hub {
     }
   }
 
-  /** A device notice from a decoder (a LoRaWAN join): the gate starts its frame counter again, and routes say so. */
+  /**
+   * A device notice from a decoder: a LoRaWAN join (the gate starts its frame counter again, and routes say so), a
+   * network server's answer to a downlink (settles its order), or its error log (an event).
+   */
   private noticed(n: DeviceNotice, input: string): void {
     const id = n.device;
-    this.gate!.joined(id);
-    const e = makeEvent('device.joined', { input, ...(n.devAddr !== undefined ? { devAddr: n.devAddr } : {}) }, { ts: n.ts, device: id, message: `LoRaWAN device ${id} joined${n.devAddr !== undefined ? ` (address ${n.devAddr})` : ''}` });
+    let e: HubEvent;
+    if (n.kind === 'downlink') {
+      this.commands?.onDownlink(n).catch((err: unknown) => this.logger.warn({ err, device: id, command: n.command }, 'settling a downlink failed'));
+      return;
+    }
+    if (n.kind === 'network_error') {
+      e = makeEvent('device.network_error', { input, code: n.code, level: n.level, description: n.description }, { ts: n.ts, device: id, message: `network server on ${id}: ${n.code} ${n.description}`.trim() });
+    } else {
+      this.gate!.joined(id);
+      e = makeEvent('device.joined', { input, ...(n.devAddr !== undefined ? { devAddr: n.devAddr } : {}) }, { ts: n.ts, device: id, message: `LoRaWAN device ${id} joined${n.devAddr !== undefined ? ` (address ${n.devAddr})` : ''}` });
+    }
     this.publish(e).catch((err: unknown) => this.logger.error({ err }, 'routing an event failed'));
+  }
+
+  /** The way to a network server through an input: its decoder is that NS's and it can publish on its connection. */
+  private downlinkPort(id: string, ns: string): DownlinkPort | undefined {
+    const spec = this.config.inputs.find((i) => i.id === id);
+    const format = spec?.decoder.def.downlink;
+    const input = this.inputs.find((i) => i.id === id)?.input;
+    if (!format || spec.decoder.def.type !== ns || !input?.publish) return undefined;
+    return { format, publish: (topic, payload) => input.publish!(topic, payload) };
+  }
+
+  /** An order's parameters as a downlink, by the first of the device's codecs that defines encodeDownlink. */
+  private encodeDownlink(device: string, data: JsonObject, fPort: number | undefined): { bytes: Uint8Array; fPort: number } | undefined {
+    const name = this.gate?.codecsOf(device).find((n) => this.codecs.get(n)?.encodes === true);
+    if (name === undefined) return undefined;
+    const out = this.codecs.get(name)!.encodeDownlink({ data, ...(fPort !== undefined ? { fPort } : {}) });
+    const port = out.fPort ?? fPort;
+    if (port === undefined) throw new BackhaulError('BH_CODEC_OUTPUT', `codec ${name}: encodeDownlink gave no fPort, and the device's config names none`, { path: `codecs.${name}.fPort` });
+    return { bytes: out.bytes, fPort: port };
   }
 
   /** Route a message the hub itself produced (an Event). */

@@ -12,7 +12,7 @@ import type { UplinkCounts } from '../../devices/gate.js';
 import type { DeviceStore } from '../../devices/store/index.js';
 import type { CommandRecord } from '../../devices/store/orders.js';
 import type { TopicScheme } from '../../devices/topics.js';
-import type { Device } from '../../devices/types.js';
+import type { Device, LorawanState } from '../../devices/types.js';
 
 export interface ApiDeps {
   readonly store: DeviceStore;
@@ -30,6 +30,8 @@ export interface ApiDeps {
   liveness(id: string): LivenessState | undefined;
   /** What the gate counted of a LoRaWAN device's uplinks since the hub started. */
   uplinks?(id: string): UplinkCounts | undefined;
+  /** A LoRaWAN device's network side as last heard (fresher than the registry's). */
+  lorawan?(id: string): LorawanState | undefined;
   /** The alarms (src/devices/alarms.ts). */
   readonly alarms: Pick<AlarmKeeper, 'list' | 'get' | 'counts' | 'acknowledge' | 'clear'>;
   /** The config as written, secrets as `{"secret": NAME}`. */
@@ -77,7 +79,7 @@ export const DeviceView = Type.Object({
   orders: Type.Object(
     {
       accepted: Type.Boolean({ description: 'Orders can reach it now.' }),
-      via: Type.Optional(Type.Literal('mqtt')),
+      via: Type.Optional(Type.Union([Type.Literal('mqtt'), Type.Literal('lorawan')], { description: '`mqtt`: its command topic; `lorawan`: a downlink through its network server.' })),
       reason: Type.Optional(Type.String({ description: 'Why not, when they cannot.' })),
       forceable: Type.Optional(Type.Boolean({ description: 'Refused only because it never connected: `force` sends anyway.' })),
     },
@@ -104,10 +106,33 @@ export const DeviceView = Type.Object({
       { description: 'A LoRaWAN device\'s uplinks since the hub started: its last frame counter, uplinks lost (counter gaps), duplicates dropped, counter resets.' },
     ),
   ),
+  lorawan: Type.Optional(
+    Type.Object(
+      {
+        ns: Type.String({ description: 'The decoder that read it: `chirpstack`, `tts`.' }),
+        input: Type.String({ description: 'The input its uplinks came on (and its downlinks go out on).' }),
+        applicationId: Type.Optional(Type.String()),
+        tenant: Type.Optional(Type.String()),
+        deviceId: Type.Optional(Type.String({ description: 'The network server\'s own device id (The Things Stack).' })),
+        fCnt: Type.Optional(Type.Number({ description: 'Its last frame counter.' })),
+        fPort: Type.Optional(Type.Number()),
+        rssi: Type.Optional(Type.Number({ description: 'dBm, the best gateway\'s, of the last uplink.' })),
+        snr: Type.Optional(Type.Number({ description: 'dB, the best gateway\'s, of the last uplink.' })),
+        gateways: Type.Optional(Type.Number({ description: 'How many gateways heard the last uplink.' })),
+        sf: Type.Optional(Type.Number({ description: 'Spreading factor of the last uplink.' })),
+        battery: Type.Optional(Type.Number({ description: '%, from its last status (absent on external power).' })),
+        margin: Type.Optional(Type.Number({ description: 'Link margin (dB) from its last status.' })),
+        at: Type.Number({ description: 'When its last uplink was received, ms.' }),
+      },
+      { description: 'A LoRaWAN device\'s network side, kept in the registry: the ids a downlink needs, its signal and battery.' },
+    ),
+  ),
 });
 export type DeviceView = Static<typeof DeviceView>;
 
-export function deviceView(d: Device, deps: Pick<ApiDeps, 'types' | 'scheme' | 'liveness' | 'clock' | 'uplinks'>): DeviceView {
+export function deviceView(stored: Device, deps: Pick<ApiDeps, 'types' | 'scheme' | 'liveness' | 'clock' | 'uplinks' | 'lorawan'>): DeviceView {
+  const heard = deps.lorawan?.(stored.id);
+  const d: Device = heard ? { ...stored, lorawan: heard } : stored;
   const state = deps.liveness(d.id);
   const uplinks = deps.uplinks?.(d.id);
   const lastSeen = Math.max(state?.lastSeen ?? -Infinity, d.lastSeen ?? -Infinity);
@@ -142,6 +167,7 @@ export function deviceView(d: Device, deps: Pick<ApiDeps, 'types' | 'scheme' | '
     ...(topics ? { topics: { ...topics } } : {}),
     liveness: livenessOf(d, deps.types, state, deps.clock.now()),
     ...(uplinks ? { uplinks } : {}),
+    ...(d.lorawan ? { lorawan: { ...d.lorawan } } : {}),
   };
 }
 

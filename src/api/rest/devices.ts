@@ -88,6 +88,16 @@ const CommandBody = Type.Object(
     order: Type.String({ minLength: 1, maxLength: 64 }),
     params: Type.Optional(Type.Object({}, { additionalProperties: true })),
     force: Type.Optional(Type.Boolean({ description: 'Send it to a device that never connected too.' })),
+    downlink: Type.Optional(
+      Type.Object(
+        {
+          hex: Type.Optional(Type.String({ minLength: 2, maxLength: 726 })),
+          base64: Type.Optional(Type.String({ minLength: 4, maxLength: 324 })),
+          fPort: Type.Integer({ minimum: 1, maximum: 223 }),
+        },
+        { additionalProperties: false, description: 'A LoRaWAN device\'s downlink as bytes (hex or base64) and an fPort, instead of its codec encoding the order.' },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -403,7 +413,7 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
       async (req, reply) => {
         const d = await find(req.params.id);
         const record = await deps
-          .sendCommand({ device: d.id, order: req.body.order, params: req.body.params ?? {}, actor: actorOf(req), ...(req.body.force === true ? { force: true } : {}) })
+          .sendCommand({ device: d.id, order: req.body.order, params: req.body.params ?? {}, actor: actorOf(req), ...(req.body.force === true ? { force: true } : {}), ...(req.body.downlink ? { downlink: req.body.downlink } : {}) })
           .catch((e: unknown) => {
             if (isBackhaulError(e) && (e.path === 'order' || e.path === 'params' || e.path?.startsWith('params.') === true)) inBody(e);
             throw e;

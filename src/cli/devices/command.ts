@@ -25,10 +25,21 @@ export function paramsFrom(list: readonly string[] | undefined): JsonObject {
   return out;
 }
 
+/** `--hex` / `--base64` with `--fport`: a LoRaWAN downlink's bytes as given. */
+function downlinkFrom(hex: string | undefined, base64: string | undefined, fport: string | undefined): { hex?: string; base64?: string; fPort: number } | undefined {
+  if (hex === undefined && base64 === undefined) {
+    if (fport !== undefined) throw new UsageError('--fport goes with --hex or --base64 (the bytes of a LoRaWAN downlink)');
+    return undefined;
+  }
+  if (hex !== undefined && base64 !== undefined) throw new UsageError('give the bytes once: --hex or --base64');
+  if (fport === undefined || !/^\d{1,3}$/.test(fport)) throw new UsageError('--hex and --base64 need --fport N (the application port, 1..223)');
+  return { ...(hex !== undefined ? { hex } : { base64: base64! }), fPort: Number(fport) };
+}
+
 export async function command(c: Ctx): Promise<number> {
   const [raw, order, ...rest] = c.args;
   if (raw === undefined || order === undefined || rest.length > 0) {
-    throw new UsageError('command takes a device id and an ORDER: backhaul devices command ID ORDER [--param k=v]');
+    throw new UsageError('command takes a device id and an ORDER: backhaul devices command ID ORDER [--param k=v] [--hex BYTES|--base64 BYTES --fport N]');
   }
   const d = await lookup(c.store, raw, c.v.kind);
   let waitMs: number | undefined;
@@ -37,7 +48,8 @@ export async function command(c: Ctx): Promise<number> {
   } catch {
     throw new UsageError(`--wait takes a duration such as 30s or 2m, not ${JSON.stringify(c.v.wait)}`);
   }
-  const sent = await sendCommandTo(c.dataDir, { device: d.id, order, params: paramsFrom(c.v.param), actor: actor(), ...(c.v.force === true ? { force: true } : {}) });
+  const downlink = downlinkFrom(c.v.hex, c.v.base64, c.v.fport);
+  const sent = await sendCommandTo(c.dataDir, { device: d.id, order, params: paramsFrom(c.v.param), actor: actor(), ...(c.v.force === true ? { force: true } : {}), ...(downlink ? { downlink } : {}) });
   let last = sent;
   if (waitMs !== undefined) {
     const until = Date.now() + waitMs;

@@ -53,8 +53,11 @@ Usage: backhaul devices COMMAND [options] (-c FILE | --data DIR) [--json]
   claim close ID | --all     close the window(s) early
   claim code ID CODE         the claim code printed on its label ('' removes it); only its hash is kept
   command ID ORDER           have the running Backhaul publish an order (reboot, reinstall, ...) on the device's
-                             command topic; recorded in the audit log (reinstall also resets its credentials)
+                             command topic; recorded in the audit log (reinstall also resets its credentials).
+                             A LoRaWAN device's order is a downlink through its network server, encoded by its
+                             codec's encodeDownlink from the parameters
       --param k=v            a parameter (repeatable; v is JSON when it parses, else text)
+      --hex 0110 --fport 10  a LoRaWAN downlink's bytes as given, not encoded by a codec (or --base64 ARBA)
       --wait 30s             wait for the device's acknowledgement and exit 1 if none comes
       --force                send it even to a device that never connected (refused otherwise)
   commands [ID]              recent orders and what became of them (sent, acknowledged, failed, expired)

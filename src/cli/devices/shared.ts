@@ -43,6 +43,9 @@ export const OPTIONS = {
   'claim-window': { type: 'string' },
   reason: { type: 'string' },
   force: { type: 'boolean' },
+  hex: { type: 'string' },
+  base64: { type: 'string' },
+  fport: { type: 'string' },
 } as const;
 
 export type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>>['values'];

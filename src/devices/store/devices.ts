@@ -9,7 +9,7 @@ import { BackhaulError, errorText, shown } from '../../core/errors.js';
 import { whereClause } from '../../core/sql.js';
 import type Database from 'better-sqlite3';
 import type { DeviceTypes } from '../device-types.js';
-import type { Device, DeviceMode, DeviceSource, DeviceState, IdKind, JsonValue } from '../types.js';
+import type { Device, DeviceMode, DeviceSource, DeviceState, IdKind, JsonValue, LorawanState } from '../types.js';
 import { identify, planDevice, readOnly } from './rules.js';
 import { SqlitePart, toDevice, type DeviceRow, type RegistryConnection } from './sqlite.js';
 
@@ -73,6 +73,8 @@ export interface ObservedItem {
   readonly id: string;
   readonly learnedSilentMs?: number | null;
   readonly mode?: DeviceMode | null;
+  /** A LoRaWAN device's network side, replacing what was kept. */
+  readonly lorawan?: LorawanState;
 }
 
 export interface TouchManyResult {
@@ -147,7 +149,7 @@ export interface DeviceRecords {
 // ---------------------------------------------------------------- SQLite
 
 /** Columns that change with every message of a device, not with what it is: they do not move changeToken. */
-const RUNTIME_COLUMNS = new Set(['last_seen', 'last_status', 'learned_silent_ms', 'mode']);
+const RUNTIME_COLUMNS = new Set(['last_seen', 'last_status', 'learned_silent_ms', 'mode', 'lorawan']);
 
 /**
  * Counts, in a temp table of this connection, its own changes to devices (SQLite's data_version counts only other
@@ -376,9 +378,18 @@ export class SqliteDeviceRecords extends SqlitePart implements DeviceRecords {
         const r = this.stmt(
           `UPDATE devices SET
              learned_silent_ms = CASE WHEN @setLearned THEN @learned ELSE learned_silent_ms END,
-             mode = CASE WHEN @setMode THEN @mode ELSE mode END
+             mode = CASE WHEN @setMode THEN @mode ELSE mode END,
+             lorawan = CASE WHEN @setLorawan THEN @lorawan ELSE lorawan END
            WHERE id = @id`,
-        ).run({ id: i.id, setLearned: learned === undefined ? 0 : 1, learned: learned ?? null, setMode: i.mode === undefined ? 0 : 1, mode: i.mode ?? null });
+        ).run({
+          id: i.id,
+          setLearned: learned === undefined ? 0 : 1,
+          learned: learned ?? null,
+          setMode: i.mode === undefined ? 0 : 1,
+          mode: i.mode ?? null,
+          setLorawan: i.lorawan === undefined ? 0 : 1,
+          lorawan: i.lorawan === undefined ? null : JSON.stringify(i.lorawan),
+        });
         n += r.changes;
       }
       return n;

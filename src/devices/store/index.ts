@@ -53,7 +53,8 @@ export interface DeviceStore extends DeviceRecords, CredentialStore, AuditLog, O
 
 // 2: claim windows and codes (claim_until, claim_code_hash, claimed_at, claimed_by), added to version-1 files by
 // `migrate`.
-const SCHEMA_VERSION = 3;
+// 3: learned_silent_ms, mode. 4: lorawan (JSON: a LoRaWAN device's network side).
+const SCHEMA_VERSION = 4;
 
 const CLAIM_COLUMNS = ['claim_until INTEGER', 'claim_code_hash TEXT', 'claimed_at INTEGER', 'claimed_by TEXT'] as const;
 
@@ -62,6 +63,7 @@ const OBSERVED_COLUMNS = ['learned_silent_ms INTEGER', 'mode TEXT'] as const;
 function migrate(db: Database.Database, from: number): void {
   if (from < 2) for (const c of CLAIM_COLUMNS) db.exec(`ALTER TABLE devices ADD COLUMN ${c}`);
   if (from < 3) for (const c of OBSERVED_COLUMNS) db.exec(`ALTER TABLE devices ADD COLUMN ${c}`);
+  if (from < 4) db.exec('ALTER TABLE devices ADD COLUMN lorawan TEXT');
 }
 
 const SCHEMA = `
@@ -81,6 +83,7 @@ CREATE TABLE IF NOT EXISTS devices (
   battery_floor    REAL,
   learned_silent_ms INTEGER,
   mode             TEXT,
+  lorawan          TEXT,
   last_seen        INTEGER,
   last_status      TEXT,
   config           TEXT    NOT NULL DEFAULT '{}',

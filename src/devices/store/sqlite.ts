@@ -4,7 +4,7 @@
 import type Database from 'better-sqlite3';
 import type { StatementCache } from '../../core/sqlite.js';
 import type { Clock } from '../../core/clock.js';
-import { isDeviceMode, type Device, type DeviceClaim, type DeviceCredentials, type DeviceState, type IdKind, type JsonObject, type JsonValue } from '../types.js';
+import { asLorawanState, isDeviceMode, type Device, type LorawanState, type DeviceClaim, type DeviceCredentials, type DeviceState, type IdKind, type JsonObject, type JsonValue } from '../types.js';
 import { notFound, readOnly } from './rules.js';
 
 export interface DeviceRow {
@@ -22,6 +22,7 @@ export interface DeviceRow {
   max_silent_ms: number | null;
   learned_silent_ms: number | null;
   mode: string | null;
+  lorawan: string | null;
   battery_floor: number | null;
   last_seen: number | null;
   last_status: string | null;
@@ -46,6 +47,11 @@ export function parseJson<T>(text: string | null, fallback: T): T {
   } catch {
     return fallback;
   }
+}
+
+function lorawanOf(text: string | null): { lorawan?: LorawanState } {
+  const l = asLorawanState(parseJson<unknown>(text, undefined));
+  return l ? { lorawan: l } : {};
 }
 
 export function toDevice(r: DeviceRow): Device {
@@ -84,6 +90,7 @@ export function toDevice(r: DeviceRow): Device {
     thresholds,
     ...(r.learned_silent_ms !== null ? { learnedSilentMs: r.learned_silent_ms } : {}),
     ...(isDeviceMode(r.mode) ? { mode: r.mode } : {}),
+    ...lorawanOf(r.lorawan),
     ...(r.last_seen !== null ? { lastSeen: r.last_seen } : {}),
     ...(r.last_status !== null ? { lastStatus: parseJson<JsonValue>(r.last_status, null) } : {}),
     config: parseJson<JsonObject>(r.config, {}),

@@ -217,6 +217,13 @@ export const mqttInput = defineInput({
         if (!(await Promise.race([graceful, timeout]))) await c.endAsync(true).catch(() => undefined);
       },
 
+      async publish(topic, payload) {
+        const c = client;
+        // mqtt.js would queue it until a reconnect; an order must fail now instead, so the operator hears of it.
+        if (!c?.connected) throw new BackhaulError('BH_INPUT_FAILED', `not connected to MQTT broker ${url}`, { path: `inputs.${ctx.id}.url` });
+        await c.publishAsync(topic, Buffer.from(payload), { qos: 1 });
+      },
+
       info() {
         return { url };
       },
