@@ -37,9 +37,37 @@ test('SqliteDeviceStore: WAL mode, schema version in user_version, the file in <
   const db = new Database(path, { readonly: true });
   try {
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    assert.equal(db.pragma('user_version', { simple: true }), 3);
+    assert.equal(db.pragma('user_version', { simple: true }), 4);
   } finally {
     db.close();
+  }
+});
+
+test('SqliteDeviceStore: a LoRaWAN device\'s network side is kept (setObserved), outlives a reopen, and a version-3 file gains the column', async () => {
+  const dir = tempDir();
+  const path = registryPath(dir.path);
+  const types = new DeviceTypes();
+  const store = SqliteDeviceStore.open(path, { types });
+  await store.create({ id: '0102030405060708', kind: 'deveui', type: 'lorawan-sensor' });
+  await store.close();
+  const old = new Database(path);
+  old.exec('ALTER TABLE devices DROP COLUMN lorawan');
+  old.pragma('user_version = 3');
+  old.close();
+
+  const again = SqliteDeviceStore.open(path, { types });
+  const token = await again.changeToken();
+  const state = { ns: 'chirpstack', input: 'ns', applicationId: 'app-1', fCnt: 41, rssi: -97, snr: 7.5, gateways: 2, sf: 9, battery: 88, at: 1_700_000_000_000 };
+  assert.equal(await again.setObserved([{ id: '0102030405060708', lorawan: state }, { id: 'ffffffffffffffff', lorawan: state }]), 1);
+  // Runtime data: a reading's radio must not make every hub re-read the registry.
+  assert.equal(await again.changeToken(), token);
+  await again.close();
+  const third = SqliteDeviceStore.open(path, { types });
+  try {
+    assert.deepEqual((await third.get('0102030405060708'))?.lorawan, state);
+    assert.equal((await third.get('0102030405060708'))?.learnedSilentMs, undefined, 'other observed fields are left as they were');
+  } finally {
+    await third.close();
   }
 });
 
@@ -54,7 +82,7 @@ test('SqliteDeviceStore: a version-1 registry (before claim windows) is migrated
   await store.close();
   // Make it the file an earlier Backhaul wrote: no claim columns, version 1.
   const old = new Database(path);
-  for (const c of ['claim_until', 'claim_code_hash', 'claimed_at', 'claimed_by', 'learned_silent_ms', 'mode']) old.exec(`ALTER TABLE devices DROP COLUMN ${c}`);
+  for (const c of ['claim_until', 'claim_code_hash', 'claimed_at', 'claimed_by', 'learned_silent_ms', 'mode', 'lorawan']) old.exec(`ALTER TABLE devices DROP COLUMN ${c}`);
   old.pragma('user_version = 1');
   old.close();
 
@@ -69,7 +97,7 @@ test('SqliteDeviceStore: a version-1 registry (before claim windows) is migrated
   }
   const db = new Database(path, { readonly: true });
   try {
-    assert.equal(db.pragma('user_version', { simple: true }), 3);
+    assert.equal(db.pragma('user_version', { simple: true }), 4);
   } finally {
     db.close();
   }
