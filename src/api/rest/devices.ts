@@ -403,7 +403,7 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
         config: { role: 'operator' },
         schema: {
           operationId: 'sendCommand',
-          summary: 'Send an order to a device through the embedded broker',
+          summary: 'Send an order to a device: on its command topic of the embedded broker, or as a LoRaWAN downlink through its network server',
           tags: ['commands'],
           params: IdParams,
           body: CommandBody,
