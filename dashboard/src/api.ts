@@ -52,9 +52,28 @@ export interface Device {
    * Whether the device can take orders, and over what (the device view has it since the hub learned where orders go): absent on an older
    * Backhaul, and then orders are offered as before.
    */
-  readonly orders?: { readonly accepted: boolean; readonly via?: 'mqtt'; readonly reason?: string };
+  readonly orders?: { readonly accepted: boolean; readonly via?: 'mqtt' | 'lorawan'; readonly reason?: string };
   /** The severity mode the device reports (NORMAL, WARNING, DANGER), when it reports one. */
   readonly mode?: string;
+  /** A LoRaWAN device's network side as the registry keeps it: NS ids, last frame counter, signal, battery. */
+  readonly lorawan?: Lorawan;
+}
+
+export interface Lorawan {
+  readonly ns: string;
+  readonly input: string;
+  readonly applicationId?: string;
+  readonly tenant?: string;
+  readonly deviceId?: string;
+  readonly fCnt?: number;
+  readonly fPort?: number;
+  readonly rssi?: number;
+  readonly snr?: number;
+  readonly gateways?: number;
+  readonly sf?: number;
+  readonly battery?: number;
+  readonly margin?: number;
+  readonly at: number;
 }
 
 export type CommandStatus = 'sent' | 'acknowledged' | 'failed' | 'expired';
@@ -366,8 +385,14 @@ export function setDeviceEnabled(id: string, enabled: boolean): Promise<Device> 
   return request<Device>('POST', `/devices/${enc(id)}/${enabled ? 'enable' : 'disable'}`);
 }
 
-export function sendCommand(id: string, order: string, params: JsonObject = {}): Promise<Command> {
-  return request<Command>('POST', `/devices/${enc(id)}/commands`, { body: { order, params } });
+/** A LoRaWAN downlink's bytes as given (hex) and its port, instead of the device's codec encoding the order. */
+export interface RawDownlink {
+  readonly hex: string;
+  readonly fPort: number;
+}
+
+export function sendCommand(id: string, order: string, params: JsonObject = {}, downlink?: RawDownlink): Promise<Command> {
+  return request<Command>('POST', `/devices/${enc(id)}/commands`, { body: { order, params, ...(downlink ? { downlink } : {}) } });
 }
 
 export function listDeviceTypes(signal?: AbortSignal): Promise<DeviceType[]> {

@@ -173,3 +173,13 @@ export function keyRank(measurement: string): number {
   const i = KEY_ORDER.indexOf(measurement.toLowerCase());
   return i === -1 ? KEY_ORDER.length : i;
 }
+
+/** A LoRaWAN device's last signal in a few words: `-97 dBm, SNR 7.5 dB, SF9, 2 gateways`; '' when none is known. */
+export function fmtRadio(l: { readonly rssi?: number; readonly snr?: number; readonly sf?: number; readonly gateways?: number }): string {
+  const parts: string[] = [];
+  if (l.rssi !== undefined) parts.push(`${l.rssi} dBm`);
+  if (l.snr !== undefined) parts.push(`SNR ${l.snr} dB`);
+  if (l.sf !== undefined) parts.push(`SF${l.sf}`);
+  if (l.gateways !== undefined && l.gateways > 0) parts.push(`${l.gateways} gateway${l.gateways === 1 ? '' : 's'}`);
+  return parts.join(', ');
+}

@@ -19,7 +19,7 @@ import { Badge, ErrorBox, Freshness, JsonBlock, LivenessBadge, Loading, type Ton
 import { ConfigForm } from '../components/ConfigForm';
 import { LineChart } from '../components/LineChart';
 import { OrdersPanel } from '../components/OrdersPanel';
-import { ago, BATTERY, displayScale, fmtDateTime, fmtLocation, fmtMeasured, humanDuration, livenessOf, unitTitle } from '../format';
+import { ago, BATTERY, displayScale, fmtDateTime, fmtLocation, fmtMeasured, fmtRadio, humanDuration, livenessOf, unitTitle } from '../format';
 import { usePoll } from '../hooks';
 import { POLL_MS } from './DevicesPage';
 
@@ -128,6 +128,20 @@ function Attributes({ d, type }: { d: DeviceDetail; type: DeviceType | undefined
     ['Claim code', d.claim.code ? 'set (only its hash is kept)' : <span className="muted">none</span>],
     ['Declared in', d.source === 'config' ? 'the config file (read-only here)' : 'the registry'],
   ];
+  const l = d.lorawan;
+  if (l) {
+    const app = [l.applicationId, l.tenant].filter((x) => x !== undefined).join('@');
+    rows.push(['Network server', <span key="ns" data-testid="lorawan-ns">{`${l.ns} via input ${l.input}${app ? `, application ${app}` : ''}${l.deviceId ? `, device ${l.deviceId}` : ''}`}</span>]);
+    rows.push(['Signal', <span key="sig" data-testid="lorawan-signal">{fmtRadio(l) || <span className="muted">not reported</span>}</span>]);
+    rows.push([
+      'Battery',
+      <span key="bat" data-testid="lorawan-battery">
+        {l.battery !== undefined ? `${l.battery}%` : <span className="muted">not reported (or on external power)</span>}
+        {l.margin !== undefined ? `, link margin ${l.margin} dB` : ''}
+      </span>,
+    ]);
+    rows.push(['Last uplink', `${ago(l.at)} (${fmtDateTime(l.at)})${l.fCnt !== undefined ? `, frame ${l.fCnt}` : ''}${l.fPort !== undefined ? ` on port ${l.fPort}` : ''}`]);
+  }
   if (d.topics) {
     rows.push(['Status topic', <code key="st">{d.topics.status}</code>]);
     rows.push(['Command topic', <code key="ct">{d.topics.command}</code>]);
@@ -361,9 +375,10 @@ export function DevicePage({ id, session, types, typesError }: { id: string; ses
                 </p>
               ) : (
                 <>
-                  {d.orders?.via ? <p className="help">Orders go over {d.orders.via === 'mqtt' ? 'MQTT' : d.orders.via}.</p> : null}
+                  {d.orders?.via === 'mqtt' ? <p className="help">Orders go over MQTT.</p> : null}
                   <OrdersPanel
                     deviceId={d.id}
+                    lorawan={d.orders?.via === 'lorawan'}
                     onSent={(c) => {
                       device.setData((old) => (old ? { ...old, commands: [c, ...old.commands.filter((o) => o.id !== c.id)] } : old));
                       device.refresh();

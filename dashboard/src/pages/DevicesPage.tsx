@@ -5,7 +5,7 @@
 import { useEffect, useId, useMemo, useState } from 'react';
 import { getLatestMany, listDevices, type Device, type DeviceList, type DeviceType, type LatestValue, type Liveness, type Location } from '../api';
 import { ErrorBox, Freshness, LivenessBadge, Loading } from '../components/common';
-import { ago, BATTERY, fmtLocation, fmtMeasured, isSignal, keyRank, LIVENESS_LABEL, LIVENESS_RANK, livenessOf, unitTitle } from '../format';
+import { ago, BATTERY, fmtLocation, fmtMeasured, fmtRadio, isSignal, keyRank, LIVENESS_LABEL, LIVENESS_RANK, livenessOf, unitTitle } from '../format';
 import { useDebounced, usePoll } from '../hooks';
 
 export const POLL_MS = 5000;
@@ -141,6 +141,20 @@ function DeviceCard({ d, now, latest, grouped }: { d: Device; now: number; lates
                 <Measured v={battery} className={low ? 'bad-text' : undefined} />
                 {low ? <span className="bad-text"> low (floor {floor} V)</span> : null}
               </dd>
+            </div>
+          ) : null}
+          {!battery && d.lorawan?.battery !== undefined ? (
+            <div>
+              <dt>Battery</dt>
+              <dd data-testid="battery" data-low="false">
+                {d.lorawan.battery}%
+              </dd>
+            </div>
+          ) : null}
+          {!signal.length && d.lorawan && fmtRadio(d.lorawan) ? (
+            <div>
+              <dt>Signal</dt>
+              <dd data-testid="signal">{fmtRadio(d.lorawan)}</dd>
             </div>
           ) : null}
           {signal.length ? (
