@@ -110,6 +110,9 @@ test('ChirpStack downlinks: devices command encodes with the codec (or takes --h
   assert.equal(kept?.input, 'ns');
   assert.equal(kept?.fCnt, 1);
   assert.equal(kept?.rssi, -36);
+  const shown = await runToEnd(['devices', 'show', DEV, '-c', cfg]);
+  assert.match(shown.stdout, new RegExp(`network server\\s+chirpstack via input ns, application ${app}`));
+  assert.match(shown.stdout, /signal\s+-36 dBm, SNR 10\.5 dB, SF11, 1 gateway\(s\)/);
   bh = runBackhaul(['start', '-c', cfg]);
   await bh.waitFor((l) => l.msg === 'backhaul running');
   await uplink(1);

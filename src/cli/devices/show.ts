@@ -1,7 +1,7 @@
 // `backhaul devices show ID`: one device with its topics, thresholds, login, claim window, recent orders and changes.
 import { effectiveThresholds } from '../../devices/device-types.js';
 import { orderReach } from '../../devices/commands.js';
-import type { Device } from '../../devices/types.js';
+import type { Device, LorawanState } from '../../devices/types.js';
 import { formatDuration } from '../../core/duration.js';
 import { iso, json, table } from '../io.js';
 import { commandRow, lookup, needId, publicDevice, seenText, type Ctx } from './shared.js';
@@ -21,6 +21,20 @@ function claimText(d: Device, now: number): string {
   parts.push(c.codeHash !== undefined ? 'claim code set' : 'no claim code');
   if (c.claimedAt !== undefined) parts.push(`password taken ${iso(c.claimedAt)} from ${c.claimedBy ?? '?'}`);
   return parts.join(', ');
+}
+
+/** A LoRaWAN device's network side as the registry keeps it (written by the running hub every few seconds). */
+function lorawanRows(l: LorawanState): string[][] {
+  const app = [l.applicationId, l.tenant].filter((x) => x !== undefined).join('@');
+  const signal = [l.rssi !== undefined ? `${l.rssi} dBm` : '', l.snr !== undefined ? `SNR ${l.snr} dB` : '', l.sf !== undefined ? `SF${l.sf}` : '', l.gateways !== undefined ? `${l.gateways} gateway(s)` : '']
+    .filter((x) => x !== '')
+    .join(', ');
+  return [
+    ['network server', `${l.ns} via input ${l.input}${app ? `, application ${app}` : ''}${l.deviceId !== undefined ? `, device ${l.deviceId}` : ''}`],
+    ['last uplink', `${iso(l.at)}${l.fCnt !== undefined ? `, frame ${l.fCnt}` : ''}${l.fPort !== undefined ? ` on port ${l.fPort}` : ''}`],
+    ['signal', signal || '-'],
+    ['battery', `${l.battery !== undefined ? `${l.battery} %` : '- (not reported, or external power)'}${l.margin !== undefined ? `, link margin ${l.margin} dB` : ''}`],
+  ];
 }
 
 export async function show(c: Ctx): Promise<number> {
@@ -62,6 +76,7 @@ export async function show(c: Ctx): Promise<number> {
     ['updated', iso(d.updatedAt)],
     ['config', JSON.stringify(d.config)],
     ['last status', d.lastStatus === undefined ? '-' : JSON.stringify(d.lastStatus)],
+    ...(d.lorawan ? lorawanRows(d.lorawan) : []),
   ];
   c.io.out(table(rows));
   const orders = await c.store.listCommands({ device: d.id, limit: 5 });
