@@ -10,6 +10,9 @@
 //                       device gate admits the uplink (fCnt checked), and the device's codec (env-sensor.js in its
 //                       QuickJS sandbox, named after the device type `lorawan-sensor`) turns them into the same values
 //
+//   run C (--object)    as B, but with `object` (the values the network server's codec decoded) beside `data`: the
+//                       uplink needs no codec in Backhaul, so B against C is the codec's share
+//
 // Both runs: the same devices (unknown at first, registered on first sight: `devices.unknown` at its default,
 // `register`), the same count, the same paced rate from one publisher (as a network server's integration publishes),
 // a warm-up first (devices registered, code warm), then CPU time of Backhaul's process (user + system, all threads,
@@ -65,6 +68,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     repeat: { type: 'string' },
     radio: { type: 'boolean', default: false },
+    object: { type: 'boolean', default: false },
     historian: { type: 'boolean', default: false },
     'idle-ms': { type: 'string' },
     'backhaul-bin': { type: 'string' },
@@ -82,7 +86,10 @@ const HELP = `node dist/bench/lorawan.js [options]      (npm run bench:lorawan -
   --devices D      devices the readings are spread over, in turn (default 50)
   --warmup W       readings published (and waited for) before each measured run (default 2000; quick 1000)
   --repeat R       pairs of runs, A then B, each in a fresh Backhaul; the table shows medians (default 3; quick 1)
-  --radio          run B's decoder with radio: true (rssi, snr, gateways, sf, fCnt, fPort kept as values)
+  --object         also a run C per pair: ChirpStack uplinks the network server decoded (\`object\` with the same
+                   values beside \`data\`, as ChirpStack sends them when its device profile has a codec), so
+                   Backhaul's codec does not run: B / C is the codec's share, C / A the format's and device type's
+  --radio          run B's (and C's) decoder with radio: true (rssi, snr, gateways, sf, fCnt, fPort kept as values)
   --historian      also route to the sqlite historian (both runs); the run ends once its outbox is empty too
   --idle-ms MS     Backhaul's idle CPU is sampled this long before each measured run (default 2000)
   --backhaul-bin F the bin/backhaul.js to run (default this checkout's)
@@ -124,8 +131,11 @@ const STALL_MS = 15_000;
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-type RunKind = 'json' | 'lorawan';
-const LABEL: Record<RunKind, string> = { json: 'A: plain JSON (json decoder)', lorawan: 'B: ChirpStack uplink + codec' };
+/** `object`: with --object, a ChirpStack uplink the network server decoded (`object`, no codec): B's cost less the codec. */
+type RunKind = 'json' | 'lorawan' | 'object';
+const LABEL: Record<RunKind, string> = { json: 'A: plain JSON (json decoder)', lorawan: 'B: ChirpStack uplink + codec', object: 'C: ChirpStack uplink, NS-decoded' };
+const SHORT: Record<RunKind, string> = { json: 'A json', lorawan: 'B lorawan', object: 'C object' };
+const KINDS: readonly RunKind[] = args.object ? ['json', 'lorawan', 'object'] : ['json', 'lorawan'];
 
 // ---------------------------------------------------------------- devices and payloads
 
@@ -151,7 +161,7 @@ function valuesOf(s: { t: number; h: number; mv: number }): { temperature: numbe
 }
 
 /** A ChirpStack v4 `up` event as its JSON marshaler writes it (test/fixtures/lorawan/chirpstack-v4-up.json), no `object`. */
-function chirpstackUp(eui: string, fCnt: number, i: number): string {
+function chirpstackUp(eui: string, fCnt: number, i: number, decoded = false): string {
   return JSON.stringify({
     deduplicationId: randomUUID(),
     time: new Date().toISOString(),
@@ -170,7 +180,7 @@ function chirpstackUp(eui: string, fCnt: number, i: number): string {
     dr: 5,
     fPort: 1,
     fCnt,
-    data: bytesOf(sample(i)).toString('base64'),
+    ...(decoded ? { data: bytesOf(sample(i)).toString('base64'), object: valuesOf(sample(i)) } : { data: bytesOf(sample(i)).toString('base64') }),
     rxInfo: [
       {
         gatewayId: '0016c001f153a14c',
@@ -369,7 +379,7 @@ async function publish(pub: MqttClient, sink: Sink, kind: RunKind, count: number
         const eui = EUIS[d]!;
         const seq = fcnt[d]!++;
         const topic = kind === 'json' ? `sensors/${eui}/up` : `application/${APP_ID}/device/${eui}/event/up`;
-        const body = kind === 'json' ? jsonReading(eui, seq, i) : chirpstackUp(eui, seq, i);
+        const body = kind === 'json' ? jsonReading(eui, seq, i) : chirpstackUp(eui, seq, i, kind === 'object');
         sink.sent(`${eui}:${seq}`, nowMs());
         sent++;
         pub.publish(topic, body, { qos: 1 }, (err) => {
@@ -541,8 +551,8 @@ const results = {
     lorawan: { topic: `application/${APP_ID}/device/${EUIS[0]!}/event/up`, payload: chirpstackUp(EUIS[0]!, 1, 0) },
   },
   runs: [] as Run[],
-  summary: undefined as undefined | Record<RunKind, { cpuUsPerReading: number; cpuUsPerReadingNetOfIdle: number; cpuPct: number; latencyP99: number; allArrived: boolean; arrived: string }>,
-  ratio: undefined as undefined | { raw: number; netOfIdle: number; perPair: number[] },
+  summary: undefined as undefined | Partial<Record<RunKind, { cpuUsPerReading: number; cpuUsPerReadingNetOfIdle: number; cpuPct: number; latencyP99: number; allArrived: boolean; arrived: string }>>,
+  ratio: undefined as undefined | { raw: number; netOfIdle: number; perPair: number[]; objectVsJson?: number; lorawanVsObject?: number },
   goal: { goal: 'an uplink through the whole path (ChirpStack + codec) costs at most twice a plain JSON reading', target: '≤ 2×', measured: '', met: null as boolean | null },
   notes: [] as string[],
 };
@@ -562,7 +572,7 @@ function report(): string {
   const rows = [['run', 'pair', 'offered msg/s', 'sent/s', 'arrived', 'p50 ms', 'p99 ms', 'tail ms', 'CPU %', 'idle CPU %', 'CPU µs/reading', 'net of idle']];
   for (const r of results.runs) {
     rows.push([
-      r.kind === 'json' ? 'A json' : 'B lorawan',
+      SHORT[r.kind],
       String(r.pair + 1),
       fmtInt(r.offered),
       fmtInt(r.sendRate),
@@ -583,15 +593,10 @@ function report(): string {
     out.push(
       table([
         ['median of the runs', 'offered msg/s', 'every reading arrived', 'CPU %', 'p99 ms', 'CPU µs/reading', 'net of idle'],
-        ...(['json', 'lorawan'] as const).map((k) => [
-          LABEL[k],
-          fmtInt(RATE),
-          `${s[k].allArrived ? 'yes' : 'NO'} (${s[k].arrived})`,
-          s[k].cpuPct.toFixed(1),
-          fmtMs(s[k].latencyP99),
-          s[k].cpuUsPerReading.toFixed(1),
-          s[k].cpuUsPerReadingNetOfIdle.toFixed(1),
-        ]),
+        ...KINDS.flatMap((k) => {
+          const x = s[k];
+          return x ? [[LABEL[k], fmtInt(RATE), `${x.allArrived ? 'yes' : 'NO'} (${x.arrived})`, x.cpuPct.toFixed(1), fmtMs(x.latencyP99), x.cpuUsPerReading.toFixed(1), x.cpuUsPerReadingNetOfIdle.toFixed(1)]] : [];
+        }),
       ]),
     );
     out.push('');
@@ -601,6 +606,10 @@ function report(): string {
       `B / A, CPU per reading: ${results.ratio.raw.toFixed(2)}× (net of idle ${results.ratio.netOfIdle.toFixed(2)}×; per pair ${results.ratio.perPair.map((x) => `${x.toFixed(2)}×`).join(', ')})` +
         `   goal ≤ 2×: ${results.goal.met === null ? 'not measured' : results.goal.met ? 'meets it' : 'short of it'}`,
     );
+    const r = results.ratio;
+    if (r.objectVsJson !== undefined && r.lorawanVsObject !== undefined) {
+      out.push(`C / A (the ChirpStack format and a lorawan-sensor, no codec): ${r.objectVsJson.toFixed(2)}×; B / C (the codec): ${r.lorawanVsObject.toFixed(2)}×`);
+    }
   }
   for (const n of results.notes) out.push(`note: ${n}`);
   return out.join('\n');
@@ -619,7 +628,7 @@ async function main(): Promise<void> {
   await subClient.subscribeAsync('backhaul/#', { qos: 1 });
   try {
     for (let pair = 0; pair < REPEAT; pair++) {
-      for (const kind of ['json', 'lorawan'] as const) {
+      for (const kind of KINDS) {
         try {
           results.runs.push(await oneRun(kind, pair, broker.url, pub, sink));
         } catch (e) {
@@ -635,33 +644,40 @@ async function main(): Promise<void> {
     await stopChild(broker.child);
   }
   const of = (k: RunKind) => results.runs.filter((r) => r.kind === k);
-  const a = of('json');
-  const b = of('lorawan');
-  if (a.length > 0 && b.length > 0) {
-    const sum = (rs: Run[]) => ({
-      cpuUsPerReading: round1(median(rs.map((r) => r.cpuUsPerReading))),
-      cpuUsPerReadingNetOfIdle: round1(median(rs.map((r) => r.cpuUsPerReadingNetOfIdle))),
-      cpuPct: round1(median(rs.map((r) => r.cpuPct))),
-      latencyP99: round2(median(rs.map((r) => r.latency.p99))),
-      allArrived: rs.every((r) => r.allArrived),
-      arrived: `${fmtInt(rs.reduce((n, r) => n + r.arrived, 0))} of ${fmtInt(rs.reduce((n, r) => n + r.uplinks, 0))}`,
-    });
-    results.summary = { json: sum(a), lorawan: sum(b) };
-    const perPair = a.flatMap((ra) => {
-      const rb = b.find((r) => r.pair === ra.pair);
+  const sum = (rs: Run[]) => ({
+    cpuUsPerReading: round1(median(rs.map((r) => r.cpuUsPerReading))),
+    cpuUsPerReadingNetOfIdle: round1(median(rs.map((r) => r.cpuUsPerReadingNetOfIdle))),
+    cpuPct: round1(median(rs.map((r) => r.cpuPct))),
+    latencyP99: round2(median(rs.map((r) => r.latency.p99))),
+    allArrived: rs.every((r) => r.allArrived),
+    arrived: `${fmtInt(rs.reduce((n, r) => n + r.arrived, 0))} of ${fmtInt(rs.reduce((n, r) => n + r.uplinks, 0))}`,
+  });
+  const summary: NonNullable<typeof results.summary> = {};
+  for (const k of KINDS) if (of(k).length > 0) summary[k] = sum(of(k));
+  results.summary = summary;
+  const sa = summary.json;
+  const sb = summary.lorawan;
+  if (sa && sb) {
+    const perPair = of('json').flatMap((ra) => {
+      const rb = of('lorawan').find((r) => r.pair === ra.pair);
       return rb ? [round2(rb.cpuUsPerReading / ra.cpuUsPerReading)] : [];
     });
-    const raw = results.summary.lorawan.cpuUsPerReading / results.summary.json.cpuUsPerReading;
-    const net = results.summary.lorawan.cpuUsPerReadingNetOfIdle / results.summary.json.cpuUsPerReadingNetOfIdle;
+    const raw = sb.cpuUsPerReading / sa.cpuUsPerReading;
+    const net = sb.cpuUsPerReadingNetOfIdle / sa.cpuUsPerReadingNetOfIdle;
     results.ratio = { raw: round2(raw), netOfIdle: round2(net), perPair };
-    const complete = results.summary.json.allArrived && results.summary.lorawan.allArrived;
-    results.goal.measured = `${results.summary.lorawan.cpuUsPerReading} / ${results.summary.json.cpuUsPerReading} µs = ${raw.toFixed(2)}×${complete ? '' : ' (some readings missing)'}`;
+    const sc = summary.object;
+    if (sc) {
+      results.ratio.objectVsJson = round2(sc.cpuUsPerReading / sa.cpuUsPerReading);
+      results.ratio.lorawanVsObject = round2(sb.cpuUsPerReading / sc.cpuUsPerReading);
+    }
+    const complete = sa.allArrived && sb.allArrived;
+    results.goal.measured = `${sb.cpuUsPerReading} / ${sa.cpuUsPerReading} µs = ${raw.toFixed(2)}×${complete ? '' : ' (some readings missing)'}`;
     results.goal.met = complete ? raw <= 2 : null;
-    const slow = results.runs.filter((r) => r.sendRate < RATE * 0.95 || r.deliveredRate < RATE * 0.95);
-    if (slow.length > 0) results.notes.push(`${slow.length} run(s) did not keep the offered rate (saturated): their CPU per reading is at saturation, not at ${fmtInt(RATE)}/s`);
   } else {
     results.goal.measured = 'not measured';
   }
+  const slow = results.runs.filter((r) => r.sendRate < RATE * 0.95 || r.deliveredRate < RATE * 0.95);
+  if (slow.length > 0) results.notes.push(`${slow.length} run(s) did not keep the offered rate (saturated): their CPU per reading is at saturation, not at ${fmtInt(RATE)}/s`);
   results.notes.push(`benchmark took ${Math.round((nowMs() - started) / 1000)} s`);
   process.stdout.write(`\n${report()}\n`);
   const file = args.out ?? join(ROOT, 'bench', 'results', `lorawan-${results.date.slice(0, 10)}-${results.git.sha}${QUICK ? '-quick' : ''}.json`);
