@@ -7,8 +7,9 @@
 // (thousands of registered devices with their own passwords connecting at once, e2e-storm.ts).
 // Not a test: nothing here asserts anything. See bench/README.md for what each scenario and figure means.
 //
-//   npm run bench                       the full run (about 25 minutes), then the outbox benchmark
-//   npm run bench -- --quick            a few minutes: fewer loads, shorter runs, K = 10 only, a smaller storm
+//   npm run bench                       the full run (about 25 minutes), then the outbox, codec and LoRaWAN benchmarks
+//   npm run bench -- --quick            a few minutes: fewer loads, shorter runs, K = 10 only, a smaller storm; then
+//                                       the codec benchmark and the LoRaWAN one's quick form
 //   npm run bench -- --profile          also a 5k msg/s run of Backhaul under --cpu-prof, summarised
 //   node dist/bench/e2e.js --help
 import { execFile } from 'node:child_process';
@@ -75,6 +76,7 @@ const { values: args } = parseArgs({
     'node-red-dir': { type: 'string' },
     'no-node-red': { type: 'boolean', default: false },
     'no-outbox': { type: 'boolean', default: false },
+    'no-lorawan': { type: 'boolean', default: false },
     'backhaul-env': { type: 'string', multiple: true },
     'backhaul-bin': { type: 'string' },
     'slow-disk-ms': { type: 'string' },
@@ -93,7 +95,7 @@ const { values: args } = parseArgs({
 const HELP = `node dist/bench/e2e.js [options]          (npm run bench -- [options] builds first)
   --quick             a few minutes: loads 2k and 5k msg/s + unpaced, 3 s runs, K = 10, 2,000 idle devices,
                       a short backlog, slow disk at 1k and 2k msg/s, a storm of 2,000; Node-RED only if already
-                      installed in the cache folder; no outbox benchmark
+                      installed in the cache folder; no outbox benchmark; the LoRaWAN benchmark's quick form
   --profile           also run Backhaul under node --cpu-prof for one 5k msg/s run and summarise the hot functions
   --only LIST         scenarios to run, comma-separated: backhaul, aedes, nodered, slowdisk, idle, backlog,
                       storm, profile (default: all but profile; profile also with --profile)
@@ -113,6 +115,7 @@ const HELP = `node dist/bench/e2e.js [options]          (npm run bench -- [optio
   --node-red-dir DIR  where Node-RED is installed and looked for (default bench/.cache/node-red)
   --no-node-red       leave Node-RED out
   --no-outbox         do not run the outbox benchmark after a full run
+  --no-lorawan        do not run the codec and LoRaWAN whole-path benchmarks after the run (quick: the LoRaWAN one's --quick)
   --backhaul-env K=V  an environment variable for the Backhaul processes (repeatable), for experiments such as
                       MALLOC_ARENA_MAX=2 or UV_THREADPOOL_SIZE=2; recorded in the results
   --backhaul-bin FILE the bin/backhaul.js to run (default this checkout's), e.g. another checkout's build to compare
@@ -1625,10 +1628,15 @@ async function main(): Promise<void> {
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   process.stdout.write(`\nraw results: ${file}\n`);
 
-  if (!QUICK && !args['no-outbox'] && args.only === undefined) {
-    process.stdout.write('\nThe outbox benchmark (npm run bench:outbox), as part of the full run:\n\n');
-    const c = spawnTracked(process.execPath, [join(ROOT, 'dist', 'bench', 'outbox.js')], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-    await new Promise<void>((resolve) => c.once('exit', () => resolve()));
+  const after = (what: string, file: string, argv: string[] = []) => {
+    process.stdout.write(`\n${what}, as part of the ${QUICK ? 'quick' : 'full'} run:\n\n`);
+    const c = spawnTracked(process.execPath, [join(ROOT, 'dist', 'bench', file), ...argv], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    return new Promise<void>((resolve) => c.once('exit', () => resolve()));
+  };
+  if (!QUICK && !args['no-outbox'] && args.only === undefined) await after('The outbox benchmark (npm run bench:outbox)', 'outbox.js');
+  if (!args['no-lorawan'] && args.only === undefined) {
+    await after('The codec benchmark (npm run bench:codecs)', 'codecs.js');
+    await after('The LoRaWAN whole-path benchmark (npm run bench:lorawan)', 'lorawan.js', QUICK ? ['--quick'] : []);
   }
 }
 
