@@ -9,6 +9,7 @@ import { normaliseId, resolveIdKind } from '../core/ids.js';
 import {
   checkDays,
   checkHost,
+  checkIp,
   describeCertificate,
   isSignedBy,
   makeCa,
@@ -116,7 +117,8 @@ function writePair(certFile: string, keyFile: string, issued: Issued): void {
 }
 
 function daysLeft(info: CertificateInfo, now: number): number {
-  return Math.floor((info.notAfter.getTime() - now) / DAY_MS);
+  // Whole days, towards zero: 0 in its last day, -1 for one expired a day ago.
+  return Math.trunc((info.notAfter.getTime() - now) / DAY_MS);
 }
 
 function expiryLine(info: CertificateInfo, now: number): string {
@@ -197,6 +199,9 @@ async function server(c: Ctx): Promise<number> {
         : `no --host or --ip given: this machine's host name ${shown(own)} is no DNS name, so only 127.0.0.1`,
     );
   }
+  // Checked here too, so a bad value is named by its option.
+  hosts = hosts.map((h) => checkHost(h, '--host'));
+  for (const ip of ips) checkIp(ip, '--ip');
   const ca = readCa(c.dir);
   const issued = await makeServerCert({ ca, dnsNames: hosts, ipAddresses: ips, days: d, now: c.now });
   ensureDir(c, c.dir);

@@ -106,7 +106,7 @@ export function checkIp(ip: string, path = 'ip'): string {
 export function checkHost(host: string, path = 'host'): string {
   const h = host.trim().toLowerCase().replace(/\.$/, '');
   const labels = (h.startsWith('*.') ? h.slice(2) : h).split('.');
-  const ok = h.length > 0 && h.length <= 253 && labels.every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
+  const ok = isIP(h) === 0 && h.length > 0 && h.length <= 253 && labels.every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
   if (!ok) throw new BackhaulError('BH_CERT_HOST', `${shown(host)} is not a DNS host name${isIP(host) ? ' (an address goes in --ip)' : ''}`, { path });
   return h;
 }
