@@ -4,7 +4,6 @@
 // rather than set as the library's global provider, so importing this module changes nothing.
 // Keys are ECDSA P-256 (small, fast on a microcontroller's TLS stack, accepted everywhere), exported as PKCS#8 PEM;
 // certificates are signed ECDSA with SHA-256.
-import { isIP } from 'node:net';
 import { webcrypto } from 'node:crypto';
 import type { JsonGeneralNames, X509Certificate } from '@peculiar/x509';
 import { BackhaulError, shown } from './errors.js';
@@ -93,9 +92,26 @@ export function checkDays(days: number, path = 'days'): number {
   return days;
 }
 
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/**
+ * True for a dotted-quad IPv4 address (no leading zeros, which some read as octal) or an IPv6 address. Not node:net's
+ * isIP: core imports no networking module (test/architecture.test.ts); WHATWG URL parsing checks IPv6 the same way.
+ */
+export function isIpAddress(s: string): boolean {
+  if (IPV4.test(s)) return true;
+  if (!s.includes(':') || /[[\]/%]/.test(s)) return false;
+  try {
+    new URL(`http://[${s}]/`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** An IPv4 or IPv6 address as written; BH_CERT_IP at `path` when it is not one. */
 export function checkIp(ip: string, path = 'ip'): string {
-  if (isIP(ip) === 0) throw new BackhaulError('BH_CERT_IP', `${shown(ip)} is not an IPv4 or IPv6 address`, { path });
+  if (!isIpAddress(ip)) throw new BackhaulError('BH_CERT_IP', `${shown(ip)} is not an IPv4 or IPv6 address`, { path });
   return ip;
 }
 
@@ -106,8 +122,8 @@ export function checkIp(ip: string, path = 'ip'): string {
 export function checkHost(host: string, path = 'host'): string {
   const h = host.trim().toLowerCase().replace(/\.$/, '');
   const labels = (h.startsWith('*.') ? h.slice(2) : h).split('.');
-  const ok = isIP(h) === 0 && h.length > 0 && h.length <= 253 && labels.every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
-  if (!ok) throw new BackhaulError('BH_CERT_HOST', `${shown(host)} is not a DNS host name${isIP(host) ? ' (an address goes in --ip)' : ''}`, { path });
+  const ok = !isIpAddress(h) && h.length > 0 && h.length <= 253 && labels.every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
+  if (!ok) throw new BackhaulError('BH_CERT_HOST', `${shown(host)} is not a DNS host name${isIpAddress(host.trim()) ? ' (an address goes in --ip)' : ''}`, { path });
   return h;
 }
 
