@@ -7,6 +7,7 @@ import { join, relative, resolve } from 'node:path';
 import { BackhaulError, isBackhaulError, shown } from '../core/errors.js';
 import { normaliseId, resolveIdKind } from '../core/ids.js';
 import {
+  checkCaName,
   checkDays,
   checkHost,
   checkIp,
@@ -160,7 +161,7 @@ async function init(c: Ctx): Promise<number> {
   if (first !== undefined && !c.v.force) {
     throw new BackhaulError('BH_CERT_CA_EXISTS', `a CA exists already in ${c.dir}; certificates it signed depend on it. --force replaces it`, { path: first });
   }
-  const issued = await makeCa({ name: c.v.name ?? 'Backhaul site CA', days: d, now: c.now });
+  const issued = await makeCa({ name: checkCaName(c.v.name ?? 'Backhaul site CA', '--name'), days: d, now: c.now });
   ensureDir(c, c.dir);
   writePair(certFile, keyFile, issued);
   const notes = first !== undefined ? ['replaced the CA: certificates the old one signed no longer verify; make them again (`backhaul certs list` flags them)'] : [];

@@ -127,6 +127,13 @@ export function checkHost(host: string, path = 'host'): string {
   return h;
 }
 
+/** A CA's name (its CN), trimmed: 1 to 64 characters (X.520's upper bound for a CN); BH_CERT_NAME at `path` otherwise. */
+export function checkCaName(name: string, path = 'name'): string {
+  const n = name.trim();
+  if (n === '' || n.length > 64 || [...n].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f)) throw new BackhaulError('BH_CERT_NAME', `${shown(name)} is not a CA name of 1 to 64 printable characters`, { path });
+  return n;
+}
+
 /** The URI SAN of a device: the prefix and the id, characters outside RFC 3986's unreserved set and `:` escaped. */
 export function deviceUri(deviceId: string): string {
   return DEVICE_URI_PREFIX + deviceId.replace(/[^A-Za-z0-9\-._~:]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
@@ -194,8 +201,7 @@ function isCa(x509: X509, cert: X509Certificate): boolean {
 
 /** A self-signed CA: basicConstraints CA:TRUE (critical), keyUsage keyCertSign and cRLSign (critical), subject CN = `name`. */
 export async function makeCa(p: CaParams, crypto: Crypto = webcrypto): Promise<Issued> {
-  const name = p.name.trim();
-  if (name === '' || name.length > 64) throw new BackhaulError('BH_CERT_NAME', `${shown(p.name)} is not a CA name of 1 to 64 characters`, { path: 'name' });
+  const name = checkCaName(p.name);
   const x509 = await library();
   const keys = await newKeys(crypto);
   const cert = await x509.X509CertificateGenerator.createSelfSigned(

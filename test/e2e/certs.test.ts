@@ -307,6 +307,9 @@ test('refusals: coded errors naming the option or file, exit 1 (2 for usage), an
   assert.match(host.stderr, /^BH_CERT_HOST --host: "bad_host!" is not a DNS host name/);
   const hostIp = await certs(['server', '--dir', d, '--host', '10.0.0.1']);
   assert.match(hostIp.stderr, /an address goes in --ip/);
+  const caName = await certs(['init', '--dir', d, '--force', '--name', ' ']);
+  assert.match(caName.stderr, /^BH_CERT_NAME --name: " " is not a CA name/);
+  assert.equal(readFileSync(join(d, 'ca.pem'), 'utf8'), caBefore, 'a refused --force keeps the CA');
   const name = await certs(['server', '--dir', d, '--name', 'ca', '--ip', '127.0.0.1']);
   assert.match(name.stderr, /^BH_CERT_NAME --name: /);
   assert.equal(existsSync(join(d, 'server.pem')), false, 'nothing written by a refused server command');
