@@ -1,10 +1,11 @@
 // A small site's PKI as pure functions over @peculiar/x509: a local CA, server certificates for the concentrator's host
 // names and addresses, client certificates for devices, and what a certificate says (`describeCertificate`). No file
 // I/O here (`backhaul certs`, src/cli/certs.ts, writes the files). Node's WebCrypto is passed to every library call
-// rather than set as the library's global provider, so importing this module changes nothing.
+// rather than set as the library's global provider; importing this module changes nothing (the first call loads the
+// library: see `library()`).
 // Keys are ECDSA P-256 (small, fast on a microcontroller's TLS stack, accepted everywhere), exported as PKCS#8 PEM;
 // certificates are signed ECDSA with SHA-256.
-import { webcrypto } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import type { JsonGeneralNames, X509Certificate } from '@peculiar/x509';
 import { BackhaulError, shown } from './errors.js';
 
@@ -323,4 +324,21 @@ export async function isSignedBy(pem: string, caPem: string, crypto: Crypto = we
 /** The PEM block types in `text` (`CERTIFICATE`, `PRIVATE KEY`, …), in order: to tell a key file from a certificate without trusting its name. */
 export function pemTypes(text: string): string[] {
   return [...text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1]!);
+}
+
+/**
+ * The fingerprint form this module prints and device-certificate logins store, from a certificate's DER bytes (what
+ * node:tls gives as `getPeerCertificate().raw`): SHA-256, 64 lower-case hex digits.
+ */
+export function fingerprintOfDer(der: Uint8Array): string {
+  return createHash('sha256').update(der).digest('hex');
+}
+
+/**
+ * A SHA-256 fingerprint as people paste it (OpenSSL's and Node's `AB:CD:…`, any case, with or without colons) in the
+ * form above; undefined when it is not 32 bytes of hex.
+ */
+export function normaliseFingerprint(s: string): string | undefined {
+  const hex = s.trim().toLowerCase().replace(/^sha256 fingerprint=/, '').replace(/:/g, '');
+  return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
 }

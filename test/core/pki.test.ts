@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { checkDays, checkHost, checkIp, describeCertificate, deviceUri, isIpAddress, isSignedBy, makeCa, makeDeviceCert, makeServerCert } from '../../src/core/pki.js';
+import { checkDays, checkHost, checkIp, describeCertificate, deviceUri, fingerprintOfDer, isIpAddress, isSignedBy, makeCa, makeDeviceCert, makeServerCert, normaliseFingerprint } from '../../src/core/pki.js';
 import { BackhaulError } from '../../src/core/errors.js';
 
 test('addresses, host names and days: what is refused carries its code and path', () => {
@@ -45,6 +45,10 @@ test('a CA, a server and a device certificate at a given time: validity, names, 
   assert.ok(node.checkIssued(new X509Certificate(ca.certPem)));
   assert.equal(node.fingerprint256.replace(/:/g, '').toLowerCase(), s.fingerprint256);
   assert.match(s.fingerprint256, /^[0-9a-f]{64}$/);
+  assert.equal(fingerprintOfDer(node.raw), s.fingerprint256, 'the form a TLS server computes from the peer certificate');
+  assert.equal(normaliseFingerprint(node.fingerprint256), s.fingerprint256, 'Node\'s and OpenSSL\'s AB:CD:… form');
+  assert.equal(normaliseFingerprint(`sha256 Fingerprint=${node.fingerprint256}`), s.fingerprint256);
+  assert.equal(normaliseFingerprint(s.fingerprint256.slice(2)), undefined);
 
   const dev = await describeCertificate(device.certPem);
   assert.equal(dev.commonName, '70b3d57ed0001234');
