@@ -126,7 +126,14 @@ function expiryLine(info: CertificateInfo, now: number): string {
   return `expires ${iso(info.notAfter.getTime())} (in ${daysLeft(info, now)} days)`;
 }
 
-async function made(c: Ctx, what: string, certFile: string, keyFile: string, issued: Issued, notes: string[] = []): Promise<number> {
+/** Where each kind of key may go, said beside it. */
+const KEY_NOTE = {
+  ca: 'never copy it: whoever has it can make certificates your site trusts',
+  server: 'it stays on this machine, for the TLS listeners',
+  device: 'copy it to that device only, with ca.pem and the certificate',
+} as const;
+
+async function made(c: Ctx, what: string, keyKind: keyof typeof KEY_NOTE, certFile: string, keyFile: string, issued: Issued, notes: string[] = []): Promise<number> {
   const info = await describeCertificate(issued.certPem);
   if (c.v.json) {
     c.io.out(
@@ -144,7 +151,7 @@ async function made(c: Ctx, what: string, certFile: string, keyFile: string, iss
   }
   for (const n of notes) c.io.out(n);
   c.io.out(`${what}: ${certFile}`);
-  c.io.out(`key: ${keyFile} (mode 0600; it stays here${what === 'CA' ? ', never copy it' : ', or goes only to what it identifies'})`);
+  c.io.out(`key: ${keyFile} (mode 0600; ${KEY_NOTE[keyKind]})`);
   c.io.out(`subject: ${info.subject}${info.sans.length > 0 ? `, names: ${info.sans.join(', ')}` : ''}`);
   c.io.out(`fingerprint (SHA-256): ${info.fingerprint256}`);
   c.io.out(expiryLine(info, c.now));
@@ -165,7 +172,7 @@ async function init(c: Ctx): Promise<number> {
   ensureDir(c, c.dir);
   writePair(certFile, keyFile, issued);
   const notes = first !== undefined ? ['replaced the CA: certificates the old one signed no longer verify; make them again (`backhaul certs list` flags them)'] : [];
-  return made(c, 'CA', certFile, keyFile, issued, notes);
+  return made(c, 'CA', 'ca', certFile, keyFile, issued, notes);
 }
 
 /** A certificate file name of one's choosing: a plain word, never the CA's. */
@@ -209,7 +216,7 @@ async function server(c: Ctx): Promise<number> {
   const certFile = join(c.dir, `${name}.pem`);
   const keyFile = join(c.dir, `${name}-key.pem`);
   writePair(certFile, keyFile, issued);
-  return made(c, 'server certificate', certFile, keyFile, issued, notes);
+  return made(c, 'server certificate', 'server', certFile, keyFile, issued, notes);
 }
 
 /** A canonical id as a file name: `/`, `%`, `\` and characters shells or other systems mind are %XX-escaped. */
@@ -232,7 +239,7 @@ async function device(c: Ctx): Promise<number> {
   const certFile = join(devDir, `${base}.pem`);
   const keyFile = join(devDir, `${base}-key.pem`);
   writePair(certFile, keyFile, issued);
-  return made(c, `device certificate for ${id} (${kind})`, certFile, keyFile, issued);
+  return made(c, `device certificate for ${id} (${kind})`, 'device', certFile, keyFile, issued);
 }
 
 interface Listed {

@@ -104,6 +104,8 @@ test('init, server, device: 0600 files in a 0700 folder of the config\'s data fo
   const device = await ok(['device', 'AA-BB-CC-DD-EE-FF', '-c', cfg, '--days', '400']);
   assert.match(device, /device certificate for aa:bb:cc:dd:ee:ff \(mac\)/, 'the id is made canonical like the registry does');
   assert.match(device, /\(in 400 days\)/);
+  assert.match(device, /-key\.pem \(mode 0600; copy it to that device only/);
+  assert.match(init, /ca-key\.pem \(mode 0600; never copy it/);
   const printed = /fingerprint \(SHA-256\): ([0-9a-f]{64})\n/.exec(device)?.[1];
   assert.ok(printed, device);
 
@@ -232,6 +234,7 @@ test('list: expiry and days left, flags expiring, expired, not signed by the cur
   writeFileSync(join(d, 'devices', 'old-valve.pem'), old.certPem);
 
   const table = await ok(['list', '--dir', d]);
+  assert.equal(await ok(['list', '--data', join(d, '..', 'nothing-here')]), `no certificates in ${join(d, '..', 'nothing-here', 'certs')} (backhaul certs init makes the CA)\n`);
   assert.match(table, /^FILE\s+SUBJECT\s+NAMES\s+EXPIRES\s+DAYS LEFT\s+FLAGS\n/);
   assert.match(table, /\nca\.pem\s+CN=Backhaul site CA\s+-\s+\d{4}-\d\d-\d\dT[\d:]+Z\s+36(49|50)\s+-\n/);
   assert.match(table, /\nserver\.pem\s+CN=mqtt\.example\.org\s+DNS:mqtt\.example\.org\s+\S+\s+82[45]\s+-\n/);
