@@ -90,7 +90,7 @@ function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (e) {
-    throw new BackhaulError('BH_CERT_READ', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path, cause: e });
+    throw new BackhaulError('BH_CERT_READ', `cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path, cause: e });
   }
 }
 

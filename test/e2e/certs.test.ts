@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, createServer, type ConnectionOptions, type TlsOptions, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -331,10 +331,12 @@ test('refusals: coded errors naming the option or file, exit 1 (2 for usage), an
   assert.match(mismatch.stderr, /^BH_CERT_KEY ca: the CA key does not belong to the CA certificate\n$/);
   writeFileSync(join(d, 'ca-key.pem'), 'garbage');
   assert.match((await certs(['server', '--dir', d, '--ip', '127.0.0.1'])).stderr, /^BH_CERT_READ ca: the CA key is not a PKCS#8 PEM/);
-  chmodSync(join(d, 'ca.pem'), 0o000);
+  // A file that cannot be read (a folder in its place: unreadable even for root, unlike a 0000 file).
+  rmSync(join(d, 'ca.pem'));
+  mkdirSync(join(d, 'ca.pem'));
   const unreadable = await certs(['server', '--dir', d, '--ip', '127.0.0.1']);
-  // root reads a 0000 file anyway; anyone else gets the coded error naming it
-  if (process.getuid?.() !== 0) assert.match(unreadable.stderr, /^BH_CERT_READ .*ca\.pem: cannot read .*: EACCES/);
+  assert.equal(unreadable.code, 1);
+  assert.match(unreadable.stderr, /^BH_CERT_READ \/.*\/ca\.pem: cannot read the file: EISDIR\n$/);
 
   const usage = await certs(['list']);
   assert.equal(usage.code, 2);
