@@ -102,6 +102,15 @@ export const ERROR_CATALOG = {
   BH_TOKEN_ROLE: [400, 'An API token role is not one of viewer, operator, admin.'],
   BH_TOKEN_NOT_FOUND: [404, 'No API token with that id exists.'],
   BH_TOKEN_OPEN: [500, 'The API token file (`<data>/tokens.sqlite`) could not be opened (permissions, not a SQLite file, written by a newer Backhaul).'],
+  // `backhaul certs` (the site's PKI, docs/tls.md)
+  BH_CERT_NO_CA: [404, 'There is no CA in the certificates folder yet (`ca.pem`, `ca-key.pem`): run `backhaul certs init` first.'],
+  BH_CERT_CA_EXISTS: [409, 'The certificates folder has a CA already; `backhaul certs init` keeps it (every certificate it signed depends on it) unless given `--force`.'],
+  BH_CERT_IP: [400, 'A `--ip` value is not an IPv4 or IPv6 address.'],
+  BH_CERT_HOST: [400, 'A `--host` value is not a DNS host name (letters, digits and `-` in dot-separated labels), or a server certificate would name no host at all.'],
+  BH_CERT_NAME: [400, 'A CA name is empty, longer than 64 characters or holds control characters, or a certificate file name (`--name`) is not a plain word of letters, digits, `.`, `_`, `-`.'],
+  BH_CERT_DAYS: [400, 'A `--days` value is not a whole number from 1 to 36500.'],
+  BH_CERT_READ: [500, 'A certificate or key file cannot be read, or does not hold a PEM certificate (or PKCS#8 ECDSA P-256 key); the path names the file.'],
+  BH_CERT_KEY: [500, 'The CA key (`ca-key.pem`) does not belong to the CA certificate (`ca.pem`): one of them was replaced.'],
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
