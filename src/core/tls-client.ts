@@ -177,3 +177,24 @@ export function tlsFailureText(f: TlsFailure, who: string, where: string): strin
     ? `${who}: the certificate of ${where} is not accepted: ${f.reason} (${f.detail})`
     : `${who}: the TLS handshake with ${where} failed: ${f.reason} (${f.detail})`;
 }
+
+/**
+ * Put fresh TLS options into an mqtt.js client's options object (the one its stream builder reads at every
+ * (re)connect): at the top level for mqtts://, and in `wsOptions` for wss://, which mqtt.js fills from the top level
+ * only once.
+ */
+export function setMqttTls(target: { wsOptions?: unknown } & object, t: TlsConnectOptions): void {
+  const fields: (keyof TlsConnectOptions)[] = ['ca', 'cert', 'key', 'servername', 'rejectUnauthorized', 'minVersion'];
+  const top = target as Record<string, unknown>;
+  const ws = (typeof target.wsOptions === 'object' && target.wsOptions !== null ? target.wsOptions : {}) as Record<string, unknown>;
+  for (const f of fields) {
+    if (t[f] === undefined) {
+      delete top[f];
+      delete ws[f];
+    } else {
+      top[f] = t[f];
+      ws[f] = t[f];
+    }
+  }
+  top['wsOptions'] = ws;
+}

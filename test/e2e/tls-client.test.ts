@@ -1,0 +1,177 @@
+// TLS on what Backhaul connects to (issue 16): a real Hub whose mqtt sinks publish to aedes brokers behind real TLS
+// listeners (node:tls, certificates made by openssl in test/helpers/tls-client.ts). A broker whose certificate is
+// for another host, expired, or from a CA the sink does not trust is refused with BH_TLS_VERIFY and the reason, in
+// the sink's status and in backhaul_tls_failures_total, and nothing reaches it; once the right CA file is on disk,
+// the next reconnect reads it and every reading arrives, none lost.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createServer, type TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { Aedes } from 'aedes';
+import { buildConfig } from '../../src/runtime/config.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { Hub } from '../../src/runtime/hub.js';
+import { builtinRegistry } from '../../src/runtime/registry.js';
+import { tempDir } from '../helpers/context.js';
+import { makeTestPki, type TestPki } from '../helpers/tls-client.js';
+import { until } from '../helpers/until.js';
+
+export interface TlsBroker {
+  readonly url: string;
+  /** Device seq numbers of every reading published to it. */
+  readonly seqs: number[];
+  /** Subject CNs of the client certificates it was shown. */
+  readonly clientCerts: string[];
+  close(): Promise<void>;
+}
+
+export async function startTlsBroker(
+  pki: TestPki,
+  cert: { cert: string; key: string },
+  mutual = false,
+): Promise<TlsBroker> {
+  const seqs: number[] = [];
+  const clientCerts: string[] = [];
+  const broker = await Aedes.createBroker({
+    authorizePublish: (_client, packet, callback) => {
+      const body = JSON.parse(packet.payload.toString()) as { seq?: number };
+      if (typeof body.seq === 'number') seqs.push(body.seq);
+      callback(null);
+    },
+  });
+  const server = createServer(
+    {
+      cert: pki.read(cert.cert),
+      key: pki.read(cert.key),
+      ...(mutual ? { requestCert: true, rejectUnauthorized: true, ca: pki.read(pki.ca) } : {}),
+    },
+    (socket: TLSSocket) => {
+      const peer = socket.getPeerCertificate();
+      if (peer.subject) clientCerts.push(String(peer.subject.CN));
+      broker.handle(socket);
+    },
+  );
+  server.on('tlsClientError', () => undefined); // refused handshakes are what these tests make
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `mqtts://127.0.0.1:${port}`,
+    seqs,
+    clientCerts,
+    close: async () => {
+      await new Promise<void>((r) => broker.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+const N = 40;
+
+test('mqtt sinks refuse a broker certificate for another host, an expired one and one from an unknown CA; the right CA file then delivers every reading', { timeout: 60_000 }, async (t) => {
+  const pki = makeTestPki();
+  t.after(() => pki.cleanup());
+  const d = tempDir();
+  t.after(() => d.cleanup());
+  const good = await startTlsBroker(pki, pki.server);
+  t.after(() => good.close());
+  const wrongHost = await startTlsBroker(pki, pki.otherHost);
+  t.after(() => wrongHost.close());
+  const expired = await startTlsBroker(pki, pki.expired);
+  t.after(() => expired.close());
+
+  // The CA file the `cloud` sink trusts starts as the wrong CA; the test replaces it while Backhaul runs.
+  const caFile = join(d.path, 'broker-ca.pem');
+  copyFileSync(pki.otherCa, caFile);
+  const lines = join(d.path, 'readings.jsonl');
+  writeFileSync(lines, Array.from({ length: N }, (_v, i) => JSON.stringify({ device: 'm1', n: i, seq: i })).join('\n') + '\n');
+
+  const mqttSink = (url: string, ca: string) => ({
+    type: 'mqtt',
+    url,
+    topic: 'b/{device}',
+    tls: { ca },
+    outbox: { retryMinMs: 200, retryMaxMs: 1000 },
+  });
+  const config = buildConfig(
+    {
+      data: join(d.path, 'data'),
+      inputs: { feed: { type: 'lines', path: lines, decoder: { type: 'json', seq: 'seq' } } },
+      sinks: {
+        cloud: mqttSink(good.url, caFile),
+        wrong: mqttSink(wrongHost.url, pki.ca),
+        old: mqttSink(expired.url, pki.ca),
+      },
+      routes: [{ to: ['cloud', 'wrong', 'old'] }],
+    },
+    { source: 'test', dir: d.path },
+    { registry: builtinRegistry() },
+  );
+  const hub = new Hub({ config, logger: silentLogger() });
+  await hub.start();
+  t.after(() => hub.stop());
+
+  const status = (id: string) => hub.sinkStatus().find((s) => s.id === id);
+  const m = hub.metrics;
+  await until(async () => (await m.value('backhaul_readings_total', { input: 'feed' })) === N, { what: 'all readings taken in' });
+  await until(() => ['cloud', 'wrong', 'old'].every((id) => (status(id)?.lastError?.message ?? '').startsWith('BH_TLS_VERIFY')), {
+    what: 'a TLS error in every sink status',
+    timeoutMs: 20_000,
+  });
+  const msg = (id: string) => status(id)?.lastError?.message ?? '';
+  assert.match(msg('cloud'), /^BH_TLS_VERIFY sink cloud: the certificate of mqtts:\/\/127\.0\.0\.1:\d+ is not accepted: unknown CA \(/);
+  assert.match(msg('wrong'), /^BH_TLS_VERIFY sink wrong: .* wrong host \(/);
+  assert.match(msg('old'), /^BH_TLS_VERIFY sink old: .* expired \(/);
+  assert.ok((await m.value('backhaul_tls_failures_total', { client: 'sinks.cloud', reason: 'unknown CA' })) >= 1);
+  assert.ok((await m.value('backhaul_tls_failures_total', { client: 'sinks.wrong', reason: 'wrong host' })) >= 1);
+  assert.ok((await m.value('backhaul_tls_failures_total', { client: 'sinks.old', reason: 'expired' })) >= 1);
+  // Nothing got through, and everything is kept.
+  assert.deepEqual([good.seqs.length, wrongHost.seqs.length, expired.seqs.length], [0, 0, 0]);
+  for (const id of ['cloud', 'wrong', 'old']) assert.equal(await m.value('backhaul_sink_backlog_items', { sink: id }), N);
+
+  // The right CA, written over the file the sink names: the next reconnect reads it (no restart).
+  copyFileSync(pki.ca, caFile);
+  await until(() => new Set(good.seqs).size === N, { what: 'every reading at the broker once the CA is right', timeoutMs: 20_000 });
+  await until(async () => (await m.value('backhaul_sink_backlog_items', { sink: 'cloud' })) === 0, { what: 'cloud backlog empty' });
+  assert.deepEqual([...new Set(good.seqs)].sort((a, b) => a - b), Array.from({ length: N }, (_v, i) => i));
+  assert.equal(status('cloud')?.state, 'up');
+  // The others still refuse: verification is never bypassed.
+  assert.deepEqual([wrongHost.seqs.length, expired.seqs.length], [0, 0]);
+  assert.equal(await m.value('backhaul_sink_backlog_items', { sink: 'wrong' }), N);
+});
+
+test('mqtt sink with a client certificate (mutual TLS) delivers; without one the broker refuses it, coded BH_TLS_HANDSHAKE', { timeout: 60_000 }, async (t) => {
+  const pki = makeTestPki();
+  t.after(() => pki.cleanup());
+  const d = tempDir();
+  t.after(() => d.cleanup());
+  const broker = await startTlsBroker(pki, pki.server, true);
+  t.after(() => broker.close());
+  const lines = join(d.path, 'readings.jsonl');
+  writeFileSync(lines, Array.from({ length: 5 }, (_v, i) => JSON.stringify({ device: 'm1', n: i, seq: i })).join('\n') + '\n');
+  const config = buildConfig(
+    {
+      data: join(d.path, 'data'),
+      inputs: { feed: { type: 'lines', path: lines, decoder: { type: 'json', seq: 'seq' } } },
+      sinks: {
+        mtls: { type: 'mqtt', url: broker.url, topic: 'b/{device}', tls: { ca: pki.ca, cert: pki.client.cert, key: pki.client.key } },
+        anon: { type: 'mqtt', url: broker.url, topic: 'b/{device}', tls: { ca: pki.ca }, outbox: { retryMinMs: 200, retryMaxMs: 1000 } },
+      },
+      routes: [{ to: ['mtls', 'anon'] }],
+    },
+    { source: 'test', dir: d.path },
+    { registry: builtinRegistry() },
+  );
+  const hub = new Hub({ config, logger: silentLogger() });
+  await hub.start();
+  t.after(() => hub.stop());
+  const m = hub.metrics;
+  await until(async () => (await m.value('backhaul_sink_delivered_total', { sink: 'mtls' })) === 5, { what: 'mutual TLS delivery', timeoutMs: 20_000 });
+  assert.deepEqual([...new Set(broker.seqs)].sort(), [0, 1, 2, 3, 4]);
+  assert.ok(broker.clientCerts.includes('client'));
+  const anon = () => hub.sinkStatus().find((s) => s.id === 'anon')?.lastError?.message ?? '';
+  await until(() => anon().startsWith('BH_TLS_'), { what: 'the anonymous sink refused', timeoutMs: 20_000 });
+  assert.match(anon(), /^BH_TLS_HANDSHAKE sink anon: the TLS handshake with mqtts:\/\/127\.0\.0\.1:\d+ failed: client certificate refused/);
+  assert.equal(await m.value('backhaul_sink_backlog_items', { sink: 'anon' }), 5);
+});
