@@ -5,7 +5,7 @@
 // replay after the next CONNACK beside the outbox's retry. The client reconnects in the background; each CONNACK
 // tells the runner (`onReady`) to retry now. TLS (mqtts://, wss://): the `tls` files are read again before every
 // reconnect, and a refused certificate makes writes fail with BH_TLS_VERIFY and its reason until a connection works.
-import { errorText, isBackhaulError } from '../../core/errors.js';
+import { errorText } from '../../core/errors.js';
 import { randomBytes } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { connect, type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
@@ -199,7 +199,7 @@ export const mqttSink = defineSink({
           try {
             setMqttTls(opts, tlsConnectOptions(tls, (p) => ctx.resolvePath(p), tlsAt));
           } catch (e) {
-            throw new SinkError(isBackhaulError(e) ? `${e.path ?? tlsAt}: ${e.message}` : errorText(e), false, { cause: e, code: 'BH_TLS_FILE' });
+            throw new SinkError(errorText(e), false, { cause: e, code: 'BH_TLS_FILE' });
           }
         }
         let c: MqttClient;
