@@ -7,65 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createServer, type TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
-import { Aedes } from 'aedes';
 import { buildConfig } from '../../src/runtime/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
-import { makeTestPki, type TestPki } from '../helpers/tls-client.js';
+import { makeTestPki, startTlsBroker } from '../helpers/tls-client.js';
 import { until } from '../helpers/until.js';
-
-export interface TlsBroker {
-  readonly url: string;
-  /** Device seq numbers of every reading published to it. */
-  readonly seqs: number[];
-  /** Subject CNs of the client certificates it was shown. */
-  readonly clientCerts: string[];
-  close(): Promise<void>;
-}
-
-export async function startTlsBroker(
-  pki: TestPki,
-  cert: { cert: string; key: string },
-  mutual = false,
-): Promise<TlsBroker> {
-  const seqs: number[] = [];
-  const clientCerts: string[] = [];
-  const broker = await Aedes.createBroker({
-    authorizePublish: (_client, packet, callback) => {
-      const body = JSON.parse(packet.payload.toString()) as { seq?: number };
-      if (typeof body.seq === 'number') seqs.push(body.seq);
-      callback(null);
-    },
-  });
-  const server = createServer(
-    {
-      cert: pki.read(cert.cert),
-      key: pki.read(cert.key),
-      ...(mutual ? { requestCert: true, rejectUnauthorized: true, ca: pki.read(pki.ca) } : {}),
-    },
-    (socket: TLSSocket) => {
-      const peer = socket.getPeerCertificate();
-      if (peer.subject) clientCerts.push(String(peer.subject.CN));
-      broker.handle(socket);
-    },
-  );
-  server.on('tlsClientError', () => undefined); // refused handshakes are what these tests make
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `mqtts://127.0.0.1:${port}`,
-    seqs,
-    clientCerts,
-    close: async () => {
-      await new Promise<void>((r) => broker.close(() => r()));
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 const N = 40;
 

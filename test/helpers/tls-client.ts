@@ -5,6 +5,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { Aedes } from 'aedes';
 import { tempDir } from './context.js';
 
 export interface TestPki {
@@ -92,5 +95,63 @@ export function makeTestPki(): TestPki {
     client: makeLeaf(dir, 'client', ca, 'extendedKeyUsage=clientAuth'),
     read: (file) => readFileSync(file),
     cleanup: () => tmp.cleanup(),
+  };
+}
+
+/** An aedes broker behind a node:tls listener on a free port; `mutual` asks clients for a certificate from `ca`. */
+export interface TlsBroker {
+  readonly url: string;
+  /** Device seq numbers of every reading published to it. */
+  readonly seqs: number[];
+  /** Subject CNs of the client certificates it was shown. */
+  readonly clientCerts: string[];
+  /** Close every client connection (the broker keeps listening), so clients reconnect. */
+  dropClients(): void;
+  close(): Promise<void>;
+}
+
+export async function startTlsBroker(
+  pki: TestPki,
+  cert: { cert: string; key: string },
+  mutual = false,
+): Promise<TlsBroker> {
+  const seqs: number[] = [];
+  const clientCerts: string[] = [];
+  const sockets = new Set<TLSSocket>();
+  const broker = await Aedes.createBroker({
+    authorizePublish: (_client, packet, callback) => {
+      const body = JSON.parse(packet.payload.toString()) as { seq?: number };
+      if (typeof body.seq === 'number') seqs.push(body.seq);
+      callback(null);
+    },
+  });
+  const server = createServer(
+    {
+      cert: pki.read(cert.cert),
+      key: pki.read(cert.key),
+      ...(mutual ? { requestCert: true, rejectUnauthorized: true, ca: pki.read(pki.ca) } : {}),
+    },
+    (socket: TLSSocket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      const peer = socket.getPeerCertificate();
+      if (peer.subject) clientCerts.push(String(peer.subject.CN));
+      broker.handle(socket);
+    },
+  );
+  server.on('tlsClientError', () => undefined); // refused handshakes are what these tests make
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `mqtts://127.0.0.1:${port}`,
+    seqs,
+    clientCerts,
+    dropClients: () => {
+      for (const s of sockets) s.destroy();
+    },
+    close: async () => {
+      await new Promise<void>((r) => broker.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    },
   };
 }
