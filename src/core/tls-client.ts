@@ -35,7 +35,12 @@ export const TlsClientSchema = Type.Object(
     }),
     minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2', description: 'Oldest TLS version accepted.' }),
   },
-  { additionalProperties: false, description: 'TLS for `mqtts://`, `wss://` and `https://` urls. The server\'s certificate is always verified unless `insecure`.' },
+  {
+    additionalProperties: false,
+    description:
+      'TLS for `mqtts://`, `wss://` and `https://` urls: `ca`, `cert`, `key`, `servername`, `insecure`, `minVersion` (docs/tls.md, "Connecting over TLS"). ' +
+      'The server\'s certificate is always verified unless `insecure`; the files are read again at every connection.',
+  },
 );
 
 export type TlsClientConfig = Static<typeof TlsClientSchema>;
