@@ -2,7 +2,8 @@
 // listeners (node:tls, certificates made by openssl in test/helpers/tls-client.ts). A broker whose certificate is
 // for another host, expired, or from a CA the sink does not trust is refused with BH_TLS_VERIFY and the reason, in
 // the sink's status and in backhaul_tls_failures_total, and nothing reaches it; once the right CA file is on disk,
-// the next reconnect reads it and every reading arrives, none lost.
+// the next reconnect reads it and every reading arrives, none lost. The last test runs the real program and reads
+// the refusal in `backhaul status`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { tempDir } from '../helpers/context.js';
+import { runBackhaul, runToEnd } from '../helpers/process.js';
 import { makeTestPki, startTlsBroker } from '../helpers/tls-client.js';
 import { until } from '../helpers/until.js';
 
@@ -122,4 +124,53 @@ test('mqtt sink with a client certificate (mutual TLS) delivers; without one the
   await until(() => anon().startsWith('BH_TLS_'), { what: 'the anonymous sink refused', timeoutMs: 20_000 });
   assert.match(anon(), /^BH_TLS_HANDSHAKE sink anon: the TLS handshake with mqtts:\/\/127\.0\.0\.1:\d+ failed: client certificate refused/);
   assert.equal(await m.value('backhaul_sink_backlog_items', { sink: 'anon' }), 5);
+});
+
+test('the real program: `backhaul status` shows the mqtt sink\'s BH_TLS_VERIFY unknown CA; the right CA file on disk then delivers every reading', { timeout: 90_000 }, async (t) => {
+  const pki = makeTestPki();
+  t.after(() => pki.cleanup());
+  const d = tempDir();
+  t.after(() => d.cleanup());
+  const broker = await startTlsBroker(pki, pki.server);
+  t.after(() => broker.close());
+  const caFile = join(d.path, 'broker-ca.pem');
+  copyFileSync(pki.otherCa, caFile);
+  writeFileSync(join(d.path, 'readings.jsonl'), Array.from({ length: N }, (_v, i) => JSON.stringify({ device: 'm1', n: i, seq: i })).join('\n') + '\n');
+  const cfg = join(d.path, 'backhaul.json');
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      data: 'data',
+      inputs: { feed: { type: 'lines', path: 'readings.jsonl', decoder: { type: 'json', seq: 'seq' } } },
+      // Relative to the config file, as a person writes it.
+      sinks: { cloud: { type: 'mqtt', url: broker.url, topic: 'b/{device}', tls: { ca: 'broker-ca.pem' }, outbox: { retryMinMs: 200, retryMaxMs: 1000 } } },
+      routes: [{ to: ['cloud'] }],
+    }),
+  );
+  const app = runBackhaul(['start', '-c', cfg]);
+  t.after(() => app.stop('SIGKILL'));
+  await app.waitFor((l) => l.msg === 'backhaul running', 20_000);
+
+  const cloudLine = async () => {
+    const r = await runToEnd(['status', '-c', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.split('\n').find((l) => /^\s+cloud\s/.test(l)) ?? '';
+  };
+  let line = '';
+  await until(
+    async () => {
+      line = await cloudLine();
+      return line.includes('BH_TLS_VERIFY');
+    },
+    { what: 'BH_TLS_VERIFY in backhaul status', timeoutMs: 20_000 },
+  );
+  t.diagnostic(line);
+  assert.match(line, new RegExp(`^\\s+cloud\\s+mqtt\\s+retrying\\s+${N}\\s.*BH_TLS_VERIFY sink cloud: the certificate of mqtts://127\\.0\\.0\\.1:\\d+ is not accepted: unknown CA`));
+  assert.equal(broker.seqs.length, 0);
+
+  copyFileSync(pki.ca, caFile);
+  await until(() => new Set(broker.seqs).size === N, { what: 'every reading at the broker', timeoutMs: 20_000 });
+  await until(async () => /^\s+cloud\s+mqtt\s+up\s+0\s/.test(await cloudLine()), { what: 'the sink up with an empty backlog in status', timeoutMs: 10_000 });
+  assert.deepEqual([...new Set(broker.seqs)].sort((a, b) => a - b), Array.from({ length: N }, (_v, i) => i));
+  assert.equal(await app.stop(), 0);
 });
