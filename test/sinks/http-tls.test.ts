@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SinkError } from '../../src/core/driver.js';
+import { createLogger } from '../../src/core/logger.js';
 import { Metrics } from '../../src/core/metrics.js';
 import type { TlsClientConfig } from '../../src/core/tls-client.js';
 import { emoncmsSink } from '../../src/sinks/emoncms/index.js';
@@ -168,4 +169,22 @@ test('tls files: a missing CA file fails open() with BH_TLS_FILE naming the opti
   await assert.rejects(notPem.open(), /sinks\.web\.tls\.ca: the ca file .*junk\.pem holds no PEM block/);
   const bad = httpSink.check?.({ url: 'https://x/', method: 'POST', headers: {}, timeoutMs: 1000, tls: { key: pki.client.key, insecure: false, minVersion: 'TLSv1.2' } });
   assert.deepEqual(bad, [{ path: 'tls.cert', message: 'a key needs its client certificate (cert)' }]);
+});
+
+test('tls.insecure delivers to a server whose certificate does not verify, with a warning logged at open; a key given as PEM text (a secret) works', async (t) => {
+  const pki = makeTestPki();
+  t.after(() => pki.cleanup());
+  const srv = await startHttps(pki, pki.otherHost, true);
+  t.after(() => srv.close());
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'warn', pretty: false, destination: { write: (l: string) => lines.push(l) } });
+  // The key as a `{"secret": NAME}` value arrives: the PEM text itself, not a file name.
+  const key = pki.read(pki.client.key).toString('utf8');
+  const sink = createWithDefaults(httpSink, { url: `${srv.url}/in`, tls: tls({ insecure: true, cert: pki.client.cert, key }) }, sinkContext({ id: 'lab', logger }));
+  await sink.open();
+  t.after(() => sink.close());
+  await sink.write([valve]);
+  assert.equal(srv.bodies.length, 1);
+  assert.deepEqual(srv.clients, ['client']);
+  assert.ok(lines.some((l) => l.includes('tls.insecure') && l.includes('NOT verified')), lines.join(''));
 });
