@@ -164,6 +164,7 @@ export const mqttSink = defineSink({
         if (more !== null) ctx.logger.error({ url: where, code: failure.code, reason: failure.reason, suppressed: more }, text);
         return;
       }
+      state.tls = undefined; // the last failure is another one now (the broker is down, say): status shows that one
       if (typeof err.code === 'number' && !TRANSIENT_REFUSALS.has(err.code)) {
         const fatal = new SinkError(`${where} refused the connection: ${err.message} (check username, password and clientId)`, false, {
           cause: err,
