@@ -7,7 +7,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
 import { Aedes } from 'aedes';
+import { createWebSocketStream, WebSocketServer } from 'ws';
 import { tempDir } from './context.js';
 
 export interface TestPki {
@@ -151,6 +153,38 @@ export async function startTlsBroker(
     },
     close: async () => {
       await new Promise<void>((r) => broker.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** An aedes broker behind MQTT over WebSocket on a node:https server (`wss://127.0.0.1:<port>/`). */
+export async function startWssBroker(pki: TestPki, cert: { cert: string; key: string }): Promise<Omit<TlsBroker, 'clientCerts'>> {
+  const seqs: number[] = [];
+  const broker = await Aedes.createBroker({
+    authorizePublish: (_client, packet, callback) => {
+      const body = JSON.parse(packet.payload.toString()) as { seq?: number };
+      if (typeof body.seq === 'number') seqs.push(body.seq);
+      callback(null);
+    },
+  });
+  const server = createHttpsServer({ cert: pki.read(cert.cert), key: pki.read(cert.key) });
+  server.on('tlsClientError', () => undefined);
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws) => broker.handle(createWebSocketStream(ws)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `wss://127.0.0.1:${port}/`,
+    seqs,
+    dropClients: () => {
+      for (const c of wss.clients) c.terminate();
+    },
+    close: async () => {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => broker.close(() => r()));
+      await new Promise<void>((r) => wss.close(() => r()));
+      server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };

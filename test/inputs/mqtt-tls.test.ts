@@ -12,7 +12,7 @@ import type { TlsClientConfig } from '../../src/core/tls-client.js';
 import { mqttInput } from '../../src/inputs/mqtt/index.js';
 import { inputContext } from '../helpers/context.js';
 import { createWithDefaults } from '../helpers/options.js';
-import { makeTestPki, startTlsBroker } from '../helpers/tls-client.js';
+import { makeTestPki, startTlsBroker, startWssBroker } from '../helpers/tls-client.js';
 import { until } from '../helpers/until.js';
 
 /** `tls` options as a config gives them; createWithDefaults fills in the schema's defaults (insecure, minVersion). */
@@ -77,4 +77,37 @@ test('mqtt input: the CA file is read again at every reconnect', { timeout: 30_0
     },
     { what: 'a message after the CA file was put right', timeoutMs: 15_000 },
   );
+});
+
+test('mqtt input over wss://: the CA is used and read again at every reconnect (mqtt.js copies it to the WebSocket options only once)', { timeout: 30_000 }, async (t) => {
+  const pki = makeTestPki();
+  t.after(() => pki.cleanup());
+  const broker = await startWssBroker(pki, pki.server);
+  t.after(() => broker.close());
+  const caFile = join(pki.dir, 'trusted.pem');
+  copyFileSync(pki.otherCa, caFile);
+  const metrics = new Metrics();
+  const make = () => {
+    const ctx = inputContext({ id: 'ws', metrics });
+    const input = createWithDefaults(mqttInput, { url: broker.url, topics: ['t/#'], connectTimeoutMs: 1500, reconnectMinMs: 100, reconnectMaxMs: 300, tls: tls({ ca: caFile }) }, ctx);
+    return { ctx, input };
+  };
+  const refused = make();
+  await assert.rejects(refused.input.start(), (e: unknown) => e instanceof BackhaulError && e.code === 'BH_TLS_VERIFY' && /unknown CA/.test(e.message));
+
+  copyFileSync(pki.ca, caFile);
+  const { ctx, input } = make();
+  await input.start();
+  t.after(() => input.stop());
+  const pub = await mqtt.connectAsync(broker.url, { ca: pki.read(pki.ca), reconnectPeriod: 100 });
+  t.after(() => pub.endAsync(true));
+  await pub.publishAsync('t/a', JSON.stringify({ seq: 1 }), { qos: 1 });
+  await until(() => ctx.frames.length === 1, { what: 'a message over wss' });
+
+  const before = await metrics.value('backhaul_tls_failures_total', { client: 'inputs.ws', reason: 'unknown CA' });
+  copyFileSync(pki.otherCa, caFile);
+  broker.dropClients();
+  await until(async () => (await metrics.value('backhaul_tls_failures_total', { client: 'inputs.ws', reason: 'unknown CA' })) > before, {
+    what: 'the wss reconnect refused under the new CA file',
+  });
 });
