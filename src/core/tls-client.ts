@@ -55,9 +55,16 @@ export interface TlsConnectOptions {
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
-/** Problems a driver's `check` reports (cert without key and the reverse). */
-export function tlsConfigProblems(o: TlsClientConfig | undefined, path = 'tls'): { path: string; message: string }[] {
+/**
+ * Problems a driver's `check` reports: cert without key and the reverse, and `tls` with a url that has no TLS (which
+ * would be ignored, or for mqtt.js quietly turned into mqtts:// when a cert is given).
+ */
+export function tlsConfigProblems(o: TlsClientConfig | undefined, url: string, path = 'tls'): { path: string; message: string }[] {
   if (!o) return [];
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (scheme !== undefined && !['mqtts', 'wss', 'https'].includes(scheme)) {
+    return [{ path, message: `the url is ${scheme}://, which has no TLS: use ${scheme === 'http' ? 'https' : scheme === 'ws' ? 'wss' : 'mqtts'}:// or leave tls out` }];
+  }
   if (o.cert !== undefined && o.key === undefined) return [{ path: `${path}.key`, message: 'a client certificate (cert) needs its key' }];
   if (o.key !== undefined && o.cert === undefined) return [{ path: `${path}.cert`, message: 'a key needs its client certificate (cert)' }];
   return [];

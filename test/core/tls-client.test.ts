@@ -10,12 +10,12 @@ import { builtinRegistry } from '../../src/runtime/registry.js';
 
 const PEM_KEY = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n';
 
-function load(tls: unknown, env: NodeJS.ProcessEnv = {}) {
+function load(tls: unknown, env: NodeJS.ProcessEnv = {}, url = 'mqtts://broker.example:8883') {
   return buildConfig(
     {
       data: '/tmp/backhaul-tls-config-test',
       inputs: { sim: { type: 'simulator' } },
-      sinks: { cloud: { type: 'mqtt', url: 'mqtts://broker.example:8883', tls } },
+      sinks: { cloud: { type: url.startsWith('http') ? 'http' : 'mqtt', url, tls } },
       routes: [{ to: ['cloud'] }],
     },
     { source: 'test', dir: '/etc/backhaul' },
@@ -30,10 +30,10 @@ test('tls options: the loader fills insecure and minVersion from the schema; a k
   assert.ok(c.secretValues.includes(PEM_KEY), 'the key is scrubbed from logs like any secret');
 });
 
-test('tls options: cert without key, key without cert, unknown keys and a bad minVersion are config errors naming the field', () => {
-  const fails = (tls: unknown, path: RegExp) =>
+test('tls options: cert without key, key without cert, unknown keys, a bad minVersion and a url without TLS are config errors naming the field', () => {
+  const fails = (tls: unknown, path: RegExp, url?: string) =>
     assert.throws(
-      () => load(tls),
+      () => load(tls, {}, url),
       (e: unknown) => {
         assert.ok(e instanceof ConfigErrors, String(e));
         assert.match(e.message, path);
@@ -44,6 +44,10 @@ test('tls options: cert without key, key without cert, unknown keys and a bad mi
   fails({ key: 'hub.key' }, /sinks\.cloud\.tls\.cert: a key needs its client certificate \(cert\)/);
   fails({ ca: 'ca.pem', rejectUnauthorized: false }, /sinks\.cloud\.tls\.rejectUnauthorized/);
   fails({ minVersion: 'TLSv1.1' }, /sinks\.cloud\.tls\.minVersion/);
+  // tls on a url without TLS would be ignored (or, for mqtt.js with a cert, quietly made mqtts://).
+  fails({ ca: 'ca.pem' }, /sinks\.cloud\.tls: the url is mqtt:\/\/, which has no TLS: use mqtts:\/\/ or leave tls out/, 'mqtt://broker.example');
+  fails({ ca: 'ca.pem' }, /sinks\.cloud\.tls: the url is http:\/\/, which has no TLS: use https:\/\//, 'http://archive.example/in');
+  assert.doesNotThrow(() => load({ ca: 'ca.pem' }, {}, 'https://archive.example/in'));
 });
 
 test('tlsFailure: Node\'s codes become reasons, through `cause`; other errors are not TLS failures', () => {

@@ -64,7 +64,7 @@ export const mqttInput = defineInput({
   options,
   defaultDecoder: 'json',
   check(opts) {
-    return [...topicProblems(opts.topics ?? [], 'topics'), ...tlsConfigProblems(opts.tls)];
+    return [...topicProblems(opts.topics ?? [], 'topics'), ...tlsConfigProblems(opts.tls, opts.url ?? '')];
   },
   create(opts, ctx): Input {
     const url = safeUrl(opts.url);

@@ -100,7 +100,7 @@ export const emoncmsSink = defineSink({
   description: 'Send numeric values to emoncms through its input API (input/post or input/bulk).',
   options: Options,
   check(o) {
-    return tlsConfigProblems(o.tls);
+    return tlsConfigProblems(o.tls, o.url);
   },
   create(o, ctx) {
     const { mode, timeoutMs } = o;

@@ -36,7 +36,7 @@ export const httpSink = defineSink({
   description: 'POST (or PUT) each batch as a JSON array of messages to a URL.',
   options: Options,
   check(o) {
-    return tlsConfigProblems(o.tls);
+    return tlsConfigProblems(o.tls, o.url);
   },
   create(o, ctx) {
     const { method, timeoutMs } = o;

@@ -116,7 +116,7 @@ export const mqttSink = defineSink({
   // Several batches in flight: publishes on one connection keep their order.
   window: 16,
   check(o) {
-    const tlsBad = tlsConfigProblems(o.tls);
+    const tlsBad = tlsConfigProblems(o.tls, o.url);
     if (tlsBad.length > 0) return tlsBad;
     const bad = configError(payloadOptions(o));
     if (!bad) return [];

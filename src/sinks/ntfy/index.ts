@@ -59,7 +59,7 @@ export const ntfySink = defineSink({
   options: Options,
   batchSize: 500,
   check(o) {
-    const problems = [...notifyProblems(o), ...tlsConfigProblems(o.tls)];
+    const problems = [...notifyProblems(o), ...tlsConfigProblems(o.tls, o.url)];
     if (o.password !== undefined && o.username === undefined) problems.push({ path: 'username', message: 'password is set without username' });
     if (o.username !== undefined && o.password === undefined) problems.push({ path: 'password', message: 'username is set without password' });
     if (o.token !== undefined && o.username !== undefined) problems.push({ path: 'token', message: 'give either token or username and password, not both' });

@@ -54,7 +54,7 @@ export const webhookSink = defineSink({
   options: Options,
   batchSize: 500,
   check(o) {
-    return [...notifyProblems(o), ...tlsConfigProblems(o.tls)];
+    return [...notifyProblems(o), ...tlsConfigProblems(o.tls, o.url)];
   },
   create(o, ctx) {
     const target = new HttpTarget(o.url, 'webhook', { options: o.tls, ctx });
