@@ -30,6 +30,9 @@ test('mqtt sinks refuse a broker certificate for another host, an expired one an
   t.after(() => wrongHost.close());
   const expired = await startTlsBroker(pki, pki.expired);
   t.after(() => expired.close());
+  // Another broker with the other.example certificate, which `servername` makes right.
+  const named = await startTlsBroker(pki, pki.otherHost);
+  t.after(() => named.close());
 
   // The CA file the `cloud` sink trusts starts as the wrong CA; the test replaces it while Backhaul runs.
   const caFile = join(d.path, 'broker-ca.pem');
@@ -37,11 +40,11 @@ test('mqtt sinks refuse a broker certificate for another host, an expired one an
   const lines = join(d.path, 'readings.jsonl');
   writeFileSync(lines, Array.from({ length: N }, (_v, i) => JSON.stringify({ device: 'm1', n: i, seq: i })).join('\n') + '\n');
 
-  const mqttSink = (url: string, ca: string) => ({
+  const mqttSink = (url: string, ca: string, servername?: string) => ({
     type: 'mqtt',
     url,
     topic: 'b/{device}',
-    tls: { ca },
+    tls: { ca, ...(servername ? { servername } : {}) },
     outbox: { retryMinMs: 200, retryMaxMs: 1000 },
   });
   const config = buildConfig(
@@ -52,8 +55,9 @@ test('mqtt sinks refuse a broker certificate for another host, an expired one an
         cloud: mqttSink(good.url, caFile),
         wrong: mqttSink(wrongHost.url, pki.ca),
         old: mqttSink(expired.url, pki.ca),
+        named: mqttSink(named.url, pki.ca, 'other.example'),
       },
-      routes: [{ to: ['cloud', 'wrong', 'old'] }],
+      routes: [{ to: ['cloud', 'wrong', 'old', 'named'] }],
     },
     { source: 'test', dir: d.path },
     { registry: builtinRegistry() },
@@ -89,6 +93,8 @@ test('mqtt sinks refuse a broker certificate for another host, an expired one an
   // The others still refuse: verification is never bypassed.
   assert.deepEqual([wrongHost.seqs.length, expired.seqs.length], [0, 0]);
   assert.equal(await m.value('backhaul_sink_backlog_items', { sink: 'wrong' }), N);
+  // servername: the same certificate for other.example is right when that is the name asked for (SNI and check).
+  await until(() => new Set(named.seqs).size === N, { what: 'every reading at the broker reached with servername' });
 });
 
 test('mqtt sink with a client certificate (mutual TLS) delivers; without one the broker refuses it, coded BH_TLS_HANDSHAKE', { timeout: 60_000 }, async (t) => {
