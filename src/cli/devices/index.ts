@@ -23,6 +23,8 @@ import { set } from './set.js';
 import { show } from './show.js';
 import { OPTIONS, type Ctx } from './shared.js';
 import { typesCmd } from './types.js';
+import { cliBroker, type CliBroker } from './broker.js';
+import { syncBroker } from './sync-broker.js';
 
 export const DEVICES_HELP = `backhaul devices — the device registry (<data>/registry.sqlite)
 
@@ -60,10 +62,14 @@ Usage: backhaul devices COMMAND [options] (-c FILE | --data DIR) [--json]
       --hex 0110 --fport 10  a LoRaWAN downlink's bytes as given, not encoded by a codec (or --base64 ARBA)
       --wait 30s             wait for the device's acknowledgement and exit 1 if none comes
       --force                send it even to a device that never connected (refused otherwise)
+  sync-broker                bring the external Mosquitto (config brokerSync) in step with the registry; prints what changed
   commands [ID]              recent orders and what became of them (sent, acknowledged, failed, expired)
   types                      the device types and their defaults
 
 IDs may be written in any common form (AA-BB-CC-DD-EE-FF, 0D49, ...). Docs: src/devices/README.md.`;
+
+/** Subcommands after which an external Mosquitto (brokerSync) is brought in step. */
+const CHANGES_REGISTRY = new Set(['add', 'set', 'enable', 'disable', 'block', 'unblock', 'import', 'reset-credentials', 'claim']);
 
 /** True when the first word of the command line is `devices` (options may come before it). */
 export function isDevicesCommand(argv: readonly string[]): boolean {
@@ -97,6 +103,7 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
     claim,
     command,
     commands: commandsCmd,
+    'sync-broker': syncBroker,
   };
   if (cmd === 'types') return typesCmd({ types, v: values, io });
   const run = commands[cmd];
@@ -105,6 +112,7 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
     return 2;
   }
   let store: DeviceStore | undefined;
+  let broker: CliBroker | undefined;
   try {
     return await exitCode(io, async () => {
       const basics = values.config !== undefined ? configOf(values.config) : undefined;
@@ -112,9 +120,17 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
       if (dataDir === undefined) throw new UsageError('devices needs -c FILE (the config, for its data folder) or --data DIR');
       const scheme = new TopicScheme(types, basics?.topics ?? {});
       store = SqliteDeviceStore.open(registryPath(dataDir), { types });
-      return await run({ store, types, scheme, v: values, args, io, dataDir });
+      broker = cliBroker(values.config, store, scheme);
+      const code = await run({ store, types, scheme, v: values, args, io, dataDir, broker });
+      // The registry changed: Mosquitto follows now (a disabled device is cut off at once).
+      if (code === 0 && broker.configured && CHANGES_REGISTRY.has(cmd)) {
+        const r = await broker.resync();
+        if (r.changes.length > 0) io.err(`brokerSync: ${r.changes.map((ch) => `${ch.action} ${ch.username}`).join(', ')}`);
+      }
+      return code;
     });
   } finally {
+    await broker?.close();
     await store?.close();
   }
 }
