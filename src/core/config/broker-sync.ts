@@ -5,7 +5,11 @@ import { Type, type Static } from '@sinclair/typebox';
 export const BrokerSyncOptions = Type.Object(
   {
     type: Type.Literal('mosquitto-dynsec', { description: 'The only kind for now: Mosquitto 2 with `mosquitto_dynamic_security.so`.' }),
-    url: Type.String({ minLength: 1, description: 'The broker, e.g. `mqtt://127.0.0.1:1883` or `mqtts://broker.example:8883`.' }),
+    url: Type.String({
+      minLength: 1,
+      urlCredentials: true,
+      description: 'The broker, e.g. `mqtt://127.0.0.1:1883` or `mqtts://broker.example:8883`. Put the login in `username`/`password`, not here.',
+    }),
     username: Type.String({ minLength: 1, description: 'A dynamic-security client whose role may publish to `$CONTROL/dynamic-security/#` (the `admin` that `mosquitto_ctrl dynsec init` makes).' }),
     // The top level is validated before secrets are resolved, so the reference form is allowed here.
     password: Type.Union([Type.String({ minLength: 1 }), Type.Object({ secret: Type.String({ minLength: 1 }) }, { additionalProperties: false })], {
