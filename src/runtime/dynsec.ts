@@ -166,32 +166,44 @@ class DynsecLink {
     }
   }
 
-  /** Send commands, `batchSize` per message, all messages at once; resolves with the answers in order. */
+  /**
+   * Send commands, `batchSize` per message, one message after the other (the plugin works through them in order, so
+   * sending more at once gains nothing, and `timeoutMs` then measures the plugin's time for one message); resolves
+   * with the answers in order.
+   */
   async run(commands: readonly DynsecCommand[]): Promise<DynsecResponse[]> {
+    const out: DynsecResponse[] = [];
+    const size = this.o.config.batchSize;
+    for (let i = 0; i < commands.length; i += size) out.push(...(await this.runBatch(commands.slice(i, i + size))));
+    return out;
+  }
+
+  private async runBatch(commands: readonly DynsecCommand[]): Promise<DynsecResponse[]> {
     const client = this.client;
     if (!client?.connected) throw new BackhaulError('BH_BROKER_SYNC', `not connected to ${this.o.config.url}`, { path: 'brokerSync.url' });
     const answers: Array<Promise<DynsecResponse>> = [];
-    const sends: Array<Promise<unknown>> = [];
-    const size = this.o.config.batchSize;
-    for (let i = 0; i < commands.length; i += size) {
-      const batch = commands.slice(i, i + size).map((cmd) => {
-        const id = `${this.tag}-${++this.seq}`;
-        answers.push(
-          new Promise<DynsecResponse>((resolve, reject) => {
-            const timer = this.o.clock.setTimeout(() => {
-              this.pending.delete(id);
-              reject(new BackhaulError('BH_BROKER_SYNC', `the dynamic-security plugin did not answer ${cmd.command} within ${this.o.config.timeoutMs} ms (is the plugin loaded, and may ${this.o.config.username} publish to ${DYNSEC_TOPIC}?)`, { path: 'brokerSync' }));
-            }, this.o.config.timeoutMs);
-            this.pending.set(id, { resolve, reject, timer });
-          }),
-        );
-        return { ...cmd, correlationData: id };
-      });
-      sends.push(client.publishAsync(DYNSEC_TOPIC, JSON.stringify({ commands: batch }), { qos: 1 }));
+    const batch = commands.map((cmd) => {
+      const id = `${this.tag}-${++this.seq}`;
+      answers.push(
+        new Promise<DynsecResponse>((resolve, reject) => {
+          const timer = this.o.clock.setTimeout(() => {
+            this.pending.delete(id);
+            reject(new BackhaulError('BH_BROKER_SYNC', `the dynamic-security plugin did not answer ${cmd.command} within ${this.o.config.timeoutMs} ms (is the plugin loaded, and may ${this.o.config.username} publish to ${DYNSEC_TOPIC}?)`, { path: 'brokerSync' }));
+          }, this.o.config.timeoutMs);
+          this.pending.set(id, { resolve, reject, timer });
+        }),
+      );
+      return { ...cmd, correlationData: id };
+    });
+    // Handled from here on, whatever comes first: a timeout, a failed send or a closed connection.
+    const all = Promise.all(answers);
+    all.catch(() => undefined);
+    try {
+      await client.publishAsync(DYNSEC_TOPIC, JSON.stringify({ commands: batch }), { qos: 1 });
+    } catch (e) {
+      this.failAll(`cannot publish to ${DYNSEC_TOPIC}: ${errorText(e)}`);
     }
-    // Rejections of the answers are awaited below; a failed send fails them too (the connection closes).
-    await Promise.all(sends).catch((e: unknown) => this.failAll(`cannot publish to ${DYNSEC_TOPIC}: ${errorText(e)}`));
-    return Promise.all(answers);
+    return all;
   }
 
   async close(): Promise<void> {

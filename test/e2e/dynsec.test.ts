@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { tempDir } from '../helpers/context.js';
 import { runBackhaul, runToEnd } from '../helpers/process.js';
-import { subscribe } from '../helpers/servers.js';
+import { freePort, subscribe } from '../helpers/servers.js';
 import { until } from '../helpers/until.js';
 import { dynsecSkip, startDynsecMosquitto, type DynsecMosquitto } from '../helpers/mosquitto-dynsec.js';
 import { DeviceTypes } from '../../src/devices/device-types.js';
@@ -125,7 +125,9 @@ test('brokerSync in the running program: a full resync at start, a registry chan
   t.after(() => m.stop());
   const dir = tempDir();
   t.after(() => dir.cleanup());
+  const apiPort = await freePort();
   const { cfg, env } = setup(m, dir.path, {
+    api: { host: '127.0.0.1', port: apiPort },
     inputs: { mosq: { type: 'mqtt', url: m.url, topics: ['u4/#'], username: m.admin.username, password: { secret: 'DYNSEC' }, decoder: 'json' } },
   });
   const r = await cli(['devices', 'add', A, '--type', 'shutter', '--building', 'u4', '--room', '601', '-c', cfg, '--json'], env);
@@ -160,6 +162,20 @@ test('brokerSync in the running program: a full resync at start, a registry chan
   await store.setState(A, 'BLOCKED', 'test');
   await store.close();
   await closed;
+
+  // A device bootstrapping through the running instance: its password reaches Mosquitto before it is handed out, and
+  // the answer names Mosquitto (there is no embedded broker).
+  const C = 'aa:bb:cc:dd:16:03';
+  assert.equal((await cli(['devices', 'add', C, '--type', 'shutter', '--building', 'u4', '--room', '602', '--bootstrap', '-c', cfg], env)).code, 0);
+  assert.equal((await cli(['devices', 'claim', 'open', C, '-c', cfg], env)).code, 0);
+  const res = await fetch(`http://127.0.0.1:${apiPort}/bootstrap/v1/credentials?mac=${encodeURIComponent(C)}`);
+  const issued = (await res.json()) as { login: string; password: string; broker: { host: string; port: number } };
+  assert.equal(res.status, 200, JSON.stringify(issued));
+  assert.deepEqual(issued.broker, { host: '127.0.0.1', port: m.port });
+  const c = await login(m.url, issued.login, issued.password);
+  await c.publishAsync('u4/602/shutter/data', JSON.stringify({ device: C, position: 3 }), { qos: 1 });
+  await c.endAsync(true);
+  await until(() => out().some((x) => x['device'] === C), { what: "C's reading through the mqtt input" });
   assert.equal(await app.stop('SIGINT'), 0);
 });
 
