@@ -375,8 +375,10 @@ export class BrokerSync {
     this.stopped = true;
     if (this.timer) this.o.clock.clearTimeout(this.timer);
     this.timer = undefined;
-    await this.queue;
-    await this.link?.close();
+    // Closed first: what waits for an answer fails now rather than at its timeout, and the queue drains.
+    const link = this.link;
     this.link = undefined;
+    await link?.close();
+    await this.queue;
   }
 }

@@ -4,7 +4,7 @@
 // This file parses the command line, opens the registry and dispatches; each subcommand is a file of its own here,
 // and what they share is in shared.ts.
 import { resolve } from 'node:path';
-import { BackhaulError } from '../../core/errors.js';
+import { BackhaulError, errorText } from '../../core/errors.js';
 import { DeviceTypes } from '../../devices/device-types.js';
 import { registryPath, SqliteDeviceStore, type DeviceStore } from '../../devices/store/index.js';
 import { TopicScheme } from '../../devices/topics.js';
@@ -69,7 +69,7 @@ Usage: backhaul devices COMMAND [options] (-c FILE | --data DIR) [--json]
 IDs may be written in any common form (AA-BB-CC-DD-EE-FF, 0D49, ...). Docs: src/devices/README.md.`;
 
 /** Subcommands after which an external Mosquitto (brokerSync) is brought in step. */
-const CHANGES_REGISTRY = new Set(['add', 'set', 'enable', 'disable', 'block', 'unblock', 'import', 'reset-credentials', 'claim']);
+const CHANGES_REGISTRY = new Set(['add', 'set', 'enable', 'disable', 'block', 'unblock', 'import', 'reset-credentials']);
 
 /** True when the first word of the command line is `devices` (options may come before it). */
 export function isDevicesCommand(argv: readonly string[]): boolean {
@@ -124,7 +124,13 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
       const code = await run({ store, types, scheme, v: values, args, io, dataDir, broker });
       // The registry changed: Mosquitto follows now (a disabled device is cut off at once).
       if (code === 0 && broker.configured && CHANGES_REGISTRY.has(cmd)) {
-        const r = await broker.resync();
+        const r = await broker.resync().catch((e: unknown) => {
+          throw new BackhaulError(
+            'BH_BROKER_SYNC',
+            `the registry was changed, but Mosquitto was not brought in step (the running instance, or \`devices sync-broker\`, will): ${errorText(e)}`,
+            { path: 'brokerSync' },
+          );
+        });
         if (r.changes.length > 0) io.err(`brokerSync: ${r.changes.map((ch) => `${ch.action} ${ch.username}`).join(', ')}`);
       }
       return code;
