@@ -11,6 +11,7 @@ import type { Clock, ClockTimer } from '../core/clock.js';
 import type { BrokerSyncConfig } from '../core/config/broker-sync.js';
 import { BackhaulError, errorText } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
 import { LogThrottle } from '../core/throttle.js';
 import {
   desiredDevices,
@@ -56,6 +57,8 @@ export interface BrokerSyncOptions {
   readonly refreshMs: number;
   /** Passwords Backhaul may set, by username: devices declared in the config file with one. */
   readonly passwords?: ReadonlyMap<string, string>;
+  /** The hub's metrics (changes and failures counted); the CLI has none. */
+  readonly metrics?: Metrics;
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -315,7 +318,7 @@ export class BrokerSync {
 
   /** A full, idempotent resync: the broker's managed clients and roles made what the registry says. */
   resync(): Promise<SyncReport> {
-    return this.enqueue(async () => {
+    const run = this.enqueue(async () => {
       const started = Date.now();
       if (!this.link) throw new BackhaulError('BH_BROKER_SYNC', 'brokerSync is not started', { path: 'brokerSync' });
       const token = await this.o.store.changeToken();
@@ -334,9 +337,12 @@ export class BrokerSync {
         this.o.logger.info({ devices: desired.length, commands: plan.commands.length, changes: counts, errors: errors.slice(0, 10), ms: report.ms }, 'brokerSync: Mosquitto brought in step with the registry');
       }
       for (const c of plan.changes) if (c.action === 'conflict') this.o.logger.warn({ username: c.username, device: c.device }, `brokerSync: ${c.detail ?? 'conflict'}`);
+      for (const [action, n] of Object.entries(counts)) this.o.metrics?.brokerSyncChanges.inc({ action }, n);
       if (errors.length > 0) throw new BackhaulError('BH_BROKER_SYNC', `${errors.length} dynamic-security command(s) failed, the first: ${errors[0]}`, { path: 'brokerSync' });
       return report;
     });
+    run.catch(() => this.o.metrics?.brokerSyncFailures.inc({ what: 'resync' }));
+    return run;
   }
 
   /**
@@ -344,7 +350,7 @@ export class BrokerSync {
    * now, since Backhaul keeps only its hash. Throws BH_BROKER_SYNC when Mosquitto cannot take it.
    */
   passwordIssued(device: Device, password: string, hash?: string): Promise<void> {
-    return this.enqueue(async () => {
+    const run = this.enqueue(async () => {
       if (!this.link) throw new BackhaulError('BH_BROKER_SYNC', 'brokerSync is not started', { path: 'brokerSync' });
       const creds = device.credentials;
       const d: Device = creds && hash !== undefined ? { ...device, credentials: { ...creds, hash } } : device;
@@ -357,7 +363,10 @@ export class BrokerSync {
       const errors = await this.apply(plan.commands);
       if (errors.length > 0) throw new BackhaulError('BH_BROKER_SYNC', `Mosquitto did not take the new password of ${w.username}: ${errors[0]}`, { path: 'brokerSync' });
       this.o.logger.info({ device: d.id, username: w.username }, 'brokerSync: new password given to Mosquitto');
+      this.o.metrics?.brokerSyncChanges.inc({ action: 'password' });
     });
+    run.catch(() => this.o.metrics?.brokerSyncFailures.inc({ what: 'password' }));
+    return run;
   }
 
   /** One client and its role, without listing all of them. */

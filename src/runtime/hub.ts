@@ -22,6 +22,7 @@ import { DeviceTypes } from '../devices/device-types.js';
 import type { Device, JsonObject } from '../devices/types.js';
 import { CommandCenter, type DownlinkPort, type SendCommand } from '../devices/commands.js';
 import { syncDeclared } from '../devices/declared.js';
+import { findDevice } from '../devices/store/rules.js';
 import { DeviceGate } from '../devices/gate.js';
 import { AlarmKeeper } from '../devices/alarms.js';
 import type { AlarmRequest } from './control.js';
@@ -346,7 +347,7 @@ export class Hub {
     const passwords = new Map<string, string>();
     for (const dd of this.config.devices.declared) {
       if (typeof dd.password !== 'string') continue;
-      const d = await this.store!.get(dd.id).catch(() => undefined);
+      const d = await findDevice(this.store!, dd.id, dd.kind).catch(() => undefined);
       if (d?.credentials) passwords.set(d.credentials.username, dd.password);
     }
     this.brokerSync = new BrokerSync({
@@ -357,6 +358,7 @@ export class Hub {
       clock: this.clock,
       refreshMs: this.config.devices.refreshMs,
       passwords,
+      metrics: this.metrics,
     });
     await this.brokerSync.start();
   }

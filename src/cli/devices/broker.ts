@@ -8,6 +8,7 @@ import { parse as parseJsonc } from 'jsonc-parser';
 import { silentLogger } from '../../core/logger.js';
 import { systemClock } from '../../core/clock.js';
 import type { DeviceStore } from '../../devices/store/index.js';
+import { findDevice } from '../../devices/store/rules.js';
 import type { TopicScheme } from '../../devices/topics.js';
 import type { Device } from '../../devices/types.js';
 import { loadConfigFile } from '../../runtime/config.js';
@@ -39,7 +40,7 @@ export function cliBroker(configFile: string | undefined, store: DeviceStore, sc
       const passwords = new Map<string, string>();
       for (const dd of config.devices.declared) {
         if (typeof dd.password !== 'string') continue;
-        const d = await store.get(dd.id).catch(() => undefined);
+        const d = await findDevice(store, dd.id, dd.kind).catch(() => undefined);
         if (d?.credentials) passwords.set(d.credentials.username, dd.password);
       }
       const s = new BrokerSync({ config: config.brokerSync!, store, scheme, logger: silentLogger(), clock: systemClock, refreshMs: 0, passwords });
