@@ -16,6 +16,10 @@ import { dynsecSkip, startDynsecMosquitto, type DynsecMosquitto } from '../helpe
 import { DeviceTypes } from '../../src/devices/device-types.js';
 import { registryPath, SqliteDeviceStore } from '../../src/devices/store/index.js';
 import { generatePassword } from '../../src/devices/credentials.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { buildConfig } from '../../src/runtime/config.js';
+import { Hub } from '../../src/runtime/hub.js';
+import { builtinRegistry } from '../../src/runtime/registry.js';
 
 const skip = dynsecSkip();
 const A = 'aa:bb:cc:dd:16:01';
@@ -210,4 +214,53 @@ test('brokerSync: 1,000 devices synced in one go, and a second sync changes noth
   const r2 = JSON.parse(second.stdout) as { changes: unknown[]; commands: number; ms: number };
   assert.deepEqual([r2.changes.length, r2.commands], [0, 0]);
   console.log(`# 1,000 devices: second sync (nothing to do) ${r2.ms} ms`);
+});
+
+test('brokerSync in a Hub: passwords made through the REST API reach Mosquitto, a block through the API cuts the session at once', { skip }, async (t) => {
+  const m = await startDynsecMosquitto();
+  t.after(() => m.stop());
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const config = buildConfig(
+    {
+      data: dir.path,
+      devices: { refreshMs: 60_000 }, // the API's changes must not wait for the next look at the registry
+      api: { host: '127.0.0.1', port: 0 },
+      brokerSync: { type: 'mosquitto-dynsec', url: m.url, username: m.admin.username, password: { secret: 'DYNSEC' } },
+      inputs: {},
+      sinks: { out: { type: 'file', path: join(dir.path, 'out.jsonl') } },
+      routes: [{ to: ['out'] }],
+    },
+    { source: 'test', dir: dir.path },
+    { registry: builtinRegistry(), env: { BACKHAUL_SECRET_DYNSEC: m.admin.password } },
+  );
+  let admin = '';
+  const hub = new Hub({ config, logger: silentLogger(), onFirstAdminToken: (tok) => (admin = tok), drainMs: 200 });
+  await hub.start();
+  t.after(() => hub.stop());
+  await until(async () => (await hub.syncBroker().then(() => true, () => false)), { what: 'the first sync' });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${hub.apiUrl()!}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${admin}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const D = 'aa:bb:cc:dd:16:09';
+  const created = await call('POST', '/api/v1/devices', { id: D, type: 'shutter', location: { building: 'u5', room: '101' } });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const pw1 = created.body['password'] as string;
+  (await login(m.url, D, pw1)).end(true);
+  const reset = await call('POST', `/api/v1/devices/${encodeURIComponent(D)}/reset-credentials`, {});
+  assert.equal(reset.status, 200, JSON.stringify(reset.body));
+  const pw2 = reset.body['password'] as string;
+  await assert.rejects(login(m.url, D, pw1), 'the old password no longer works');
+  const d = await login(m.url, D, pw2);
+  const closed = new Promise<void>((r) => d.once('close', () => r()));
+  assert.equal((await call('POST', `/api/v1/devices/${encodeURIComponent(D)}/block`, { reason: 'test' })).status, 200);
+  await closed;
+  assert.equal(await hub.metrics.value('backhaul_broker_sync_changes_total', { action: 'password' }), 2);
+  // Mosquitto closes the session before its answer to disableClient reaches us, and the change is counted on the answer.
+  await until(async () => (await hub.metrics.value('backhaul_broker_sync_changes_total', { action: 'disable' })) === 1, { what: 'the disable counted' });
 });
