@@ -26,6 +26,7 @@ import type { DeviceTopics, TopicScheme } from '../devices/topics.js';
 import { normaliseId, type Device } from '../devices/types.js';
 import { DEFAULT_API_RATE_LIMITS, enforce } from './limits.js';
 import { ApiError, errorResponses, type ApiPlugin } from './server.js';
+import { errorText } from '../core/errors.js';
 
 export interface BootstrapOptions {
   readonly store: DeviceStore;
@@ -40,6 +41,11 @@ export interface BootstrapOptions {
   readonly onLogin?: (device: Device) => void;
   /** Raise a hub event (the hub routes it): `device.credentials_claimed_twice`. */
   readonly raise?: (e: HubEvent) => void;
+  /**
+   * A password about to be handed out, with the hash the registry will keep: given to an external broker first
+   * (brokerSync), so the device can log in with it. A failure answers 503 and leaves the claim untouched.
+   */
+  readonly passwordIssued?: (device: Device, password: string, hash: string) => Promise<void>;
   readonly metrics?: Metrics;
   /** Per client address, for both routes (default DEFAULT_API_RATE_LIMITS.bootstrap). */
   readonly rateLimit?: RateLimitOptions;
@@ -241,6 +247,11 @@ export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
         const login = d.credentials?.username ?? d.id;
         const password = generatePassword();
         const hash = o.store.logins.hash(password); // the fast format: it is a generated password (credentials.ts)
+        if (o.passwordIssued) {
+          await o.passwordIssued({ ...d, credentials: { username: login, hash, passwordIssued: true, updatedAt: now } }, password, hash).catch((e: unknown) => {
+            throw new ApiError('BH_BOOTSTRAP_NO_BROKER', `the MQTT broker did not take the new password; retry later (${errorText(e)})`, { headers: { 'retry-after': '30' } });
+          });
+        }
         if (!(await o.store.claimCredentials(d.id, { username: login, hash }, req.ip, now))) {
           // Another call claimed it in the meantime (or the window just closed).
           const after = await o.store.get(d.id);

@@ -60,7 +60,12 @@ export function summarize(cfg: LoadedConfig, extraWarnings: readonly string[] = 
   const prefix = dv.topics.prefix !== undefined ? `, topics under ${dv.topics.prefix}/` : '';
   const gateways = dv.gateways.length ? `, gateways ${dv.gateways.map((g) => `${g.login} (${g.devices.join(',')})`).join('; ')}` : '';
   lines.push(`devices: unknown ones ${dv.unknown === 'register' ? 'registered' : dv.unknown === 'quarantine' ? 'quarantined' : 'dropped'}${declared}${gateways}${prefix}`);
-  if (cfg.api) lines.push(`api: http://${cfg.api.host}:${cfg.api.port}${cfg.api.bootstrap ? ' (device bootstrap on /bootstrap/v1)' : ''}`);
+  if (cfg.api) lines.push(`api: http://${cfg.api.host}:${cfg.api.port}${cfg.api.bootstrap ? ' (device bootstrap on /bootstrap/v1)' : ''}${cfg.api.mosquittoGoAuth ? ' (mosquitto-go-auth on /auth/mosquitto)' : ''}`);
+  if (cfg.brokerSync) {
+    // The URL as shown (a password in it redacted), from the shown tree.
+    const shownUrl = (shownConfig(cfg).tree as { brokerSync?: { url?: unknown } }).brokerSync?.url;
+    lines.push(`broker sync: ${cfg.brokerSync.type} at ${typeof shownUrl === 'string' ? shownUrl : '?'} as ${cfg.brokerSync.username} (docs/tls.md)`);
+  }
   const warnings = [...cfg.warnings, ...inlineSecretWarnings(cfg), ...extraWarnings];
   if (warnings.length) {
     lines.push('');

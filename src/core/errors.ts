@@ -55,6 +55,8 @@ export const ERROR_CATALOG = {
   BH_MQTT_CLIENT_ID: [409, 'An MQTT CONNECT was refused with CONNACK 2 (identifier rejected): its client id belongs to another login (a connection or a session kept for it), or it is empty with clean session 0 (MQTT-3.1.3-8).'],
   BH_MQTT_LOGIN_RATE: [429, 'An MQTT login was refused with CONNACK 3 (server unavailable): its client address tried too many logins, or failed too many in a row and is backed off (`loginLimit`).'],
   BH_MQTT_INFLIGHT: [429, 'An MQTT client has 1000 QoS 2 publishes awaiting PUBREL in one session; its connection is closed.'],
+  // an external Mosquitto kept in step with the registry (brokerSync, src/runtime/dynsec.ts)
+  BH_BROKER_SYNC: [502, 'Backhaul could not bring the external Mosquitto\'s dynamic-security plugin in step with the registry (unreachable, login refused, no answer, or a command answered with an error); the next sync tries again, and a password pushed this way must be reset again.'],
   // delivery
   BH_OUTBOX_OPEN: [500, 'A sink\'s durable outbox file could not be opened (permissions, disk full, not a SQLite file).'],
   BH_SINK_WRITE: [502, 'A sink failed to deliver a batch; it will be retried.'],

@@ -85,6 +85,16 @@ export class Metrics {
     'Items of a batched registry write refused one by one (the rest were written), by what (status, last_seen).',
     ['what'],
   );
+  readonly brokerSyncChanges = this.counter(
+    'backhaul_broker_sync_changes_total',
+    'Changes brokerSync made at the external Mosquitto, by action (create, acl, roles, disable, enable, revoke, password, delete, conflict).',
+    ['action'],
+  );
+  readonly brokerSyncFailures = this.counter(
+    'backhaul_broker_sync_failures_total',
+    'brokerSync syncs or password pushes that failed (Mosquitto unreachable, no answer, a command answered with an error), by what (resync, password).',
+    ['what'],
+  );
   readonly devicesUnknown = this.counter('backhaul_unknown_device_readings_total', 'Readings from devices not in the registry, by policy.', ['policy']);
   readonly unknownEventsSuppressed = this.counter(
     'backhaul_unknown_device_events_suppressed_total',

@@ -9,6 +9,7 @@ import type { ConfigProblem, DecoderDefinition, DriverRegistry, InputDefinition,
 import { BackhaulError, ConfigErrors, isBackhaulError, joinPath } from '../core/errors.js';
 import { ConfigFile, Match, OutboxOptions } from '../core/config/schema.js';
 import { SecretStore, isSecretRef } from '../core/config/secrets.js';
+import type { BrokerSyncConfig } from '../core/config/broker-sync.js';
 import { SchemaValidator, suggest } from '../core/config/validate.js';
 import { DeviceTypes } from '../devices/device-types.js';
 import { declaredProblems, type DeclaredDeviceConfig } from '../devices/declared.js';
@@ -77,8 +78,18 @@ export interface LoadedConfig {
   readonly codecs: Readonly<Record<string, string>>;
   /** Undefined: no HTTP API. */
   readonly api:
-    | { readonly host: string; readonly port: number; readonly bootstrap: boolean; readonly historian?: string; readonly trustProxy?: readonly string[] }
+    | {
+        readonly host: string;
+        readonly port: number;
+        readonly bootstrap: boolean;
+        /** Serve mosquitto-go-auth's HTTP backend (src/api/go-auth.ts). */
+        readonly mosquittoGoAuth: boolean;
+        readonly historian?: string;
+        readonly trustProxy?: readonly string[];
+      }
     | undefined;
+  /** An external Mosquitto kept in step with the registry (src/runtime/dynsec.ts); undefined: none. */
+  readonly brokerSync: BrokerSyncConfig | undefined;
   readonly inputs: readonly InputSpec[];
   readonly sinks: readonly SinkSpec[];
   readonly routes: readonly RouteSpec[];
@@ -192,7 +203,8 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     };
     alarms?: { remindEveryMs?: number };
     codecs?: Record<string, string>;
-    api?: { host?: string; port?: number; bootstrap?: boolean; historian?: string; trustProxy?: string[] };
+    api?: { host?: string; port?: number; bootstrap?: boolean; mosquittoGoAuth?: boolean; historian?: string; trustProxy?: string[] };
+    brokerSync?: BrokerSyncConfig;
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
     // Only shapes the top-level schema accepted are trusted; the rest is looked at as unknown.
@@ -252,6 +264,8 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   cfg.inputs = resolveSecrets(cfg.inputs, 'inputs') as typeof cfg.inputs;
   cfg.sinks = resolveSecrets(cfg.sinks, 'sinks') as typeof cfg.sinks;
   cfg.routes = resolveSecrets(cfg.routes, 'routes') as typeof cfg.routes;
+  if (isObject(cfg.brokerSync) && !topBad('brokerSync')) cfg.brokerSync = resolveSecrets(cfg.brokerSync, 'brokerSync') as BrokerSyncConfig;
+  else cfg.brokerSync = undefined;
   const declaredRaw = isObject(cfg.devices) && Array.isArray(cfg.devices.declared) ? cfg.devices.declared : [];
   const declared = resolveSecrets(declaredRaw, 'devices.declared') as DeclaredDeviceConfig[];
   errs.push(
@@ -425,9 +439,12 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
             host: cfg.api.host ?? '0.0.0.0',
             port: cfg.api.port ?? 8080,
             bootstrap: cfg.api.bootstrap ?? true,
+            mosquittoGoAuth: cfg.api.mosquittoGoAuth === true,
             ...(cfg.api.historian !== undefined ? { historian: cfg.api.historian } : {}),
             ...(cfg.api.trustProxy !== undefined ? { trustProxy: cfg.api.trustProxy } : {}),
           },
+    // Defaults filled by the top-level schema; the password resolved with the other secrets.
+    brokerSync: cfg.brokerSync,
     inputs,
     sinks,
     routes,

@@ -19,9 +19,10 @@ import { deleteOutboxFile, findOrphanOutboxFiles, journalPath, outboxPath } from
 import { Journal } from '../outbox/journal.js';
 import type { Outbox } from '../outbox/outbox.js';
 import { DeviceTypes } from '../devices/device-types.js';
-import type { JsonObject } from '../devices/types.js';
+import type { Device, JsonObject } from '../devices/types.js';
 import { CommandCenter, type DownlinkPort, type SendCommand } from '../devices/commands.js';
 import { syncDeclared } from '../devices/declared.js';
+import { findDevice } from '../devices/store/rules.js';
 import { DeviceGate } from '../devices/gate.js';
 import { AlarmKeeper } from '../devices/alarms.js';
 import type { AlarmRequest } from './control.js';
@@ -43,6 +44,8 @@ import { flattenValues } from '../decoders/lorawan.js';
 import { createHash } from 'node:crypto';
 import { SinkRunner, type SinkStatus } from '../outbox/runner.js';
 import { Router, type RouteRuntime } from '../pipeline/router.js';
+import { BrokerSync, type SyncReport } from './dynsec.js';
+import { goAuthRoutes } from '../api/go-auth.js';
 
 export interface HubOptions {
   readonly config: LoadedConfig;
@@ -90,6 +93,8 @@ export class Hub {
    */
   private rawDecoders: ReadonlySet<string> = new Set();
   private commands: CommandCenter | undefined;
+  /** The external Mosquitto kept in step with the registry (config `brokerSync`). */
+  private brokerSync: BrokerSync | undefined;
   private api: ApiServer | undefined;
   private tokens: SqliteTokenStore | undefined;
   private historian: HistoryReader | undefined;
@@ -232,7 +237,7 @@ export class Hub {
         broker: () => this.brokerPort(),
         ackTimeoutMs: this.config.devices.commandTimeoutMs,
         heardAt: (id) => this.gate?.livenessOf(id)?.lastSeen,
-        changed: () => this.gate!.refresh(),
+        changed: () => this.devicesChanged(),
         publish: routeEvent,
         downlinks: (input, ns) => this.downlinkPort(input, ns),
         encode: (device, data, fPort) => this.encodeDownlink(device, data, fPort),
@@ -253,6 +258,7 @@ export class Hub {
         ctx.logger.info({ type: spec.def.type, decoder: spec.decoder.def.type, ...(input.info?.() ?? {}) }, 'input started');
       }
       await this.commands.start();
+      if (this.config.brokerSync) await this.startBrokerSync(scheme, devLog);
       if (this.config.api) await this.startApi(types, scheme);
       // Sinks connect last: their outboxes took messages from the start, and a sink that publishes back into an
       // embedded broker (the demo) finds it listening.
@@ -283,7 +289,8 @@ export class Hub {
       metrics: this.metrics,
       historian: () => this.openHistorian(),
       sendCommand: (req) => this.sendCommand(req),
-      devicesChanged: () => this.gate?.refresh() ?? Promise.resolve(),
+      devicesChanged: () => this.devicesChanged(),
+      ...(this.brokerSync ? { passwordIssued: (d: Device, password: string) => this.brokerSync!.passwordIssued(d, password) } : {}),
       sinks: () => this.sinkStatus(),
       liveness: (id) => this.gate?.livenessOf(id),
       uplinks: (id) => this.gate?.uplinksOf(id),
@@ -303,7 +310,8 @@ export class Hub {
           scheme,
           clock: this.clock,
           metrics: this.metrics,
-          broker: () => this.brokerPort()?.address(),
+          broker: () => this.brokerPort()?.address() ?? this.brokerSync?.address(),
+          ...(this.brokerSync ? { passwordIssued: (d: Device, password: string, hash: string) => this.brokerSync!.passwordIssued(d, password, hash) } : {}),
           // Into the router like the device gate's events, so routes can send the alarm anywhere.
           raise: (e) => {
             this.publish(e).catch((err: unknown) => log.error({ err }, 'routing a bootstrap event failed'));
@@ -312,6 +320,7 @@ export class Hub {
       );
     }
     plugins.push(restApi(deps, { tokens, sessions: new SessionStore({ clock: this.clock }), clock: this.clock, metrics: this.metrics }, log));
+    if (api.mosquittoGoAuth) plugins.push(goAuthRoutes({ store, scheme, verify: (u, p) => this.gate!.verify(u, p) }));
     plugins.push(dashboardRoutes({ root: dashboardRoot() }));
     this.api = new ApiServer({
       host: api.host,
@@ -322,6 +331,42 @@ export class Hub {
       ...(api.trustProxy !== undefined ? { trustProxy: api.trustProxy } : {}),
     });
     await this.api.start();
+  }
+
+  /** The gate, and the external broker, see a registry change at once (an order, the API). */
+  private async devicesChanged(): Promise<void> {
+    await this.gate?.refresh();
+    this.brokerSync?.changed();
+  }
+
+  /**
+   * brokerSync: connects in the background and syncs on every connect (a Mosquitto down at start does not stop the
+   * start). Declared devices' passwords come from the config, so Mosquitto may be given those.
+   */
+  private async startBrokerSync(scheme: TopicScheme, log: Logger): Promise<void> {
+    const passwords = new Map<string, string>();
+    for (const dd of this.config.devices.declared) {
+      if (typeof dd.password !== 'string') continue;
+      const d = await findDevice(this.store!, dd.id, dd.kind).catch(() => undefined);
+      if (d?.credentials) passwords.set(d.credentials.username, dd.password);
+    }
+    this.brokerSync = new BrokerSync({
+      config: this.config.brokerSync!,
+      store: this.store!,
+      scheme,
+      logger: log.child({ part: 'brokerSync' }),
+      clock: this.clock,
+      refreshMs: this.config.devices.refreshMs,
+      passwords,
+      metrics: this.metrics,
+    });
+    await this.brokerSync.start();
+  }
+
+  /** A full resync of the external Mosquitto now (`backhaul devices sync-broker` asks the CLI's own; tests). */
+  syncBroker(): Promise<SyncReport> {
+    if (!this.brokerSync) return Promise.reject(new BackhaulError('BH_BROKER_SYNC', 'the config has no brokerSync', { path: 'brokerSync' }));
+    return this.brokerSync.resync();
   }
 
   /** `backhaul alarms` through the control socket. */
@@ -627,6 +672,11 @@ export class Hub {
       this.logger.warn({ err: e }, 'closing the journal failed');
     }
     this.commands?.stop();
+    try {
+      await this.brokerSync?.stop();
+    } catch (e) {
+      this.logger.warn({ err: e }, 'closing the brokerSync connection failed');
+    }
     try {
       await this.api?.stop();
       this.tokens?.close();

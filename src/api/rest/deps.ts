@@ -25,6 +25,8 @@ export interface ApiDeps {
   sendCommand(req: SendCommand): Promise<CommandRecord>;
   /** After a change the gate must see at once (a block): re-read the registry. */
   devicesChanged?(): Promise<unknown>;
+  /** A password just generated for a device (add, reset-credentials): given to an external broker (brokerSync). */
+  passwordIssued?(device: Device, password: string): Promise<void>;
   sinks(): readonly SinkStatus[];
   /** What the liveness monitor knows of a device (fresher than the registry's lastSeen, written in batches). */
   liveness(id: string): LivenessState | undefined;

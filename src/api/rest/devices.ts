@@ -178,6 +178,7 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
         if (claimCode !== undefined) checkClaimCode(claimCode, 'body.claimCode');
         const issued = await addDevice(deps.store, input, { bootstrap: bootstrap ?? false, actor: actorOf(req) }).catch(inBody);
         const device = claimCode !== undefined ? await setClaimCode(deps.store, issued.device, claimCode, { actor: actorOf(req) }) : issued.device;
+        if (issued.password !== undefined) await deps.passwordIssued?.(device, issued.password);
         reply.code(201).header('cache-control', 'no-store');
         return { device: view(device), username: issued.username, ...(issued.password !== undefined ? { password: issued.password } : {}) };
       },
@@ -282,6 +283,8 @@ export function deviceRoutes(deps: ApiDeps): (app: FastifyInstance) => void {
       async (req, reply) => {
         const d = await find(req.params.id);
         const r = await resetDeviceCredentials(deps.store, d, { bootstrap: req.body?.bootstrap ?? false, actor: actorOf(req) });
+        if (r.password !== undefined) await deps.passwordIssued?.(r.device, r.password);
+        else await deps.devicesChanged?.(); // its old password stops working at the external broker too
         reply.header('cache-control', 'no-store');
         return { username: r.username, ...(r.password !== undefined ? { password: r.password } : {}) };
       },

@@ -17,6 +17,8 @@ export async function add(c: Ctx): Promise<number> {
   );
   const d = code !== undefined ? await setClaimCode(c.store, added, code, { actor: actor() }) : added;
   const topic = c.scheme.baseTopic(d);
+  // Before it is printed: a password Mosquitto refused would be no use to the device (and is still in the registry).
+  if (password !== undefined) await c.broker?.passwordIssued(d, password);
   if (c.v.json) {
     c.io.out(json({ device: publicDevice(d, c.scheme, c.types), username: d.credentials?.username ?? d.id, password: password ?? null }));
     return 0;

@@ -4,7 +4,7 @@
 // This file parses the command line, opens the registry and dispatches; each subcommand is a file of its own here,
 // and what they share is in shared.ts.
 import { resolve } from 'node:path';
-import { BackhaulError } from '../../core/errors.js';
+import { BackhaulError, errorText } from '../../core/errors.js';
 import { DeviceTypes } from '../../devices/device-types.js';
 import { registryPath, SqliteDeviceStore, type DeviceStore } from '../../devices/store/index.js';
 import { TopicScheme } from '../../devices/topics.js';
@@ -23,6 +23,8 @@ import { set } from './set.js';
 import { show } from './show.js';
 import { OPTIONS, type Ctx } from './shared.js';
 import { typesCmd } from './types.js';
+import { cliBroker, type CliBroker } from './broker.js';
+import { syncBroker } from './sync-broker.js';
 
 export const DEVICES_HELP = `backhaul devices — the device registry (<data>/registry.sqlite)
 
@@ -60,10 +62,14 @@ Usage: backhaul devices COMMAND [options] (-c FILE | --data DIR) [--json]
       --hex 0110 --fport 10  a LoRaWAN downlink's bytes as given, not encoded by a codec (or --base64 ARBA)
       --wait 30s             wait for the device's acknowledgement and exit 1 if none comes
       --force                send it even to a device that never connected (refused otherwise)
+  sync-broker                bring the external Mosquitto (config brokerSync) in step with the registry; prints what changed
   commands [ID]              recent orders and what became of them (sent, acknowledged, failed, expired)
   types                      the device types and their defaults
 
 IDs may be written in any common form (AA-BB-CC-DD-EE-FF, 0D49, ...). Docs: src/devices/README.md.`;
+
+/** Subcommands after which an external Mosquitto (brokerSync) is brought in step. */
+const CHANGES_REGISTRY = new Set(['add', 'set', 'enable', 'disable', 'block', 'unblock', 'import', 'reset-credentials']);
 
 /** True when the first word of the command line is `devices` (options may come before it). */
 export function isDevicesCommand(argv: readonly string[]): boolean {
@@ -97,6 +103,7 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
     claim,
     command,
     commands: commandsCmd,
+    'sync-broker': syncBroker,
   };
   if (cmd === 'types') return typesCmd({ types, v: values, io });
   const run = commands[cmd];
@@ -105,6 +112,7 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
     return 2;
   }
   let store: DeviceStore | undefined;
+  let broker: CliBroker | undefined;
   try {
     return await exitCode(io, async () => {
       const basics = values.config !== undefined ? configOf(values.config) : undefined;
@@ -112,9 +120,23 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
       if (dataDir === undefined) throw new UsageError('devices needs -c FILE (the config, for its data folder) or --data DIR');
       const scheme = new TopicScheme(types, basics?.topics ?? {});
       store = SqliteDeviceStore.open(registryPath(dataDir), { types });
-      return await run({ store, types, scheme, v: values, args, io, dataDir });
+      broker = cliBroker(values.config, store, scheme);
+      const code = await run({ store, types, scheme, v: values, args, io, dataDir, broker });
+      // The registry changed: Mosquitto follows now (a disabled device is cut off at once).
+      if (code === 0 && broker.configured && CHANGES_REGISTRY.has(cmd)) {
+        const r = await broker.resync().catch((e: unknown) => {
+          throw new BackhaulError(
+            'BH_BROKER_SYNC',
+            `the registry was changed, but Mosquitto was not brought in step (the running instance, or \`devices sync-broker\`, will): ${errorText(e)}`,
+            { path: 'brokerSync' },
+          );
+        });
+        if (r.changes.length > 0) io.err(`brokerSync: ${r.changes.map((ch) => `${ch.action} ${ch.username}`).join(', ')}`);
+      }
+      return code;
     });
   } finally {
+    await broker?.close();
     await store?.close();
   }
 }

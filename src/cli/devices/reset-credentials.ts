@@ -5,7 +5,8 @@ import { actor, lookup, needId, type Ctx } from './shared.js';
 
 export async function resetCredentials(c: Ctx): Promise<number> {
   const d = await lookup(c.store, needId(c.args, 'reset-credentials'), c.v.kind);
-  const { username, password } = await resetDeviceCredentials(c.store, d, { bootstrap: c.v.bootstrap ?? false, actor: actor() });
+  const { username, password, device } = await resetDeviceCredentials(c.store, d, { bootstrap: c.v.bootstrap ?? false, actor: actor() });
+  if (password !== undefined) await c.broker?.passwordIssued(device, password);
   if (c.v.json) {
     c.io.out(json({ id: d.id, username, password: password ?? null }));
     return 0;

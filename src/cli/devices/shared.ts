@@ -12,6 +12,7 @@ import type { CommandRecord } from '../../devices/store/orders.js';
 import type { TopicScheme } from '../../devices/topics.js';
 import type { Device } from '../../devices/types.js';
 import { DATA_OPTIONS, iso, UsageError, type Out } from '../io.js';
+import type { CliBroker } from './broker.js';
 
 export const OPTIONS = {
   ...DATA_OPTIONS,
@@ -58,6 +59,8 @@ export interface Ctx {
   readonly args: readonly string[];
   readonly io: Out;
   readonly dataDir: string;
+  /** The external Mosquitto (config `brokerSync`), when the config has one: passwords go there as they are made. */
+  readonly broker?: CliBroker;
 }
 
 export function needId(args: readonly string[], cmd: string): string {

@@ -2,6 +2,7 @@
 // error reads `inputs.radio.baud: must be integer` and a driver package can bring its schema with it.
 import { Type, type Static } from '@sinclair/typebox';
 import { ID_KINDS } from '../ids.js';
+import { BrokerSyncOptions } from './broker-sync.js';
 
 /** Ids of inputs and sinks appear in paths, topics and metric labels: keep them plain. */
 export const ID_PATTERN = '^[A-Za-z][A-Za-z0-9_-]{0,63}$';
@@ -235,6 +236,10 @@ export const ConfigFile = Type.Object(
                 'Reverse proxies (addresses or CIDRs, e.g. `127.0.0.1`, `10.0.0.0/8`) whose X-Forwarded-For and X-Forwarded-Proto are believed: rate limits key on the client they name, and `X-Forwarded-Proto: https` makes the session cookie `Secure`. Default: none, the headers are ignored.',
             }),
           ),
+          mosquittoGoAuth: Type.Boolean({
+            default: false,
+            description: 'Serve `/auth/mosquitto/user`, `/superuser` and `/acl` for mosquitto-go-auth\'s HTTP backend (JSON parameters, status responses), answering from the registry (docs/tls.md).',
+          }),
           bootstrap: Type.Boolean({
             default: true,
             description: 'Serve `/bootstrap/v1/credentials` and `/bootstrap/v1/config`, where devices fetch their login and config (src/api/README.md).',
@@ -243,6 +248,7 @@ export const ConfigFile = Type.Object(
         { additionalProperties: false, description: 'The HTTP API. Absent: none is started.' },
       ),
     ),
+    brokerSync: Type.Optional(BrokerSyncOptions),
     inputs: Type.Record(Type.String({ pattern: ID_PATTERN }), DriverInstance, { default: {} }),
     sinks: Type.Record(Type.String({ pattern: ID_PATTERN }), DriverInstance),
     routes: Type.Array(Route, { minItems: 1 }),
