@@ -24,15 +24,10 @@ export const MAX_DAYS = 36_500;
 
 /**
  * The library, loaded when a PKI function first runs (so `backhaul start` never loads it). @peculiar/x509 registers
- * its algorithms with tsyringe, which refuses to load without a Reflect metadata polyfill (the library's README says
- * to import one first). Nothing records decorator metadata here (tslib's decorators record it only when
- * `Reflect.metadata` exists, and it does not), so the two readers tsyringe calls answering "none" is what a full
- * polyfill would answer; they are added only when absent. The `reflect-metadata` package would replace this.
+ * its algorithms with tsyringe, which needs the Reflect metadata polyfill loaded first (the library's README says so).
  */
 async function library(): Promise<X509> {
-  const r = Reflect as unknown as Record<string, unknown>;
-  r['getMetadata'] ??= (): undefined => undefined;
-  r['getOwnMetadata'] ??= (): undefined => undefined;
+  await import('reflect-metadata');
   return import('@peculiar/x509');
 }
 
