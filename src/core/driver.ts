@@ -89,6 +89,11 @@ export interface Input {
    * broker). Resolves when the broker took it (QoS 1).
    */
   publish?(topic: string, payload: Uint8Array): Promise<void>;
+  /**
+   * Re-read the certificate files of the input's TLS listeners now (SIGHUP): new handshakes get the new certificate,
+   * open connections stay. True when loaded, false when refused (logged; the old one is kept), undefined without TLS.
+   */
+  reloadCertificates?(): boolean | undefined;
 }
 
 export interface InputDefinition<S extends TSchema = TSchema> {

@@ -19,6 +19,8 @@ export const ERROR_CATALOG = {
   // start-up and drivers
   BH_PORT_IN_USE: [500, 'A listener could not bind its port because something else holds it.'],
   BH_INPUT_FAILED: [503, 'An input could not start or failed while running.'],
+  BH_TLS_FILE: [500, 'A `tls` section names a certificate, key or CA file that cannot be read, holds no PEM, or a key that does not belong to the certificate.'],
+  BH_TLS_RELOAD: [500, 'Renewed certificate files were refused (unreadable, not PEM, key and certificate do not match); the previous certificate is still served.'],
   BH_SINK_OPEN: [502, 'A sink could not open its connection or file.'],
   BH_DATA_IN_USE: [500, 'Another Backhaul instance is running with the same data folder; two would deliver every outbox twice.'],
   BH_NOT_RUNNING: [503, '`backhaul status` or `backhaul devices command` found no running instance for that config\'s data folder.'],
