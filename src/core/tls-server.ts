@@ -34,7 +34,8 @@ export const TlsServerOptions = Type.Object(
       default: 5000,
     }),
   },
-  { additionalProperties: false, description: 'Serve TLS (docs/tls.md, "Serving TLS").' },
+  // `tlsServer` marks the section, so the config loader knows which options to read files for (Type.Optional copies).
+  { additionalProperties: false, tlsServer: true, description: 'Serve TLS (docs/tls.md, "Serving TLS").' },
 );
 export type TlsServerOptions = Static<typeof TlsServerOptions>;
 
@@ -48,14 +49,15 @@ export interface SecureContextTarget {
 
 const PEM_KEY = /^\s*-----BEGIN /;
 
-function isInlineKey(key: string): boolean {
+/** A value that is the PEM itself (a key from the secrets store), not a file name. */
+export function isInlinePem(key: string): boolean {
   return PEM_KEY.test(key);
 }
 
 /** The files a section names, as absolute paths, with the option each comes from (`cert`, `key`, `ca`). */
 function filesOf(o: TlsServerOptions, resolvePath: (p: string) => string): Array<{ option: 'cert' | 'key' | 'ca'; file: string }> {
   const out: Array<{ option: 'cert' | 'key' | 'ca'; file: string }> = [{ option: 'cert', file: resolvePath(o.cert) }];
-  if (!isInlineKey(o.key)) out.push({ option: 'key', file: resolvePath(o.key) });
+  if (!isInlinePem(o.key)) out.push({ option: 'key', file: resolvePath(o.key) });
   if (o.ca !== undefined) out.push({ option: 'ca', file: resolvePath(o.ca) });
   return out;
 }

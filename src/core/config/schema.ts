@@ -1,5 +1,6 @@
 // The top-level config schema. Driver options are validated separately against each driver's own schema, so an
 // error reads `inputs.radio.baud: must be integer` and a driver package can bring its schema with it.
+import { TlsServerOptions } from '../tls-server.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { ID_KINDS } from '../ids.js';
 
@@ -235,6 +236,7 @@ export const ConfigFile = Type.Object(
                 'Reverse proxies (addresses or CIDRs, e.g. `127.0.0.1`, `10.0.0.0/8`) whose X-Forwarded-For and X-Forwarded-Proto are believed: rate limits key on the client they name, and `X-Forwarded-Proto: https` makes the session cookie `Secure`. Default: none, the headers are ignored.',
             }),
           ),
+          tls: Type.Optional(TlsServerOptions),
           bootstrap: Type.Boolean({
             default: true,
             description: 'Serve `/bootstrap/v1/credentials` and `/bootstrap/v1/config`, where devices fetch their login and config (src/api/README.md).',
