@@ -154,7 +154,10 @@ export const httpInput = defineInput({
         }
         if (c) {
           c.attach(f.server as unknown as SecureContextTarget);
-          f.server.on('tlsClientError', (err: Error) => warn('tls', { err: err.message }, 'TLS handshake failed'));
+          f.server.on('tlsClientError', (err: Error) => {
+            ctx.metrics.inputErrors.inc({ input: ctx.id });
+            warn('tls', { err: err.message }, 'TLS handshake failed');
+          });
         }
         certs = c;
         f.server.on('error', (err) => {
