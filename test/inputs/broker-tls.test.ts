@@ -81,6 +81,8 @@ test('broker over TLS and WebSocket: mqtt.js on mqtts, ws and wss; every listene
       ['home/wss/temp', '{"v":1}'],
     ],
   );
+  // Devices are told the plain port, and the TLS one beside it (the bootstrap answer).
+  assert.deepEqual(input.broker?.address(), { port: portOf(String(info['url'])), tlsPort: portOf(String(info['mqtts'])) });
   // The WebSocket clients' address reaches the frame as a socket's does.
   assert.equal(ctx.frames[1]?.identity?.remoteAddress, '127.0.0.1');
 
@@ -121,9 +123,12 @@ test('broker over TLS: a renewed certificate is served to new connections, open 
   const dir = tempDir();
   t.after(() => dir.cleanup());
   const pki = makePki(dir.path);
-  const { ctx, input, info } = await startBroker(pki);
+  const { ctx, input, info } = await startBroker(pki, { tcp: false });
   t.after(() => input.stop());
+  assert.equal(info['mqtt'], undefined);
   const port = portOf(String(info['mqtts']));
+  // With `tcp: false` the TLS port is the one devices are told, and that it speaks TLS.
+  assert.deepEqual(input.broker?.address(), { port, tls: true });
   const first = pki.fingerprint();
   assert.equal(await servedFingerprint(port, pki.ca), first);
 

@@ -439,7 +439,11 @@ export const brokerInput = defineInput({
           return found.length;
         },
         address() {
-          return { ...(opts.advertise !== undefined ? { host: opts.advertise } : {}), port: boundPort };
+          const mqtts = servers.find((o) => o.scheme === 'mqtts')?.port;
+          const plain = servers.some((o) => o.scheme === 'mqtt');
+          // Plain MQTT stays the port devices are told when there is one (a device without TLS keeps working).
+          const where = plain ? { port: boundPort, ...(mqtts !== undefined ? { tlsPort: mqtts } : {}) } : { port: mqtts ?? boundPort, tls: mqtts !== undefined };
+          return { ...(opts.advertise !== undefined ? { host: opts.advertise } : {}), ...where };
         },
       },
     };
