@@ -8,6 +8,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
+import { WebSocket } from 'ws';
+import { connectPacket } from '../helpers/mqtt-raw.js';
 import { brokerInput } from '../../src/inputs/broker/index.js';
 import { isBackhaulError } from '../../src/core/errors.js';
 import type { Frame } from '../../src/core/types.js';
@@ -201,4 +203,49 @@ test('broker over TLS: a missing certificate file fails start with BH_TLS_FILE a
   // Nothing was left listening: a start with a good file works on the same input.
   const good = createWithDefaults(brokerInput, { host: '127.0.0.1', port: 0, tls: { cert: pki.cert, key: pki.caKey, minVersion: 'TLSv1.2', watchMs: 0 }, tlsPort: 0 }, ctx);
   await assert.rejects(good.start(), (e: unknown) => isBackhaulError(e) && e.code === 'BH_TLS_FILE' && e.path === 'inputs.devices.tls.key');
+});
+
+/** A raw WebSocket with subprotocol mqtt: resolves once open; `closed` once the broker closed it. */
+async function rawWs(url: string): Promise<{ ws: WebSocket; closed: Promise<void> }> {
+  const ws = new WebSocket(url, 'mqtt');
+  const closed = new Promise<void>((r) => ws.once('close', () => r()));
+  ws.on('error', () => undefined); // a refused socket may also error; `closed` is what is checked
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('unexpected-response', () => reject(new Error('upgrade refused')));
+  });
+  return { ws, closed };
+}
+
+test('broker over WebSocket: the packet guard, the per-address cap and the connect timeout hold as on TCP', { skip }, async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const pki = makePki(dir.path);
+  const { ctx, input, info } = await startBroker(pki, { maxConnectBytes: 512, maxConnectionsPerAddress: 2, connectTimeoutMs: 300 });
+  t.after(() => input.stop());
+  const refused = (reason: string) => ctx.metrics.value('backhaul_broker_refused_total', { input: ctx.id, reason });
+  const url = String(info['ws']);
+
+  // A CONNECT over maxConnectBytes: closed at its header, never parsed.
+  const big = await rawWs(url);
+  big.ws.send(connectPacket({ clientId: 'x'.repeat(600) }));
+  await big.closed;
+  assert.equal(await refused('connect_too_large'), 1);
+
+  // Two open connections from 127.0.0.1 (one plain, one over wss: the cap counts every listener), a third is closed.
+  const c1 = await mqtt.connectAsync(String(info['mqtts']), { ca: readFileSync(pki.ca), servername: 'localhost', clientId: 'one', reconnectPeriod: 0 });
+  t.after(() => c1.endAsync(true));
+  const c2 = await mqtt.connectAsync(String(info['wss']), { ca: readFileSync(pki.ca), servername: 'localhost', clientId: 'two', reconnectPeriod: 0 });
+  t.after(() => c2.endAsync(true));
+  const third = await rawWs(url);
+  await third.closed;
+  assert.equal(await refused('max_connections_per_address'), 1);
+  await c1.endAsync();
+
+  // A WebSocket that never sends CONNECT is closed by the connect timeout.
+  const idle = await rawWs(url);
+  await idle.closed;
+  assert.equal(await refused('connect_timeout'), 1);
+  await c2.publishAsync('home/ws/ok', 'fine', { qos: 1 });
+  assert.ok(ctx.frames.some((f) => f.topic === 'home/ws/ok'));
 });
