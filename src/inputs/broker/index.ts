@@ -412,9 +412,9 @@ export const brokerInput = defineInput({
       },
 
       info() {
-        // `url`: the first listener (plain MQTT when there is one); then one key per listener (`mqtts`, `wss`, …).
+        // `url`: the first listener (plain MQTT when there is one); then one key per further listener (`mqtts`, `wss`, …).
         const first = servers[0]?.url ?? `${opts.tcp ? 'mqtt' : 'mqtts'}://${reachableHost(host)}:${boundPort}`;
-        return { url: first, ...Object.fromEntries(servers.map((o) => [o.scheme, o.url])) };
+        return { url: first, ...Object.fromEntries(servers.slice(1).map((o) => [o.scheme, o.url])) };
       },
 
       broker: {
