@@ -207,16 +207,13 @@ test('broker over TLS: a missing certificate file fails start with BH_TLS_FILE a
   await assert.rejects(good.start(), (e: unknown) => isBackhaulError(e) && e.code === 'BH_TLS_FILE' && e.path === 'inputs.devices.tls.key');
 });
 
-/** A raw WebSocket with subprotocol mqtt: resolves once open; `closed` once the broker closed it. */
-async function rawWs(url: string): Promise<{ ws: WebSocket; closed: Promise<void> }> {
+/** A raw WebSocket with subprotocol mqtt, once open (or refused before: `opened` false); `closed` once it closed. */
+async function rawWs(url: string): Promise<{ ws: WebSocket; opened: boolean; closed: Promise<void> }> {
   const ws = new WebSocket(url, 'mqtt');
   const closed = new Promise<void>((r) => ws.once('close', () => r()));
-  ws.on('error', () => undefined); // a refused socket may also error; `closed` is what is checked
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('unexpected-response', () => reject(new Error('upgrade refused')));
-  });
-  return { ws, closed };
+  ws.on('error', () => undefined); // a refused socket also errors; `closed` is what is checked
+  const opened = await Promise.race([new Promise<boolean>((r) => ws.once('open', () => r(true))), closed.then(() => false)]);
+  return { ws, opened, closed };
 }
 
 test('broker over WebSocket: the packet guard, the per-address cap and the connect timeout hold as on TCP', { skip }, async (t) => {
@@ -230,6 +227,7 @@ test('broker over WebSocket: the packet guard, the per-address cap and the conne
 
   // A CONNECT over maxConnectBytes: closed at its header, never parsed.
   const big = await rawWs(url);
+  assert.equal(big.opened, true);
   big.ws.send(connectPacket({ clientId: 'x'.repeat(600) }));
   await big.closed;
   assert.equal(await refused('connect_too_large'), 1);
@@ -239,13 +237,16 @@ test('broker over WebSocket: the packet guard, the per-address cap and the conne
   t.after(() => c1.endAsync(true));
   const c2 = await mqtt.connectAsync(String(info['wss']), { ca: readFileSync(pki.ca), servername: 'localhost', clientId: 'two', reconnectPeriod: 0 });
   t.after(() => c2.endAsync(true));
+  // Refused on the raw socket, before the upgrade is even read.
   const third = await rawWs(url);
+  assert.equal(third.opened, false);
   await third.closed;
   assert.equal(await refused('max_connections_per_address'), 1);
   await c1.endAsync();
 
   // A WebSocket that never sends CONNECT is closed by the connect timeout.
   const idle = await rawWs(url);
+  assert.equal(idle.opened, true);
   await idle.closed;
   assert.equal(await refused('connect_timeout'), 1);
   await c2.publishAsync('home/ws/ok', 'fine', { qos: 1 });

@@ -314,6 +314,20 @@ export const brokerInput = defineInput({
           accept(stream, address);
         };
 
+        // Before a TLS handshake or a WebSocket upgrade (which cost more than a TCP accept), the caps are checked on
+        // the raw socket too, so a flood of unfinished handshakes is bounded like one of idle TCP connections. It only
+        // refuses; `accept` counts the connection once it is ready for MQTT.
+        const overCaps = (socket: Socket): void => {
+          const address = socket.remoteAddress ?? '';
+          if (conns.size < maxConnections && (perAddress.get(address) ?? 0) < maxPerAddress) return;
+          const reason = conns.size >= maxConnections ? 'max_connections' : 'max_connections_per_address';
+          s.refuse(reason, new BackhaulError('BH_MQTT_CONNECTION_LIMIT', `MQTT connections over ${reason === 'max_connections' ? 'maxConnections' : 'maxConnectionsPerAddress'}; refused one from ${address} before its handshake`), {
+            remoteAddress: address,
+          });
+          socket.destroy();
+        };
+        // An HTTP client that never sends its upgrade request is dropped like one that never sends CONNECT.
+        const httpLimits = { headersTimeout: connectTimeoutMs, requestTimeout: connectTimeoutMs };
         const onTlsError = (err: Error) => s.countError(`tls:${err.message}`, 'TLS handshake failed', err);
         const wsServer = (srv: HttpServer): WebSocketServer => {
           // A WebSocket message larger than a packet can be refused before it is buffered; the guard sees the rest.
@@ -333,6 +347,7 @@ export const brokerInput = defineInput({
             make: () => {
               // The handshake counts against the connect timeout too: a client that never finishes it is dropped.
               const srv = createTlsServer({ ...serverOptions(tls), handshakeTimeout: connectTimeoutMs }, onTcp);
+              srv.on('connection', overCaps);
               srv.on('tlsClientError', onTlsError);
               c.attach(srv);
               return { server: srv };
@@ -340,7 +355,16 @@ export const brokerInput = defineInput({
           });
         }
         if (opts.wsPort !== undefined) {
-          plan.push({ scheme: 'ws', port: opts.wsPort, portPath: 'wsPort', make: () => { const srv = createHttpServer(); return { server: srv, wss: wsServer(srv) }; } });
+          plan.push({
+            scheme: 'ws',
+            port: opts.wsPort,
+            portPath: 'wsPort',
+            make: () => {
+              const srv = createHttpServer(httpLimits);
+              srv.on('connection', overCaps);
+              return { server: srv, wss: wsServer(srv) };
+            },
+          });
         }
         if (c && opts.wssPort !== undefined) {
           const tls = c.tls;
@@ -349,7 +373,8 @@ export const brokerInput = defineInput({
             port: opts.wssPort,
             portPath: 'wssPort',
             make: () => {
-              const srv = createHttpsServer({ ...serverOptions(tls), handshakeTimeout: connectTimeoutMs });
+              const srv = createHttpsServer({ ...serverOptions(tls), ...httpLimits, handshakeTimeout: connectTimeoutMs });
+              srv.on('connection', overCaps);
               srv.on('tlsClientError', onTlsError);
               c.attach(srv);
               return { server: srv, wss: wsServer(srv) };
