@@ -23,7 +23,12 @@ export const TlsServerOptions = Type.Object(
       secret: false,
       description: 'PEM file with its private key; or `{"secret": NAME}` whose value is the PEM key itself (a value starting `-----BEGIN`).',
     }),
-    ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of CAs whose client certificates are accepted (for device certificates); none by default.' })),
+    ca: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'PEM file of CAs whose client certificates the broker\'s TLS listeners ask for (kept for device certificates; logins still need a password); none by default.',
+      }),
+    ),
     minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], {
       description: 'Oldest TLS version accepted; TLS 1.0 and 1.1 are always refused.',
       default: 'TLSv1.2',
@@ -106,11 +111,12 @@ export function contextOptions(tls: ServerTls): SecureContextOptions {
 }
 
 /**
- * Options for `tls.createServer` / `https.createServer`: the context, and client certificates asked for (not
- * required: devices with passwords still log in) when the section names client CAs.
+ * Options for `tls.createServer` / `https.createServer`: the context, and, where `clientCerts` (the broker's device
+ * listeners), client certificates asked for when the section names client CAs: asked, not required, so devices with
+ * passwords still log in. Elsewhere none is asked for (a browser would prompt its user for one).
  */
-export function serverOptions(tls: ServerTls): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
-  return { ...contextOptions(tls), requestCert: tls.requestCert, rejectUnauthorized: false };
+export function serverOptions(tls: ServerTls, clientCerts = false): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
+  return { ...contextOptions(tls), requestCert: clientCerts && tls.requestCert, rejectUnauthorized: false };
 }
 
 export interface CertificateWatchOptions {

@@ -252,3 +252,26 @@ test('broker over WebSocket: the packet guard, the per-address cap and the conne
   await c2.publishAsync('home/ws/ok', 'fine', { qos: 1 });
   assert.ok(ctx.frames.some((f) => f.topic === 'home/ws/ok'));
 });
+
+test('broker over TLS with client CAs: a device with a client certificate and one without both connect (passwords stay the login)', { skip }, async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.cleanup());
+  const pki = makePki(dir.path);
+  const device = pki.client('dev-1');
+  const { ctx, input, info } = await startBroker(pki, { tls: { cert: pki.cert, key: pki.key, ca: pki.ca, minVersion: 'TLSv1.2', watchMs: 0 } });
+  t.after(() => input.stop());
+  const ca = readFileSync(pki.ca);
+  const withCert = await mqtt.connectAsync(String(info['mqtts']), {
+    ca,
+    cert: readFileSync(device.cert),
+    key: readFileSync(device.key),
+    servername: 'localhost',
+    reconnectPeriod: 0,
+  });
+  await withCert.publishAsync('home/cert/on', '1', { qos: 1 });
+  await withCert.endAsync();
+  const without = await mqtt.connectAsync(String(info['mqtts']), { ca, servername: 'localhost', reconnectPeriod: 0 });
+  await without.publishAsync('home/cert/off', '1', { qos: 1 });
+  await without.endAsync();
+  assert.deepEqual(ctx.frames.map((f) => f.topic), ['home/cert/on', 'home/cert/off']);
+});

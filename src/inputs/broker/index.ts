@@ -346,7 +346,7 @@ export const brokerInput = defineInput({
             portPath: 'tlsPort',
             make: () => {
               // The handshake counts against the connect timeout too: a client that never finishes it is dropped.
-              const srv = createTlsServer({ ...serverOptions(tls), handshakeTimeout: connectTimeoutMs }, onTcp);
+              const srv = createTlsServer({ ...serverOptions(tls, true), handshakeTimeout: connectTimeoutMs }, onTcp);
               srv.on('connection', overCaps);
               srv.on('tlsClientError', onTlsError);
               c.attach(srv);
@@ -373,7 +373,7 @@ export const brokerInput = defineInput({
             port: opts.wssPort,
             portPath: 'wssPort',
             make: () => {
-              const srv = createHttpsServer({ ...serverOptions(tls), ...httpLimits, handshakeTimeout: connectTimeoutMs });
+              const srv = createHttpsServer({ ...serverOptions(tls, true), ...httpLimits, handshakeTimeout: connectTimeoutMs });
               srv.on('connection', overCaps);
               srv.on('tlsClientError', onTlsError);
               c.attach(srv);
