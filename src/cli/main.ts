@@ -19,6 +19,7 @@ import { devicesMain, isDevicesCommand } from './devices/index.js';
 import { isTokensCommand, tokensMain } from './tokens.js';
 import { alarmsMain, isAlarmsCommand } from './alarms.js';
 import { codecsMain, isCodecsCommand } from './codecs.js';
+import { certsMain, isCertsCommand } from './certs.js';
 
 const HELP = `backhaul — IoT concentrator: gather frames, decode, route, deliver.
 
@@ -34,6 +35,8 @@ Usage:
                              (backhaul tokens --help)
   backhaul alarms COMMAND    alarms: list [--all], ack ID [--note T], clear ID [--note T]
                              (backhaul alarms --help)
+  backhaul certs COMMAND     the site's TLS certificates (<data>/certs/): init (the CA), server [--host NAME]
+                             [--ip ADDR], device ID, list (what expires when) (backhaul certs --help)
   backhaul codecs test FILE  run a LoRaWAN payload codec's examples (device-repository YAML) in the sandbox
   backhaul demo [options]    embedded broker + simulated valves + SQLite historian + JSON-lines file
       --port N               broker port (default 1883, or a free port if 1883 is taken)
@@ -204,6 +207,10 @@ async function main(argv: string[]): Promise<void> {
   }
   if (isCodecsCommand(argv)) {
     process.exitCode = await codecsMain(argv);
+    return;
+  }
+  if (isCertsCommand(argv)) {
+    process.exitCode = await certsMain(argv);
     return;
   }
   let parsed;

@@ -19,7 +19,6 @@ export const ERROR_CATALOG = {
   // start-up and drivers
   BH_PORT_IN_USE: [500, 'A listener could not bind its port because something else holds it.'],
   BH_INPUT_FAILED: [503, 'An input could not start or failed while running.'],
-  BH_TLS_FILE: [500, 'A `tls` section names a certificate, key or CA file that cannot be read, holds no PEM, or a key that does not belong to the certificate.'],
   BH_TLS_RELOAD: [500, 'Renewed certificate files were refused (unreadable, not PEM, key and certificate do not match); the previous certificate is still served.'],
   BH_SINK_OPEN: [502, 'A sink could not open its connection or file.'],
   BH_DATA_IN_USE: [500, 'Another Backhaul instance is running with the same data folder; two would deliver every outbox twice.'],
@@ -61,6 +60,9 @@ export const ERROR_CATALOG = {
   BH_OUTBOX_OPEN: [500, 'A sink\'s durable outbox file could not be opened (permissions, disk full, not a SQLite file).'],
   BH_SINK_WRITE: [502, 'A sink failed to deliver a batch; it will be retried.'],
   BH_SINK_REJECTED: [422, 'A sink refused an item for good (for example HTTP 4xx); the item is dropped and counted.'],
+  BH_TLS_VERIFY: [502, 'A TLS connection Backhaul opened (mqtt sink or input, http, emoncms, webhook, ntfy) refused the server\'s certificate: the message names the driver and the reason (`expired`, `not yet valid`, `wrong host`, `unknown CA`, `revoked`, `bad certificate`); counted in backhaul_tls_failures_total and retried like any outage.'],
+  BH_TLS_HANDSHAKE: [502, 'A TLS handshake Backhaul started failed for another reason than the server\'s certificate: the server refused the client certificate (or wants one), or no TLS version or cipher is common; counted and retried.'],
+  BH_TLS_FILE: [500, 'A `tls.ca`, `tls.cert` or `tls.key` file cannot be read or holds no PEM block, or (a listener serving TLS) the key does not belong to the certificate; the path names the option.'],
   BH_SINK_FATAL: [502, 'A sink failed in a way retrying cannot mend (a refused login or API key, a bad URL): the sink stops, its queue is kept, until an operator fixes its config and restarts.'],
   BH_OUTBOX_CLOSED: [503, 'A message reached a sink\'s outbox after it closed (Backhaul is stopping); it is not acknowledged, so its sender sends it again.'],
   BH_OUTBOX_OVERFLOW: [503, 'A sink\'s outbox was full and its overflow policy dropped an item.'],
@@ -104,6 +106,15 @@ export const ERROR_CATALOG = {
   BH_TOKEN_ROLE: [400, 'An API token role is not one of viewer, operator, admin.'],
   BH_TOKEN_NOT_FOUND: [404, 'No API token with that id exists.'],
   BH_TOKEN_OPEN: [500, 'The API token file (`<data>/tokens.sqlite`) could not be opened (permissions, not a SQLite file, written by a newer Backhaul).'],
+  // `backhaul certs` (the site's PKI, docs/tls.md)
+  BH_CERT_NO_CA: [404, 'There is no CA in the certificates folder yet (`ca.pem`, `ca-key.pem`): run `backhaul certs init` first.'],
+  BH_CERT_CA_EXISTS: [409, 'The certificates folder has a CA already; `backhaul certs init` keeps it (every certificate it signed depends on it) unless given `--force`.'],
+  BH_CERT_IP: [400, 'A `--ip` value is not an IPv4 or IPv6 address.'],
+  BH_CERT_HOST: [400, 'A `--host` value is not a DNS host name (letters, digits and `-` in dot-separated labels), or a server certificate would name no host at all.'],
+  BH_CERT_NAME: [400, 'A CA name is empty, longer than 64 characters or holds control characters, or a certificate file name (`--name`) is not a plain word of letters, digits, `.`, `_`, `-`.'],
+  BH_CERT_DAYS: [400, 'A `--days` value is not a whole number from 1 to 36500.'],
+  BH_CERT_READ: [500, 'A certificate or key file cannot be read, or does not hold a PEM certificate (or PKCS#8 ECDSA P-256 key); the path names the file.'],
+  BH_CERT_KEY: [500, 'The CA key (`ca-key.pem`) does not belong to the CA certificate (`ca.pem`): one of them was replaced.'],
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

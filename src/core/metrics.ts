@@ -100,6 +100,11 @@ export class Metrics {
   readonly sinkEnqueued = this.hot('backhaul_sink_enqueued_total', 'Messages put in a sink\'s outbox.', 'sink');
   readonly sinkDelivered = this.hot('backhaul_sink_delivered_total', 'Messages a sink delivered.', 'sink');
   readonly sinkRetries = this.counter('backhaul_sink_retries_total', 'Batch deliveries retried after an error.', ['sink']);
+  readonly tlsFailures = this.counter(
+    'backhaul_tls_failures_total',
+    'TLS connections Backhaul opened that failed (certificate refused or handshake), by client (`sinks.<id>`, `inputs.<id>`) and reason.',
+    ['client', 'reason'],
+  );
   readonly sinkDropped = this.counter('backhaul_sink_dropped_total', 'Messages a sink dropped, by reason.', ['sink', 'reason']);
   readonly notifySent = this.counter('backhaul_notify_sent_total', 'Notifications a notify sink (ntfy, smtp, webhook) sent, digests included.', ['sink']);
   readonly notifySuppressed = this.counter(

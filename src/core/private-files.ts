@@ -5,7 +5,8 @@
 // Not a process umask: it would also narrow files the operator places outside the data folder (a JSON-lines file
 // another service reads), and a Hub embedded as a library would not get it.
 // Files and folders that already exist are left as they are; `wideModes` finds those wider than this, to warn.
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 
 export const PRIVATE_DIR_MODE = 0o700;
@@ -82,4 +83,26 @@ export function wideModeMessage(w: WideMode): string {
 
 function shellWord(s: string): string {
   return /^[A-Za-z0-9_./@%+=:,-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * Write `data` to `path` as a new 0600 file: written to a fresh temporary file beside it (created 0600, exclusively),
+ * flushed, then renamed over `path`. A file replaced this way takes the new mode, however wide the old one was, and a
+ * reader never sees half of it.
+ */
+export function writePrivateFile(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(tmp, 'wx', PRIVATE_FILE_MODE);
+  try {
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }

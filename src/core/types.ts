@@ -70,6 +70,9 @@ export interface LorawanMeta {
   readonly snr?: number;
   readonly gateways?: number;
   readonly sf?: number;
+  /** From the NS's device status (ChirpStack `status`): battery %, link margin dB. */
+  readonly battery?: number;
+  readonly margin?: number;
 }
 
 export type EventSeverity = 'info' | 'warning' | 'critical';

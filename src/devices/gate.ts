@@ -257,20 +257,10 @@ export class DeviceGate {
     return this.lorawan.get(id);
   }
 
-  /** Keep what the NS said of an uplink (and a status's battery and margin), written with the next batch. */
+  /** Keep what the NS said of an uplink (or a status), written with the next batch. */
   private noteLorawan(id: string, r: Reading, m: LorawanMeta): void {
     const prev = this.lorawan.get(id);
-    const battery = r.values['battery'];
-    const margin = r.values['margin'];
-    const next: LorawanState = {
-      ...prev,
-      ...m,
-      input: r.source.input,
-      ...(r.seq !== undefined ? { fCnt: r.seq } : {}),
-      ...(typeof battery === 'number' ? { battery } : {}),
-      ...(typeof margin === 'number' ? { margin } : {}),
-      at: Math.max(prev?.at ?? 0, r.ts),
-    };
+    const next: LorawanState = { ...prev, ...m, input: r.source.input, ...(r.seq !== undefined ? { fCnt: r.seq } : {}), at: Math.max(prev?.at ?? 0, r.ts) };
     if (this.lorawan.size >= 100_000 && !prev) return; // a flood of made-up DevEUIs must not grow memory
     this.lorawan.set(id, next);
     this.observed.set(id, { ...this.observed.get(id), id, lorawan: next });

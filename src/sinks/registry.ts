@@ -5,6 +5,7 @@ import { emoncmsSink } from './emoncms/index.js';
 import { fileSink } from './file/index.js';
 import { httpSink } from './http/index.js';
 import { mqttSink } from './mqtt/index.js';
+import { natsSink } from './nats/index.js';
 import { ntfySink } from './ntfy/index.js';
 import { smtpSink } from './smtp/index.js';
 import { sqliteSink } from './sqlite/index.js';
@@ -12,6 +13,7 @@ import { webhookSink } from './webhook/index.js';
 
 export const builtinSinks: readonly SinkDefinition[] = [
   mqttSink,
+  natsSink,
   httpSink,
   emoncmsSink,
   sqliteSink,

@@ -4,7 +4,7 @@
 // contract test by adding one entry.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -12,7 +12,9 @@ import { Aedes, type AedesOptions } from 'aedes';
 import Database from 'better-sqlite3';
 import { Historian } from '../../src/sinks/sqlite/index.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
+import { connect as natsConnect } from 'nats';
 import { freePort, httpRecorder } from '../helpers/servers.js';
+import { natsServerSkip, startNats } from '../helpers/nats.js';
 import { smtpRecorder } from '../helpers/smtp.js';
 import { sinkConformance, type FailingFarEnd, type FarEnd, type RefusingFarEnd, type SinkHarness } from './conformance.js';
 
@@ -86,6 +88,77 @@ const mqttHarness: SinkHarness = {
     },
   ],
   rejections: { notApplicable: 'MQTT 3.1.1 cannot refuse one publish: a PUBACK accepts it, a refusal closes the connection (a retryable failure)' },
+};
+
+// ---------------------------------------------------------------- nats: a private nats-server with JetStream
+
+const natsSkip = natsServerSkip();
+
+/** A private NATS server with a stream capturing `conf.>`; `arrived` reads the stream back in order. */
+async function natsFarEnd(dataDir: string, withStream = true): Promise<FarEnd & { readonly stop: () => Promise<void> }> {
+  const server = await startNats(mkdtempSync(join(dataDir, 'nats-')));
+  const nc = await natsConnect({ servers: server.url });
+  const jsm = await nc.jetstreamManager();
+  if (withStream) await jsm.streams.add({ name: 'CONF', subjects: ['conf.>'] });
+  return {
+    options: { servers: server.url, subject: 'conf.readings.{device}', eventSubject: 'conf.events.{type}', timeoutMs: 2000 },
+    async arrived() {
+      const info = await jsm.streams.info('CONF');
+      const out: number[] = [];
+      for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+        const m = await jsm.streams.getMessage('CONF', { seq });
+        out.push(...seqsOf(JSON.parse(new TextDecoder().decode(m.data))));
+      }
+      return out;
+    },
+    stop: () => server.stop(),
+    async close() {
+      await nc.close();
+      await server.stop();
+    },
+  };
+}
+
+const natsHarness: SinkHarness = {
+  skip: natsSkip,
+  farEnd: (dir) => natsFarEnd(dir),
+  retryable: [
+    {
+      name: 'a server that cannot be reached',
+      at: 'open',
+      async make() {
+        const port = await freePort();
+        return { options: { servers: `nats://127.0.0.1:${port}`, timeoutMs: 1000 }, close: () => Promise.resolve() };
+      },
+    },
+    {
+      name: 'a server that went away after open',
+      at: 'write',
+      async make(dir) {
+        const far = await natsFarEnd(dir);
+        return { options: far.options, breakNow: far.stop, close: far.close };
+      },
+    },
+    {
+      name: 'no stream capturing the subject',
+      at: 'write',
+      async make(dir) {
+        const far = await natsFarEnd(dir, false);
+        return { options: far.options, close: far.close };
+      },
+    },
+  ],
+  fatal: [
+    {
+      name: 'a server refusing the credentials',
+      at: 'open',
+      async make(dir): Promise<FailingFarEnd> {
+        const server = await startNats(mkdtempSync(join(dir, 'nats-')), { user: 'conf', pass: 'right-password' });
+        return { options: { servers: server.url, user: 'conf', password: 'wrong-password', timeoutMs: 2000 }, close: () => server.stop() };
+      },
+    },
+  ],
+  rejections: { notApplicable: 'a JetStream stream acknowledges each publish or fails it; there is no refusal of one reading for good' },
 };
 
 // ---------------------------------------------------------------- http and emoncms: node:http servers on port 0
@@ -408,6 +481,7 @@ const smtpHarness: SinkHarness = {
 
 const harnesses: Readonly<Record<string, SinkHarness>> = {
   mqtt: mqttHarness,
+  nats: natsHarness,
   http: httpHarness,
   emoncms: emoncmsHarness,
   sqlite: sqliteHarness,

@@ -59,6 +59,8 @@ export interface NotApplicable {
 }
 
 export interface SinkHarness {
+  /** Why the far end cannot run here (a server not installed): every case is skipped with this message. */
+  readonly skip?: string | false;
   /** A far end that accepts everything. */
   readonly farEnd: (dataDir: string) => Promise<FarEnd>;
   readonly retryable: readonly FailureScenario[] | NotApplicable;
@@ -115,7 +117,7 @@ export function sinkConformance(def: SinkDefinition, harness: SinkHarness): void
     }
   }
 
-  test(`${name}: a write resolves only once the far end has the batch`, () =>
+  test(`${name}: a write resolves only once the far end has the batch`, { skip: harness.skip ?? false }, () =>
     withSink(harness.farEnd, async (sink, far) => {
       await sink.open();
       const r1 = await sink.write(batch(1, 2, 3));
@@ -125,7 +127,7 @@ export function sinkConformance(def: SinkDefinition, harness: SinkHarness): void
       assert.deepEqual(await far.arrived(), [1, 2, 3, 4]);
     }));
 
-  test(`${name}: an empty batch resolves and sends nothing; an event is accepted`, () =>
+  test(`${name}: an empty batch resolves and sends nothing; an event is accepted`, { skip: harness.skip ?? false }, () =>
     withSink(harness.farEnd, async (sink, far) => {
       await sink.open();
       const empty = await sink.write([]);
@@ -143,7 +145,7 @@ export function sinkConformance(def: SinkDefinition, harness: SinkHarness): void
     }
     assert.ok(scenarios.length > 0, `${def.type}: the harness lists ${kind} failures or says why there are none`);
     for (const sc of scenarios) {
-      test(`${name}: ${sc.name} is a ${kind === 'retryable' ? 'retryable' : 'fatal (not retryable)'} SinkError from ${sc.at}()`, () =>
+      test(`${name}: ${sc.name} is a ${kind === 'retryable' ? 'retryable' : 'fatal (not retryable)'} SinkError from ${sc.at}()`, { skip: harness.skip ?? false }, () =>
         withSink(
           async (dir) => {
             const f = await sc.make(dir);
@@ -167,7 +169,7 @@ export function sinkConformance(def: SinkDefinition, harness: SinkHarness): void
   if (isNa(rej)) {
     test(`${name}: items refused for good are reported as rejected`, { skip: `not applicable: ${rej.notApplicable}` }, () => undefined);
   } else {
-    test(`${name}: items refused for good are reported as rejected (per ${rej.granularity}), the rest delivered`, () =>
+    test(`${name}: items refused for good are reported as rejected (per ${rej.granularity}), the rest delivered`, { skip: harness.skip ?? false }, () =>
       withSink(rej.farEnd, async (sink, far) => {
         await sink.open();
         far.refuse([2]);
@@ -190,7 +192,7 @@ export function sinkConformance(def: SinkDefinition, harness: SinkHarness): void
       }));
   }
 
-  test(`${name}: close() twice is safe`, () =>
+  test(`${name}: close() twice is safe`, { skip: harness.skip ?? false }, () =>
     withSink(harness.farEnd, async (sink, far) => {
       await sink.open();
       await sink.write(batch(1));
@@ -199,7 +201,7 @@ export function sinkConformance(def: SinkDefinition, harness: SinkHarness): void
       assert.deepEqual(await far.arrived(), [1]);
     }));
 
-  test(`${name}: open() after close() works, and the reopened sink delivers`, () =>
+  test(`${name}: open() after close() works, and the reopened sink delivers`, { skip: harness.skip ?? false }, () =>
     withSink(harness.farEnd, async (sink, far) => {
       await sink.open();
       await sink.write(batch(1));

@@ -166,7 +166,7 @@ export const ConfigFile = Type.Object(
           commandTimeoutMs: Type.Integer({
             minimum: 1000,
             default: 60_000,
-            description: 'An order no device acknowledges within this time is marked expired.',
+            description: 'An order no device acknowledges within this time is marked expired (a LoRaWAN downlink waits at least 6 h: its device answers only after its next uplinks).',
           }),
           gateways: Type.Optional(
             Type.Array(Gateway, {

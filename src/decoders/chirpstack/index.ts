@@ -120,7 +120,12 @@ export const chirpstackDecoder = defineDecoder({
           units,
           authenticated: false,
           source: { input: frame.input, decoder: 'chirpstack', ...(frame.topic !== undefined ? { topic: frame.topic } : {}) },
-          lorawan: { ns: 'chirpstack', ...(link.applicationId !== undefined ? { applicationId: link.applicationId } : {}) },
+          lorawan: {
+            ns: 'chirpstack',
+            ...(link.applicationId !== undefined ? { applicationId: link.applicationId } : {}),
+            ...(values['battery'] !== undefined ? { battery: values['battery'] } : {}),
+            margin: values['margin'],
+          },
         };
         return { readings: [r] };
       }

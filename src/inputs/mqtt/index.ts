@@ -6,6 +6,8 @@
 // Reconnects use exponential backoff with jitter: a 'close' listener placed before mqtt.js's own sets
 // `client.options.reconnectPeriod`, which mqtt.js reads when it arms the next attempt; 'connect' resets it.
 // mqtt.js resubscribes by itself after a reconnect when the session is clean or the broker kept no session.
+// TLS (mqtts://, wss://): the `tls` files are read again before every reconnect; a refused certificate is counted in
+// backhaul_tls_failures_total with its reason and retried like any outage.
 import { backoffMs } from '../../core/backoff.js';
 import { safeUrl } from '../../core/url.js';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +20,7 @@ import type { Frame } from '../../core/types.js';
 import { topicFilterError, topicProblems } from '../../core/topic.js';
 import { InFlight } from '../../core/inflight.js';
 import { bytes } from '../util.js';
+import { setMqttTls, TlsClientSchema, tlsConfigProblems, tlsConnectOptions, tlsFailure, tlsFailureText } from '../../core/tls-client.js';
 
 const options = Type.Object(
   {
@@ -42,6 +45,7 @@ const options = Type.Object(
     }),
     reconnectMinMs: Type.Integer({ description: 'First reconnect delay after the connection drops.', minimum: 100, default: 1000 }),
     reconnectMaxMs: Type.Integer({ description: 'Longest reconnect delay (the delay doubles per failed attempt, with jitter).', minimum: 100, default: 30000 }),
+    tls: Type.Optional(TlsClientSchema),
   },
   { additionalProperties: false },
 );
@@ -60,7 +64,7 @@ export const mqttInput = defineInput({
   options,
   defaultDecoder: 'json',
   check(opts) {
-    return topicProblems(opts.topics ?? [], 'topics');
+    return [...topicProblems(opts.topics ?? [], 'topics'), ...tlsConfigProblems(opts.tls, opts.url ?? '')];
   },
   create(opts, ctx): Input {
     const url = safeUrl(opts.url);
@@ -103,6 +107,12 @@ export const mqttInput = defineInput({
           ...(opts.username !== undefined ? { username: opts.username } : {}),
           ...(opts.password !== undefined ? { password: opts.password } : {}),
         };
+        const tls = opts.tls;
+        const tlsAt = `inputs.${ctx.id}.tls`;
+        if (tls) {
+          if (tls.insecure) log.warn({ url }, 'tls.insecure: the broker\'s certificate is NOT verified; anyone on the path can read and change this traffic');
+          setMqttTls(clientOpts, tlsConnectOptions(tls, (p) => ctx.resolvePath(p), tlsAt)); // BH_TLS_FILE names the option
+        }
         let c: MqttClient;
         try {
           c = mqtt.connect(opts.url, clientOpts);
@@ -141,7 +151,29 @@ export const mqttInput = defineInput({
           ctx.metrics.inputErrors.inc({ input: ctx.id });
           log.warn({ url, err: lastError === undefined ? undefined : errorText(lastError) }, 'MQTT connection lost; reconnecting with backoff');
         });
+        if (tls) {
+          // mqtt.js emits 'reconnect' just before it builds the next stream from c.options: read the files again, so
+          // a renewed certificate, key or CA takes effect without a restart. An unreadable file keeps the last ones.
+          c.on('reconnect', () => {
+            try {
+              setMqttTls(c.options, tlsConnectOptions(tls, (p) => ctx.resolvePath(p), tlsAt));
+            } catch (e) {
+              const suppressed = throttle.take('tls file');
+              if (suppressed !== null) log.error({ err: errorText(e), suppressed }, 'cannot read a TLS file again; reconnecting with the last ones read');
+            }
+          });
+        }
         c.on('error', (err) => {
+          const failure = tlsFailure(err);
+          if (failure) {
+            ctx.metrics.tlsFailures.inc({ client: `inputs.${ctx.id}`, reason: failure.reason });
+            const refused = new BackhaulError(failure.code, tlsFailureText(failure, `input ${ctx.id}`, url), { path: tlsAt });
+            lastError = refused;
+            if (stopped) return;
+            const suppressed = throttle.take(`tls ${failure.reason}`);
+            if (suppressed !== null) log.error({ url, code: failure.code, reason: failure.reason, suppressed }, refused.message);
+            return;
+          }
           lastError = err;
           if (stopped) return;
           // While connecting or during an outage errors are expected (logged once as the outage); when connected
@@ -164,6 +196,11 @@ export const mqttInput = defineInput({
         try {
           await new Promise<void>((resolve, reject) => {
             const timer = setTimeout(() => {
+              // A refused certificate keeps its own code (BH_TLS_VERIFY, BH_TLS_HANDSHAKE) and reason.
+              if (lastError instanceof BackhaulError) {
+                reject(lastError);
+                return;
+              }
               const why = lastError ? `: ${errorText(lastError)}` : '';
               reject(new BackhaulError('BH_INPUT_FAILED', `no connection to MQTT broker ${url} within ${connectTimeoutMs} ms${why}`, {
                 path: `inputs.${ctx.id}.url`,

@@ -1,6 +1,7 @@
 // emoncms: the OpenEnergyMonitor input API. `post` mode sends one `input/post` per reading (node, fulljson, time);
 // `bulk` mode sends one `input/bulk` per batch. Only numbers travel: booleans become 0/1, strings are left out,
 // events are accepted and ignored (emoncms has no place for them).
+import { TlsClientSchema, tlsConfigProblems } from '../../core/tls-client.js';
 import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError, type SinkWriteResult } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
@@ -34,6 +35,7 @@ const Options = Type.Object(
       }),
     ),
     timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'Give up on a request after this long.' }),
+    tls: Type.Optional(TlsClientSchema),
   },
   { additionalProperties: false },
 );
@@ -97,12 +99,15 @@ export const emoncmsSink = defineSink({
   type: 'emoncms',
   description: 'Send numeric values to emoncms through its input API (input/post or input/bulk).',
   options: Options,
+  check(o) {
+    return tlsConfigProblems(o.tls, o.url);
+  },
   create(o, ctx) {
     const { mode, timeoutMs } = o;
     const nodes = o.nodes ?? {};
     const columns = (o.bulkColumns ?? []).map(emoncmsName);
     const columnSet = new Set(columns);
-    const base = new HttpTarget(o.url, 'emoncms');
+    const base = new HttpTarget(o.url, 'emoncms', { options: o.tls, ctx });
 
     function endpoint(action: 'post' | 'bulk'): URL {
       const u = new URL(base.url);

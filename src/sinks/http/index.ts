@@ -1,4 +1,5 @@
 // http: a webhook. Each batch is one request whose body is a JSON array of messages (see ../format.ts).
+import { TlsClientSchema, tlsConfigProblems } from '../../core/tls-client.js';
 import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError } from '../../core/driver.js';
 import { CREDENTIAL_NAME } from '../../core/config/secrets.js';
@@ -21,6 +22,7 @@ const Options = Type.Object(
         description: 'Extra request headers (an `Authorization` token, an API key); values may be `{"secret": NAME}`.',
       }),
     timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'Give up on a request after this long (retried later).' }),
+    tls: Type.Optional(TlsClientSchema),
   },
   { additionalProperties: false },
 );
@@ -33,9 +35,12 @@ export const httpSink = defineSink({
   type: 'http',
   description: 'POST (or PUT) each batch as a JSON array of messages to a URL.',
   options: Options,
+  check(o) {
+    return tlsConfigProblems(o.tls, o.url);
+  },
   create(o, ctx) {
     const { method, timeoutMs } = o;
-    const target = new HttpTarget(o.url, 'http');
+    const target = new HttpTarget(o.url, 'http', { options: o.tls, ctx });
 
     return {
       open() {

@@ -3,21 +3,22 @@
 // buffered inside mqtt.js while offline (a write then fails at once, retryable), and QoS 1 publishes still in flight
 // when the connection drops (or when a batch times out) are taken out of mqtt.js's store, which it would otherwise
 // replay after the next CONNACK beside the outbox's retry. The client reconnects in the background; each CONNACK
-// tells the runner (`onReady`) to retry now.
+// tells the runner (`onReady`) to retry now. TLS (mqtts://, wss://): the `tls` files are read again before every
+// reconnect, and a refused certificate makes writes fail with BH_TLS_VERIFY and its reason until a connection works.
 import { errorText } from '../../core/errors.js';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { connect, type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { defineSink, SinkError } from '../../core/driver.js';
 import type { Message, Reading } from '../../core/types.js';
 import { LogThrottle } from '../../core/throttle.js';
 import { safeUrl } from '../../core/url.js';
+import { setMqttTls, tlsConfigProblems, TlsClientSchema, tlsConnectOptions, tlsFailure, tlsFailureText, type TlsFailure } from '../../core/tls-client.js';
 import { isoTime, messageToJson, messageToSenml, renderTopic, topicTemplateError } from '../format.js';
 
 const Options = Type.Object(
   {
-    url: Type.String({ pattern: '^[Mm][Qq][Tt][Tt][Ss]?://', urlCredentials: true, description: 'Broker address, `mqtt://host[:1883]` or `mqtts://host[:8883]`.' }),
+    url: Type.String({ pattern: '^[Mm][Qq][Tt][Tt][Ss]?://', urlCredentials: true, description: 'Broker address, `mqtt://host[:1883]` or `mqtts://host[:8883]` (TLS: see `tls`).' }),
     username: Type.Optional(Type.String({ description: 'MQTT username.' })),
     password: Type.Optional(Type.String({ secret: true, description: 'MQTT password; use `{"secret": NAME}`.' })),
     clientId: Type.Optional(
@@ -37,7 +38,7 @@ const Options = Type.Object(
         default: 'json',
         description: 'Payload of per-reading messages: `json` (the reading object) or `senml` (a SenML JSON pack). Events are always JSON.',
       }),
-    ca: Type.Optional(Type.String({ minLength: 1, description: 'mqtts: PEM file of the CA that signed the broker\'s certificate (default: system CAs).' })),
+    tls: Type.Optional(TlsClientSchema),
     timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'How long to wait for the CONNACK, and for the acknowledgement of a batch.' }),
   },
   { additionalProperties: false },
@@ -115,6 +116,8 @@ export const mqttSink = defineSink({
   // Several batches in flight: publishes on one connection keep their order.
   window: 16,
   check(o) {
+    const tlsBad = tlsConfigProblems(o.tls, o.url);
+    if (tlsBad.length > 0) return tlsBad;
     const bad = configError(payloadOptions(o));
     if (!bad) return [];
     const at = bad.indexOf(': ');
@@ -128,7 +131,9 @@ export const mqttSink = defineSink({
     const throttle = new LogThrottle(ctx.clock, 60_000);
     let client: MqttClient | undefined;
     /** `fatal`: a refusal no retry will fix (bad credentials); every write throws it. */
-    const state: { fatal?: SinkError | undefined } = {};
+    const state: { fatal?: SinkError | undefined; tls?: { failure: TlsFailure; text: string } | undefined } = {};
+    const tlsAt = `sinks.${ctx.id}.tls`;
+    const tlsThrottle = new LogThrottle(ctx.clock, 60_000);
     const currentFatal = (): SinkError | undefined => state.fatal;
     let wasConnected = false;
     let ready: (() => void) | undefined;
@@ -149,6 +154,17 @@ export const mqttSink = defineSink({
     }
 
     function onError(c: MqttClient, err: Error & { code?: unknown }): void {
+      const failure = tlsFailure(err);
+      if (failure) {
+        // Not fatal: a renewed certificate or CA file on either side mends it, and the next reconnect reads ours again.
+        const text = tlsFailureText(failure, `sink ${ctx.id}`, where);
+        state.tls = { failure, text };
+        ctx.metrics.tlsFailures.inc({ client: `sinks.${ctx.id}`, reason: failure.reason });
+        const more = tlsThrottle.take(failure.reason);
+        if (more !== null) ctx.logger.error({ url: where, code: failure.code, reason: failure.reason, suppressed: more }, text);
+        return;
+      }
+      state.tls = undefined; // the last failure is another one now (the broker is down, say): status shows that one
       if (typeof err.code === 'number' && !TRANSIENT_REFUSALS.has(err.code)) {
         const fatal = new SinkError(`${where} refused the connection: ${err.message} (check username, password and clientId)`, false, {
           cause: err,
@@ -178,11 +194,13 @@ export const mqttSink = defineSink({
         };
         if (o.username !== undefined) opts.username = o.username;
         if (o.password !== undefined) opts.password = o.password;
-        if (o.ca !== undefined) {
+        const tls = o.tls;
+        if (tls) {
+          if (tls.insecure) ctx.logger.warn({ url: where }, 'tls.insecure: the broker\'s certificate is NOT verified; anyone on the path can read and change this traffic');
           try {
-            opts.ca = readFileSync(ctx.resolvePath(o.ca));
+            setMqttTls(opts, tlsConnectOptions(tls, (p) => ctx.resolvePath(p), tlsAt));
           } catch (e) {
-            throw new SinkError(`cannot read the ca file: ${errorText(e)}`, false, { cause: e });
+            throw new SinkError(errorText(e), false, { cause: e, code: 'BH_TLS_FILE' });
           }
         }
         let c: MqttClient;
@@ -195,7 +213,20 @@ export const mqttSink = defineSink({
         c.on('error', (err) => onError(c, err));
         // Registered before any write's own 'close' listener, so a failing write sees its publishes already removed.
         c.on('close', () => dropInFlight(c));
+        if (tls) {
+          // mqtt.js emits 'reconnect' just before it builds the next stream from c.options: read the files again, so a
+          // renewed certificate, key or CA takes effect without a restart. An unreadable file keeps the last good ones.
+          c.on('reconnect', () => {
+            try {
+              setMqttTls(c.options, tlsConnectOptions(tls, (p) => ctx.resolvePath(p), tlsAt));
+            } catch (e) {
+              const more = tlsThrottle.take('file');
+              if (more !== null) ctx.logger.error({ err: errorText(e), suppressed: more }, 'cannot read a TLS file again; reconnecting with the last ones read');
+            }
+          });
+        }
         c.on('connect', () => {
+          state.tls = undefined;
           wasConnected = true;
           ctx.logger.info({ url: where, clientId }, 'mqtt sink connected');
           ready?.();
@@ -233,7 +264,11 @@ export const mqttSink = defineSink({
         if (state.fatal) throw state.fatal;
         const c = client;
         if (!c) throw new SinkError('the mqtt sink is not open', false);
-        if (!c.connected) throw new SinkError(`not connected to ${where}`, true);
+        if (!c.connected) {
+          const t = state.tls;
+          if (t) throw new SinkError(t.text, true, { code: t.failure.code });
+          throw new SinkError(`not connected to ${where}`, true);
+        }
         const msgs = batch.flatMap((m) => mqttMessages(m, fmt));
         if (msgs.length === 0) return;
         const popts: IClientPublishOptions = { qos, retain };

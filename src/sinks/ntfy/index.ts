@@ -1,5 +1,6 @@
 // ntfy: one push notification per message (or one digest after quiet hours), POSTed to `{url}/{topic}` with the
 // text as body and Title, Priority and Tags headers (https://docs.ntfy.sh/publish/). Shared notify behaviour: ../notify.ts.
+import { TlsClientSchema, tlsConfigProblems } from '../../core/tls-client.js';
 import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
@@ -24,6 +25,7 @@ const Options = Type.Object(
     ),
     tags: Type.Array(Type.String({ pattern: '^[^,]+$' }), { default: [], description: 'Tags (or emoji short codes) added to every message.' }),
     timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'Give up on a request after this long (retried later).' }),
+    tls: Type.Optional(TlsClientSchema),
     ...notifyOptions,
   },
   { additionalProperties: false },
@@ -57,14 +59,14 @@ export const ntfySink = defineSink({
   options: Options,
   batchSize: 500,
   check(o) {
-    const problems = notifyProblems(o);
+    const problems = [...notifyProblems(o), ...tlsConfigProblems(o.tls, o.url)];
     if (o.password !== undefined && o.username === undefined) problems.push({ path: 'username', message: 'password is set without username' });
     if (o.username !== undefined && o.password === undefined) problems.push({ path: 'password', message: 'username is set without password' });
     if (o.token !== undefined && o.username !== undefined) problems.push({ path: 'token', message: 'give either token or username and password, not both' });
     return problems;
   },
   create(o, ctx) {
-    const target = new HttpTarget(o.url, 'ntfy');
+    const target = new HttpTarget(o.url, 'ntfy', { options: o.tls, ctx });
     const notifier = new Notifier(o, ctx);
     let topicUrl: URL | undefined;
 

@@ -1,5 +1,6 @@
 // webhook: chat incoming webhooks (Slack, Mattermost, Discord). One POST per notification (or one digest after quiet
 // hours): `{"text": ...}` for Slack and Mattermost, `{"content": ...}` for Discord. Shared notify behaviour: ../notify.ts.
+import { TlsClientSchema, tlsConfigProblems } from '../../core/tls-client.js';
 import { Type } from '@sinclair/typebox';
 import { defineSink, SinkError } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
@@ -21,6 +22,7 @@ const Options = Type.Object(
     }),
     username: Type.Optional(Type.String({ minLength: 1, maxLength: 80, description: 'Name the messages are shown from (where the webhook allows it).' })),
     timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'Give up on a request after this long (retried later).' }),
+    tls: Type.Optional(TlsClientSchema),
     ...notifyOptions,
   },
   { additionalProperties: false },
@@ -52,10 +54,10 @@ export const webhookSink = defineSink({
   options: Options,
   batchSize: 500,
   check(o) {
-    return notifyProblems(o);
+    return [...notifyProblems(o), ...tlsConfigProblems(o.tls, o.url)];
   },
   create(o, ctx) {
-    const target = new HttpTarget(o.url, 'webhook');
+    const target = new HttpTarget(o.url, 'webhook', { options: o.tls, ctx });
     const notifier = new Notifier(o, ctx);
 
     async function send(note: Note): Promise<SendResult> {
