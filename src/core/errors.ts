@@ -19,7 +19,6 @@ export const ERROR_CATALOG = {
   // start-up and drivers
   BH_PORT_IN_USE: [500, 'A listener could not bind its port because something else holds it.'],
   BH_INPUT_FAILED: [503, 'An input could not start or failed while running.'],
-  BH_TLS_RELOAD: [500, 'Renewed certificate files were refused (unreadable, not PEM, key and certificate do not match); the previous certificate is still served.'],
   BH_SINK_OPEN: [502, 'A sink could not open its connection or file.'],
   BH_DATA_IN_USE: [500, 'Another Backhaul instance is running with the same data folder; two would deliver every outbox twice.'],
   BH_NOT_RUNNING: [503, '`backhaul status` or `backhaul devices command` found no running instance for that config\'s data folder.'],
@@ -63,6 +62,7 @@ export const ERROR_CATALOG = {
   BH_TLS_VERIFY: [502, 'A TLS connection Backhaul opened (mqtt sink or input, http, emoncms, webhook, ntfy) refused the server\'s certificate: the message names the driver and the reason (`expired`, `not yet valid`, `wrong host`, `unknown CA`, `revoked`, `bad certificate`); counted in backhaul_tls_failures_total and retried like any outage.'],
   BH_TLS_HANDSHAKE: [502, 'A TLS handshake Backhaul started failed for another reason than the server\'s certificate: the server refused the client certificate (or wants one), or no TLS version or cipher is common; counted and retried.'],
   BH_TLS_FILE: [500, 'A `tls.ca`, `tls.cert` or `tls.key` file cannot be read or holds no PEM block, or (a listener serving TLS) the key does not belong to the certificate; the path names the option.'],
+  BH_TLS_RELOAD: [500, 'Renewed certificate files were refused (unreadable, not PEM, key and certificate do not match); the previous certificate is still served.'],
   BH_SINK_FATAL: [502, 'A sink failed in a way retrying cannot mend (a refused login or API key, a bad URL): the sink stops, its queue is kept, until an operator fixes its config and restarts.'],
   BH_OUTBOX_CLOSED: [503, 'A message reached a sink\'s outbox after it closed (Backhaul is stopping); it is not acknowledged, so its sender sends it again.'],
   BH_OUTBOX_OVERFLOW: [503, 'A sink\'s outbox was full and its overflow policy dropped an item.'],
