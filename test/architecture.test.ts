@@ -35,6 +35,7 @@ export const CORE_IO: Readonly<Record<string, string>> = {
   'core/worker.ts': 'starts worker threads and talks to them',
   'core/config/secrets.ts': 'reads the credentials file',
   'core/tls-client.ts': 'reads the PEM files (CA, client certificate, key) of TLS connections Backhaul opens',
+  'core/tls-server.ts': 'reads and watches the certificate and key files of the TLS listeners',
 };
 
 /** Modules that do I/O (files, network, processes, threads, databases). */

@@ -36,7 +36,7 @@ export interface BootstrapOptions {
    * Where devices reach the MQTT broker; an undefined host is taken from the request (its Host header's hostname).
    * Undefined: no broker devices can use, answered 503.
    */
-  readonly broker: () => { host?: string; port: number } | undefined;
+  readonly broker: () => { host?: string; port: number; tls?: boolean; tlsPort?: number } | undefined;
   /** Called after a device's login is verified (`/config`), to count it in metrics and the like. */
   readonly onLogin?: (device: Device) => void;
   /** Raise a hub event (the hub routes it): `device.credentials_claimed_twice`. */
@@ -78,7 +78,12 @@ export const CredentialsAnswer = Type.Object({
   device: Type.String({ description: 'Canonical device id.' }),
   login: Type.String({ description: 'MQTT username.' }),
   password: Type.String({ description: 'The new password: handed out on this call only, never again.' }),
-  broker: Type.Object({ host: Type.String(), port: Type.Integer() }),
+  broker: Type.Object({
+    host: Type.String(),
+    port: Type.Integer(),
+    tls: Type.Optional(Type.Boolean({ description: '`port` speaks MQTT over TLS (the broker has no plain listener).' })),
+    tlsPort: Type.Optional(Type.Integer({ description: 'MQTT over TLS beside the plain `port`, when the broker serves it.' })),
+  }),
   baseTopic: Type.String(),
   topics: Topics,
 });
@@ -242,7 +247,12 @@ export function bootstrapRoutes(o: BootstrapOptions): ApiPlugin {
         // Checked before a password is issued: one the device cannot use would be lost.
         const b = o.broker();
         if (!b) throw new ApiError('BH_BOOTSTRAP_NO_BROKER', 'no MQTT broker is available to devices now; retry later', { headers: { 'retry-after': '30' } });
-        const broker = { host: b.host ?? requestHost(req), port: b.port };
+        const broker = {
+          host: b.host ?? requestHost(req),
+          port: b.port,
+          ...(b.tls === true ? { tls: true } : {}),
+          ...(b.tlsPort !== undefined ? { tlsPort: b.tlsPort } : {}),
+        };
 
         const login = d.credentials?.username ?? d.id;
         const password = generatePassword();

@@ -8,6 +8,8 @@ import { BackhaulError, errorBody, httpStatus, isBackhaulError, joinPath, type B
 import { checkJsonBounds } from '../core/json.js';
 import type { Logger } from '../core/logger.js';
 import { listenError, reachableHost } from '../core/listen.js';
+import type { Clock } from '../core/clock.js';
+import { ServerCertificates, serverOptions, type SecureContextTarget, type TlsServerOptions } from '../core/tls-server.js';
 
 /** Adds routes (and hooks) to the server; each runs in its own Fastify context, so its hooks stay its own. */
 export type ApiPlugin = (app: FastifyInstance) => void | Promise<void>;
@@ -25,6 +27,8 @@ export interface ApiServerOptions {
    * key on, and whether the request came over TLS (the session cookie's `Secure`). Default none: headers ignored.
    */
   readonly trustProxy?: readonly string[];
+  /** Serve HTTPS with these files (paths absolute); renewed files are served to new connections. */
+  readonly tls?: { readonly options: TlsServerOptions; readonly clock: Clock };
 }
 
 export const ErrorBody = Type.Object({
@@ -88,6 +92,7 @@ function validationIssue(err: FastifyError): { path: string; message: string } {
 
 export class ApiServer {
   private app: FastifyInstance | undefined;
+  private certs: ServerCertificates | undefined;
   private boundPort: number;
 
   constructor(private readonly o: ApiServerOptions) {
@@ -99,7 +104,15 @@ export class ApiServer {
     const { host, port, logger } = this.o;
     // Plugins see the plain FastifyInstance, not one typed with pino's own Logger.
     const loggerInstance: FastifyBaseLogger = logger;
-    const app = Fastify({
+    let certs: ServerCertificates | undefined;
+    if (this.o.tls) {
+      certs = new ServerCertificates({ options: this.o.tls.options, resolvePath: (p) => p, path: 'api.tls', logger, clock: this.o.tls.clock });
+      certs.start(); // BH_TLS_FILE at api.tls.cert / .key, before anything listens
+    }
+    // Fastify types an HTTPS instance apart; the routes see the same instance either way.
+    const https = certs ? { https: serverOptions(certs.tls) } : {};
+    const app = (Fastify as (o: object) => FastifyInstance)({
+      ...https,
       // Each request logs through a child of this logger (with its reqId); the built-in per-request lines are off.
       loggerInstance,
       logController: new LogController({ disableRequestLogging: true }),
@@ -192,15 +205,23 @@ export class ApiServer {
       // A plugin that fails to load fails here, with its own error, not as a listen error.
       await app.ready();
     } catch (err) {
+      certs?.stop();
       await app.close().catch(() => undefined);
       throw err;
     }
     try {
       await app.listen({ host, port });
     } catch (err) {
+      certs?.stop();
       await app.close().catch(() => undefined);
       throw apiListenError(err, host, port);
     }
+    if (certs) {
+      certs.attach(app.server as unknown as SecureContextTarget);
+      // A failed handshake (an old TLS version, a client that does not trust the certificate) is the client's problem.
+      app.server.on('tlsClientError', (err: Error) => logger.debug({ err: err.message }, 'TLS handshake failed'));
+    }
+    this.certs = certs;
     const addr = app.server.address();
     this.boundPort = typeof addr === 'object' && addr ? addr.port : port;
     this.app = app;
@@ -210,12 +231,19 @@ export class ApiServer {
   async stop(): Promise<void> {
     const app = this.app;
     this.app = undefined;
+    this.certs?.stop();
+    this.certs = undefined;
     if (app) await app.close();
   }
 
-  /** `http://host:port`, with the port actually bound once started. */
+  /** Re-read the certificate files now (SIGHUP); undefined without TLS. See ServerCertificates.reload. */
+  reloadCertificates(): boolean | undefined {
+    return this.certs?.reload();
+  }
+
+  /** `http(s)://host:port`, with the port actually bound once started. */
   get url(): string {
-    return `http://${reachableHost(this.o.host)}:${this.boundPort}`;
+    return `${this.o.tls ? 'https' : 'http'}://${reachableHost(this.o.host)}:${this.boundPort}`;
   }
 
   info(): { url: string } {

@@ -154,6 +154,12 @@ async function run(
   onStarted?.(hub);
   // The hub's own timers do not hold the process open (so tests and libraries can exit); a running service must.
   const keepAlive = setInterval(() => undefined, 1 << 30);
+  // SIGHUP: renewed certificate files, served to new connections; open ones stay (a refused file is logged).
+  const onHup = () => {
+    const r = hub.reloadCertificates();
+    logger.info({ reloaded: r.reloaded, refused: r.refused }, 'SIGHUP: certificates reloaded');
+  };
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolveStop) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -181,6 +187,7 @@ async function run(
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  process.off('SIGHUP', onHup);
   clearInterval(keepAlive);
 }
 

@@ -73,8 +73,11 @@ export interface BrokerPort {
   publish(topic: string, payload: Uint8Array, opts: { readonly qos: 0 | 1; readonly retain?: boolean }): Promise<void>;
   /** Close every connection logged in as `username` (a device whose password was reset); returns how many. */
   disconnect(username: string): number;
-  /** The port it listens on and the host devices should use (undefined: the host they reached Backhaul by). */
-  address(): { readonly host?: string; readonly port: number };
+  /**
+   * The port it listens on and the host devices should use (undefined: the host they reached Backhaul by); `tls` when
+   * that port speaks MQTT over TLS, and `tlsPort` for MQTT over TLS beside a plain `port`.
+   */
+  address(): { readonly host?: string; readonly port: number; readonly tls?: boolean; readonly tlsPort?: number };
 }
 
 export interface Input {
@@ -89,6 +92,11 @@ export interface Input {
    * broker). Resolves when the broker took it (QoS 1).
    */
   publish?(topic: string, payload: Uint8Array): Promise<void>;
+  /**
+   * Re-read the certificate files of the input's TLS listeners now (SIGHUP): new handshakes get the new certificate,
+   * open connections stay. True when loaded, false when refused (logged; the old one is kept), undefined without TLS.
+   */
+  reloadCertificates?(): boolean | undefined;
 }
 
 export interface InputDefinition<S extends TSchema = TSchema> {

@@ -1,6 +1,7 @@
 // Config loading: JSONC text → top-level schema → secrets → each driver's own schema → cross-references.
 // Every problem found is reported together (ConfigErrors), each with its code and JSON path. Nothing starts until
 // the whole config is valid. The file is never rewritten.
+import { isInlinePem, readServerTls, TlsServerOptions } from '../core/tls-server.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
@@ -86,6 +87,8 @@ export interface LoadedConfig {
         readonly mosquittoGoAuth: boolean;
         readonly historian?: string;
         readonly trustProxy?: readonly string[];
+        /** HTTPS: file paths absolute, the key's secret resolved. */
+        readonly tls?: TlsServerOptions;
       }
     | undefined;
   /** An external Mosquitto kept in step with the registry (src/runtime/dynsec.ts); undefined: none. */
@@ -132,6 +135,24 @@ function validateOptions(
     .check(options)
     .map((p) => new BackhaulError('BH_CONFIG_SCHEMA', p.message, { path: subPath(path, p.path) }))
     .filter((e) => !ignore(e.path ?? ''));
+}
+
+/** True when an input's options schema takes the shared `tls` section (src/core/tls-server.ts). */
+function servesTls(schema: unknown): boolean {
+  const props = (schema as { properties?: Record<string, { tlsServer?: unknown } | undefined> } | null)?.properties;
+  return props?.['tls']?.tlsServer === true;
+}
+
+/** The problems reading a `tls` section's files finds (BH_TLS_FILE), none when they make a context. */
+function tlsProblems(t: TlsServerOptions, resolvePath: (p: string) => string, path: string, ignore: (path: string) => boolean): BackhaulError[] {
+  if (ignore(joinPath(path, 'key'))) return []; // the key's secret is missing, which is reported
+  try {
+    readServerTls(t, resolvePath, path);
+    return [];
+  } catch (e) {
+    if (isBackhaulError(e)) return [e];
+    throw e;
+  }
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -203,7 +224,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     };
     alarms?: { remindEveryMs?: number };
     codecs?: Record<string, string>;
-    api?: { host?: string; port?: number; bootstrap?: boolean; mosquittoGoAuth?: boolean; historian?: string; trustProxy?: string[] };
+    api?: { host?: string; port?: number; bootstrap?: boolean; mosquittoGoAuth?: boolean; historian?: string; trustProxy?: string[]; tls?: TlsServerOptions };
     brokerSync?: BrokerSyncConfig;
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
@@ -264,6 +285,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   cfg.inputs = resolveSecrets(cfg.inputs, 'inputs') as typeof cfg.inputs;
   cfg.sinks = resolveSecrets(cfg.sinks, 'sinks') as typeof cfg.sinks;
   cfg.routes = resolveSecrets(cfg.routes, 'routes') as typeof cfg.routes;
+  if (isObject(cfg.api)) cfg.api = resolveSecrets(cfg.api, 'api') as typeof cfg.api;
   if (isObject(cfg.brokerSync) && !topBad('brokerSync')) cfg.brokerSync = resolveSecrets(cfg.brokerSync, 'brokerSync') as BrokerSyncConfig;
   else cfg.brokerSync = undefined;
   const declaredRaw = isObject(cfg.devices) && Array.isArray(cfg.devices.declared) ? cfg.devices.declared : [];
@@ -322,7 +344,12 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     }
     if (def) {
       const o = options(inst, ['type', 'decoder']);
-      errs.push(...validateOptions(def, o, path, isUnresolved));
+      const found = validateOptions(def, o, path, isUnresolved);
+      errs.push(...found);
+      // An input serving TLS (the shared `tls` section): its files are read now, so `check` names a missing one.
+      if (found.length === 0 && servesTls(def.options) && isObject(o['tls'])) {
+        errs.push(...tlsProblems(o['tls'] as TlsServerOptions, (f) => resolve(where.dir, f), joinPath(path, 'tls'), isUnresolved));
+      }
       if (decoder) inputs.push({ id, def, options: o, decoder });
     }
   }
@@ -414,6 +441,14 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   for (const [name, file] of Object.entries(codecs)) {
     if (!existsSync(file)) errs.push(new BackhaulError('BH_CODEC_LOAD', `no codec file ${file}`, { path: `codecs.${name}` }));
   }
+  // The API's certificate files: resolved against the config's folder and read now, like codec files.
+  let apiTls: TlsServerOptions | undefined;
+  if (isObject(cfg.api) && isObject(cfg.api.tls) && !topBad('api.tls')) {
+    const t = cfg.api.tls;
+    const abs = (f: string) => (isInlinePem(f) ? f : resolve(where.dir, f));
+    apiTls = { ...t, cert: abs(t.cert), key: abs(t.key), ...(t.ca !== undefined ? { ca: abs(t.ca) } : {}) };
+    errs.push(...tlsProblems(apiTls, (f) => f, 'api.tls', isUnresolved));
+  }
   if (errs.length > 0) throw new ConfigErrors(errs);
   return {
     source: where.source,
@@ -442,6 +477,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
             mosquittoGoAuth: cfg.api.mosquittoGoAuth === true,
             ...(cfg.api.historian !== undefined ? { historian: cfg.api.historian } : {}),
             ...(cfg.api.trustProxy !== undefined ? { trustProxy: cfg.api.trustProxy } : {}),
+            ...(apiTls !== undefined ? { tls: apiTls } : {}),
           },
     // Defaults filled by the top-level schema; the password resolved with the other secrets.
     brokerSync: cfg.brokerSync,

@@ -329,6 +329,7 @@ export class Hub {
       plugins,
       openapi: { title: 'Backhaul', version: '1' },
       ...(api.trustProxy !== undefined ? { trustProxy: api.trustProxy } : {}),
+      ...(api.tls !== undefined ? { tls: { options: api.tls, clock: this.clock } } : {}),
     });
     await this.api.start();
   }
@@ -432,6 +433,21 @@ export class Hub {
   sendCommand(req: SendCommand): Promise<CommandRecord> {
     if (!this.commands) return Promise.reject(new Error('the hub is not running'));
     return this.commands.send(req);
+  }
+
+  /**
+   * Re-read the certificate files of every TLS listener (the inputs', the API's) now, as on SIGHUP: new connections
+   * get the renewed certificate, open ones stay. Lists who took the new files and who refused them (logged each).
+   */
+  reloadCertificates(): { reloaded: string[]; refused: string[] } {
+    const out = { reloaded: [] as string[], refused: [] as string[] };
+    const note = (who: string, r: boolean | undefined) => {
+      if (r === true) out.reloaded.push(who);
+      else if (r === false) out.refused.push(who);
+    };
+    for (const { id, input } of this.inputs) note(`inputs.${id}`, input.reloadCertificates?.());
+    note('api', this.api?.reloadCertificates());
+    return out;
   }
 
   /** The HTTP API's address, when the config has one. */

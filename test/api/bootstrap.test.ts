@@ -661,3 +661,19 @@ test('ApiServer: a plugin that fails to load fails start() with its own error', 
   await assert.rejects(server.start(), /no routes today/);
   await server.stop();
 });
+
+test('bootstrap: a broker serving TLS is announced with it (tls on the port, or tlsPort beside a plain port)', async () => {
+  let where: { port: number; tls?: boolean; tlsPort?: number } = { port: 8883, tls: true };
+  const t = await setup({ broker: () => ({ host: 'mqtt.example', ...where }) });
+  try {
+    const a = await rawGet(`${t.server.url}/bootstrap/v1/credentials?mac=${MAC}`);
+    assert.deepEqual(a.body['broker'], { host: 'mqtt.example', port: 8883, tls: true });
+    where = { port: 1883, tlsPort: 8883 };
+    await t.store.resetCredentials(MAC);
+    await t.open();
+    const b = await rawGet(`${t.server.url}/bootstrap/v1/credentials?mac=${MAC}`);
+    assert.deepEqual(b.body['broker'], { host: 'mqtt.example', port: 1883, tlsPort: 8883 });
+  } finally {
+    await t.close();
+  }
+});

@@ -151,9 +151,12 @@ export async function startTlsBroker(
     dropClients: () => {
       for (const s of sockets) s.destroy();
     },
+    // Stop listening first, then cut what is open: a client reconnecting meanwhile must not keep the server alive.
     close: async () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const s of sockets) s.destroy();
       await new Promise<void>((r) => broker.close(() => r()));
-      await new Promise<void>((r) => server.close(() => r()));
+      await closed;
     },
   };
 }
@@ -180,12 +183,14 @@ export async function startWssBroker(pki: TestPki, cert: { cert: string; key: st
     dropClients: () => {
       for (const c of wss.clients) c.terminate();
     },
+    // Stop listening first, then cut what is open: a client reconnecting meanwhile must not keep the server alive.
     close: async () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
       for (const c of wss.clients) c.terminate();
+      server.closeAllConnections();
       await new Promise<void>((r) => broker.close(() => r()));
       await new Promise<void>((r) => wss.close(() => r()));
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      await closed;
     },
   };
 }

@@ -1,5 +1,6 @@
 // The top-level config schema. Driver options are validated separately against each driver's own schema, so an
 // error reads `inputs.radio.baud: must be integer` and a driver package can bring its schema with it.
+import { TlsServerOptions } from '../tls-server.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { ID_KINDS } from '../ids.js';
 import { BrokerSyncOptions } from './broker-sync.js';
@@ -240,6 +241,7 @@ export const ConfigFile = Type.Object(
             default: false,
             description: 'Serve `/auth/mosquitto/user`, `/superuser` and `/acl` for mosquitto-go-auth\'s HTTP backend (JSON parameters, status responses), answering from the registry (docs/tls.md).',
           }),
+          tls: Type.Optional(TlsServerOptions),
           bootstrap: Type.Boolean({
             default: true,
             description: 'Serve `/bootstrap/v1/credentials` and `/bootstrap/v1/config`, where devices fetch their login and config (src/api/README.md).',

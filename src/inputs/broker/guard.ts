@@ -7,6 +7,7 @@
 // the limit in force, so the socket is closed while the parser holds at most one read's worth of bytes. It is linear
 // in the bytes and allocates nothing per packet: it is on every byte every client sends.
 import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export type GuardRefusal =
   /** The header claims a packet larger than the limit in force. */
@@ -90,14 +91,17 @@ export class PacketGuard {
 const GUARD = Symbol('backhaul.packetGuard');
 const REFUSED = Symbol('backhaul.packetGuardRefused');
 
-type Refused = (socket: Socket, why: GuardRefusal) => void;
+type Refused = (socket: Duplex, why: GuardRefusal) => void;
 
-interface Guarded extends Socket {
+interface Guarded extends Duplex {
   [GUARD]: PacketGuard;
   [REFUSED]: Refused;
 }
 
-/** net.Socket's own `read` (it starts the handle reading, then Readable's); always called on a socket. */
+/**
+ * net.Socket's own `read` (it starts the handle reading, then Readable's). On a stream without a handle (a WebSocket's
+ * message stream) it is Readable's `read`, which is what that stream has.
+ */
 // eslint-disable-next-line @typescript-eslint/unbound-method
 const socketRead = Socket.prototype.read;
 
@@ -122,7 +126,7 @@ function guardedRead(this: Guarded, size?: number): unknown {
  * On a refusal `refused` is told (give every socket the same function: it gets the socket), the socket is destroyed
  * and the reader gets nothing.
  */
-export function guardSocket(socket: Socket, guard: PacketGuard, refused: Refused): void {
+export function guardSocket(socket: Duplex, guard: PacketGuard, refused: Refused): void {
   const s = socket as Guarded;
   s[GUARD] = guard;
   s[REFUSED] = refused;

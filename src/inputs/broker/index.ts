@@ -1,5 +1,6 @@
-// Embedded MQTT broker (aedes 1.x: MQTT 3.1.1 and 3.1, not 5) on a plain TCP listener: the input's definition, its
-// lifecycle (start, stop, info, the BrokerPort) and the wiring of aedes's hooks, which live by concern beside it:
+// Embedded MQTT broker (aedes 1.x: MQTT 3.1.1 and 3.1, not 5) on plain TCP, TLS (mqtts), WebSocket (ws) and
+// WebSocket over TLS (wss) listeners: the input's definition, its lifecycle (start, stop, info, the BrokerPort) and
+// the wiring of aedes's hooks, which live by concern beside it:
 //
 //   authenticate.ts  logins: service users, devices, the login rate limit, client-id ownership
 //   authorize.ts     the publish and subscribe ACL
@@ -9,8 +10,14 @@
 //
 // Before aedes parses anything, each socket's bytes pass a check of every packet's fixed header (guard.ts), and
 // connections are capped per address and in total, with a connect timeout (here): so no client can make the process
-// keep more than a small packet before it has logged in.
+// keep more than a small packet before it has logged in. Every listener hands its connections to the same `accept`,
+// so the limits hold across them: a WebSocket's message stream is guarded like a socket's bytes.
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
 import { Type } from '@sinclair/typebox';
 import { Aedes, type Client } from 'aedes';
 import { defineInput, type Input } from '../../core/driver.js';
@@ -18,6 +25,7 @@ import { BackhaulError } from '../../core/errors.js';
 import { RateLimiter } from '../../core/ratelimit.js';
 import { topicFilterError, topicProblems } from '../../core/topic.js';
 import { listenError, reachableHost } from '../../core/listen.js';
+import { ServerCertificates, serverOptions, TlsServerOptions } from '../../core/tls-server.js';
 import { loginHooks } from './authenticate.js';
 import { subscribeHook } from './authorize.js';
 import { guardSocket, PacketGuard, type GuardRefusal } from './guard.js';
@@ -39,7 +47,23 @@ const DEFAULTS = {
 const options = Type.Object(
   {
     host: Type.String({ description: 'Address to listen on; `0.0.0.0` for every IPv4 interface, `127.0.0.1` for this machine only.', default: '0.0.0.0' }),
-    port: Type.Integer({ description: 'TCP port for MQTT; 0 picks any free port (see the logged url).', minimum: 0, maximum: 65535, default: 1883 }),
+    port: Type.Integer({ description: 'TCP port for plain MQTT; 0 picks any free port (see the logged url).', minimum: 0, maximum: 65535, default: 1883 }),
+    tcp: Type.Boolean({
+      description: 'Listen for plain MQTT on `port`. `false` serves MQTT only on the TLS and WebSocket listeners below.',
+      default: true,
+    }),
+    tls: Type.Optional(TlsServerOptions),
+    tlsPort: Type.Integer({
+      description: 'TCP port for MQTT over TLS (`mqtts`), served when `tls` is given; 0 picks any free port.',
+      minimum: 0,
+      maximum: 65535,
+      default: 8883,
+    }),
+    wsPort: Type.Optional(Type.Integer({ description: 'TCP port for MQTT over WebSocket (`ws`, plain); none by default; 0 picks any free port.', minimum: 0, maximum: 65535 })),
+    wssPort: Type.Optional(
+      Type.Integer({ description: 'TCP port for MQTT over WebSocket over TLS (`wss`, needs `tls`); none by default; 0 picks any free port.', minimum: 0, maximum: 65535 }),
+    ),
+    wsPath: Type.String({ description: 'URL path of the WebSocket listeners (clients ask for subprotocol `mqtt`).', pattern: '^/', default: '/mqtt' }),
     topics: Type.Array(Type.String({ minLength: 1 }), {
       description: 'Topic filters (MQTT wildcards `+` and `#`) whose publishes are ingested.',
       default: ['#'],
@@ -119,6 +143,15 @@ const options = Type.Object(
   { additionalProperties: false },
 );
 
+type Scheme = 'mqtt' | 'mqtts' | 'ws' | 'wss';
+
+/** Stops a listener taking connections (open ones are closed by stop(), which destroys every socket). */
+function closeListener(o: { server: Server | HttpServer; wss?: WebSocketServer }): Promise<void> {
+  // The WebSocket server leaves the http server to us; its clients' streams are in `conns` and destroyed there.
+  o.wss?.close();
+  return new Promise<void>((r) => o.server.close(() => r()));
+}
+
 export const brokerInput = defineInput({
   kind: 'input',
   type: 'broker',
@@ -133,6 +166,10 @@ export const brokerInput = defineInput({
       if (seen.has(u.username)) problems.push({ path: `users[${i}].username`, message: `the username ${JSON.stringify(u.username)} is given twice` });
       seen.add(u.username);
     });
+    if (opts.wssPort !== undefined && opts.tls === undefined) problems.push({ path: 'wssPort', message: 'a wss listener needs a `tls` section (certificate and key)' });
+    if (!opts.tcp && opts.tls === undefined && opts.wsPort === undefined) {
+      problems.push({ path: 'tcp', message: 'with `tcp: false` give `tls` (mqtts) or `wsPort`: the broker would listen nowhere' });
+    }
     return problems;
   },
   create(opts, ctx): Input {
@@ -147,7 +184,9 @@ export const brokerInput = defineInput({
     const authorizePublish = publishHook(s, topics, exclude);
     const perAddress = new Map<string, number>();
     let broker: Aedes | undefined;
-    let server: Server | undefined;
+    /** The listeners open, with the url each is reached at. */
+    let servers: Array<{ scheme: Scheme; server: Server | HttpServer; wss?: WebSocketServer; url: string; port: number }> = [];
+    let certs: ServerCertificates | undefined;
     let boundPort = port;
 
     return {
@@ -155,6 +194,19 @@ export const brokerInput = defineInput({
         for (const f of [...topics, ...exclude]) {
           const why = topicFilterError(f);
           if (why) throw new BackhaulError('BH_CONFIG_SCHEMA', `${why}: ${JSON.stringify(f)}`, { path: `inputs.${ctx.id}.topics` });
+        }
+        const tlsOpts = opts.tls;
+        let c: ServerCertificates | undefined;
+        if (tlsOpts) {
+          c = new ServerCertificates({
+            options: tlsOpts,
+            resolvePath: (p) => ctx.resolvePath(p),
+            path: `inputs.${ctx.id}.tls`,
+            logger: log,
+            clock: ctx.clock,
+            onError: () => ctx.metrics.inputErrors.inc({ input: ctx.id }),
+          });
+          c.start(); // throws BH_TLS_FILE naming the option at fault, before anything is made that would need closing
         }
         s.logins = new RateLimiter(ctx.clock, { ...DEFAULTS.loginLimit, ...opts.loginLimit });
         s.clientIds = new ClientIds();
@@ -179,7 +231,7 @@ export const brokerInput = defineInput({
         b.on('connackSent', (packet, client) => {
           // Login accepted: larger packets are allowed from now on, and the connect timer is done.
           if (packet.returnCode !== 0) return;
-          const c = conns.get(client.conn as Socket);
+          const c = conns.get(client.conn);
           if (!c) return;
           c.guard.accepted();
           if (c.timer !== undefined) ctx.clock.clearTimeout(c.timer);
@@ -191,7 +243,7 @@ export const brokerInput = defineInput({
 
         // One listener and one refusal handler for every socket (they get the socket), so that an open connection
         // holds no closure of ours.
-        function onSocketClose(this: Socket): void {
+        function onSocketClose(this: Duplex): void {
           const c = conns.get(this);
           if (!c) return;
           conns.delete(this);
@@ -202,8 +254,8 @@ export const brokerInput = defineInput({
           if (n > 0) perAddress.set(c.address, n);
           else perAddress.delete(c.address);
         }
-        const onGuardRefused = (socket: Socket, why: GuardRefusal) => {
-          const address = conns.get(socket)?.address ?? socket.remoteAddress ?? '';
+        const onGuardRefused = (socket: Duplex, why: GuardRefusal) => {
+          const address = conns.get(socket)?.address ?? '';
           const state = why.loggedIn ? 'maxPacketBytes' : 'maxConnectBytes';
           const detail =
             why.reason === 'malformed'
@@ -216,8 +268,7 @@ export const brokerInput = defineInput({
           );
         };
 
-        const srv = createServer((socket) => {
-          const address = socket.remoteAddress ?? '';
+        const accept = (socket: Duplex, address: string): void => {
           // Caps first, before aedes allocates anything for the connection.
           if (conns.size >= maxConnections) {
             s.refuse('max_connections', new BackhaulError('BH_MQTT_CONNECTION_LIMIT', `${maxConnections} MQTT connections open (maxConnections); refused one from ${address}`), {
@@ -252,35 +303,132 @@ export const brokerInput = defineInput({
           socket.on('close', onSocketClose);
           guardSocket(socket, guard, onGuardRefused);
           slimParser(b.handle(socket));
-        });
-        try {
-          await new Promise<void>((resolve, reject) => {
-            srv.once('error', reject);
-            srv.listen({ host, port }, () => {
-              srv.off('error', reject);
-              resolve();
-            });
+        };
+        const onTcp = (socket: Socket) => accept(socket, socket.remoteAddress ?? '');
+        const onWebSocket = (ws: WebSocket, req: IncomingMessage) => {
+          const address = req.socket.remoteAddress ?? '';
+          const stream = createWebSocketStream(ws);
+          // What addressOf (state.ts) reads for logins, rate limits and frames' identity, as on a socket.
+          Object.defineProperty(stream, 'remoteAddress', { value: address });
+          stream.on('error', (err) => s.countError(`ws:${err.message}`, 'MQTT WebSocket stream failed', err));
+          accept(stream, address);
+        };
+
+        // Before a TLS handshake or a WebSocket upgrade (which cost more than a TCP accept), the caps are checked on
+        // the raw socket too, so a flood of unfinished handshakes is bounded like one of idle TCP connections. It only
+        // refuses; `accept` counts the connection once it is ready for MQTT.
+        const overCaps = (socket: Socket): void => {
+          const address = socket.remoteAddress ?? '';
+          if (conns.size < maxConnections && (perAddress.get(address) ?? 0) < maxPerAddress) return;
+          const reason = conns.size >= maxConnections ? 'max_connections' : 'max_connections_per_address';
+          s.refuse(reason, new BackhaulError('BH_MQTT_CONNECTION_LIMIT', `MQTT connections over ${reason === 'max_connections' ? 'maxConnections' : 'maxConnectionsPerAddress'}; refused one from ${address} before its handshake`), {
+            remoteAddress: address,
           });
-        } catch (err) {
-          await new Promise<void>((r) => b.close(() => r()));
-          throw listenError(err, host, port, ctx.id);
+          socket.destroy();
+        };
+        // An HTTP client that never sends its upgrade request is dropped like one that never sends CONNECT.
+        const httpLimits = { headersTimeout: connectTimeoutMs, requestTimeout: connectTimeoutMs };
+        const onTlsError = (err: Error) => s.countError(`tls:${err.message}`, 'TLS handshake failed', err);
+        const wsServer = (srv: HttpServer): WebSocketServer => {
+          // A WebSocket message larger than a packet can be refused before it is buffered; the guard sees the rest.
+          const w = new WebSocketServer({ server: srv, path: opts.wsPath, maxPayload: maxPacketBytes + 5 });
+          w.on('connection', onWebSocket);
+          w.on('error', (err) => s.countError('ws-server', 'MQTT WebSocket listener error', err));
+          return w;
+        };
+        const plan: Array<{ scheme: Scheme; port: number; portPath: string; make: () => { server: Server | HttpServer; wss?: WebSocketServer } }> = [];
+        if (opts.tcp) plan.push({ scheme: 'mqtt', port, portPath: 'port', make: () => ({ server: createServer(onTcp) }) });
+        if (c) {
+          const tls = c.tls;
+          plan.push({
+            scheme: 'mqtts',
+            port: opts.tlsPort,
+            portPath: 'tlsPort',
+            make: () => {
+              // The handshake counts against the connect timeout too: a client that never finishes it is dropped.
+              const srv = createTlsServer({ ...serverOptions(tls, true), handshakeTimeout: connectTimeoutMs }, onTcp);
+              srv.on('connection', overCaps);
+              srv.on('tlsClientError', onTlsError);
+              c.attach(srv);
+              return { server: srv };
+            },
+          });
         }
-        srv.on('error', (err) => s.countError('server', 'MQTT listener error', err));
-        const addr = srv.address();
-        boundPort = typeof addr === 'object' && addr ? addr.port : port;
+        if (opts.wsPort !== undefined) {
+          plan.push({
+            scheme: 'ws',
+            port: opts.wsPort,
+            portPath: 'wsPort',
+            make: () => {
+              const srv = createHttpServer(httpLimits);
+              srv.on('connection', overCaps);
+              return { server: srv, wss: wsServer(srv) };
+            },
+          });
+        }
+        if (c && opts.wssPort !== undefined) {
+          const tls = c.tls;
+          plan.push({
+            scheme: 'wss',
+            port: opts.wssPort,
+            portPath: 'wssPort',
+            make: () => {
+              const srv = createHttpsServer({ ...serverOptions(tls, true), ...httpLimits, handshakeTimeout: connectTimeoutMs });
+              srv.on('connection', overCaps);
+              srv.on('tlsClientError', onTlsError);
+              c.attach(srv);
+              return { server: srv, wss: wsServer(srv) };
+            },
+          });
+        }
+        const opened: typeof servers = [];
+        try {
+          for (const l of plan) {
+            const { server: srv, wss } = l.make();
+            try {
+              await new Promise<void>((resolve, reject) => {
+                srv.once('error', reject);
+                srv.listen({ host, port: l.port }, () => {
+                  srv.off('error', reject);
+                  resolve();
+                });
+              });
+            } catch (err) {
+              throw listenError(err, host, l.port, ctx.id, `inputs.${ctx.id}.${l.portPath}`);
+            }
+            srv.on('error', (err) => s.countError('server', 'MQTT listener error', err));
+            const addr = srv.address();
+            const bound = typeof addr === 'object' && addr ? addr.port : l.port;
+            const path = l.scheme === 'ws' || l.scheme === 'wss' ? opts.wsPath : '';
+            opened.push({ scheme: l.scheme, server: srv, ...(wss ? { wss } : {}), port: bound, url: `${l.scheme}://${reachableHost(host)}:${bound}${path}` });
+          }
+        } catch (err) {
+          c?.stop();
+          await Promise.all(opened.map((o) => closeListener(o)));
+          await new Promise<void>((r) => b.close(() => r()));
+          throw err;
+        }
+        boundPort = opened.find((o) => o.scheme === 'mqtt')?.port ?? opened.find((o) => o.scheme === 'mqtts')?.port ?? port;
         broker = b;
-        server = srv;
+        servers = opened;
+        certs = c;
         s.accepting = true;
-        log.info({ url: `mqtt://${reachableHost(host)}:${boundPort}` }, 'embedded MQTT broker listening');
+        for (const o of opened) log.info({ url: o.url }, 'embedded MQTT broker listening');
+      },
+
+      reloadCertificates() {
+        return certs ? certs.reload() : undefined;
       },
 
       async stop() {
         s.accepting = false;
-        const srv = server;
+        const open = servers;
         const b = broker;
-        server = undefined;
+        servers = [];
         broker = undefined;
-        const closed = srv ? new Promise<void>((r) => srv.close(() => r())) : Promise.resolve();
+        certs?.stop();
+        certs = undefined;
+        const closed = Promise.all(open.map((o) => closeListener(o)));
         await s.inflight.settle(); // let publishes already being ingested be acknowledged
         await new Promise((r) => setImmediate(r)); // their PUBACKs wait in a corked socket until the next turn
         if (b) await new Promise<void>((r) => b.close(() => r()));
@@ -289,7 +437,9 @@ export const brokerInput = defineInput({
       },
 
       info() {
-        return { url: `mqtt://${reachableHost(host)}:${boundPort}` };
+        // `url`: the first listener (plain MQTT when there is one); then one key per further listener (`mqtts`, `wss`, …).
+        const first = servers[0]?.url ?? `${opts.tcp ? 'mqtt' : 'mqtts'}://${reachableHost(host)}:${boundPort}`;
+        return { url: first, ...Object.fromEntries(servers.slice(1).map((o) => [o.scheme, o.url])) };
       },
 
       broker: {
@@ -314,7 +464,11 @@ export const brokerInput = defineInput({
           return found.length;
         },
         address() {
-          return { ...(opts.advertise !== undefined ? { host: opts.advertise } : {}), port: boundPort };
+          const mqtts = servers.find((o) => o.scheme === 'mqtts')?.port;
+          const plain = servers.some((o) => o.scheme === 'mqtt');
+          // Plain MQTT stays the port devices are told when there is one (a device without TLS keeps working).
+          const where = plain ? { port: boundPort, ...(mqtts !== undefined ? { tlsPort: mqtts } : {}) } : { port: mqtts ?? boundPort, tls: mqtts !== undefined };
+          return { ...(opts.advertise !== undefined ? { host: opts.advertise } : {}), ...where };
         },
       },
     };

@@ -2,6 +2,7 @@
 // BrokerState per input, made in `create`, holding the per-client and per-socket tables and the counting of refusals
 // and errors. The hooks read its fields directly; nothing here is allocated per message.
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Client } from 'aedes';
 import type { ClockTimer } from '../../core/clock.js';
 import type { InputContext, Principal } from '../../core/driver.js';
@@ -56,7 +57,8 @@ export class BrokerState {
   readonly principals = new WeakMap<Client, Principal>();
   /** Data-path failures already counted, so aedes's clientError does not recount. */
   readonly counted = new WeakSet<Error>();
-  readonly conns = new Map<Socket, Conn>();
+  /** Open connections: sockets (TCP, TLS) and WebSocket streams. */
+  readonly conns = new Map<Duplex, Conn>();
   /** Publishes being handed to the data path; stop() lets them finish. */
   readonly inflight = new InFlight();
   // Both follow aedes's in-memory sessions, so they are made anew with each broker (in start()).
