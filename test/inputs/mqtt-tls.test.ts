@@ -77,6 +77,9 @@ test('mqtt input: the CA file is read again at every reconnect', { timeout: 30_0
     },
     { what: 'a message after the CA file was put right', timeoutMs: 15_000 },
   );
+  // Clients first, then the broker (the after hooks): a client still reconnecting must not hold the broker's close.
+  await pub.endAsync(true);
+  await input.stop();
 });
 
 test('mqtt input over wss://: the CA is used and read again at every reconnect (mqtt.js copies it to the WebSocket options only once)', { timeout: 30_000 }, async (t) => {
@@ -110,4 +113,7 @@ test('mqtt input over wss://: the CA is used and read again at every reconnect (
   await until(async () => (await metrics.value('backhaul_tls_failures_total', { client: 'inputs.ws', reason: 'unknown CA' })) > before, {
     what: 'the wss reconnect refused under the new CA file',
   });
+  // Clients first, then the broker (the after hooks): a client still reconnecting must not hold the broker's close.
+  await pub.endAsync(true);
+  await input.stop();
 });

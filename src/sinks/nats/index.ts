@@ -128,14 +128,18 @@ export const natsSink = defineSink({
     let nc: NatsConnection | undefined;
     let js: JetStreamClient | undefined;
     let ready: (() => void) | undefined;
+    /** False between a disconnect and the reconnect: drain() then only waits (and leaves nats.js's reconnect loop running). */
+    let linked = false;
 
     const watch = async (c: NatsConnection): Promise<void> => {
       for await (const s of c.status()) {
         const type: string = s.type;
         if (type === 'reconnect') {
+          linked = true;
           ctx.logger.info({ servers }, 'nats sink reconnected');
           ready?.();
         } else if (type === 'disconnect') {
+          linked = false;
           ctx.logger.warn({ servers }, 'nats sink lost its connection; reconnecting');
         } else if (type === 'error') {
           const more = throttle.take('error');
@@ -171,6 +175,7 @@ export const natsSink = defineSink({
           throw new SinkError(`cannot connect to ${servers.join(', ')}: ${text}`, !fatal, { cause: e });
         }
         nc = c;
+        linked = true;
         js = c.jetstream({ timeout: o.timeoutMs });
         // Ends with the connection; it only logs and tells the runner of reconnects.
         void watch(c).catch((e: unknown) => ctx.logger.debug({ err: errorText(e) }, 'nats status stream ended'));
@@ -200,8 +205,10 @@ export const natsSink = defineSink({
         nc = undefined;
         js = undefined;
         if (!c) return;
-        // drain() flushes what is published and closes; the status iterator is left to end with the connection.
-        await c.drain().catch(() => c.close());
+        // drain() flushes what is published and closes; cut off from the server, there is nothing to flush. The status
+        // iterator ends with the connection.
+        if (linked) await c.drain().catch(() => c.close());
+        else await c.close();
       },
     };
   },
