@@ -1,11 +1,13 @@
-// Real certificates for TLS tests, made with the `openssl` CLI: a CA, a server certificate for 127.0.0.1 and
-// localhost signed by it, and on request a client certificate. `renewServer` writes a new key and certificate (new
+// Real certificates for TLS tests, made with `backhaul certs` (the real CLI; `openssl` is still what the tests check
+// them and the listeners with): a CA, a server certificate for 127.0.0.1 and localhost signed by it, and on request a
+// device's client certificate. `renewServer` writes a new key and certificate (new
 // serial) over the server's files, as a renewal would. Tests skip with `opensslSkip()` when openssl is missing
 // (and fail in CI, BACKHAUL_REQUIRE_SERVICES=1).
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { accessSync, constants, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BIN } from './process.js';
 import { requireServices } from './services.js';
 
 export const OPENSSL = '/usr/bin/openssl';
@@ -20,9 +22,6 @@ export function opensslSkip(): string | false {
   }
 }
 
-function openssl(args: readonly string[], cwd: string): void {
-  execFileSync(OPENSSL, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-}
 
 export interface TestPki {
   readonly dir: string;
@@ -40,29 +39,21 @@ export interface TestPki {
   client(cn: string): { cert: string; key: string };
 }
 
-let serial = 1000;
+/** `backhaul certs …` in `dir`, as a person runs it (the tests' certificates are the ones users get). */
+function certs(args: readonly string[], dir: string): void {
+  execFileSync(process.execPath, [BIN, 'certs', ...args, '--dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
 
-/** Makes a CA and a server certificate for 127.0.0.1 and localhost in `dir`. */
+/** Makes a CA and a server certificate for 127.0.0.1 and localhost in `dir`, with `backhaul certs`. */
 export function makePki(dir: string): TestPki {
   const ca = join(dir, 'ca.pem');
   const caKey = join(dir, 'ca-key.pem');
   const cert = join(dir, 'server.pem');
   const key = join(dir, 'server-key.pem');
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=Backhaul test CA'], dir);
-
-  const issue = (cn: string, outCert: string, outKey: string, ext: string) => {
-    const csr = join(dir, `${cn}.csr`);
-    const extFile = join(dir, `${cn}.ext`);
-    writeFileSync(extFile, ext);
-    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${outKey}.new`, '-out', csr, '-subj', `/CN=${cn}`], dir);
-    serial += 1;
-    openssl(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-set_serial', String(serial), '-days', '2', '-extfile', extFile, '-out', `${outCert}.new`], dir);
-    // Key first, then certificate: each file changes in one step, as `mv` of a renewed file does.
-    renameSync(`${outKey}.new`, outKey);
-    renameSync(`${outCert}.new`, outCert);
-  };
-  const serverExt = 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n';
-  issue('localhost', cert, key, serverExt);
+  certs(['init', '--name', 'Backhaul test CA', '--days', '2'], dir);
+  // Renewing is running it again: a new key and serial, each file replaced in one rename.
+  const server = () => certs(['server', '--host', 'localhost', '--ip', '127.0.0.1', '--days', '2'], dir);
+  server();
   return {
     dir,
     ca,
@@ -70,11 +61,10 @@ export function makePki(dir: string): TestPki {
     cert,
     key,
     fingerprint: () => new X509Certificate(readFileSync(cert)).fingerprint256,
-    renewServer: () => issue('localhost', cert, key, serverExt),
-    client(cn) {
-      const c = { cert: join(dir, `client-${cn}.pem`), key: join(dir, `client-${cn}-key.pem`) };
-      issue(cn, c.cert, c.key, 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n');
-      return c;
+    renewServer: server,
+    client(id) {
+      certs(['device', id, '--kind', 'other', '--days', '2'], dir);
+      return { cert: join(dir, 'devices', `${id}.pem`), key: join(dir, 'devices', `${id}-key.pem`) };
     },
   };
 }
