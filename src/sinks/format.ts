@@ -61,6 +61,22 @@ export function eventToJson(e: HubEvent): EventJson {
   };
 }
 
+/** One value of a reading as its own JSON object (sinks that send a message per value: mqtt, nats). */
+export interface ValueJson {
+  device: string;
+  measurement: string;
+  value: Value;
+  unit?: string;
+  ts: number;
+  time: string;
+  seq?: number;
+}
+
+export function valueToJson(r: Reading, measurement: string, value: Value): ValueJson {
+  const unit = r.units?.[measurement];
+  return { device: r.device, measurement, value, ...(unit !== undefined ? { unit } : {}), ts: r.ts, time: isoTime(r.ts), ...(r.seq !== undefined ? { seq: r.seq } : {}) };
+}
+
 /** The plain JSON object a sink sends for a message (a reading or an event). */
 export function messageToJson(m: Message): MessageJson {
   return m.kind === 'reading' ? readingToJson(m) : eventToJson(m);

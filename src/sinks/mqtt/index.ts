@@ -14,7 +14,7 @@ import type { Message, Reading } from '../../core/types.js';
 import { LogThrottle } from '../../core/throttle.js';
 import { safeUrl } from '../../core/url.js';
 import { setMqttTls, tlsConfigProblems, TlsClientSchema, tlsConnectOptions, tlsFailure, tlsFailureText, type TlsFailure } from '../../core/tls-client.js';
-import { isoTime, messageToJson, messageToSenml, renderTopic, topicTemplateError } from '../format.js';
+import { messageToJson, messageToSenml, renderTopic, topicTemplateError, valueToJson } from '../format.js';
 
 const Options = Type.Object(
   {
@@ -70,21 +70,10 @@ export function mqttMessages(m: Message, o: MqttPayloadOptions): Publish[] {
 }
 
 function perValue(r: Reading, template: string): Publish[] {
-  const out: Publish[] = [];
-  for (const [measurement, value] of Object.entries(r.values)) {
-    const unit = r.units?.[measurement];
-    const body = {
-      device: r.device,
-      measurement,
-      value,
-      ...(unit !== undefined ? { unit } : {}),
-      ts: r.ts,
-      time: isoTime(r.ts),
-      ...(r.seq !== undefined ? { seq: r.seq } : {}),
-    };
-    out.push({ topic: renderTopic(template, { device: r.device, measurement, input: r.source.input }), payload: JSON.stringify(body) });
-  }
-  return out;
+  return Object.entries(r.values).map(([measurement, value]) => ({
+    topic: renderTopic(template, { device: r.device, measurement, input: r.source.input }),
+    payload: JSON.stringify(valueToJson(r, measurement, value)),
+  }));
 }
 
 function configError(o: MqttPayloadOptions): string | null {

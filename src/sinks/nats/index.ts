@@ -11,7 +11,7 @@ import { defineSink, SinkError } from '../../core/driver.js';
 import { errorText } from '../../core/errors.js';
 import type { Message, Reading } from '../../core/types.js';
 import { LogThrottle } from '../../core/throttle.js';
-import { isoTime, messageToJson, messageToSenml } from '../format.js';
+import { messageToJson, messageToSenml, valueToJson } from '../format.js';
 
 type SubjectField = 'device' | 'measurement' | 'input' | 'type';
 
@@ -72,11 +72,7 @@ export function natsMessages(m: Message, o: Pick<Options, 'subject' | 'eventSubj
 }
 
 function perValue(r: Reading, template: string): NatsMessage[] {
-  return Object.entries(r.values).map(([measurement, value]) => {
-    const unit = r.units?.[measurement];
-    const body = { device: r.device, measurement, value, ...(unit !== undefined ? { unit } : {}), ts: r.ts, time: isoTime(r.ts), ...(r.seq !== undefined ? { seq: r.seq } : {}) };
-    return msg(render(template, { device: r.device, measurement, input: r.source.input }), JSON.stringify(body));
-  });
+  return Object.entries(r.values).map(([measurement, value]) => msg(render(template, { device: r.device, measurement, input: r.source.input }), JSON.stringify(valueToJson(r, measurement, value))));
 }
 
 /** Why a subject template cannot be published to, or null. */
