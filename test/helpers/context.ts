@@ -93,3 +93,15 @@ export function stageContext(opts: TestContextOptions & { route?: string } = {})
     },
   };
 }
+
+/**
+ * Teardown in reverse order of setup (node:test runs `t.after` hooks in the order they were added): what was made last
+ * is released first, so a client closes before the server it talks to stops, and a folder goes after what used it.
+ */
+export function teardown(t: { after(fn: () => unknown): void }): (fn: () => unknown) => void {
+  const stack: Array<() => unknown> = [];
+  t.after(async () => {
+    for (const fn of stack.reverse()) await fn();
+  });
+  return (fn) => void stack.push(fn);
+}

@@ -19,6 +19,9 @@ export interface PrivateNats {
   readonly url: string;
   readonly port: number;
   stop(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a server that keeps its sockets open but answers nothing (a hung host), for faults. */
+  freeze(): void;
+  thaw(): void;
 }
 
 export async function startNats(storeDir: string, opts: { user?: string; pass?: string } = {}): Promise<PrivateNats> {
@@ -39,10 +42,13 @@ export async function startNats(storeDir: string, opts: { user?: string; pass?: 
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    freeze: () => void proc.kill('SIGSTOP'),
+    thaw: () => void proc.kill('SIGCONT'),
     stop: () =>
       new Promise<void>((resolve) => {
         if (exited) return resolve();
         proc.once('exit', () => resolve());
+        proc.kill('SIGCONT'); // a frozen one could not act on SIGTERM
         proc.kill('SIGTERM');
       }),
   };

@@ -13,7 +13,7 @@ import { Hub } from '../../src/runtime/hub.js';
 import { builtinRegistry } from '../../src/runtime/registry.js';
 import { makeEvent } from '../../src/core/events.js';
 import type { Reading } from '../../src/core/types.js';
-import { driverContext, tempDir } from '../helpers/context.js';
+import { driverContext, teardown, tempDir } from '../helpers/context.js';
 import { createWithDefaults } from '../helpers/options.js';
 import { freePort } from '../helpers/servers.js';
 import { natsServerSkip, startNats } from '../helpers/nats.js';
@@ -46,17 +46,18 @@ test('nats messages: one per reading (or per value with {measurement}), a value\
 });
 
 test('nats sink: every message acknowledged by the stream; a batch written again is stored once (Nats-Msg-Id)', { skip, timeout: 30_000 }, async (t) => {
+  const later = teardown(t);
   const d = tempDir();
-  t.after(() => d.cleanup());
+  later(() => d.cleanup());
   const server = await startNats(mkdtempSync(join(d.path, 'nats-')));
-  t.after(() => server.stop());
+  later(() => server.stop());
   const nc = await connect({ servers: server.url });
-  t.after(() => nc.close());
+  later(() => nc.close());
   const jsm = await nc.jetstreamManager();
   await jsm.streams.add({ name: 'BH', subjects: ['bh.>'] });
   const sink = createWithDefaults(natsSink, { servers: server.url, subject: 'bh.r.{device}', eventSubject: 'bh.e.{type}' }, driverContext());
   await sink.open();
-  t.after(() => sink.close());
+  later(() => sink.close());
   const batch = [reading(1), reading(2), reading(3)];
   await sink.write(batch);
   assert.equal((await jsm.streams.info('BH')).state.messages, 3, 'acknowledged means stored');
@@ -74,10 +75,11 @@ test('nats sink: every message acknowledged by the stream; a batch written again
 });
 
 test('nats sink in a hub: no stream yet is a retryable outage in the sink\'s status; once the stream exists every reading arrives once', { skip, timeout: 60_000 }, async (t) => {
+  const later = teardown(t);
   const d = tempDir();
-  t.after(() => d.cleanup());
+  later(() => d.cleanup());
   const server = await startNats(mkdtempSync(join(d.path, 'nats-')));
-  t.after(() => server.stop());
+  later(() => server.stop());
   const httpPort = await freePort();
   const config = buildConfig(
     {
@@ -92,7 +94,7 @@ test('nats sink in a hub: no stream yet is a retryable outage in the sink\'s sta
   );
   const hub = new Hub({ config, logger: silentLogger(), drainMs: 500 });
   await hub.start();
-  t.after(() => hub.stop());
+  later(() => hub.stop());
   const N = 50;
   for (let i = 1; i <= N; i++) {
     const res = await fetch(`http://127.0.0.1:${httpPort}/in`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ device: `dev-${i % 5}`, n: i }) });
@@ -100,7 +102,7 @@ test('nats sink in a hub: no stream yet is a retryable outage in the sink\'s sta
   }
   await until(() => /no JetStream stream captures subject city\.readings\./.test(hub.sinkStatus().find((s) => s.id === 'bus')?.lastError?.message ?? ''), { what: 'the missing stream in the sink status' });
   const nc = await connect({ servers: server.url });
-  t.after(() => nc.close());
+  later(() => nc.close());
   const jsm = await nc.jetstreamManager();
   await jsm.streams.add({ name: 'CITY', subjects: ['city.>'] });
   await until(async () => (await jsm.streams.info('CITY')).state.messages === N, { what: `all ${N} readings in the stream`, timeoutMs: 20_000 });
@@ -111,4 +113,21 @@ test('nats sink in a hub: no stream yet is a retryable outage in the sink\'s sta
   }
   assert.equal(seqs.size, N, 'each reading once');
   await until(() => (hub.sinkStatus().find((s) => s.id === 'bus')?.backlog ?? -1) === 0, { what: 'the outbox empty' });
+});
+
+test('nats sink: close() while its server answers nothing ends within timeoutMs (the drain is not waited on for ever)', { skip, timeout: 15_000 }, async (t) => {
+  const later = teardown(t);
+  const d = tempDir();
+  later(() => d.cleanup());
+  const server = await startNats(mkdtempSync(join(d.path, 'nats-')));
+  later(() => server.stop());
+  const sink = createWithDefaults(natsSink, { servers: server.url, timeoutMs: 1000 }, driverContext());
+  await sink.open();
+  // A hung host: the socket stays open, so the client sees no disconnect, and a drain's flush gets no answer.
+  server.freeze();
+  later(() => server.thaw());
+  const started = Date.now();
+  await sink.close();
+  const took = Date.now() - started;
+  assert.ok(took >= 900 && took < 5000, `close gave the drain its timeoutMs (1000) and then closed: took ${took} ms`);
 });

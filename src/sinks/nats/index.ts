@@ -201,10 +201,16 @@ export const natsSink = defineSink({
         nc = undefined;
         js = undefined;
         if (!c) return;
-        // drain() flushes what is published and closes; cut off from the server, there is nothing to flush. The status
-        // iterator ends with the connection.
-        if (linked) await c.drain().catch(() => c.close());
-        else await c.close();
+        // drain() flushes what is published and closes; cut off from the server there is nothing to flush, and a drain
+        // begun just before the link dropped would wait for a reconnect that may never come: it gets timeoutMs, then
+        // close() ends the connection and its reconnect loop whatever state it is in. The status iterator ends with it.
+        if (linked) {
+          let timer: NodeJS.Timeout | undefined;
+          const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, o.timeoutMs)));
+          await Promise.race([c.drain().catch(() => undefined), waited]);
+          clearTimeout(timer);
+        }
+        if (!c.isClosed()) await c.close();
       },
     };
   },
