@@ -204,6 +204,7 @@ function context(dataDir: string, frames: { alive: number; all: number }): Input
       return Promise.resolve(1);
     },
     authenticate: (u: string, p: string) => Promise.resolve(u === DEVICE.username && p === DEVICE.password ? device : undefined),
+    authenticateCertificate: () => Promise.resolve({ refused: 'no certificate logins in the fuzz target' }),
   };
 }
 

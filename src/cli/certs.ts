@@ -239,7 +239,10 @@ async function device(c: Ctx): Promise<number> {
   const certFile = join(devDir, `${base}.pem`);
   const keyFile = join(devDir, `${base}-key.pem`);
   writePair(certFile, keyFile, issued);
-  return made(c, `device certificate for ${id} (${kind})`, 'device', certFile, keyFile, issued);
+  await made(c, `device certificate for ${id} (${kind})`, 'device', certFile, keyFile, issued);
+  // The registry is another folder's (the config's data): said, not done, so this command needs no config.
+  if (!c.v.json) c.io.out(`To let it log in with this certificate: backhaul devices certificate ${id} ${certFile} -c CONFIG`);
+  return 0;
 }
 
 interface Listed {

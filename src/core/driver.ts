@@ -56,6 +56,12 @@ export interface InputContext extends DriverContext {
    * a login that passed is the frame's `identity.username`, which is what makes its readings `authenticated`.
    */
   authenticate(username: string, password: string): Promise<Principal | undefined>;
+  /**
+   * Check a device's client certificate (its chain verified by the input's TLS listener) against the registry:
+   * `id` as the certificate names it, `fingerprint` its SHA-256 (64 lower-case hex). The principal only when the
+   * registry holds this certificate for that device, enabled and not BLOCKED; otherwise why not, for the log.
+   */
+  authenticateCertificate(id: string, fingerprint: string): Promise<{ readonly principal: Principal } | { readonly refused: string }>;
 }
 
 /** A verified login and what it may do on a broker (the device's topic ACL, or a service account's filters). */

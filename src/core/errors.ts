@@ -80,6 +80,7 @@ export const ERROR_CATALOG = {
   BH_DEVICE_EXISTS: [409, 'A device with that id (or a login with that username) already exists.'],
   BH_DEVICE_READ_ONLY: [409, 'The device is declared in the config file; change it there, not through the CLI, API or a manifest.'],
   BH_DEVICE_FOREIGN: [403, 'A device logged in to the embedded broker sent a reading naming another device, and the config does not declare that login a gateway for it (`devices.gateways`); the reading is dropped, the frame\'s other readings pass.'],
+  BH_DEVICE_CERTIFICATE: [400, 'A device certificate given to the registry is not one: not a PEM certificate, or a fingerprint that is not SHA-256 (64 hex digits, colons allowed).'],
   BH_DEVICE_CLAIMED: [409, 'A claim window was asked for a device whose password was handed out already; reset its credentials for bootstrap first (`reset-credentials --bootstrap`).'],
   BH_COMMAND_ORDER: [400, 'An order is not a word of letters, digits, `_ . -` (at most 64), or its parameters are too large or not `k=v`.'],
   BH_ALARM_NOT_FOUND: [404, 'No alarm has this id.'],

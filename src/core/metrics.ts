@@ -138,7 +138,7 @@ export class Metrics {
     'backhaul_broker_refused_total',
     'Connections, logins and packets the embedded MQTT broker refused, by input and reason (packet_too_large, connect_too_large, ' +
       'malformed_length, max_connections, max_connections_per_address, connect_timeout, client_id_empty, client_id_taken, ' +
-      'login_rate, login_backoff, bad_login, not_authorized, qos2_inflight).',
+      'login_rate, login_backoff, bad_login, not_authorized, bad_certificate, qos2_inflight).',
     ['input', 'reason'],
   );
   readonly eventsTotal = this.counter('backhaul_events_total', 'Events raised (device.offline, command.acknowledged, ...), by type and severity.', [

@@ -26,7 +26,7 @@ export const TlsServerOptions = Type.Object(
     ca: Type.Optional(
       Type.String({
         minLength: 1,
-        description: 'PEM file of CAs whose client certificates the broker\'s TLS listeners ask for (kept for device certificates; logins still need a password); none by default.',
+        description: 'PEM file of CAs whose client certificates the broker\'s TLS listeners ask for, so devices may log in with a certificate (the broker\'s `certificateId`); asked, not required; none by default.',
       }),
     ),
     minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], {

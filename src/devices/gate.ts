@@ -50,6 +50,8 @@ interface Known {
   readonly username: string | undefined;
   /** When its password was last set: a login verified against an older one loses its rights. */
   readonly credentialsAt: number | undefined;
+  /** The fingerprint of the client certificate it may log in with: a login made with another one loses its rights. */
+  readonly fingerprint: string | undefined;
   /** Effective thresholds (the device's own, else its type's defaults), for liveness. */
   readonly thresholds: Thresholds;
   /** The type's topic name, to name the device in messages (`valve 819c`). */
@@ -117,6 +119,13 @@ const UNKNOWN_SUMMARY_MS = 60_000;
  * and not the Device record it was checked against (10,000 connected devices are 10,000 of these). As an AclSubject
  * it is the device as the login read it.
  */
+/** Certificate logins are named `x509:<device id>`: a frame's identity tells them from password logins. */
+export const CERT_LOGIN_PREFIX = 'x509:';
+
+export function certificateLogin(id: string): string {
+  return CERT_LOGIN_PREFIX + id;
+}
+
 class DeviceLogin implements Principal, AclSubject {
   constructor(
     private readonly gate: DeviceGate,
@@ -127,6 +136,8 @@ class DeviceLogin implements Principal, AclSubject {
     readonly enabled: boolean,
     readonly state: DeviceState,
     readonly baseTopic: string | undefined,
+    /** A certificate login: the fingerprint it proved. */
+    readonly fingerprint?: string,
   ) {}
 
   mayPublish(topic: string): boolean {
@@ -363,6 +374,7 @@ export class DeviceGate {
       codec: typeof d.config['codec'] === 'string' ? d.config['codec'] : undefined,
       username: d.credentials?.hash !== undefined ? d.credentials.username : undefined,
       credentialsAt: d.credentials?.updatedAt,
+      fingerprint: d.certificate?.fingerprint,
       thresholds: effectiveThresholds({ ...d, learnedSilentMs }, types),
       kindName: types.get(d.type)?.topicName ?? 'device',
       baseTopic: this.o.scheme.baseTopic(d),
@@ -402,7 +414,7 @@ export class DeviceGate {
     if (k.state === 'BLOCKED') return this.drop(r, 'blocked');
     if (r.seq !== undefined && this.o.frameCounters?.has(r.source.decoder) === true && !this.countUplink(id, r.seq, r.source.input)) return this.drop(r, 'duplicate');
     // Only the device's own login proves it: readings a gateway forwards are not authenticated.
-    const authenticated = owner === id && login !== undefined && k.username === login;
+    const authenticated = owner === id && login !== undefined && (k.username === login || (k.fingerprint !== undefined && login === certificateLogin(id)));
     this.seen.set(id, Math.max(this.seen.get(id) ?? 0, frame.receivedAt));
     if (!k.ownSilent && this.cadence) this.learn(id, k, frame.receivedAt, this.cadence);
     let out: Reading;
@@ -426,7 +438,8 @@ export class DeviceGate {
    * moved or whose password was reset loses its rights at the next refresh, even on a connection already open.
    */
   async verify(username: string, password: string): Promise<Principal | undefined> {
-    const d = await this.o.store.getByUsername(username);
+    // The names of certificate logins are not passwords' to take.
+    const d = username.startsWith(CERT_LOGIN_PREFIX) ? undefined : await this.o.store.getByUsername(username);
     const stored = d?.credentials?.hash;
     if (!d || !d.enabled || d.state === 'BLOCKED' || !stored) {
       this.dummy ??= this.o.store.logins.hash('backhaul-no-such-login-0000');
@@ -464,11 +477,42 @@ export class DeviceGate {
     return new DeviceLogin(this, username, id, d.credentials?.updatedAt, d.enabled, d.state, baseTopic);
   }
 
+  /**
+   * A device login by client certificate (the broker's TLS listeners verified its chain against their client CAs):
+   * `certId` is the id the certificate names (its CN or a SAN, as the broker is configured), `fingerprint` its SHA-256.
+   * The principal only when the registry holds this very certificate for that device, enabled and not BLOCKED. Its
+   * login name is `x509:<id>`; it keeps its rights while the registry keeps the certificate (a renewed or removed one,
+   * like a disabled device, loses them at the next refresh).
+   */
+  async verifyCertificate(certId: string, fingerprint: string): Promise<{ principal: Principal } | { refused: string }> {
+    const d = await this.o.store.getByCertificate(fingerprint);
+    if (!d) return { refused: `no device in the registry has the certificate ${fingerprint.slice(0, 16)}… (of ${certId})` };
+    let named: string | undefined;
+    try {
+      named = normaliseId(d.kind, certId);
+    } catch {
+      named = undefined;
+    }
+    if (named !== d.id) return { refused: `the certificate names ${certId}, but the registry holds it for device ${d.id}` };
+    if (!d.enabled || d.state === 'BLOCKED') return { refused: `device ${d.id} is ${d.enabled ? 'BLOCKED' : 'disabled'}` };
+    const username = certificateLogin(d.id);
+    this.verified.set(username, d.id);
+    const at = this.o.clock.now();
+    this.seen.set(d.id, Math.max(this.seen.get(d.id) ?? 0, at));
+    const prev = this.known.get(d.id);
+    if (prev === undefined || prev.fingerprint !== fingerprint) this.known.set(d.id, this.knownOf(d));
+    const k = this.known.get(d.id)!;
+    this.liveness?.observe({ device: d.id }, at);
+    return { principal: new DeviceLogin(this, username, d.id, d.certificate?.updatedAt, d.enabled, d.state, k.baseTopic, fingerprint) };
+  }
+
   /** What a device login may do now (DeviceLogin's ACL asks on every check). */
   subjectOf(login: DeviceLogin): AclSubject {
     const k = this.known.get(login.device);
     // A device added, or given this login, since the last refresh: judged by what the login just read.
     if (!k) return login;
+    // A certificate login keeps its rights while the registry holds that certificate for the device.
+    if (login.fingerprint !== undefined) return k.fingerprint === login.fingerprint ? k : { ...k, enabled: false };
     const setAt = login.setAt;
     if (setAt !== undefined && (k.credentialsAt === undefined || k.credentialsAt < setAt)) {
       return k.baseTopic !== undefined ? k : { enabled: k.enabled, state: k.state, baseTopic: login.baseTopic };
@@ -485,7 +529,7 @@ export class DeviceGate {
   status(frame: Frame): boolean {
     const username = frame.identity?.username;
     if (username === undefined || frame.topic === undefined) return false;
-    const id = this.logins.get(username);
+    const id = this.logins.get(username) ?? (username.startsWith(CERT_LOGIN_PREFIX) ? this.verified.get(username) : undefined);
     const k = id === undefined ? undefined : this.known.get(id);
     if (id === undefined || !k || k.baseTopic === undefined || frame.topic !== `${k.baseTopic}/${STATUS_LEVEL}`) return false;
     if (!k.enabled || k.state === 'BLOCKED') return true;
@@ -624,6 +668,7 @@ export class DeviceGate {
         codec: undefined,
         username: undefined,
         credentialsAt: undefined,
+        fingerprint: undefined,
         thresholds: type?.defaults ?? {},
         kindName: type?.topicName ?? 'device',
         baseTopic: undefined,

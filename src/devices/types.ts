@@ -62,6 +62,14 @@ export interface DeviceCredentials {
   readonly updatedAt: number;
 }
 
+/** A device's client certificate as the registry knows it: by fingerprint, never the certificate or its key. */
+export interface DeviceCertificate {
+  /** SHA-256 of the certificate's DER bytes, 64 lower-case hex digits (core/pki.ts fingerprintOfDer). */
+  readonly fingerprint: string;
+  /** When it was set (ms): a login made with an earlier certificate loses its rights. */
+  readonly updatedAt: number;
+}
+
 /**
  * How a device may claim its first password over bootstrap (src/api/bootstrap.ts): only while an operator has opened
  * its claim window, with the code printed on its label when it has one.
@@ -109,6 +117,8 @@ export interface Device {
   readonly credentials?: DeviceCredentials;
   /** Absent when no window, code or claim was ever recorded. */
   readonly claim?: DeviceClaim;
+  /** The client certificate it may log in with instead of a password (the broker's TLS listeners). */
+  readonly certificate?: DeviceCertificate;
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly source: DeviceSource;

@@ -252,6 +252,7 @@ export class Hub {
           emit: (f: Frame) => this.track(this.accept(decode, f, false, ctx.logger)).then(() => undefined),
           emitStrict: (f: Frame) => this.track(this.accept(decode, f, true, ctx.logger)),
           authenticate: (username: string, password: string) => this.gate!.verify(username, password),
+          authenticateCertificate: (id: string, fingerprint: string) => this.gate!.verifyCertificate(id, fingerprint),
         });
         this.inputs.push({ id: spec.id, type: spec.def.type, input });
         await input.start();

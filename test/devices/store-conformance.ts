@@ -456,6 +456,36 @@ export function deviceStoreConformance(name: string, maker: DeviceStoreMaker): v
     }
   });
 
+  test(`${name}: a device's client certificate: set by fingerprint, found by it, one device each, removed; refused for config devices`, async () => {
+    const { store, clock } = await setup();
+    const fp = (c: string) => c.repeat(64);
+    try {
+      await store.create({ id: 'aa:bb:cc:dd:ee:01', type: 'shutter' });
+      await store.create({ id: 'aa:bb:cc:dd:ee:02', type: 'shutter' });
+      await store.replaceConfigDevices([{ id: '0d49', kind: 'opentrv', type: 'opentrv-valve' }]);
+      assert.equal((await store.get('aa:bb:cc:dd:ee:01'))?.certificate, undefined);
+      clock.advance(5);
+      const d = await store.setCertificate('aa:bb:cc:dd:ee:01', fp('a'));
+      assert.deepEqual(d.certificate, { fingerprint: fp('a'), updatedAt: T0 + 5 });
+      assert.equal((await store.getByCertificate(fp('a')))?.id, 'aa:bb:cc:dd:ee:01');
+      assert.equal(await store.getByCertificate(fp('b')), undefined);
+      await rejectsCode(store.setCertificate('aa:bb:cc:dd:ee:02', fp('a')), 'BH_DEVICE_EXISTS', 'fingerprint');
+      await rejectsCode(store.setCertificate('aa:bb:cc:dd:ee:02', 'AB:CD'), 'BH_DEVICE_CERTIFICATE', 'fingerprint');
+      await rejectsCode(store.setCertificate('0d49', fp('c')), 'BH_DEVICE_READ_ONLY', 'id');
+      await rejectsCode(store.setCertificate('ffff', fp('c')), 'BH_DEVICE_NOT_FOUND', 'id');
+      let last = await store.changeToken();
+      clock.advance(5);
+      assert.deepEqual((await store.setCertificate('aa:bb:cc:dd:ee:01', fp('b'))).certificate, { fingerprint: fp('b'), updatedAt: T0 + 10 }, 'a renewed certificate replaces the old');
+      assert.notEqual(await store.changeToken(), last, 'a new certificate moves the change token (the broker takes it at its next refresh)');
+      last = await store.changeToken();
+      assert.equal((await store.setCertificate('aa:bb:cc:dd:ee:01', undefined)).certificate, undefined);
+      assert.equal(await store.getByCertificate(fp('b')), undefined);
+      assert.notEqual(await store.changeToken(), last);
+    } finally {
+      await store.close();
+    }
+  });
+
   test(`${name}: rehashCredentials replaces a registry device's hash only while it is still the old one, keeping when the login was set`, async () => {
     const { store, clock } = await setup();
     try {

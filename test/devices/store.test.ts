@@ -37,7 +37,7 @@ test('SqliteDeviceStore: WAL mode, schema version in user_version, the file in <
   const db = new Database(path, { readonly: true });
   try {
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    assert.equal(db.pragma('user_version', { simple: true }), 4);
+    assert.equal(db.pragma('user_version', { simple: true }), 5);
   } finally {
     db.close();
   }
@@ -51,7 +51,8 @@ test('SqliteDeviceStore: a LoRaWAN device\'s network side is kept (setObserved),
   await store.create({ id: '0102030405060708', kind: 'deveui', type: 'lorawan-sensor' });
   await store.close();
   const old = new Database(path);
-  old.exec('ALTER TABLE devices DROP COLUMN lorawan');
+  old.exec('DROP INDEX devices_cert');
+  for (const c of ['lorawan', 'cert_fingerprint', 'cert_at']) old.exec(`ALTER TABLE devices DROP COLUMN ${c}`);
   old.pragma('user_version = 3');
   old.close();
 
@@ -82,7 +83,8 @@ test('SqliteDeviceStore: a version-1 registry (before claim windows) is migrated
   await store.close();
   // Make it the file an earlier Backhaul wrote: no claim columns, version 1.
   const old = new Database(path);
-  for (const c of ['claim_until', 'claim_code_hash', 'claimed_at', 'claimed_by', 'learned_silent_ms', 'mode', 'lorawan']) old.exec(`ALTER TABLE devices DROP COLUMN ${c}`);
+  old.exec('DROP INDEX devices_cert');
+  for (const c of ['claim_until', 'claim_code_hash', 'claimed_at', 'claimed_by', 'learned_silent_ms', 'mode', 'lorawan', 'cert_fingerprint', 'cert_at']) old.exec(`ALTER TABLE devices DROP COLUMN ${c}`);
   old.pragma('user_version = 1');
   old.close();
 
@@ -97,7 +99,7 @@ test('SqliteDeviceStore: a version-1 registry (before claim windows) is migrated
   }
   const db = new Database(path, { readonly: true });
   try {
-    assert.equal(db.pragma('user_version', { simple: true }), 4);
+    assert.equal(db.pragma('user_version', { simple: true }), 5);
   } finally {
     db.close();
   }

@@ -71,6 +71,7 @@ export function inputContext(opts: TestContextOptions = {}): InputContext & { fr
     },
     // No registry here: logins are refused, as for an unknown device.
     authenticate: () => Promise.resolve(undefined),
+    authenticateCertificate: () => Promise.resolve({ refused: 'no registry in this test context' }),
   };
 }
 

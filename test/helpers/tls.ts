@@ -35,8 +35,8 @@ export interface TestPki {
   fingerprint(): string;
   /** A new key and certificate (new serial) in place of the server's, each file replaced in one rename. */
   renewServer(): void;
-  /** A client certificate with this CN, signed by the CA: its cert and key files. */
-  client(cn: string): { cert: string; key: string };
+  /** A client certificate with this CN, signed by the CA (`backhaul certs device`): its cert and key files. */
+  client(cn: string, kind?: string): { cert: string; key: string };
 }
 
 /** `backhaul certs …` in `dir`, as a person runs it (the tests' certificates are the ones users get). */
@@ -62,8 +62,8 @@ export function makePki(dir: string): TestPki {
     key,
     fingerprint: () => new X509Certificate(readFileSync(cert)).fingerprint256,
     renewServer: server,
-    client(id) {
-      certs(['device', id, '--kind', 'other', '--days', '2'], dir);
+    client(id, kind = 'other') {
+      certs(['device', id, '--kind', kind, '--days', '2'], dir);
       return { cert: join(dir, 'devices', `${id}.pem`), key: join(dir, 'devices', `${id}-key.pem`) };
     },
   };

@@ -11,6 +11,7 @@ import { TopicScheme } from '../../devices/topics.js';
 import { configBasics } from '../status.js';
 import { exitCode, isSubcommand, stdio, subcommandLine, UsageError, type Out } from '../io.js';
 import { add } from './add.js';
+import { certificate } from './certificate.js';
 import { claim } from './claim.js';
 import { command } from './command.js';
 import { commandsCmd } from './commands.js';
@@ -49,6 +50,10 @@ Usage: backhaul devices COMMAND [options] (-c FILE | --data DIR) [--json]
       --claim-window 30m     open the claim window of the file's devices still waiting for their first password
   reset-credentials ID       a new password, printed once; the old one stops working
       --bootstrap            print none: the device's next bootstrap call (in its claim window) receives the new one
+  certificate ID FILE        the client certificate (PEM) it may log in with at the broker's TLS listeners, instead
+                             of a password; only its SHA-256 fingerprint is kept. A new one replaces the old
+      --fingerprint HEX      give the fingerprint instead of the file (openssl x509 -fingerprint -sha256)
+      --remove               no certificate login any more
   claim open ID | --all-unclaimed [--for 30m]
                              let the device(s) fetch their first password by MAC over bootstrap until the window
                              closes (default 30m, at most 30d); without one every bootstrap call is refused
@@ -100,6 +105,7 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
     unblock: (c) => block(c, false),
     import: importCmd,
     'reset-credentials': resetCredentials,
+    certificate,
     claim,
     command,
     commands: commandsCmd,

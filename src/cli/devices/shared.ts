@@ -47,6 +47,8 @@ export const OPTIONS = {
   hex: { type: 'string' },
   base64: { type: 'string' },
   fport: { type: 'string' },
+  fingerprint: { type: 'string' },
+  remove: { type: 'boolean' },
 } as const;
 
 export type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>>['values'];

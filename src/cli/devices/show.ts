@@ -70,6 +70,7 @@ export async function show(c: Ctx): Promise<number> {
     ['last seen', d.lastSeen === undefined ? 'never' : `${iso(d.lastSeen)} (${seenText(d, Date.now())})`],
     ['login', d.credentials ? `username ${d.credentials.username}` : 'none yet'],
     ['password', passwordText(d)],
+    ['certificate', d.certificate ? `SHA-256 ${d.certificate.fingerprint} (set ${iso(d.certificate.updatedAt)})` : 'none'],
     ['claim', claimText(d, Date.now())],
     ['source', d.source === 'config' ? 'config file (read-only here)' : 'registry'],
     ['created', iso(d.createdAt)],

@@ -60,6 +60,13 @@ export interface CredentialStore {
    * changed: their passwords are a person's. Returns how many changed; one transaction where the store has them.
    */
   rehashCredentials(items: readonly RehashItem[]): Promise<number>;
+  /**
+   * Set the client certificate a device may log in with (its SHA-256 fingerprint, 64 lower-case hex digits), or remove
+   * it (undefined). BH_DEVICE_READ_ONLY for config devices; BH_DEVICE_EXISTS when another device has that certificate.
+   */
+  setCertificate(id: string, fingerprint: string | undefined): Promise<Device>;
+  /** The device whose certificate has this fingerprint. */
+  getByCertificate(fingerprint: string): Promise<Device | undefined>;
 }
 
 /** Logins in the devices table, on the registry file's shared connection (index.ts opens it). */
@@ -160,6 +167,26 @@ export class SqliteCredentialStore extends SqlitePart implements CredentialStore
          WHERE id = @id AND source = 'registry' AND password_issued = 0 AND claim_until IS NOT NULL AND claim_until > @now`,
       ).run({ id, username: creds.username, hash: creds.hash, now, by });
       return r.changes > 0;
+    });
+  }
+
+  setCertificate(id: string, fingerprint: string | undefined): Promise<Device> {
+    return this.tx(() => {
+      this.mustBeWritable(id);
+      if (fingerprint !== undefined) {
+        if (!/^[0-9a-f]{64}$/.test(fingerprint)) throw new BackhaulError('BH_DEVICE_CERTIFICATE', `${shown(fingerprint)} is not a SHA-256 fingerprint (64 lower-case hex digits)`, { path: 'fingerprint' });
+        const owner = this.stmt('SELECT id FROM devices WHERE cert_fingerprint = ?').pluck().get(fingerprint) as string | undefined;
+        if (owner !== undefined && owner !== id) throw new BackhaulError('BH_DEVICE_EXISTS', `that certificate belongs to device ${shown(owner)}`, { path: 'fingerprint' });
+      }
+      this.stmt('UPDATE devices SET cert_fingerprint = ?, cert_at = ? WHERE id = ?').run(fingerprint ?? null, fingerprint === undefined ? null : this.clock.now(), id);
+      return this.mustGet(id);
+    });
+  }
+
+  getByCertificate(fingerprint: string): Promise<Device | undefined> {
+    return this.read(() => {
+      const r = this.stmt('SELECT * FROM devices WHERE cert_fingerprint = ?').get(fingerprint) as DeviceRow | undefined;
+      return r ? toDevice(r) : undefined;
     });
   }
 

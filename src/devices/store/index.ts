@@ -53,17 +53,21 @@ export interface DeviceStore extends DeviceRecords, CredentialStore, AuditLog, O
 
 // 2: claim windows and codes (claim_until, claim_code_hash, claimed_at, claimed_by), added to version-1 files by
 // `migrate`.
-// 3: learned_silent_ms, mode. 4: lorawan (JSON: a LoRaWAN device's network side).
-const SCHEMA_VERSION = 4;
+// 3: learned_silent_ms, mode. 4: lorawan (JSON: a LoRaWAN device's network side). 5: cert_fingerprint, cert_at (the
+// client certificate a device may log in with).
+const SCHEMA_VERSION = 5;
 
 const CLAIM_COLUMNS = ['claim_until INTEGER', 'claim_code_hash TEXT', 'claimed_at INTEGER', 'claimed_by TEXT'] as const;
 
 const OBSERVED_COLUMNS = ['learned_silent_ms INTEGER', 'mode TEXT'] as const;
 
+const CERT_COLUMNS = ['cert_fingerprint TEXT', 'cert_at INTEGER'] as const;
+
 function migrate(db: Database.Database, from: number): void {
   if (from < 2) for (const c of CLAIM_COLUMNS) db.exec(`ALTER TABLE devices ADD COLUMN ${c}`);
   if (from < 3) for (const c of OBSERVED_COLUMNS) db.exec(`ALTER TABLE devices ADD COLUMN ${c}`);
   if (from < 4) db.exec('ALTER TABLE devices ADD COLUMN lorawan TEXT');
+  if (from < 5) for (const c of CERT_COLUMNS) db.exec(`ALTER TABLE devices ADD COLUMN ${c}`);
 }
 
 const SCHEMA = `
@@ -95,11 +99,14 @@ CREATE TABLE IF NOT EXISTS devices (
   claim_code_hash  TEXT,
   claimed_at       INTEGER,
   claimed_by       TEXT,
+  cert_fingerprint TEXT,
+  cert_at          INTEGER,
   created_at       INTEGER NOT NULL,
   updated_at       INTEGER NOT NULL,
   source           TEXT    NOT NULL DEFAULT 'registry'
 );
 CREATE UNIQUE INDEX IF NOT EXISTS devices_username ON devices (username) WHERE username IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS devices_cert ON devices (cert_fingerprint) WHERE cert_fingerprint IS NOT NULL;
 CREATE INDEX IF NOT EXISTS devices_location ON devices (building COLLATE NOCASE, room COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS devices_type ON devices (type);
 CREATE TABLE IF NOT EXISTS audit (
@@ -293,6 +300,14 @@ export class SqliteDeviceStore implements DeviceStore {
 
   rehashCredentials(items: readonly RehashItem[]): Promise<number> {
     return this.credentials.rehashCredentials(items);
+  }
+
+  setCertificate(id: string, fingerprint: string | undefined): Promise<Device> {
+    return this.credentials.setCertificate(id, fingerprint);
+  }
+
+  getByCertificate(fingerprint: string): Promise<Device | undefined> {
+    return this.credentials.getByCertificate(fingerprint);
   }
 
   // ------------------------------------------------ audit log

@@ -35,6 +35,8 @@ export interface DeviceRow {
   claim_code_hash: string | null;
   claimed_at: number | null;
   claimed_by: string | null;
+  cert_fingerprint: string | null;
+  cert_at: number | null;
   created_at: number;
   updated_at: number;
   source: string;
@@ -96,6 +98,7 @@ export function toDevice(r: DeviceRow): Device {
     config: parseJson<JsonObject>(r.config, {}),
     ...(credentials ? { credentials } : {}),
     ...(Object.keys(claim).length > 0 ? { claim } : {}),
+    ...(r.cert_fingerprint !== null ? { certificate: { fingerprint: r.cert_fingerprint, updatedAt: r.cert_at ?? r.updated_at } } : {}),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     source: r.source === 'config' ? 'config' : 'registry',

@@ -9,6 +9,7 @@ import type { AedesOptions, Client } from 'aedes';
 import type { Principal } from '../../core/driver.js';
 import { BackhaulError } from '../../core/errors.js';
 import { servicePrincipal } from './authorize.js';
+import { presentedCertificate, type CertificateIdField, type PresentedCertificate } from './certificate.js';
 import { ownerKey } from './sessions.js';
 import { addressOf, type BrokerState } from './state.js';
 
@@ -35,6 +36,7 @@ export interface ServiceUserOptions {
 export function loginHooks(
   s: BrokerState,
   serviceUsers: readonly ServiceUserOptions[],
+  certificateId: CertificateIdField = 'cn',
 ): { preConnect: NonNullable<AedesOptions['preConnect']>; authenticate: NonNullable<AedesOptions['authenticate']> } {
   const ctx = s.ctx;
   const users = new Map<string, ServiceUser>(
@@ -95,22 +97,62 @@ export function loginHooks(
         if (p) s.principals.set(client, p);
         done(null, true);
       };
-      if (username === undefined || username === '') {
-        if (s.anonymous) admit(undefined);
-        else bad('anonymous client, and anonymous access is off');
-        return;
-      }
-      const limiter = s.logins!;
-      const decision = limiter.attempt(address);
-      if (!decision.ok) {
+      /** Refuses (CONNACK 3) a login over the per-address rate or in its backoff; true when it did. */
+      const rateLimited = (): boolean => {
+        const decision = s.logins!.attempt(address);
+        if (decision.ok) return false;
         s.refuse(
           decision.reason === 'rate' ? 'login_rate' : 'login_backoff',
           new BackhaulError('BH_MQTT_LOGIN_RATE', `too many MQTT logins from ${address}; CONNACK 3, retry in ${decision.retryAfterMs} ms`),
           { remoteAddress: address, retryAfterMs: decision.retryAfterMs },
         );
         fail(3, 'server unavailable');
+        return true;
+      };
+      // Rate limited like password logins: a certificate costs the registry a lookup too.
+      const certificateLogin = (cert: PresentedCertificate, given: string | undefined): void => {
+        if (rateLimited()) return;
+        const limiter = s.logins!;
+        const refuse = (why: string) => {
+          // Where anyone may connect, a certificate that proves no device is no worse than none: the client is
+          // anonymous, as it would be without one (its readings are not `authenticated`).
+          if (s.anonymous && (given === undefined || given === '')) {
+            limiter.success(address);
+            admit(undefined);
+            return;
+          }
+          limiter.failure(address);
+          ctx.metrics.brokerRefused.inc({ input: ctx.id, reason: 'bad_certificate' });
+          s.countError('auth-cert', 'MQTT certificate login refused (unverified certificate, not the registry\'s for that device, or device disabled)', new Error(why));
+          fail(5, 'not authorized');
+        };
+        if (!cert.verified) return refuse(`client certificate not verified: ${cert.reason}`);
+        if (cert.id === undefined || cert.id === '') return refuse(`the client certificate has no ${certificateId} to take the device id from`);
+        const named = cert.id;
+        if (given !== undefined && given !== '' && given !== named && given !== `x509:${named}`) return refuse(`username ${given} is not the id the certificate names (${named})`);
+        ctx.authenticateCertificate(named, cert.fingerprint).then(
+          (r) => {
+            if ('refused' in r) return refuse(r.refused);
+            limiter.success(address);
+            admit(r.principal);
+          },
+          (err: unknown) => done(Object.assign(err instanceof Error ? err : new Error(String(err)), { returnCode: 3 }), false),
+        );
+      };
+      // A certificate login: a client certificate the TLS listener verified, and no password. With a password the
+      // password decides, as on any listener; a username, when given, must be the id the certificate names.
+      const cert = password === undefined || password.length === 0 ? presentedCertificate(client, certificateId) : undefined;
+      if (cert !== undefined) {
+        certificateLogin(cert, username);
         return;
       }
+      if (username === undefined || username === '') {
+        if (s.anonymous) admit(undefined);
+        else bad('anonymous client, and anonymous access is off');
+        return;
+      }
+      if (rateLimited()) return;
+      const limiter = s.logins!;
       const given = password ? Buffer.from(password).toString('utf8') : '';
       const verdict = (p: Principal | undefined, why: string) => {
         if (p) {

@@ -27,6 +27,7 @@ import { topicFilterError, topicProblems } from '../../core/topic.js';
 import { listenError, reachableHost } from '../../core/listen.js';
 import { ServerCertificates, serverOptions, TlsServerOptions } from '../../core/tls-server.js';
 import { loginHooks } from './authenticate.js';
+import { rememberTlsSocket } from './certificate.js';
 import { subscribeHook } from './authorize.js';
 import { guardSocket, PacketGuard, type GuardRefusal } from './guard.js';
 import { dropConnectPacket, slimParser } from './parser.js';
@@ -90,6 +91,12 @@ const options = Type.Object(
       ),
       { description: 'Service accounts. Devices log in with the credentials the registry gives them, not here.', default: [] },
     ),
+    certificateId: Type.Union([Type.Literal('cn'), Type.Literal('san-uri'), Type.Literal('san-dns'), Type.Literal('san-email')], {
+      description:
+        'Where a device\'s id is read from in its client certificate (TLS listeners with `tls.ca`): the subject CN, or the first URI, DNS or email SAN ' +
+        '(a `urn:backhaul:device:` URI, as `backhaul certs device` writes, gives the id it escapes). The registry must hold that certificate for that device.',
+      default: 'cn',
+    }),
     advertise: Type.Optional(
       Type.String({ minLength: 1, description: 'Host name devices should use for this broker, told them by the bootstrap call; default: the host they reached the bootstrap API by.' }),
     ),
@@ -179,7 +186,7 @@ export const brokerInput = defineInput({
     const s = new BrokerState(ctx, opts.anonymous);
     const { conns, principals } = s;
     // aedes's hooks, made once per input; what they keep (tables, caches) is made with them, never per message.
-    const { preConnect, authenticate } = loginHooks(s, opts.users);
+    const { preConnect, authenticate } = loginHooks(s, opts.users, opts.certificateId);
     const authorizeSubscribe = subscribeHook(s);
     const authorizePublish = publishHook(s, topics, exclude);
     const perAddress = new Map<string, number>();
@@ -310,6 +317,7 @@ export const brokerInput = defineInput({
           const stream = createWebSocketStream(ws);
           // What addressOf (state.ts) reads for logins, rate limits and frames' identity, as on a socket.
           Object.defineProperty(stream, 'remoteAddress', { value: address });
+          rememberTlsSocket(stream, req.socket); // a wss client's certificate, for certificate logins
           stream.on('error', (err) => s.countError(`ws:${err.message}`, 'MQTT WebSocket stream failed', err));
           accept(stream, address);
         };
