@@ -118,6 +118,11 @@ export interface InputDefinition<S extends TSchema = TSchema> {
    * simulator), so a config can declare them (`backhaul demo` does).
    */
   knownDevices?(options: Static<S>): readonly string[];
+  /**
+   * True when the broker behind an instance with these options lets only a device publish under its own base topic
+   * (a Mosquitto kept in step by `brokerSync`), so a reading on a device's base topic proves that device.
+   */
+  topicsProveDevices?(options: Static<S>): boolean;
   check?(options: Static<S>): readonly ConfigProblem[];
   create(options: Static<S>, ctx: InputContext): Input;
 }

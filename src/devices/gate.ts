@@ -22,7 +22,7 @@ import type { RehashItem } from './store/credentials.js';
 import { effectiveThresholds, isSelfDescription } from './device-types.js';
 import { gatewayMatcher, type GatewayConfig } from './gateways.js';
 import { LivenessMonitor, type LivenessState } from './liveness.js';
-import { mayPublish, maySubscribe, STATUS_LEVEL, type AclSubject, type TopicScheme } from './topics.js';
+import { COMMAND_LEVEL, mayPublish, maySubscribe, STATUS_LEVEL, type AclSubject, type TopicScheme } from './topics.js';
 import { guessIdKind, isDeviceMode, isIdKind, normaliseId, type Device, type DeviceMode, type DeviceState, type IdKind, type JsonValue, type LorawanState, type Thresholds } from './types.js';
 import type { ObservedItem } from './store/devices.js';
 import { CadenceLearner, FrameCounters, type LearnOptions, type UplinkCounts } from './cadence.js';
@@ -82,6 +82,11 @@ export interface DeviceGateOptions {
   readonly publish: (e: HubEvent) => void;
   /** How often the view is reloaded from the registry (changes made by the CLI in another process). */
   readonly refreshMs?: number;
+  /**
+   * Inputs whose broker lets only a device publish under its own base topic (InputDefinition.topicsProveDevices):
+   * a reading there on the device's base topic, shared with no other device, is authenticated.
+   */
+  readonly topicInputs?: ReadonlySet<string>;
   /** How often last-seen times are written. */
   readonly touchMs?: number;
   /** Each status message of a logged-in device (after it is recorded), for command acknowledgements. */
@@ -182,6 +187,8 @@ export class DeviceGate {
   private readonly uplinks = new FrameCounters();
   /** Learned thresholds, modes and LoRaWAN network sides not written yet, by device. */
   private readonly observed = new Map<string, ObservedItem>();
+  /** Base topic → the one device with a login that may publish there, or null when several may (topicInputs). */
+  private topicHolders = new Map<string, string | null>();
   /** LoRaWAN devices' network side (NS ids, signal, battery), fresher than the registry's. */
   private readonly lorawan = new Map<string, LorawanState>();
 
@@ -329,11 +336,16 @@ export class DeviceGate {
     const devices = await this.o.store.list();
     const next = new Map<string, Known>();
     const logins = new Map<string, string>();
+    const holders = new Map<string, string | null>();
     for (const d of devices) {
       const k = this.knownOf(d);
       next.set(d.id, k);
       if (k.username !== undefined) logins.set(k.username, d.id);
+      // Every device with a login has a client whose role may publish under its base topic (devices/dynsec.ts),
+      // disabled ones too (they may be enabled before the next refresh): a topic shared by two proves neither.
+      if (d.credentials !== undefined && k.baseTopic !== undefined) holders.set(k.baseTopic, holders.has(k.baseTopic) ? null : d.id);
     }
+    this.topicHolders = holders;
     // Devices registered by this gate but not written yet stay known.
     for (const [id, k] of this.known) if (!next.has(id) && this.announced.has(id)) next.set(id, k);
     // An operator blocked or unblocked a device (the API, or the CLI in another process): say so once. The gate's
@@ -414,7 +426,9 @@ export class DeviceGate {
     if (k.state === 'BLOCKED') return this.drop(r, 'blocked');
     if (r.seq !== undefined && this.o.frameCounters?.has(r.source.decoder) === true && !this.countUplink(id, r.seq, r.source.input)) return this.drop(r, 'duplicate');
     // Only the device's own login proves it: readings a gateway forwards are not authenticated.
-    const authenticated = owner === id && login !== undefined && (k.username === login || (k.fingerprint !== undefined && login === certificateLogin(id)));
+    const authenticated =
+      (owner === id && login !== undefined && (k.username === login || (k.fingerprint !== undefined && login === certificateLogin(id)))) ||
+      (login === undefined && this.o.topicInputs?.has(frame.input) === true && this.topicProves(frame.topic, id, k.baseTopic));
     this.seen.set(id, Math.max(this.seen.get(id) ?? 0, frame.receivedAt));
     if (!k.ownSilent && this.cadence) this.learn(id, k, frame.receivedAt, this.cadence);
     let out: Reading;
@@ -475,6 +489,16 @@ export class DeviceGate {
     }
     this.liveness?.observe({ device: id }, at);
     return new DeviceLogin(this, username, id, d.credentials?.updatedAt, d.enabled, d.state, baseTopic);
+  }
+
+  /**
+   * A frame of a topic-proving input (a Mosquitto kept in step by brokerSync) proves the device when it came under the
+   * device's base topic (not its command topic, which only Backhaul publishes to) and no other device may publish there.
+   */
+  private topicProves(topic: string | undefined, id: string, base: string | undefined): boolean {
+    if (topic === undefined || base === undefined || this.topicHolders.get(base) !== id) return false;
+    if (topic !== base && !topic.startsWith(`${base}/`)) return false;
+    return !(topic === `${base}/${COMMAND_LEVEL}` || topic.startsWith(`${base}/${COMMAND_LEVEL}/`));
   }
 
   /**

@@ -433,6 +433,12 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
       .map(([k]) => k);
     errs.push(new BackhaulError('BH_CONFIG_REF', `no sink named "${hist}" keeps history; sinks that do: ${names.join(', ') || '(none)'}`, { path: 'api.historian' }));
   }
+  // A topic proves a device only where brokerSync makes it so.
+  for (const [id, input] of Object.entries(cfg.inputs)) {
+    if (isObject(input) && input['trustTopics'] === true && !isObject(cfg.brokerSync)) {
+      errs.push(new BackhaulError('BH_CONFIG_REF', 'trustTopics needs brokerSync: only a Mosquitto kept in step with the registry lets a device alone publish under its base topic', { path: `inputs.${id}.trustTopics` }));
+    }
+  }
   for (const id of Object.keys(cfg.sinks)) if (!used.has(id)) warnings.push(`${joinPath('sinks', id)}: no route sends to this sink`);
   if (Object.keys(cfg.inputs).length === 0) warnings.push('inputs: there are no inputs, so nothing will arrive');
 

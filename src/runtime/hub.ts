@@ -218,6 +218,7 @@ export class Hub {
         unknownEvents: this.config.devices.unknownEvents,
         idKinds: new Map(this.config.inputs.flatMap((i) => (i.decoder.def.idKind ? [[i.decoder.def.type, i.decoder.def.idKind] as const] : []))),
         frameCounters: this.rawDecoders,
+        topicInputs: new Set(this.config.inputs.filter((i) => i.def.topicsProveDevices?.(i.options as never) === true).map((i) => i.id)),
         deviceTypes: new Map(this.config.inputs.flatMap((i) => (i.decoder.def.deviceType ? [[i.decoder.def.type, i.decoder.def.deviceType] as const] : []))),
         ...(this.config.devices.learn ? { learn: this.config.devices.learn } : {}),
         logger: devLog,

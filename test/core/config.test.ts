@@ -313,3 +313,10 @@ test('a backlog alert above the outbox cap is refused: the backlog could never r
   assert.equal(load(cfg('{ "maxItems": 100, "backlogAlert": 100 }')).sinks[0]!.outbox.backlogAlert, 100);
   assert.equal(load(cfg('{ "backlogAlert": 5000 }')).sinks[0]!.outbox.maxItems, 1_000_000); // the default cap
 });
+
+test('an mqtt input with trustTopics needs brokerSync: the error names the option', () => {
+  const text = JSON.stringify({ inputs: { mosq: { type: 'mqtt', url: 'mqtt://127.0.0.1:1883', topics: ['u4/#'], trustTopics: true } }, sinks: { out: { type: 'console' } }, routes: [{ to: ['out'] }] });
+  const errs = errorsOf(text);
+  assert.deepEqual(errs.map((e) => [e.code, e.path]), [['BH_CONFIG_REF', 'inputs.mosq.trustTopics']]);
+  assert.match(errs[0]!.message, /trustTopics needs brokerSync/);
+});

@@ -11,7 +11,7 @@ import { DeviceTypes } from '../../src/devices/device-types.js';
 import { DeviceGate } from '../../src/devices/gate.js';
 import { registryPath, SqliteDeviceStore, type DeviceStore } from '../../src/devices/store/index.js';
 import { TopicScheme } from '../../src/devices/topics.js';
-import { tempDir } from '../helpers/context.js';
+import { teardown, tempDir } from '../helpers/context.js';
 import { until } from '../helpers/until.js';
 
 test('gate: an unchanged registry is not listed again; changes from another process and from its own store still are', async (t) => {
@@ -71,4 +71,38 @@ test('gate: an unchanged registry is not listed again; changes from another proc
   await until(() => login.mayPublish('u4/303/valve/frame') && !login.mayPublish(here), { what: 'moved by another process' });
   await other.resetCredentials('0d49');
   await until(() => !login.mayPublish('u4/303/valve/frame'), { what: 'a password reset ends the rights of the old login' });
+});
+
+test('gate: on a topic-proving input (Mosquitto kept in step by brokerSync) a reading on its device\'s own base topic is authenticated, not one on a shared, another\'s or the command topic', async (t) => {
+  const later = teardown(t);
+  const d = tempDir();
+  later(() => d.cleanup());
+  const types = new DeviceTypes();
+  const store = SqliteDeviceStore.open(registryPath(d.path), { types });
+  later(() => store.close());
+  const login = (id: string) => store.setCredentials(id, { username: id, hash: store.logins.hash(`a-long-enough-password-of-${id.replace(/:/g, '')}`), passwordIssued: true });
+  // A alone in room 601; B and C share room 602 (one base topic, so one role's rights each); D in 603 has no login.
+  for (const [id, room] of [['aa:bb:cc:dd:17:01', '601'], ['aa:bb:cc:dd:17:02', '602'], ['aa:bb:cc:dd:17:03', '602'], ['aa:bb:cc:dd:17:04', '603']] as const) {
+    await store.create({ id, type: 'shutter', location: { building: 'u4', room } });
+    if (!id.endsWith('04')) await login(id);
+  }
+  const gate = new DeviceGate({ store, scheme: new TopicScheme(types), policy: 'drop', logger: silentLogger(), metrics: new Metrics(), clock: systemClock, publish: () => undefined, refreshMs: 50, topicInputs: new Set(['mosq']) });
+  await gate.start();
+  later(() => gate.stop());
+  const admit = (device: string, topic: string, input = 'mosq') =>
+    gate.admit(
+      { kind: 'reading', device, ts: Date.now(), values: { position: 1 }, authenticated: false, source: { input, decoder: 'json' } },
+      { input, payload: new Uint8Array(), receivedAt: Date.now(), topic },
+    )?.authenticated;
+  assert.equal(admit('aa:bb:cc:dd:17:01', 'u4/601/shutter/data'), true, 'its own base topic, no one else may publish there');
+  assert.equal(admit('aa:bb:cc:dd:17:01', 'u4/601/shutter'), true);
+  assert.equal(admit('aa:bb:cc:dd:17:01', 'u4/601/shutter/data', 'other-input'), false, 'an input that does not trust its topics');
+  assert.equal(admit('aa:bb:cc:dd:17:01', 'u4/602/shutter/data'), false, 'not its base topic');
+  assert.equal(admit('aa:bb:cc:dd:17:01', 'u4/601/shutter/command'), false, 'the command topic is Backhaul\'s');
+  assert.equal(admit('aa:bb:cc:dd:17:02', 'u4/602/shutter/data'), false, 'B shares its base topic with C: either may have sent it');
+  assert.equal(admit('aa:bb:cc:dd:17:02', 'u4/601/shutter/data'), false, 'A\'s topic naming B: A cannot prove B');
+  assert.equal(admit('aa:bb:cc:dd:17:04', 'u4/603/shutter/data'), false, 'no login, no client at the broker: whoever may publish there is not the device');
+  // C moves out: B is alone in 602 from the next refresh on.
+  await store.update('aa:bb:cc:dd:17:03', { location: { building: 'u4', room: '609' } });
+  await until(() => admit('aa:bb:cc:dd:17:02', 'u4/602/shutter/data') === true, { what: 'B proven once alone in its room' });
 });

@@ -137,7 +137,7 @@ test('brokerSync in the running program: a full resync at start, a registry chan
   const apiPort = await freePort();
   const { cfg, env } = setup(m, dir.path, {
     api: { host: '127.0.0.1', port: apiPort },
-    inputs: { mosq: { type: 'mqtt', url: m.url, topics: ['u4/#'], username: m.admin.username, password: { secret: 'DYNSEC' }, decoder: 'json' } },
+    inputs: { mosq: { type: 'mqtt', url: m.url, topics: ['u4/#'], username: m.admin.username, password: { secret: 'DYNSEC' }, decoder: 'json', trustTopics: true } },
   });
   const r = await cli(['devices', 'add', A, '--type', 'shutter', '--building', 'u4', '--room', '601', '-c', cfg, '--json'], env);
   assert.equal(r.code, 0, r.stderr);
@@ -164,6 +164,11 @@ test('brokerSync in the running program: a full resync at start, a registry chan
       ? readFileSync(join(dir.path, 'out.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
       : [];
   await until(() => out().some((x) => x['device'] === A), { what: "A's reading through the mqtt input" });
+  // Only A may publish under u4/601/shutter (trustTopics): its reading is authenticated; one it sends naming B is not.
+  assert.equal(out().find((x) => x['device'] === A)?.['authenticated'], true);
+  await a.publishAsync('u4/601/shutter/data', JSON.stringify({ device: B, position: 1 }), { qos: 1 });
+  await until(() => out().some((x) => x['device'] === B), { what: 'the reading A sent naming B' });
+  assert.equal(out().find((x) => x['device'] === B)?.['authenticated'], false);
 
   // Blocked through the registry by another process: the running instance notices the change and cuts A off.
   const closed = new Promise<void>((res) => a.once('close', () => res()));

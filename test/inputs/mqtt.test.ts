@@ -44,7 +44,7 @@ const skip = await serviceSkip(MOSQUITTO);
 test('mqtt: subscribes on Mosquitto, receives QoS 0 and QoS 1', { skip }, async (t) => {
   const run = randomBytes(4).toString('hex');
   const base = inputContext({ id: 'lora' });
-  const input = mqttInput.create({ url: MOSQUITTO.url, topics: [`bhtest/${run}/+/up`], qos: 1, clean: true, connectTimeoutMs: 5000, reconnectMinMs: 200, reconnectMaxMs: 1000 }, base);
+  const input = mqttInput.create({ url: MOSQUITTO.url, topics: [`bhtest/${run}/+/up`], qos: 1, clean: true, connectTimeoutMs: 5000, reconnectMinMs: 200, reconnectMaxMs: 1000, trustTopics: false }, base);
   await input.start();
   t.after(() => input.stop());
   assert.deepEqual(input.info?.(), { url: MOSQUITTO.url });
@@ -88,7 +88,7 @@ test('mqtt: the PUBACK of a QoS 1 message goes out only after emit resolved', as
     },
   };
   const url = `mqtt://127.0.0.1:${b.port}`;
-  const input = mqttInput.create({ url, topics: ['t/#'], qos: 1, clean: true, connectTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 300 }, ctx);
+  const input = mqttInput.create({ url, topics: ['t/#'], qos: 1, clean: true, connectTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 300, trustTopics: false }, ctx);
   await input.start();
   t.after(() => input.stop());
   const pub = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
@@ -149,7 +149,7 @@ test('mqtt: a message whose connection was lost while it was made durable is not
     },
   };
   const url = `mqtt://127.0.0.1:${b.port}`;
-  const input = mqttInput.create({ url, topics: ['t/#'], qos: 1, clean: true, connectTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 300 }, ctx);
+  const input = mqttInput.create({ url, topics: ['t/#'], qos: 1, clean: true, connectTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 300, trustTopics: false }, ctx);
   await input.start();
   let stopped = false;
   t.after(() => (stopped ? undefined : input.stop()));
@@ -179,7 +179,7 @@ test('mqtt: reconnects with backoff and resubscribes after the broker restarts',
   const url = `mqtt://127.0.0.1:${port}`;
   t.after(() => broker.close());
   const ctx = inputContext({ id: 'ext' });
-  const input = mqttInput.create({ url, topics: ['sensors/#'], qos: 1, clean: true, connectTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 300 }, ctx);
+  const input = mqttInput.create({ url, topics: ['sensors/#'], qos: 1, clean: true, connectTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 300, trustTopics: false }, ctx);
   await input.start();
   t.after(() => input.stop());
 
@@ -213,7 +213,7 @@ test('mqtt: start() rejects with BH_INPUT_FAILED naming the url, without the pas
   await b.close(); // nothing listens there now
   const ctx = inputContext({ id: 'gone' });
   const input = mqttInput.create(
-    { url: `mqtt://127.0.0.1:${port}`, topics: ['#'], qos: 1, clean: true, username: 'u', password: 'sekret-pw', connectTimeoutMs: 400, reconnectMinMs: 100, reconnectMaxMs: 200 },
+    { url: `mqtt://127.0.0.1:${port}`, topics: ['#'], qos: 1, clean: true, username: 'u', password: 'sekret-pw', connectTimeoutMs: 400, reconnectMinMs: 100, reconnectMaxMs: 200, trustTopics: false },
     ctx,
   );
   await assert.rejects(input.start(), (err: unknown) => {

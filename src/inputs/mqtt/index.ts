@@ -46,6 +46,12 @@ const options = Type.Object(
     reconnectMinMs: Type.Integer({ description: 'First reconnect delay after the connection drops.', minimum: 100, default: 1000 }),
     reconnectMaxMs: Type.Integer({ description: 'Longest reconnect delay (the delay doubles per failed attempt, with jitter).', minimum: 100, default: 30000 }),
     tls: Type.Optional(TlsClientSchema),
+    trustTopics: Type.Boolean({
+      description:
+        'The broker is the Mosquitto that `brokerSync` keeps in step with the registry, where only a device may publish under its base topic: ' +
+        'a reading on a device\'s own base topic is then `authenticated`, when no other device shares that base topic. Needs `brokerSync`.',
+      default: false,
+    }),
   },
   { additionalProperties: false },
 );
@@ -63,6 +69,7 @@ export const mqttInput = defineInput({
   description: 'MQTT client: subscribes to topic filters on an external broker; each message becomes a frame.',
   options,
   defaultDecoder: 'json',
+  topicsProveDevices: (opts) => opts.trustTopics === true,
   check(opts) {
     return [...topicProblems(opts.topics ?? [], 'topics'), ...tlsConfigProblems(opts.tls, opts.url ?? '')];
   },
