@@ -130,6 +130,7 @@ async function run(
             dataDir: cfg.dataDir,
             inputs: hub.inputStatus(),
             sinks: hub.sinkStatus(),
+            brokerSync: hub.brokerSyncStatus(),
           }),
           logSecrets(cfg),
         ),

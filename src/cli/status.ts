@@ -85,5 +85,12 @@ export function formatStatus(r: StatusReport): string {
       ]),
     ]),
   );
+  const b = r.brokerSync;
+  if (b) {
+    out.push('');
+    const last = b.lastSync ? `last sync ${new Date(b.lastSync.at).toISOString()}: ${b.lastSync.devices} device login(s), ${b.lastSync.changes} change(s), ${b.lastSync.ms} ms` : 'not synced yet';
+    out.push(`brokerSync: ${b.url} ${b.connected ? 'connected' : 'NOT CONNECTED'}; ${last}`);
+    if (b.lastError) out.push(`  last error ${new Date(b.lastError.at).toISOString()} ${b.lastError.message}`);
+  }
   return out.join('\n');
 }

@@ -12,6 +12,7 @@ import { BackhaulError, type ErrorCode, errorText, isBackhaulError } from '../co
 import type { AlarmQuery } from '../devices/alarm-types.js';
 import type { SendCommand } from '../devices/commands.js';
 import type { CommandRecord } from '../devices/store/orders.js';
+import type { BrokerSyncStatus } from './dynsec.js';
 import type { InputStatus } from './hub.js';
 import type { SinkStatus } from '../outbox/runner.js';
 
@@ -23,6 +24,8 @@ export interface StatusReport {
   readonly dataDir: string;
   readonly inputs: readonly InputStatus[];
   readonly sinks: readonly SinkStatus[];
+  /** The external Mosquitto kept in step with the registry, when the config has `brokerSync`. */
+  readonly brokerSync?: BrokerSyncStatus;
 }
 
 /** Unix socket paths are limited to ~107 bytes; deep data folders get a socket in the temp folder instead. */

@@ -47,6 +47,16 @@ export interface SyncReport {
   readonly ms: number;
 }
 
+/** What `backhaul status` shows of brokerSync. */
+export interface BrokerSyncStatus {
+  readonly url: string;
+  readonly connected: boolean;
+  /** The last full sync that went through, if any. */
+  readonly lastSync?: { readonly at: number; readonly devices: number; readonly commands: number; readonly changes: number; readonly ms: number };
+  /** The last sync that failed (Mosquitto unreachable, a command refused), if it came after the last good one. */
+  readonly lastError?: { readonly at: number; readonly message: string };
+}
+
 export interface BrokerSyncOptions {
   readonly config: BrokerSyncConfig;
   readonly store: DeviceStore;
@@ -228,6 +238,8 @@ export class BrokerSync {
   private readonly errLog: LogThrottle;
   /** The last full sync's report, for `backhaul status` and tests. */
   lastReport: SyncReport | undefined;
+  private lastReportAt = 0;
+  private lastError: { at: number; message: string } | undefined;
 
   constructor(private readonly o: BrokerSyncOptions) {
     this.errLog = new LogThrottle(o.clock);
@@ -246,6 +258,26 @@ export class BrokerSync {
   async open(): Promise<void> {
     this.link = new DynsecLink(this.o, () => undefined);
     await this.link.open(false);
+  }
+
+  /** For `backhaul status`: the connection, the last sync and the last failure (the url without credentials). */
+  status(): BrokerSyncStatus {
+    let url = this.o.config.url;
+    try {
+      const u = new URL(url);
+      u.username = '';
+      u.password = '';
+      url = u.toString();
+    } catch {
+      // shown as configured
+    }
+    const r = this.lastReport;
+    return {
+      url,
+      connected: this.link?.connected === true,
+      ...(r ? { lastSync: { at: this.lastReportAt, devices: r.devices, commands: r.commands, changes: r.changes.length, ms: r.ms } } : {}),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
   }
 
   /** Where devices connect: the broker's host and port, for bootstrap answers when there is no embedded broker. */
@@ -331,6 +363,8 @@ export class BrokerSync {
       this.lastFull = this.o.clock.now();
       const report: SyncReport = { devices: desired.length, commands: plan.commands.length, changes: plan.changes, errors, ms: Date.now() - started };
       this.lastReport = report;
+      this.lastReportAt = this.o.clock.now();
+      if (errors.length === 0) this.lastError = undefined;
       const counts: Record<string, number> = {};
       for (const c of plan.changes) counts[c.action] = (counts[c.action] ?? 0) + 1;
       if (plan.commands.length > 0 || errors.length > 0) {
@@ -341,7 +375,10 @@ export class BrokerSync {
       if (errors.length > 0) throw new BackhaulError('BH_BROKER_SYNC', `${errors.length} dynamic-security command(s) failed, the first: ${errors[0]}`, { path: 'brokerSync' });
       return report;
     });
-    run.catch(() => this.o.metrics?.brokerSyncFailures.inc({ what: 'resync' }));
+    run.catch((err: unknown) => {
+      this.o.metrics?.brokerSyncFailures.inc({ what: 'resync' });
+      this.lastError = { at: this.o.clock.now(), message: errorText(err) };
+    });
     return run;
   }
 

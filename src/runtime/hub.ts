@@ -44,7 +44,7 @@ import { flattenValues } from '../decoders/lorawan.js';
 import { createHash } from 'node:crypto';
 import { SinkRunner, type SinkStatus } from '../outbox/runner.js';
 import { Router, type RouteRuntime } from '../pipeline/router.js';
-import { BrokerSync, type SyncReport } from './dynsec.js';
+import { BrokerSync, type BrokerSyncStatus, type SyncReport } from './dynsec.js';
 import { goAuthRoutes } from '../api/go-auth.js';
 
 export interface HubOptions {
@@ -367,6 +367,11 @@ export class Hub {
   }
 
   /** A full resync of the external Mosquitto now (`backhaul devices sync-broker` asks the CLI's own; tests). */
+  /** brokerSync's state for `backhaul status`; undefined without brokerSync. */
+  brokerSyncStatus(): BrokerSyncStatus | undefined {
+    return this.brokerSync?.status();
+  }
+
   syncBroker(): Promise<SyncReport> {
     if (!this.brokerSync) return Promise.reject(new BackhaulError('BH_BROKER_SYNC', 'the config has no brokerSync', { path: 'brokerSync' }));
     return this.brokerSync.resync();

@@ -190,6 +190,16 @@ test('brokerSync in the running program: a full resync at start, a registry chan
   await c.publishAsync('u4/602/shutter/data', JSON.stringify({ device: C, position: 3 }), { qos: 1 });
   await c.endAsync(true);
   await until(() => out().some((x) => x['device'] === C), { what: "C's reading through the mqtt input" });
+
+  // `backhaul status` shows brokerSync: connected, the last sync; once Mosquitto is gone, not connected.
+  const st = await cli(['status', '-c', cfg], env);
+  assert.equal(st.code, 0, st.stderr);
+  assert.match(st.stdout, new RegExp(`brokerSync: mqtt://127\\.0\\.0\\.1:${m.port}/? connected; last sync \\S+: \\d+ device login\\(s\\)`));
+  const json = JSON.parse((await cli(['status', '-c', cfg, '--json'], env)).stdout) as { brokerSync?: { connected: boolean; lastSync?: { devices: number } } };
+  assert.equal(json.brokerSync?.connected, true);
+  assert.ok((json.brokerSync?.lastSync?.devices ?? 0) >= 2);
+  await m.stop();
+  await until(async () => /brokerSync: \S+ NOT CONNECTED/.test((await cli(['status', '-c', cfg], env)).stdout), { what: 'status to show Mosquitto gone' });
   assert.equal(await app.stop('SIGINT'), 0);
 });
 
