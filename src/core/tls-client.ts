@@ -1,5 +1,5 @@
 // The client side of TLS, shared by every driver that connects out (mqtt input and sink, http, emoncms, webhook,
-// ntfy): the `tls` options fragment, the connection options built from it, and what a failed handshake means.
+// ntfy, nats): the `tls` options fragment, the connection options built from it, and what a failed handshake means.
 // The PEM files are read each time a connection is made (not once at start), so a renewed certificate or CA file
 // takes effect at the next reconnect without a restart. This is core's one file that reads them.
 import { readFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ export const TlsClientSchema = Type.Object(
   {
     additionalProperties: false,
     description:
-      'TLS for `mqtts://`, `wss://` and `https://` urls: `ca`, `cert`, `key`, `servername`, `insecure`, `minVersion` (docs/tls.md, "Connecting over TLS"). ' +
+      'TLS for `mqtts://`, `wss://` and `https://` urls, and for NATS servers: `ca`, `cert`, `key`, `servername`, `insecure`, `minVersion` (docs/tls.md, "Connecting over TLS"). ' +
       'The server\'s certificate is always verified unless `insecure`; the files are read again at every connection.',
   },
 );
@@ -57,11 +57,12 @@ export interface TlsConnectOptions {
 
 /**
  * Problems a driver's `check` reports: cert without key and the reverse, and `tls` with a url that has no TLS (which
- * would be ignored, or for mqtt.js quietly turned into mqtts:// when a cert is given).
+ * would be ignored, or for mqtt.js quietly turned into mqtts:// when a cert is given). `url` undefined: a protocol
+ * that turns any connection into TLS itself (NATS, whose server offers TLS in its INFO), so no scheme to check.
  */
-export function tlsConfigProblems(o: TlsClientConfig | undefined, url: string, path = 'tls'): { path: string; message: string }[] {
+export function tlsConfigProblems(o: TlsClientConfig | undefined, url: string | undefined, path = 'tls'): { path: string; message: string }[] {
   if (!o) return [];
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  const scheme = url === undefined ? undefined : /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   if (scheme !== undefined && !['mqtts', 'wss', 'https'].includes(scheme)) {
     return [{ path, message: `the url is ${scheme}://, which has no TLS: use ${scheme === 'http' ? 'https' : scheme === 'ws' ? 'wss' : 'mqtts'}:// or leave tls out` }];
   }

@@ -1,5 +1,6 @@
 // A private NATS server with JetStream (Debian's nats-server, or NATS_SERVER), on a free port with its store in a
-// temp folder, for tests that need a far end of their own (the conformance suite stops and restarts it).
+// temp folder, for tests that need a far end of their own (the conformance suite stops and restarts it). With `tls`
+// it requires TLS on its port (`--tls`: clients are not asked for a certificate), with that certificate and key.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { freePort } from './servers.js';
@@ -24,10 +25,15 @@ export interface PrivateNats {
   thaw(): void;
 }
 
-export async function startNats(storeDir: string, opts: { user?: string; pass?: string } = {}): Promise<PrivateNats> {
-  const port = await freePort();
+export async function startNats(
+  storeDir: string,
+  opts: { user?: string; pass?: string; tls?: { cert: string; key: string }; port?: number } = {},
+): Promise<PrivateNats> {
+  // `port`: the one a stopped server had, to stand in for it (clients reconnect to the address they know).
+  const port = opts.port ?? (await freePort());
   const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir];
   if (opts.user !== undefined) args.push('--user', opts.user, '--pass', opts.pass ?? '');
+  if (opts.tls !== undefined) args.push('--tls', '--tlscert', opts.tls.cert, '--tlskey', opts.tls.key);
   const proc: ChildProcess = spawn(NATS_SERVER, args, { stdio: 'ignore' });
   let exited = false;
   proc.once('exit', () => (exited = true));

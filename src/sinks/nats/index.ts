@@ -3,14 +3,17 @@
 // message carries `Nats-Msg-Id`, a hash of its subject and body: a batch delivered again after a crash or a lost
 // acknowledgement is stored once (within the stream's duplicate window, 2 min by default). One message per reading,
 // or per value when the subject template has {measurement}. A subject no stream captures is a retryable error that
-// says so, not a loss: the outbox keeps the readings until the stream exists.
+// says so, not a loss: the outbox keeps the readings until the stream exists. TLS (`tls`, or a `tls://` server): the
+// `tls` files are read at each open and again before each of nats.js's reconnect attempts, and a refused certificate
+// at open is a retryable BH_TLS_VERIFY (or BH_TLS_HANDSHAKE) error naming the reason.
 import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
-import { connect, type ConnectionOptions, type JetStreamClient, type NatsConnection } from 'nats';
+import { connect, type ConnectionOptions, type JetStreamClient, type NatsConnection, type TlsOptions } from 'nats';
 import { defineSink, SinkError } from '../../core/driver.js';
 import { errorText } from '../../core/errors.js';
 import type { Message, Reading } from '../../core/types.js';
 import { LogThrottle } from '../../core/throttle.js';
+import { tlsConfigProblems, TlsClientSchema, tlsConnectOptions, tlsFailure, tlsFailureText, type TlsClientConfig, type TlsConnectOptions } from '../../core/tls-client.js';
 import { messageToJson, messageToSenml, valueToJson } from '../format.js';
 
 type SubjectField = 'device' | 'measurement' | 'input' | 'type';
@@ -19,7 +22,7 @@ const Options = Type.Object(
   {
     servers: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
       default: 'nats://127.0.0.1:4222',
-      description: 'NATS server(s), `nats://host:4222` (several: the client picks one and fails over).',
+      description: 'NATS server(s), `nats://host:4222` (several: the client picks one and fails over). `tls://host:4222` insists on TLS, as `tls` does.',
     }),
     user: Type.Optional(Type.String({ minLength: 1, description: 'User name.' })),
     password: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'Its password; use `{"secret": NAME}`.' })),
@@ -36,6 +39,7 @@ const Options = Type.Object(
       default: 'json',
       description: 'Body of per-reading messages: `json` (the reading object) or `senml` (a SenML JSON pack). Events are always JSON.',
     }),
+    tls: Type.Optional(TlsClientSchema),
     timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'How long to wait for the first connection, and for the stream to acknowledge a message.' }),
   },
   { additionalProperties: false },
@@ -93,7 +97,35 @@ function problems(o: Options): Array<{ path: string; message: string }> {
   if (e) out.push({ path: 'eventSubject', message: e });
   if (o.payload === 'senml' && o.subject.includes('{measurement}')) out.push({ path: 'payload', message: 'senml needs one message per reading, so a subject without {measurement}' });
   if (o.token !== undefined && (o.user !== undefined || o.password !== undefined)) out.push({ path: 'token', message: 'give a token or a user and password, not both' });
+  // No scheme to check: a NATS server offers TLS in its INFO on any connection, so `tls` with nats:// is right.
+  out.push(...tlsConfigProblems(o.tls, undefined));
   return out;
+}
+
+/** The TLS a connection needs: `tls` as given, the defaults for a `tls://` server without it, or none. */
+function tlsConfig(o: Options, servers: readonly string[]): TlsClientConfig | undefined {
+  if (o.tls) return o.tls;
+  return servers.some((s) => /^tls:\/\//i.test(s.trim())) ? { insecure: false, minVersion: 'TLSv1.2' } : undefined;
+}
+
+/**
+ * nats.js's `tls` object: its TlsOptions (PEM text in ca, cert, key) and node:tls's servername, rejectUnauthorized and
+ * minVersion, which nats.js passes on to tls.connect as they are. Given any object, nats.js refuses a server without TLS.
+ */
+type NatsTls = TlsOptions & Partial<Pick<TlsConnectOptions, 'servername' | 'minVersion'>> & { rejectUnauthorized?: boolean };
+
+/** Put freshly read TLS options into the object nats.js reads at every (re)connect (the same object, not a copy). */
+function setNatsTls(target: NatsTls, t: TlsConnectOptions): void {
+  const next: NatsTls = {
+    rejectUnauthorized: t.rejectUnauthorized,
+    ...(t.ca !== undefined ? { ca: t.ca.toString('utf8') } : {}),
+    ...(t.cert !== undefined ? { cert: t.cert.toString('utf8') } : {}),
+    ...(t.key !== undefined ? { key: typeof t.key === 'string' ? t.key : t.key.toString('utf8') } : {}),
+    ...(t.servername !== undefined ? { servername: t.servername } : {}),
+    ...(t.minVersion !== undefined ? { minVersion: t.minVersion } : {}),
+  };
+  for (const k of Object.keys(target) as (keyof NatsTls)[]) delete target[k];
+  Object.assign(target, next);
 }
 
 /** The JetStream error a failed publish gave, as what a person should do about it. */
@@ -121,6 +153,10 @@ export const natsSink = defineSink({
   create(o, ctx) {
     const servers = Array.isArray(o.servers) ? o.servers : [o.servers];
     const throttle = new LogThrottle(ctx.clock, 60_000);
+    const tls = tlsConfig(o, servers);
+    const tlsAt = `sinks.${ctx.id}.tls`;
+    const tlsThrottle = new LogThrottle(ctx.clock, 60_000);
+    const where = servers.join(', ');
     let nc: NatsConnection | undefined;
     let js: JetStreamClient | undefined;
     let ready: (() => void) | undefined;
@@ -148,6 +184,16 @@ export const natsSink = defineSink({
       async open() {
         const bad = problems(o)[0];
         if (bad) throw new SinkError(`${bad.path}: ${bad.message}`, false);
+        const t = tls ? { target: {} as NatsTls, read: () => tlsConnectOptions(tls, (p) => ctx.resolvePath(p), tlsAt) } : undefined;
+        if (t) {
+          if (tls?.insecure) ctx.logger.warn({ servers }, 'tls.insecure: the NATS server\'s certificate is NOT verified; anyone on the path can read and change this traffic');
+          try {
+            // Read now, at every open: a renewed CA, certificate or key file takes effect when the runner opens again.
+            setNatsTls(t.target, t.read());
+          } catch (e) {
+            throw new SinkError(errorText(e), false, { cause: e, code: 'BH_TLS_FILE' });
+          }
+        }
         const opts: ConnectionOptions = {
           servers,
           name: `backhaul-${ctx.id}`,
@@ -160,15 +206,44 @@ export const natsSink = defineSink({
           ...(o.user !== undefined ? { user: o.user } : {}),
           ...(o.password !== undefined ? { pass: o.password } : {}),
           ...(o.token !== undefined ? { token: o.token } : {}),
+          ...(t !== undefined
+            ? {
+                tls: t.target,
+                // nats.js calls this (synchronously) before each attempt to connect, first or re-, and reads
+                // `t.target` for the handshake after it: the files are read again here, so a renewed one needs no
+                // restart. It returns what nats.js's default would: reconnectTimeWait plus its TLS jitter (up to 1 s).
+                reconnectDelayHandler: () => {
+                  try {
+                    setNatsTls(t.target, t.read());
+                  } catch (e) {
+                    const more = tlsThrottle.take('file');
+                    if (more !== null) ctx.logger.error({ err: errorText(e), suppressed: more }, 'cannot read a TLS file again; reconnecting with the last ones read');
+                  }
+                  return 1000 + Math.floor(Math.random() * 1001);
+                },
+              }
+            : {}),
         };
         let c: NatsConnection;
         try {
           c = await connect(opts);
         } catch (e) {
+          const failure = tlsFailure(e);
+          if (failure) {
+            // Not fatal: a renewed certificate or CA file on either side mends it, and the next open reads ours again.
+            const text = tlsFailureText(failure, `sink ${ctx.id}`, where);
+            ctx.metrics.tlsFailures.inc({ client: `sinks.${ctx.id}`, reason: failure.reason });
+            const more = tlsThrottle.take(failure.reason);
+            if (more !== null) ctx.logger.error({ servers, code: failure.code, reason: failure.reason, suppressed: more }, text);
+            throw new SinkError(text, true, { cause: e, code: failure.code });
+          }
+          if (tls && (e as { code?: unknown }).code === 'SERVER_OPT_NA' && errorText(e) === 'tls') {
+            throw new SinkError(`cannot connect to ${where}: tls: the server offers no TLS (give it TLS, or leave out tls and tls://)`, true, { cause: e });
+          }
           const text = errorText(e);
           // Refused credentials do not pass by themselves.
           const fatal = /authorization|authentication/i.test(text);
-          throw new SinkError(`cannot connect to ${servers.join(', ')}: ${text}`, !fatal, { cause: e });
+          throw new SinkError(`cannot connect to ${where}: ${text}`, !fatal, { cause: e });
         }
         nc = c;
         linked = true;
