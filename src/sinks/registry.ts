@@ -7,6 +7,7 @@ import { httpSink } from './http/index.js';
 import { mqttSink } from './mqtt/index.js';
 import { natsSink } from './nats/index.js';
 import { ntfySink } from './ntfy/index.js';
+import { postgresSink } from './postgres/index.js';
 import { smtpSink } from './smtp/index.js';
 import { sqliteSink } from './sqlite/index.js';
 import { webhookSink } from './webhook/index.js';
@@ -17,6 +18,7 @@ export const builtinSinks: readonly SinkDefinition[] = [
   httpSink,
   emoncmsSink,
   sqliteSink,
+  postgresSink,
   fileSink,
   consoleSink,
   ntfySink,

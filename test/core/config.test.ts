@@ -88,7 +88,7 @@ test('an unknown driver type lists the known ones', () => {
   assert.equal(errs.length, 1);
   assert.equal(errs[0]!.code, 'BH_CONFIG_UNKNOWN_TYPE');
   assert.equal(errs[0]!.path, 'sinks.screen.type');
-  assert.match(errs[0]!.message, /unknown sink type "consol" \(did you mean "console"\?\); known: console, emoncms, file, http, mqtt, nats, ntfy, smtp, sqlite, webhook/);
+  assert.match(errs[0]!.message, /unknown sink type "consol" \(did you mean "console"\?\); known: console, emoncms, file, http, mqtt, nats, ntfy, postgres, smtp, sqlite, webhook/);
 });
 
 test('unknown decoder and stage types are reported too', () => {

@@ -15,6 +15,9 @@ import { builtinRegistry } from '../../src/runtime/registry.js';
 import { connect as natsConnect } from 'nats';
 import { freePort, httpRecorder } from '../helpers/servers.js';
 import { natsServerSkip, startNats } from '../helpers/nats.js';
+import { freshSchema, POSTGRES_URL, postgresSkip } from '../helpers/postgres.js';
+import { PgHistorian } from '../../src/sinks/postgres/index.js';
+import pg from 'pg';
 import { smtpRecorder } from '../helpers/smtp.js';
 import { sinkConformance, type FailingFarEnd, type FarEnd, type RefusingFarEnd, type SinkHarness } from './conformance.js';
 
@@ -159,6 +162,72 @@ const natsHarness: SinkHarness = {
     },
   ],
   rejections: { notApplicable: 'a JetStream stream acknowledges each publish or fails it; there is no refusal of one reading for good' },
+};
+
+// ---------------------------------------------------------------- postgres: the CI's PostgreSQL, a fresh schema each
+
+const pgSkip = await postgresSkip();
+
+function pgFarEnd(extra: Record<string, unknown> = {}): Promise<FarEnd & { schema: string }> {
+  const schema = freshSchema('bh_conf');
+  const reader = new PgHistorian({ url: POSTGRES_URL, schema: schema.name, connectTimeoutMs: 5000, statementTimeoutMs: 30_000 });
+  return Promise.resolve({
+    schema: schema.name,
+    options: { url: POSTGRES_URL, schema: schema.name, ...extra },
+    async arrived() {
+      // Before the sink made the tables there is nothing.
+      return (await reader.queryReadings({}).catch(() => [])).map((r) => r.seq ?? -1);
+    },
+    async close() {
+      await reader.end();
+      await schema.drop();
+    },
+  });
+}
+
+const postgresHarness: SinkHarness = {
+  skip: pgSkip,
+  farEnd: () => pgFarEnd(),
+  retryable: [
+    {
+      name: 'a server that cannot be reached',
+      at: 'open',
+      async make() {
+        const port = await freePort();
+        return { options: { url: `postgres://postgres@127.0.0.1:${port}/test`, connectTimeoutMs: 1000 }, close: () => Promise.resolve() };
+      },
+    },
+    {
+      // Another session holds the table: the write waits past statementTimeoutMs and is cancelled (SQLSTATE 57014).
+      name: 'the readings table locked by another session past the statement timeout',
+      at: 'write',
+      async make() {
+        const far = await pgFarEnd({ statementTimeoutMs: 500 });
+        const locker = new pg.Client({ connectionString: POSTGRES_URL });
+        return {
+          options: far.options,
+          async breakNow() {
+            await locker.connect();
+            await locker.query('BEGIN');
+            await locker.query(`LOCK TABLE "${far.schema}".readings IN ACCESS EXCLUSIVE MODE`);
+          },
+          async close() {
+            await locker.query('ROLLBACK').catch(() => undefined);
+            await locker.end().catch(() => undefined);
+            await far.close();
+          },
+        };
+      },
+    },
+  ],
+  fatal: [
+    {
+      name: 'a database that does not exist (SQLSTATE 3D000)',
+      at: 'open',
+      make: () => Promise.resolve({ options: { url: POSTGRES_URL.replace(/\/[^/]*$/, '/bh_no_such_database') }, close: () => Promise.resolve() }),
+    },
+  ],
+  rejections: { notApplicable: 'the historian stores every reading of a batch in one transaction, or fails the whole batch' },
 };
 
 // ---------------------------------------------------------------- http and emoncms: node:http servers on port 0
@@ -485,6 +554,7 @@ const harnesses: Readonly<Record<string, SinkHarness>> = {
   http: httpHarness,
   emoncms: emoncmsHarness,
   sqlite: sqliteHarness,
+  postgres: postgresHarness,
   file: fileHarness,
   console: consoleHarness,
   ntfy: ntfyHarness,
