@@ -20,6 +20,14 @@ export function tcpReachable(host: string, port: number, timeoutMs = 1000): Prom
 
 export const MOSQUITTO = { host: '127.0.0.1', port: 1883, url: 'mqtt://127.0.0.1:1883', name: 'Mosquitto on 127.0.0.1:1883' };
 
+/** PostgreSQL with a database `test` the user `postgres` may use without a password (trust); the URL from BACKHAUL_TEST_POSTGRES_URL when set. */
+export const POSTGRES = {
+  host: '127.0.0.1',
+  port: 5432,
+  url: process.env['BACKHAUL_TEST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test',
+  name: 'PostgreSQL on 127.0.0.1:5432',
+};
+
 /**
  * Returns `false` when the test should run, or a skip message. Throws when the service is required (CI).
  * Use: `const skip = await serviceSkip(MOSQUITTO); test('...', { skip }, ...)` or `if (skip) return t.skip(skip)`.
