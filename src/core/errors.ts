@@ -91,7 +91,7 @@ export const ERROR_CATALOG = {
   BH_COMMAND_FAILED: [503, 'An order was recorded but could not be published (the broker is stopping); it is marked failed.'],
   BH_MANIFEST_FORMAT: [400, 'A device manifest (CSV or JSON lines) cannot be read: unknown column, unclosed quote, a line that is not a JSON object.'],
   BH_MANIFEST_DUPLICATE: [409, 'A device manifest lists the same device twice; the later row is refused.'],
-  BH_REGISTRY_OPEN: [500, 'The device registry file, or its login key (`<data>/registry.key`), could not be opened (permissions, not a SQLite file, written by a newer Backhaul, a damaged key file).'],
+  BH_REGISTRY_OPEN: [500, 'The device registry could not be opened: its file or login key (`<data>/registry.key`) (permissions, not a SQLite file, written by a newer Backhaul, a damaged key file), or its PostgreSQL database (a bad URL, the server unreachable or refusing the login, a schema at a newer version, a migration that failed, a damaged `login_key` row).'],
   // device bootstrap over HTTP
   BH_API_REQUEST: [400, 'An API request is malformed: a query parameter, header or body field is missing or has the wrong form (the path names it, e.g. `querystring.mac`).'],
   BH_API_NOT_FOUND: [404, 'No API route answers that method and path.'],

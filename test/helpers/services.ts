@@ -20,6 +20,20 @@ export function tcpReachable(host: string, port: number, timeoutMs = 1000): Prom
 
 export const MOSQUITTO = { host: '127.0.0.1', port: 1883, url: 'mqtt://127.0.0.1:1883', name: 'Mosquitto on 127.0.0.1:1883' };
 
+const POSTGRES_URL = process.env['BACKHAUL_TEST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+const postgresAt = new URL(POSTGRES_URL);
+
+/**
+ * PostgreSQL with a database `test` the user `postgres` may use without a password (trust auth), as the machines
+ * have it; BACKHAUL_TEST_POSTGRES_URL points the tests at another (its host and port are what serviceSkip checks).
+ */
+export const POSTGRES = {
+  host: postgresAt.hostname || '127.0.0.1',
+  port: Number(postgresAt.port || 5432),
+  url: POSTGRES_URL,
+  name: `PostgreSQL on ${postgresAt.hostname || '127.0.0.1'}:${postgresAt.port || 5432}`,
+};
+
 /**
  * Returns `false` when the test should run, or a skip message. Throws when the service is required (CI).
  * Use: `const skip = await serviceSkip(MOSQUITTO); test('...', { skip }, ...)` or `if (skip) return t.skip(skip)`.

@@ -29,7 +29,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS alarms_open ON alarms (subject_kind, subject, 
 CREATE INDEX IF NOT EXISTS alarms_raised ON alarms (raised_at);
 `;
 
-interface AlarmRow {
+/** A row of the alarms table, as every store reads it. */
+export interface AlarmRow {
   id: string;
   kind: string;
   subject_kind: string;
@@ -49,7 +50,7 @@ interface AlarmRow {
   reminded_at: number;
 }
 
-function toAlarm(r: AlarmRow): Alarm {
+export function toAlarm(r: AlarmRow): Alarm {
   return {
     id: r.id,
     kind: (ALARM_KINDS as readonly string[]).includes(r.kind) ? (r.kind as AlarmKind) : 'offline',

@@ -45,7 +45,8 @@ export interface AuditLog {
   listAudit(q?: AuditQuery): Promise<AuditEntry[]>;
 }
 
-interface AuditRow {
+/** A row of the audit table, as every store reads it. */
+export interface AuditRow {
   seq: number;
   at: number;
   actor: string;
@@ -53,6 +54,18 @@ interface AuditRow {
   device: string | null;
   detail: string | null;
   result: string | null;
+}
+
+export function toAuditEntry(r: AuditRow): AuditEntry {
+  return {
+    seq: r.seq,
+    at: r.at,
+    actor: r.actor,
+    action: r.action,
+    ...(r.device !== null ? { device: r.device } : {}),
+    ...(r.detail !== null ? { detail: parseJson<JsonObject>(r.detail, {}) } : {}),
+    ...(r.result !== null ? { result: r.result } : {}),
+  };
 }
 
 /** The audit table, on the registry file's shared connection (index.ts opens it). */
@@ -101,14 +114,6 @@ export class SqliteAuditLog extends SqlitePart implements AuditLog {
     ]);
     params['limit'] = q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit));
     const rows = this.stmt(`SELECT * FROM audit${where} ORDER BY seq DESC LIMIT @limit`).all(params) as AuditRow[];
-    return rows.map((r) => ({
-        seq: r.seq,
-        at: r.at,
-        actor: r.actor,
-        action: r.action,
-        ...(r.device !== null ? { device: r.device } : {}),
-        ...(r.detail !== null ? { detail: parseJson<JsonObject>(r.detail, {}) } : {}),
-        ...(r.result !== null ? { result: r.result } : {}),
-      }));
+    return rows.map(toAuditEntry);
   }
 }

@@ -149,7 +149,7 @@ export interface DeviceRecords {
 // ---------------------------------------------------------------- SQLite
 
 /** Columns that change with every message of a device, not with what it is: they do not move changeToken. */
-const RUNTIME_COLUMNS = new Set(['last_seen', 'last_status', 'learned_silent_ms', 'mode', 'lorawan']);
+export const RUNTIME_COLUMNS: ReadonlySet<string> = new Set(['last_seen', 'last_status', 'learned_silent_ms', 'mode', 'lorawan']);
 
 /**
  * Counts, in a temp table of this connection, its own changes to devices (SQLite's data_version counts only other
@@ -169,7 +169,7 @@ export function countDeviceChanges(db: Database.Database): void {
 }
 
 /** The columns an upsert writes (attributes; never runtime fields or credentials). */
-function attributeParams(d: Device): Record<string, string | number | null> {
+export function attributeParams(d: Device): Record<string, string | number | null> {
   return {
     id: d.id,
     kind: d.kind,
@@ -191,7 +191,8 @@ function attributeParams(d: Device): Record<string, string | number | null> {
 
 type Params = Record<string, string | number | null>;
 
-function likeEscape(s: string): string {
+/** `s` for a LIKE pattern with `ESCAPE '\\'`: its %, _ and \\ taken literally. */
+export function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
@@ -212,6 +213,30 @@ function whereOf(f: DeviceFilter): { sql: string; params: Params } {
       f.search !== undefined && f.search !== '' ? `%${likeEscape(f.search)}%` : undefined,
     ],
   ]);
+}
+
+/**
+ * What a touch writes, checked: BH_DEVICE_FIELD for an item that cannot be stored, before any SQL runs (every store
+ * uses it, so all reject the same items).
+ */
+export function touchArgs(item: TouchItem): { id: string; at: number; status: string | null } {
+  if (typeof item.at !== 'number' || !Number.isFinite(item.at)) {
+    // NaN would bind as NULL, and max(last_seen, NULL) is NULL: the device's last-seen time would be wiped.
+    throw new BackhaulError('BH_DEVICE_FIELD', 'a last-seen time must be a finite number of ms', { path: 'lastSeen' });
+  }
+  let status: string | null = null;
+  if (item.status !== undefined) {
+    try {
+      status = JSON.stringify(item.status) ?? null;
+    } catch (e) {
+      // A status the gate let through and still cannot be written (nested too deep for the stack, a cycle).
+      throw new BackhaulError('BH_DEVICE_FIELD', `the status cannot be stored (${errorText(e)})`, {
+        path: 'lastStatus',
+        cause: e,
+      });
+    }
+  }
+  return { id: item.id, at: Math.round(item.at), status };
 }
 
 /** The devices table's records, on the registry file's shared connection (index.ts opens it). */
@@ -338,27 +363,6 @@ export class SqliteDeviceRecords extends SqlitePart implements DeviceRecords {
     });
   }
 
-  /** What `touchSync` binds, checked: BH_DEVICE_FIELD for an item that cannot be stored, before any SQL runs. */
-  private touchArgs(item: TouchItem): { id: string; at: number; status: string | null } {
-    if (typeof item.at !== 'number' || !Number.isFinite(item.at)) {
-      // NaN would bind as NULL, and max(last_seen, NULL) is NULL: the device's last-seen time would be wiped.
-      throw new BackhaulError('BH_DEVICE_FIELD', 'a last-seen time must be a finite number of ms', { path: 'lastSeen' });
-    }
-    let status: string | null = null;
-    if (item.status !== undefined) {
-      try {
-        status = JSON.stringify(item.status) ?? null;
-      } catch (e) {
-        // A status the gate let through and still cannot be written (nested too deep for the stack, a cycle).
-        throw new BackhaulError('BH_DEVICE_FIELD', `the status cannot be stored (${errorText(e)})`, {
-          path: 'lastStatus',
-          cause: e,
-        });
-      }
-    }
-    return { id: item.id, at: Math.round(item.at), status };
-  }
-
   private touchSync(args: { id: string; at: number; status: string | null }): boolean {
     // Every expression sees the row as it was, so the status is taken only from a message newer than the last one.
     const r = this.stmt(
@@ -397,7 +401,7 @@ export class SqliteDeviceRecords extends SqlitePart implements DeviceRecords {
   }
 
   touch(id: string, at: number, status?: JsonValue): Promise<boolean> {
-    return this.read(() => this.touchSync(this.touchArgs(status === undefined ? { id, at } : { id, at, status })));
+    return this.read(() => this.touchSync(touchArgs(status === undefined ? { id, at } : { id, at, status })));
   }
 
   touchMany(items: readonly TouchItem[]): Promise<TouchManyResult> {
@@ -407,7 +411,7 @@ export class SqliteDeviceRecords extends SqlitePart implements DeviceRecords {
     const good: Array<{ id: string; at: number; status: string | null }> = [];
     items.forEach((item, index) => {
       try {
-        good.push(this.touchArgs(item));
+        good.push(touchArgs(item));
       } catch (e) {
         rejected.push({ index, error: e instanceof BackhaulError ? e : new BackhaulError('BH_DEVICE_FIELD', String(e)) });
       }

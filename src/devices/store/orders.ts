@@ -54,7 +54,8 @@ export interface OrderLog {
   listCommands(q?: CommandQuery): Promise<CommandRecord[]>;
 }
 
-interface CommandRow {
+/** A row of the commands table, as every store reads it. */
+export interface CommandRow {
   id: string;
   device: string;
   name: string;
@@ -68,7 +69,7 @@ interface CommandRow {
   result: string | null;
 }
 
-function toCommand(r: CommandRow): CommandRecord {
+export function toCommand(r: CommandRow): CommandRecord {
   return {
     id: r.id,
     device: r.device,
