@@ -25,14 +25,15 @@ export function configDataDir(file: string): string {
  * The data folder and the device topic scheme's options of a config file, read leniently (no validation): enough
  * for commands that work on the data while Backhaul runs.
  */
-export function configBasics(configFile: string): { dataDir: string; topics: { prefix?: string; homeSite?: string } } {
+export function configBasics(configFile: string): { dataDir: string; topics: { prefix?: string; homeSite?: string }; store: 'sqlite' | 'postgres' } {
   const abs = resolve(configFile);
   const raw = parseJsonc(readFileSync(abs, 'utf8'), [], { allowTrailingComma: true }) as
-    | { data?: unknown; devices?: { topics?: { prefix?: unknown; homeSite?: unknown } } }
+    | { data?: unknown; devices?: { topics?: { prefix?: unknown; homeSite?: unknown } }; store?: { type?: unknown } }
     | undefined;
   const data = typeof raw?.data === 'string' ? raw.data : './data';
   const t = raw?.devices?.topics;
   return {
+    store: raw?.store?.type === 'postgres' ? 'postgres' : 'sqlite',
     dataDir: resolve(dirname(abs), data),
     topics: {
       ...(typeof t?.prefix === 'string' ? { prefix: t.prefix } : {}),

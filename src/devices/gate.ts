@@ -232,6 +232,30 @@ export class DeviceGate {
     }
     for (const id of alarmed) if (this.known.get(id)?.state !== 'BLOCKED') this.stateChanged(id, 'INIT', undefined, 'operator');
     this.schedule();
+    // A registry other instances share tells of their changes: refreshed at once, not at the next look.
+    if (this.o.store.onChange) this.unwatch = await this.o.store.onChange(() => this.changedElsewhere());
+  }
+
+  private unwatch: (() => Promise<void>) | undefined;
+  private refreshing: Promise<void> | undefined;
+  private again = false;
+
+  /** A change notice: one refresh at a time, and one more after it when notices came in meanwhile. */
+  private changedElsewhere(): void {
+    if (this.stopped) return;
+    if (this.refreshing) {
+      this.again = true;
+      return;
+    }
+    this.refreshing = this.refreshIfChanged()
+      .catch((e: unknown) => this.o.logger.warn({ err: errorText(e) }, 'device registry refresh after a change notice failed; the next look retries'))
+      .finally(() => {
+        this.refreshing = undefined;
+        if (this.again) {
+          this.again = false;
+          this.changedElsewhere();
+        }
+      });
   }
 
   /** Devices by state for metrics: active, outdated, unknown (by liveness), blocked, disabled. */
@@ -834,6 +858,8 @@ export class DeviceGate {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.unwatch?.();
+    await this.refreshing;
     this.liveness?.stop();
     if (this.timer) this.o.clock.clearTimeout(this.timer);
     this.summariseUnknown(false); // the router is stopping: the count goes to the log only

@@ -11,6 +11,7 @@ import { BackhaulError, ConfigErrors, isBackhaulError, joinPath } from '../core/
 import { ConfigFile, Match, OutboxOptions } from '../core/config/schema.js';
 import { SecretStore, isSecretRef } from '../core/config/secrets.js';
 import type { BrokerSyncConfig } from '../core/config/broker-sync.js';
+import type { StoreConfig } from '../core/config/store.js';
 import { SchemaValidator, suggest } from '../core/config/validate.js';
 import { DeviceTypes } from '../devices/device-types.js';
 import { declaredProblems, type DeclaredDeviceConfig } from '../devices/declared.js';
@@ -93,6 +94,8 @@ export interface LoadedConfig {
     | undefined;
   /** An external Mosquitto kept in step with the registry (src/runtime/dynsec.ts); undefined: none. */
   readonly brokerSync: BrokerSyncConfig | undefined;
+  /** Where the device registry is kept (SQLite in the data folder by default). */
+  readonly store: StoreConfig;
   readonly inputs: readonly InputSpec[];
   readonly sinks: readonly SinkSpec[];
   readonly routes: readonly RouteSpec[];
@@ -226,6 +229,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
     codecs?: Record<string, string>;
     api?: { host?: string; port?: number; bootstrap?: boolean; mosquittoGoAuth?: boolean; historian?: string; trustProxy?: string[]; tls?: TlsServerOptions };
     brokerSync?: BrokerSyncConfig;
+    store?: StoreConfig;
     inputs: Record<string, Record<string, unknown>>;
     sinks: Record<string, Record<string, unknown>>;
     // Only shapes the top-level schema accepted are trusted; the rest is looked at as unknown.
@@ -288,6 +292,12 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
   if (isObject(cfg.api)) cfg.api = resolveSecrets(cfg.api, 'api') as typeof cfg.api;
   if (isObject(cfg.brokerSync) && !topBad('brokerSync')) cfg.brokerSync = resolveSecrets(cfg.brokerSync, 'brokerSync') as BrokerSyncConfig;
   else cfg.brokerSync = undefined;
+  if (isObject(cfg.store) && !topBad('store')) cfg.store = resolveSecrets(cfg.store, 'store') as StoreConfig;
+  else cfg.store = { type: 'sqlite', schema: 'backhaul' };
+  if (cfg.store.type === 'postgres' && cfg.store.url === undefined) errs.push(new BackhaulError('BH_CONFIG_SCHEMA', 'a postgres store needs a url (postgres://user@host:5432/db)', { path: 'store.url' }));
+  if (cfg.store.type === 'sqlite' && (cfg.store.url !== undefined || cfg.store.password !== undefined)) {
+    errs.push(new BackhaulError('BH_CONFIG_SCHEMA', 'the sqlite store is the data folder\'s file: it takes no url or password (did you mean "type": "postgres"?)', { path: 'store.type' }));
+  }
   const declaredRaw = isObject(cfg.devices) && Array.isArray(cfg.devices.declared) ? cfg.devices.declared : [];
   const declared = resolveSecrets(declaredRaw, 'devices.declared') as DeclaredDeviceConfig[];
   errs.push(
@@ -487,6 +497,7 @@ export function buildConfig(raw: unknown, where: { source: string; dir: string }
           },
     // Defaults filled by the top-level schema; the password resolved with the other secrets.
     brokerSync: cfg.brokerSync,
+    store: cfg.store,
     inputs,
     sinks,
     routes,

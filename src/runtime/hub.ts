@@ -26,7 +26,8 @@ import { findDevice } from '../devices/store/rules.js';
 import { DeviceGate } from '../devices/gate.js';
 import { AlarmKeeper } from '../devices/alarms.js';
 import type { AlarmRequest } from './control.js';
-import { registryPath, SqliteDeviceStore } from '../devices/store/index.js';
+import type { DeviceStore } from '../devices/store/index.js';
+import { openDeviceStore } from './stores.js';
 import type { CommandRecord } from '../devices/store/orders.js';
 import { TopicScheme } from '../devices/topics.js';
 import { ApiServer, type ApiPlugin } from '../api/server.js';
@@ -82,7 +83,7 @@ export class Hub {
   private memoryJournal: Journal | undefined;
   private readonly stages: Stage[] = [];
   private router: Router | undefined;
-  private store: SqliteDeviceStore | undefined;
+  private store: DeviceStore | undefined;
   private alarms: AlarmKeeper | undefined;
   private gate: DeviceGate | undefined;
   /** LoRaWAN payload codecs by name (config `codecs`), each in its own sandbox. */
@@ -181,7 +182,7 @@ export class Hub {
 
       const types = new DeviceTypes();
       const scheme = new TopicScheme(types, this.config.devices.topics);
-      this.store = SqliteDeviceStore.open(registryPath(this.config.dataDir), { types, clock: this.clock });
+      this.store = await openDeviceStore(this.config.store, this.config.dataDir, { types, clock: this.clock });
       const devLog = this.logger.child({ part: 'devices' });
       const synced = await syncDeclared(this.store, this.config.devices.declared);
       if (synced.created.length + synced.updated.length + synced.removed.length + synced.adopted.length > 0) {

@@ -9,6 +9,9 @@ import { DeviceTypes } from '../../devices/device-types.js';
 import { registryPath, SqliteDeviceStore, type DeviceStore } from '../../devices/store/index.js';
 import { TopicScheme } from '../../devices/topics.js';
 import { configBasics } from '../status.js';
+import { loadConfigFile } from '../../runtime/config.js';
+import { builtinRegistry } from '../../runtime/registry.js';
+import { openDeviceStore } from '../../runtime/stores.js';
 import { exitCode, isSubcommand, stdio, subcommandLine, UsageError, type Out } from '../io.js';
 import { add } from './add.js';
 import { certificate } from './certificate.js';
@@ -125,7 +128,7 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
       const dataDir = values.data !== undefined ? resolve(values.data) : basics?.dataDir;
       if (dataDir === undefined) throw new UsageError('devices needs -c FILE (the config, for its data folder) or --data DIR');
       const scheme = new TopicScheme(types, basics?.topics ?? {});
-      store = SqliteDeviceStore.open(registryPath(dataDir), { types });
+      store = await openRegistry(values.config, dataDir, types);
       broker = cliBroker(values.config, store, scheme);
       const code = await run({ store, types, scheme, v: values, args, io, dataDir, broker });
       // The registry changed: Mosquitto follows now (a disabled device is cut off at once).
@@ -145,6 +148,18 @@ export async function devicesMain(argv: readonly string[], opts: DevicesRunOptio
     await broker?.close();
     await store?.close();
   }
+}
+
+/**
+ * The registry the config names: its `store` when that is PostgreSQL (the whole config is loaded then, for the
+ * password in the secrets store), else `<data>/registry.sqlite` of the config's or `--data`'s folder.
+ */
+async function openRegistry(configFile: string | undefined, dataDir: string, types: DeviceTypes): Promise<DeviceStore> {
+  if (configFile !== undefined && configBasics(configFile).store === 'postgres') {
+    const config = loadConfigFile(configFile, { registry: builtinRegistry() });
+    return openDeviceStore(config.store, dataDir, { types });
+  }
+  return SqliteDeviceStore.open(registryPath(dataDir), { types });
 }
 
 function configOf(file: string): ReturnType<typeof configBasics> {

@@ -4,6 +4,7 @@ import { TlsServerOptions } from '../tls-server.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { ID_KINDS } from '../ids.js';
 import { BrokerSyncOptions } from './broker-sync.js';
+import { StoreOptions } from './store.js';
 
 /** Ids of inputs and sinks appear in paths, topics and metric labels: keep them plain. */
 export const ID_PATTERN = '^[A-Za-z][A-Za-z0-9_-]{0,63}$';
@@ -251,6 +252,7 @@ export const ConfigFile = Type.Object(
       ),
     ),
     brokerSync: Type.Optional(BrokerSyncOptions),
+    store: StoreOptions,
     inputs: Type.Record(Type.String({ pattern: ID_PATTERN }), DriverInstance, { default: {} }),
     sinks: Type.Record(Type.String({ pattern: ID_PATTERN }), DriverInstance),
     routes: Type.Array(Route, { minItems: 1 }),

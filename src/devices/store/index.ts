@@ -46,6 +46,11 @@ import type { RegistryConnection } from './sqlite.js';
 export interface DeviceStore extends DeviceRecords, CredentialStore, AuditLog, OrderLog {
   /** The alarms (alarms.ts), kept in the registry so they outlive a restart. */
   readonly alarms: AlarmRecords;
+  /**
+   * Stores shared by several instances: call `listener` soon after any of them changed what a device is, so a gate
+   * refreshes at once rather than at its next look. Resolves with what stops it.
+   */
+  onChange?(listener: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

@@ -58,6 +58,8 @@ export interface PostgresDeviceStoreOptions {
   readonly logins?: LoginHasher;
   /** Connections in the pool. Default 5. */
   readonly poolSize?: number;
+  /** The password, when not in the URL (from the secrets store). */
+  readonly password?: string;
 }
 
 /** The session advisory lock the migrate step runs under ('BHRG'): one instance migrates at a time. */
@@ -83,6 +85,9 @@ interface Migration {
 }
 
 /** Every migration this code knows, oldest first; the last one's version is the schema version it writes. */
+/** The LISTEN/NOTIFY channel of registry changes (the payload: the schema). */
+export const CHANGE_CHANNEL = 'backhaul_registry';
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -205,6 +210,21 @@ CREATE TABLE login_key (
   key        text    NOT NULL,
   created_at bigint  NOT NULL
 );
+`,
+  },
+  {
+    version: 4,
+    what: 'a notification on every change of what a device is',
+    // Delivered at commit to every instance that LISTENs (onChange): the payload names the schema, so stores of other
+    // schemas in the same database ignore it. Several changes of one transaction are folded into one by PostgreSQL.
+    sql: (schema) => `
+CREATE OR REPLACE FUNCTION bump_device_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE ${schema}.device_changes SET n = n + 1;
+  PERFORM pg_notify('${CHANGE_CHANNEL}', '${schema}');
+  RETURN NULL;
+END
+$$;
 `,
   },
 ];
@@ -386,7 +406,7 @@ export class PostgresDeviceStore implements DeviceStore {
   private constructor(
     private readonly pool: pg.Pool,
     readonly schema: string,
-    opts: { readonly types: DeviceTypes; readonly clock: Clock; readonly logins: LoginHasher },
+    private readonly opts: { readonly types: DeviceTypes; readonly clock: Clock; readonly logins: LoginHasher; readonly url: string; readonly password?: string },
   ) {
     this.types = opts.types;
     this.clock = opts.clock;
@@ -407,6 +427,7 @@ export class PostgresDeviceStore implements DeviceStore {
     const clock = opts.clock ?? systemClock;
     const pool = new pg.Pool({
       connectionString: opts.url,
+      ...(opts.password !== undefined ? { password: opts.password } : {}),
       options: `-c search_path=${schema}`,
       max: opts.poolSize ?? 5,
       connectionTimeoutMillis: 10_000,
@@ -416,7 +437,7 @@ export class PostgresDeviceStore implements DeviceStore {
     try {
       await migrate(pool, schema, clock);
       const logins = opts.logins ?? (await loadLoginKey(pool, schema, clock));
-      return new PostgresDeviceStore(pool, schema, { types: opts.types, clock, logins });
+      return new PostgresDeviceStore(pool, schema, { types: opts.types, clock, logins, url: opts.url, ...(opts.password !== undefined ? { password: opts.password } : {}) });
     } catch (e) {
       await pool.end().catch(() => undefined);
       if (e instanceof BackhaulError) throw e;
@@ -978,9 +999,62 @@ export class PostgresDeviceStore implements DeviceStore {
     return r.rows.map((row) => toCommand(numbers<CommandRow>(row, COMMAND_INT8)));
   }
 
+  /**
+   * Call `listener` soon after another instance (or this one) commits a change of what a device is: one connection
+   * LISTENs on the change channel, and is made again (after a second) when it drops, then tells the listener once,
+   * since changes may have passed meanwhile. Returns what stops it.
+   */
+  async onChange(listener: () => void): Promise<() => Promise<void>> {
+    let client: pg.Client | undefined;
+    let stopped = false;
+    let retry: NodeJS.Timeout | undefined;
+    const connect = async (): Promise<void> => {
+      const c = new pg.Client({ connectionString: this.opts.url, ...(this.opts.password !== undefined ? { password: this.opts.password } : {}), application_name: 'backhaul-registry-listen' });
+      c.on('notification', (n) => {
+        if (n.channel === CHANGE_CHANNEL && n.payload === this.schema) listener();
+      });
+      c.on('error', () => {
+        if (client === c) client = undefined;
+        c.end().catch(() => undefined);
+        again();
+      });
+      await c.connect();
+      await c.query(`LISTEN ${CHANGE_CHANNEL}`);
+      if (stopped) {
+        await c.end();
+        return;
+      }
+      client = c;
+    };
+    const again = (): void => {
+      if (stopped || retry) return;
+      retry = setTimeout(() => {
+        retry = undefined;
+        connect().then(listener, again);
+      }, 1000);
+      retry.unref();
+    };
+    await connect();
+    const stop = async (): Promise<void> => {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => undefined);
+    };
+    this.listeners.add(stop);
+    return async () => {
+      this.listeners.delete(stop);
+      await stop();
+    };
+  }
+
+  private readonly listeners = new Set<() => Promise<void>>();
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all([...this.listeners].map((s) => s()));
     await this.pool.end();
   }
 }
