@@ -16,7 +16,7 @@ import type { Metrics } from '../core/metrics.js';
 import type { Principal } from '../core/driver.js';
 import { makeEvent } from '../core/events.js';
 import type { Frame, HubEvent, LorawanMeta, Reading } from '../core/types.js';
-import type { DeviceStore } from './store/index.js';
+import type { DeviceStore, Lease } from './store/index.js';
 import type { TouchItem } from './store/devices.js';
 import type { RehashItem } from './store/credentials.js';
 import { effectiveThresholds, isSelfDescription } from './device-types.js';
@@ -210,9 +210,12 @@ export class DeviceGate {
 
   async start(): Promise<void> {
     const devices = await this.refresh();
+    // A registry several instances share: one of them (the lease's holder) says device.offline and device.online for
+    // the whole cluster, judging by the last-seen times every instance writes.
+    this.lease = await this.o.store.lease?.('liveness');
     this.liveness = new LivenessMonitor({
       clock: this.o.clock,
-      emit: this.o.publish,
+      emit: (ev) => this.livenessEvent(ev),
       thresholdsOf: (id) => this.known.get(id)?.thresholds,
       describe: (id) => `${this.known.get(id)?.kindName ?? 'device'} ${id}`,
     });
@@ -234,9 +237,79 @@ export class DeviceGate {
     this.schedule();
     // A registry other instances share tells of their changes: refreshed at once, not at the next look.
     if (this.o.store.onChange) this.unwatch = await this.o.store.onChange(() => this.changedElsewhere());
+    await this.followCluster().catch((e: unknown) => this.o.logger.warn({ err: errorText(e) }, 'reading the cluster\'s liveness failed; the next tick retries'));
   }
 
   private unwatch: (() => Promise<void>) | undefined;
+  private lease: Lease | undefined;
+  /** Whether this instance held the liveness lease at the last look (a takeover re-reads what is offline). */
+  private leading = false;
+  /** Devices whose device.offline the cluster published (their offline alarm is open), by this instance or another. */
+  private readonly offlineShared = new Set<string>();
+  /** The newest last-seen time read from the shared registry. */
+  private seenMark = 0;
+
+  /**
+   * Liveness events of a cluster: only the lease holder's pass. Its device.offline first asks the registry whether
+   * another instance heard the device since (then it was not silent: the deadline moves on, nothing is said); its
+   * device.online only answers a device.offline the cluster published.
+   */
+  private livenessEvent(ev: HubEvent): void {
+    if (!this.lease || (ev.type !== 'device.offline' && ev.type !== 'device.online') || ev.device === undefined) {
+      this.o.publish(ev);
+      return;
+    }
+    if (!this.lease.held) return; // the holder judges it
+    const id = ev.device;
+    if (ev.type === 'device.online') {
+      if (this.offlineShared.delete(id)) this.o.publish(ev);
+      return;
+    }
+    const judged = (ev.data as { lastSeen?: unknown }).lastSeen;
+    this.o.store.get(id).then(
+      (d) => {
+        const seen = d?.lastSeen;
+        if (seen !== undefined && typeof judged === 'number' && seen > judged) {
+          this.liveness?.heard(id, seen);
+          return;
+        }
+        this.offlineShared.add(id);
+        this.o.publish(ev);
+      },
+      (e: unknown) => {
+        this.o.logger.warn({ err: errorText(e), device: id }, 'the registry could not say whether another instance heard the device; device.offline raised');
+        this.offlineShared.add(id);
+        this.o.publish(ev);
+      },
+    );
+  }
+
+  /**
+   * The lease holder, each tick: on taking the lease, what the cluster holds offline (open offline alarms); then the
+   * signs of life other instances wrote since the last look, which move deadlines (and answer an offline device with
+   * device.online).
+   */
+  private async followCluster(): Promise<void> {
+    const lease = this.lease;
+    const seenSince = this.o.store.seenSince?.bind(this.o.store);
+    if (!lease || !seenSince) return;
+    const held = lease.held;
+    if (held && !this.leading) {
+      this.offlineShared.clear();
+      for (const a of await this.o.store.alarms.allOpen()) if (a.subjectKind === 'device' && a.kind === 'offline') this.offlineShared.add(a.subject);
+      this.o.logger.info({ offline: this.offlineShared.size }, 'this instance now judges device liveness for the cluster');
+    }
+    this.leading = held;
+    if (!held) return;
+    const rows = await seenSince(this.seenMark);
+    for (const r of rows) {
+      if (r.lastSeen > this.seenMark) this.seenMark = r.lastSeen;
+      const local = this.liveness?.state(r.id);
+      if (local?.lastSeen !== undefined && local.lastSeen >= r.lastSeen) continue;
+      if (local?.online === false && this.offlineShared.has(r.id)) this.liveness?.observe({ device: r.id }, r.lastSeen);
+      else this.liveness?.heard(r.id, r.lastSeen);
+    }
+  }
   private refreshing: Promise<void> | undefined;
   private again = false;
 
@@ -335,6 +408,7 @@ export class DeviceGate {
       await this.flushTouches();
       await this.flushRehashes();
       await this.flushObserved();
+      await this.followCluster();
       if (this.o.clock.now() - this.lastRefresh >= (this.o.refreshMs ?? 10_000)) await this.refreshIfChanged();
     } catch (e) {
       this.o.logger.warn({ err: errorText(e) }, 'device registry update failed; retrying');
@@ -860,6 +934,7 @@ export class DeviceGate {
     this.stopped = true;
     await this.unwatch?.();
     await this.refreshing;
+    await this.lease?.stop();
     this.liveness?.stop();
     if (this.timer) this.o.clock.clearTimeout(this.timer);
     this.summariseUnknown(false); // the router is stopping: the count goes to the log only

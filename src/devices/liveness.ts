@@ -177,6 +177,20 @@ export class LivenessMonitor {
   }
 
   /**
+   * A sign of life seen elsewhere (another instance of a cluster heard the device, or would have before this one
+   * judged it silent): records `at` and re-arms its deadline, and raises nothing — the device.offline this instance
+   * was about to raise was never published, so no device.online answers it.
+   */
+  heard(id: string, at: number): void {
+    const e = this.entries.get(id) ?? this.add(id);
+    if (!e) return;
+    if (e.lastSeen === undefined || at > e.lastSeen) e.lastSeen = at;
+    e.online = undefined;
+    this.schedule(e, this.o.thresholdsOf(e.id)?.maxSilentMs);
+    this.arm();
+  }
+
+  /**
    * Read a device's thresholds again (or every device's) and move its deadline: for an operator's change of
    * `maxSilentMs`. (Every message reads them anyway; a larger or removed threshold is also noticed when the old
    * deadline comes.)

@@ -51,7 +51,22 @@ export interface DeviceStore extends DeviceRecords, CredentialStore, AuditLog, O
    * refreshes at once rather than at its next look. Resolves with what stops it.
    */
   onChange?(listener: () => void): Promise<() => Promise<void>>;
+  /**
+   * Stores shared by several instances: a lease only one of them holds at a time (`name` tells leases apart), so
+   * that what must happen once for the whole cluster (device.offline) is done by one. Taken over by another within
+   * seconds when its holder stops or dies.
+   */
+  lease?(name: string): Promise<Lease>;
+  /** Shared stores: the devices whose last-seen time is later than `since` (ms), as any instance wrote it. */
+  seenSince?(since: number): Promise<Array<{ readonly id: string; readonly lastSeen: number }>>;
   close(): Promise<void>;
+}
+
+export interface Lease {
+  /** True while this instance holds it. */
+  readonly held: boolean;
+  /** Give it up (and stop trying to take it). */
+  stop(): Promise<void>;
 }
 
 // ---------------------------------------------------------------- SQLite

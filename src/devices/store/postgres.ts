@@ -15,7 +15,7 @@
 // - The login key (LoginHasher) is one random key in the `login_key` table, made by the first open and read by every
 //   other, unless the caller gives one (`logins`).
 import pg from 'pg';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { BackhaulError, errorText, shown } from '../../core/errors.js';
 import { whereClause } from '../../core/sql.js';
 import { systemClock, type Clock } from '../../core/clock.js';
@@ -42,7 +42,7 @@ import {
   type UpsertOutcome,
   type UpsertResult,
 } from './devices.js';
-import type { DeviceStore } from './index.js';
+import type { DeviceStore, Lease } from './index.js';
 import { toCommand, type CommandInput, type CommandQuery, type CommandRecord, type CommandRow, type CommandStatus } from './orders.js';
 import { identify, notFound, planDevice, readOnly } from './rules.js';
 import { toDevice, type DeviceRow } from './sqlite.js';
@@ -1050,6 +1050,78 @@ export class PostgresDeviceStore implements DeviceStore {
   }
 
   private readonly listeners = new Set<() => Promise<void>>();
+
+  /**
+   * A session advisory lock on a connection of its own, keyed by schema and name: whoever holds the connection holds
+   * the lease; PostgreSQL frees it when that connection ends (a stop, a crash, a lost network), and the others, which
+   * try every `retryMs`, take it over.
+   */
+  async lease(name: string, retryMs = 2000): Promise<Lease> {
+    const key = createHash('sha256').update(`backhaul-lease:${this.schema}:${name}`).digest().readBigInt64BE(0).toString();
+    let client: pg.Client | undefined;
+    let held = false;
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const drop = (c: pg.Client): void => {
+      if (client === c) {
+        client = undefined;
+        held = false;
+      }
+      c.end().catch(() => undefined);
+    };
+    const attempt = async (): Promise<void> => {
+      if (stopped || held) return;
+      if (!client) {
+        const c = new pg.Client({ connectionString: this.opts.url, ...(this.opts.password !== undefined ? { password: this.opts.password } : {}), application_name: `backhaul-lease-${name}` });
+        c.on('error', () => drop(c));
+        await c.connect();
+        if (stopped) {
+          await c.end();
+          return;
+        }
+        client = c;
+      }
+      const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [key]);
+      held = r.rows[0]?.ok === true;
+    };
+    const loop = (): void => {
+      if (stopped) return;
+      timer = setTimeout(() => {
+        attempt().then(loop, () => {
+          if (client) drop(client);
+          loop();
+        });
+      }, retryMs);
+      timer.unref();
+    };
+    await attempt().catch(() => {
+      if (client) drop(client);
+    });
+    loop();
+    const stop = async (): Promise<void> => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      const c = client;
+      client = undefined;
+      held = false;
+      await c?.end().catch(() => undefined);
+    };
+    this.listeners.add(stop);
+    return {
+      get held() {
+        return held;
+      },
+      stop: async () => {
+        this.listeners.delete(stop);
+        await stop();
+      },
+    };
+  }
+
+  async seenSince(since: number): Promise<Array<{ readonly id: string; readonly lastSeen: number }>> {
+    const r = await this.pool.query<{ id: string; last_seen: string }>('SELECT id, last_seen FROM devices WHERE last_seen > $1', [Math.floor(since)]);
+    return r.rows.map((x) => ({ id: x.id, lastSeen: Number(x.last_seen) }));
+  }
 
   async close(): Promise<void> {
     if (this.closed) return;
