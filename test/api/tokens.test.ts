@@ -18,11 +18,11 @@ import { rejectsCode, tokenStoreConformance } from './token-store-conformance.js
 const pgSkip = await postgresSkip();
 
 tokenStoreConformance('SqliteTokenStore', {
-  make: async ({ clock, cleanup }) => {
+  make: ({ clock, cleanup }) => {
     const dir = tempDir('backhaul-tokens-');
     cleanup(() => dir.cleanup());
     const store = SqliteTokenStore.open(tokensPath(dir.path), { clock });
-    return { store, other: async () => SqliteTokenStore.open(tokensPath(dir.path), { clock }) };
+    return Promise.resolve({ store, other: () => Promise.resolve(SqliteTokenStore.open(tokensPath(dir.path), { clock })) });
   },
 });
 
@@ -132,12 +132,12 @@ test('openTokenStore: SQLite in the data folder by default, PostgreSQL when the 
   const lite: TokenStore = await openTokenStore({ type: 'sqlite', schema: 'backhaul' }, dir.path);
   cleanup(() => lite.close());
   assert.ok(lite instanceof SqliteTokenStore);
-  assert.equal((lite as SqliteTokenStore).path, tokensPath(dir.path));
+  assert.equal(lite.path, tokensPath(dir.path));
   if (pgSkip) return;
   const schema = freshSchema();
   cleanup(() => schema.drop());
   const pgs = await openTokenStore({ type: 'postgres', url: POSTGRES_URL, schema: schema.name }, dir.path);
   cleanup(() => pgs.close());
   assert.ok(pgs instanceof PostgresTokenStore);
-  assert.equal((pgs as PostgresTokenStore).schema, schema.name);
+  assert.equal(pgs.schema, schema.name);
 });
