@@ -15,7 +15,7 @@ import type { Metrics } from '../core/metrics.js';
 import { RateLimiter } from '../core/ratelimit.js';
 import { DEFAULT_API_RATE_LIMITS, enforce, type ApiRateLimits } from './limits.js';
 import { ApiError, errorResponses, type ApiPlugin } from './server.js';
-import { roleAtLeast, type Role, type SqliteTokenStore } from './tokens.js';
+import { roleAtLeast, type Role, type TokenStore } from './tokens.js';
 
 export interface ApiPrincipal {
   tokenId: string;
@@ -123,7 +123,7 @@ function key(sessionId: string): string {
 }
 
 export interface AuthOptions {
-  readonly tokens: SqliteTokenStore;
+  readonly tokens: TokenStore;
   readonly sessions: SessionStore;
   /** Per client address (limits.ts); default DEFAULT_API_RATE_LIMITS. */
   readonly rateLimits?: Partial<Pick<ApiRateLimits, 'session' | 'token'>>;

@@ -1,6 +1,10 @@
-// API tokens: `bh_<id>_<secret>`, a role each, kept in `<data>/tokens.sqlite` (WAL, so the CLI can create and revoke
-// tokens while Backhaul runs, and the API sees a revocation on its next request). Only SHA-256 of the secret is
-// stored: the secret is 192 random bits, so a slow hash would add nothing but latency on every request.
+// API tokens: `bh_<id>_<secret>`, a role each, kept where the config's `store` says: `<data>/tokens.sqlite` (the
+// default; WAL, so the CLI can create and revoke tokens while Backhaul runs, and the API sees a revocation on its next
+// request), or the `api_tokens` table of the shared PostgreSQL schema (tokens-postgres.ts). Only SHA-256 of the secret
+// is stored: the secret is 192 random bits, so a slow hash would add nothing but latency on every request.
+//
+// TokenStore is what the auth hook, the routes, the hub and the CLI use: checking a token (verify, touch) is
+// synchronous, so no request waits on a network round trip; what writes or lists may be asynchronous (await it).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
@@ -35,6 +39,29 @@ export interface NewToken {
   token: string;
 }
 
+/** A value, or a promise of it: SqliteTokenStore answers at once, PostgresTokenStore later. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** The API tokens, wherever they are kept (SqliteTokenStore, PostgresTokenStore). */
+export interface TokenStore {
+  /** A new token; BH_TOKEN_NAME (path `name`) when the name is bad or taken by a live token, BH_TOKEN_ROLE (`role`). */
+  create(name: string | undefined, role: Role): MaybePromise<NewToken>;
+  /** Creates a token only when none was ever created (revoked ones count), atomically. */
+  createIfNone(name: string, role: Role): MaybePromise<NewToken | undefined>;
+  /** The token's info when it is well formed, known, matches and is not revoked; marks it used (throttled). */
+  verify(token: string): TokenInfo | undefined;
+  /** The token with this id when it is not revoked, marked used (throttled). */
+  touch(id: string): TokenInfo | undefined;
+  get(id: string): MaybePromise<TokenInfo | undefined>;
+  /** Every token, revoked ones too, oldest first. */
+  list(): MaybePromise<TokenInfo[]>;
+  /** Revoke (again is fine: the first revokedAt stays); BH_TOKEN_NOT_FOUND, path `id`, when unknown. */
+  revoke(id: string): MaybePromise<TokenInfo>;
+  /** Tokens not revoked. */
+  activeCount(): MaybePromise<number>;
+  close(): MaybePromise<void>;
+}
+
 export interface TokenStoreOptions {
   readonly clock?: Clock;
 }
@@ -61,12 +88,12 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE UNIQUE INDEX IF NOT EXISTS tokens_active_name ON tokens (name) WHERE revoked_at IS NULL;
 `;
 
-const TOKEN_RE = /^bh_([0-9a-f]{8})_([A-Za-z0-9_-]{32})$/;
+export const TOKEN_RE = /^bh_([0-9a-f]{8})_([A-Za-z0-9_-]{32})$/;
 const NAME_RE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}\p{Zs}]{1,64}$/u;
 // Compared against when the id is unknown, so unknown and wrong-secret tokens take the same work.
-const DUMMY_HASH = createHash('sha256').update('backhaul').digest();
+export const DUMMY_HASH = createHash('sha256').update('backhaul').digest();
 
-interface TokenRow {
+export interface TokenRow {
   id: string;
   name: string;
   role: string;
@@ -76,7 +103,7 @@ interface TokenRow {
   revoked_at: number | null;
 }
 
-function toInfo(r: TokenRow): TokenInfo {
+export function toInfo(r: TokenRow): TokenInfo {
   return {
     id: r.id,
     name: r.name,
@@ -88,21 +115,21 @@ function toInfo(r: TokenRow): TokenInfo {
   };
 }
 
-function sha256(s: string): Buffer {
+export function sha256(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
 }
 
-function checkName(name: string): void {
+export function checkName(name: string): void {
   if (typeof name !== 'string' || !NAME_RE.test(name) || /^\s|\s$/u.test(name)) {
     throw new BackhaulError('BH_TOKEN_NAME', 'a token name is 1 to 64 printable characters, without spaces at either end', { path: 'name' });
   }
 }
 
-function checkRole(role: unknown): asserts role is Role {
+export function checkRole(role: unknown): asserts role is Role {
   if (!isRole(role)) throw new BackhaulError('BH_TOKEN_ROLE', `${JSON.stringify(role)} is not a role: use ${ROLES.join(', ')}`, { path: 'role' });
 }
 
-export class SqliteTokenStore {
+export class SqliteTokenStore implements TokenStore {
   private readonly clock: Clock;
   private readonly cache: StatementCache;
 
@@ -229,6 +256,8 @@ export class SqliteTokenStore {
  * On a first start (no token was ever created, revoked ones count), an `admin` token named `first-admin`, for the
  * caller to print once; undefined otherwise.
  */
-export function ensureFirstAdmin(store: SqliteTokenStore): NewToken | undefined {
+export function ensureFirstAdmin(store: SqliteTokenStore): NewToken | undefined;
+export function ensureFirstAdmin(store: TokenStore): MaybePromise<NewToken | undefined>;
+export function ensureFirstAdmin(store: TokenStore): MaybePromise<NewToken | undefined> {
   return store.createIfNone('first-admin', 'admin');
 }

@@ -1,11 +1,16 @@
-// `backhaul tokens …`: API tokens from the command line, on `<data>/tokens.sqlite` of the config's data folder
-// (`-c FILE`) or of `--data DIR`; safe while Backhaul runs (SQLite WAL), and a revocation takes effect on the API's
-// next request. Errors print as `CODE path: message` on stderr; exit 1 for errors, 2 for usage.
-import { ROLES, SqliteTokenStore, tokensPath, type Role, type TokenInfo } from '../api/tokens.js';
-import { configDataDir as dataDirOf } from './status.js';
+// `backhaul tokens …`: API tokens from the command line, where the config keeps them: its PostgreSQL `store` (`-c FILE`
+// naming one: the whole config is loaded then, for the password), else `<data>/tokens.sqlite` of the config's data
+// folder or of `--data DIR`; safe while Backhaul runs (SQLite WAL; PostgreSQL notices), and a revocation takes effect
+// on the API's next request (on every instance sharing the PostgreSQL store within a second). Errors print as
+// `CODE path: message` on stderr; exit 1 for errors, 2 for usage.
+import { ROLES, SqliteTokenStore, tokensPath, type Role, type TokenInfo, type TokenStore } from '../api/tokens.js';
+import { loadConfigFile } from '../runtime/config.js';
+import { builtinRegistry } from '../runtime/registry.js';
+import { openTokenStore } from '../runtime/stores.js';
+import { configBasics, configDataDir as dataDirOf } from './status.js';
 import { DATA_OPTIONS, dataDirArg, exitCode, isSubcommand, iso, json, stdio, subcommandLine, table, UsageError, type Out, type Values as IoValues } from './io.js';
 
-export const TOKENS_HELP = `backhaul tokens — API tokens (<data>/tokens.sqlite)
+export const TOKENS_HELP = `backhaul tokens — API tokens (<data>/tokens.sqlite, or the config's PostgreSQL store)
 
 Usage: backhaul tokens COMMAND [options] (-c FILE | --data DIR) [--json]
   create --role ${ROLES.join('|')}   a new token, printed once (only its hash is kept)
@@ -29,17 +34,17 @@ export function isTokensCommand(argv: readonly string[]): boolean {
 }
 
 interface Ctx {
-  readonly store: SqliteTokenStore;
+  readonly store: TokenStore;
   readonly v: Values;
   readonly args: readonly string[];
   readonly io: Out;
 }
 
-function create(c: Ctx): number {
+async function create(c: Ctx): Promise<number> {
   if (c.args.length > 0) throw new UsageError('create takes no arguments (the name is --name N)');
   if (c.v.role === undefined) throw new UsageError(`create needs --role ${ROLES.join('|')}`);
   // An unknown role is the store's to refuse: BH_TOKEN_ROLE, exit 1.
-  const { info, token } = c.store.create(c.v.name, c.v.role as Role);
+  const { info, token } = await c.store.create(c.v.name, c.v.role as Role);
   if (c.v.json) {
     c.io.out(json({ id: info.id, name: info.name, role: info.role, token }));
     return 0;
@@ -50,9 +55,9 @@ function create(c: Ctx): number {
   return 0;
 }
 
-function list(c: Ctx): number {
+async function list(c: Ctx): Promise<number> {
   if (c.args.length > 0) throw new UsageError('list takes no arguments');
-  const tokens = c.store.list();
+  const tokens = await c.store.list();
   if (c.v.json) {
     c.io.out(json(tokens));
     return 0;
@@ -72,11 +77,11 @@ function list(c: Ctx): number {
   return 0;
 }
 
-function revoke(c: Ctx): number {
+async function revoke(c: Ctx): Promise<number> {
   const id = c.args[0];
   if (id === undefined || c.args.length > 1) throw new UsageError('revoke takes one token id (see `backhaul tokens list`)');
-  const before = c.store.get(id);
-  const info = c.store.revoke(id);
+  const before = await c.store.get(id);
+  const info = await c.store.revoke(id);
   const already = before?.revokedAt !== undefined;
   if (c.v.json) c.io.out(json({ ...info, changed: !already }));
   else c.io.out(already ? `token ${info.id} "${info.name}" was already revoked at ${iso(info.revokedAt)}` : `token ${info.id} "${info.name}" revoked`);
@@ -93,20 +98,29 @@ export async function tokensMain(argv: readonly string[], opts: TokensRunOptions
   const line = subcommandLine(argv, OPTIONS, TOKENS_HELP, io);
   if (typeof line === 'number') return line;
   const { values, cmd, args } = line;
-  const commands: Record<string, (c: Ctx) => number> = { create, list, revoke };
+  const commands: Record<string, (c: Ctx) => Promise<number>> = { create, list, revoke };
   const cmdFn = commands[cmd];
   if (!cmdFn) {
     io.err(`BH_USAGE unknown tokens command "${cmd}"\n\n${TOKENS_HELP}`);
     return 2;
   }
-  let store: SqliteTokenStore | undefined;
+  let store: TokenStore | undefined;
   try {
-    return await exitCode(io, () => {
+    return await exitCode(io, async () => {
       const dataDir = dataDirArg(values, 'tokens', dataDirOf);
-      store = SqliteTokenStore.open(tokensPath(dataDir));
+      store = await openTokens(values.config, dataDir);
       return cmdFn({ store, v: values, args, io });
     });
   } finally {
-    store?.close();
+    await store?.close();
   }
+}
+
+/** The tokens the config names: its `store` when that is PostgreSQL, else `<data>/tokens.sqlite`. */
+async function openTokens(configFile: string | undefined, dataDir: string): Promise<TokenStore> {
+  if (configFile !== undefined && configBasics(configFile).store === 'postgres') {
+    const config = loadConfigFile(configFile, { registry: builtinRegistry() });
+    return openTokenStore(config.store, dataDir);
+  }
+  return SqliteTokenStore.open(tokensPath(dataDir));
 }

@@ -108,7 +108,7 @@ export const ERROR_CATALOG = {
   BH_TOKEN_NAME: [400, 'An API token name is empty, longer than 64 characters, holds non-printable characters or spaces at either end, or is taken by a token that is not revoked.'],
   BH_TOKEN_ROLE: [400, 'An API token role is not one of viewer, operator, admin.'],
   BH_TOKEN_NOT_FOUND: [404, 'No API token with that id exists.'],
-  BH_TOKEN_OPEN: [500, 'The API token file (`<data>/tokens.sqlite`) could not be opened (permissions, not a SQLite file, written by a newer Backhaul).'],
+  BH_TOKEN_OPEN: [500, 'The API tokens could not be opened: the token file `<data>/tokens.sqlite` (permissions, not a SQLite file, written by a newer Backhaul), or the PostgreSQL store (unreachable, refused, a bad schema name, tokens written by a newer Backhaul).'],
   // `backhaul certs` (the site's PKI, docs/tls.md)
   BH_CERT_NO_CA: [404, 'There is no CA in the certificates folder yet (`ca.pem`, `ca-key.pem`): run `backhaul certs init` first.'],
   BH_CERT_CA_EXISTS: [409, 'The certificates folder has a CA already; `backhaul certs init` keeps it (every certificate it signed depends on it) unless given `--force`.'],

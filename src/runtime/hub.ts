@@ -27,7 +27,7 @@ import { DeviceGate } from '../devices/gate.js';
 import { AlarmKeeper } from '../devices/alarms.js';
 import type { AlarmRequest } from './control.js';
 import type { DeviceStore } from '../devices/store/index.js';
-import { openDeviceStore } from './stores.js';
+import { openDeviceStore, openTokenStore } from './stores.js';
 import type { CommandRecord } from '../devices/store/orders.js';
 import { TopicScheme } from '../devices/topics.js';
 import { ApiServer, type ApiPlugin } from '../api/server.js';
@@ -35,7 +35,7 @@ import { bootstrapRoutes } from '../api/bootstrap.js';
 import { SessionStore } from '../api/auth.js';
 import { dashboardRoot, dashboardRoutes } from '../api/dashboard.js';
 import { restApi, type ApiDeps } from '../api/rest/index.js';
-import { ensureFirstAdmin, SqliteTokenStore, tokensPath } from '../api/tokens.js';
+import { ensureFirstAdmin, type TokenStore } from '../api/tokens.js';
 import { existsSync, readFileSync } from 'node:fs';
 import type { HistoryReader } from '../core/history.js';
 import type { HubEvent } from '../core/types.js';
@@ -97,7 +97,7 @@ export class Hub {
   /** The external Mosquitto kept in step with the registry (config `brokerSync`). */
   private brokerSync: BrokerSync | undefined;
   private api: ApiServer | undefined;
-  private tokens: SqliteTokenStore | undefined;
+  private tokens: TokenStore | undefined;
   private historian: HistoryReader | undefined;
   private readonly eventListeners = new Set<(e: HubEvent) => void>();
   private running = false;
@@ -277,9 +277,9 @@ export class Hub {
     const api = this.config.api!;
     const store = this.store!;
     const log = this.logger.child({ part: 'api' });
-    const tokens = SqliteTokenStore.open(tokensPath(this.config.dataDir), { clock: this.clock });
+    const tokens = await openTokenStore(this.config.store, this.config.dataDir, { clock: this.clock });
     this.tokens = tokens;
-    const first = ensureFirstAdmin(tokens);
+    const first = await ensureFirstAdmin(tokens);
     if (first) {
       log.warn({ token: first.info.id, role: 'admin' }, 'created the first API token (admin); it is shown once, on stdout, and only its hash is kept');
       this.opts.onFirstAdminToken?.(first.token);
@@ -703,7 +703,7 @@ export class Hub {
     }
     try {
       await this.api?.stop();
-      this.tokens?.close();
+      await this.tokens?.close();
       this.historian?.close();
     } catch (e) {
       this.logger.warn({ err: e }, 'closing the HTTP API failed');

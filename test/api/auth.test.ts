@@ -1,5 +1,5 @@
 // API tokens, roles and dashboard sessions, black-box: a real ApiServer on a free port with a restPlugin guarding a few
-// test routes, a real SQLite token file, real HTTP with fetch.
+// test routes, a real SQLite token file, real HTTP with fetch. The stores themselves: token-store-conformance.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -11,9 +11,8 @@ import { request as httpRequest } from 'node:http';
 import { restPlugin, SessionStore, type AuthOptions } from '../../src/api/auth.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { ApiServer, errorResponses } from '../../src/api/server.js';
-import { ensureFirstAdmin, roleAtLeast, SqliteTokenStore, tokensPath, type Role } from '../../src/api/tokens.js';
+import { roleAtLeast, SqliteTokenStore, tokensPath, type Role } from '../../src/api/tokens.js';
 import { ManualClock } from '../../src/core/clock.js';
-import { BackhaulError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { tempDir } from '../helpers/context.js';
 
@@ -464,31 +463,6 @@ test('SessionStore: idle expiry, refresh on use, drop, dropToken, least recently
   assert.equal(dflt.resolve(d), undefined);
 });
 
-test('ensureFirstAdmin creates one admin token on an empty file, and never again', (t) => {
-  const dir = tempDir('backhaul-auth-');
-  t.after(() => dir.cleanup());
-  const store = SqliteTokenStore.open(tokensPath(dir.path));
-  t.after(() => store.close());
-  const first = ensureFirstAdmin(store);
-  assert.ok(first);
-  assert.equal(first.info.name, 'first-admin');
-  assert.equal(first.info.role, 'admin');
-  assert.equal(store.verify(first.token)?.id, first.info.id);
-  assert.equal(ensureFirstAdmin(store), undefined);
-  // Even with every token revoked: an admin locked out uses the CLI, a restart does not hand out a new one.
-  store.revoke(first.info.id);
-  assert.equal(store.activeCount(), 0);
-  assert.equal(ensureFirstAdmin(store), undefined);
-  assert.equal(store.list().length, 1);
-
-  // A file where the CLI created a token first gets no first-admin.
-  const other = SqliteTokenStore.open(':memory:');
-  t.after(() => other.close());
-  other.create('cli-made', 'viewer');
-  assert.equal(ensureFirstAdmin(other), undefined);
-  assert.deepEqual(other.list().map((i) => i.name), ['cli-made']);
-});
-
 test('token store: only the SHA-256 of the secret reaches the disk', (t) => {
   const dir = tempDir('backhaul-auth-');
   t.after(() => dir.cleanup());
@@ -517,83 +491,3 @@ test('token store: only the SHA-256 of the secret reaches the disk', (t) => {
   assert.equal(again.verify(token)?.name, 'disk', 'verifies from the hash alone');
 });
 
-test('token store: lastUsedAt is written at most once a minute', (t) => {
-  const dir = tempDir('backhaul-auth-');
-  t.after(() => dir.cleanup());
-  const clock = new ManualClock(T0);
-  const store = SqliteTokenStore.open(tokensPath(dir.path), { clock });
-  t.after(() => store.close());
-  const { info, token } = store.create('busy', 'viewer');
-  assert.equal(info.lastUsedAt, undefined);
-  const onDisk = () => {
-    const other = SqliteTokenStore.open(tokensPath(dir.path));
-    try {
-      return other.get(info.id)?.lastUsedAt;
-    } finally {
-      other.close();
-    }
-  };
-  clock.advance(5);
-  assert.equal(store.verify(token)?.lastUsedAt, T0 + 5);
-  assert.equal(onDisk(), T0 + 5);
-  clock.advance(59_000);
-  assert.equal(store.verify(token)?.lastUsedAt, T0 + 5, 'not rewritten within the minute');
-  assert.equal(onDisk(), T0 + 5);
-  clock.advance(1_000);
-  assert.equal(store.verify(token)?.lastUsedAt, T0 + 60_005);
-  assert.equal(onDisk(), T0 + 60_005);
-  // A failed verification does not count as a use.
-  clock.advance(120_000);
-  assert.equal(store.verify(`${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`), undefined);
-  assert.equal(onDisk(), T0 + 60_005);
-});
-
-test('token store: names, roles, list order, revoke, activeCount', (t) => {
-  const clock = new ManualClock(T0);
-  const store = SqliteTokenStore.open(':memory:', { clock });
-  t.after(() => store.close());
-  const codeOf = (fn: () => unknown): string => {
-    try {
-      fn();
-    } catch (e) {
-      assert.ok(e instanceof BackhaulError, String(e));
-      return `${e.code} ${e.path ?? ''}`;
-    }
-    return 'no error';
-  };
-  for (const bad of ['', 'x'.repeat(65), 'a\nb', 'tab\there', ' lead', 'trail ', '\u0000']) {
-    assert.equal(codeOf(() => store.create(bad, 'viewer')), 'BH_TOKEN_NAME name', JSON.stringify(bad));
-  }
-  assert.equal(codeOf(() => store.create('ok', 'root' as Role)), 'BH_TOKEN_ROLE role');
-  assert.equal(store.list().length, 0, 'nothing was created by the refusals');
-
-  const a = store.create('x'.repeat(64), 'viewer');
-  clock.advance(1);
-  const b = store.create('Zoë — dashboard', 'admin');
-  clock.advance(1);
-  assert.equal(codeOf(() => store.create('Zoë — dashboard', 'viewer')), 'BH_TOKEN_NAME name');
-  const dflt = store.create(undefined, 'operator');
-  assert.equal(dflt.info.name, `operator-${dflt.info.id}`);
-  assert.deepEqual(store.list().map((i) => i.id), [a.info.id, b.info.id, dflt.info.id]);
-  assert.equal(store.activeCount(), 3);
-
-  clock.advance(10);
-  const r1 = store.revoke(b.info.id);
-  assert.equal(r1.revokedAt, T0 + 12);
-  clock.advance(10);
-  assert.equal(store.revoke(b.info.id).revokedAt, T0 + 12, 'revoking again keeps the first time');
-  assert.equal(store.verify(b.token), undefined);
-  assert.equal(store.touch(b.info.id), undefined);
-  assert.equal(store.activeCount(), 2);
-  // A revoked token's name is free again; the revoked one stays listed.
-  const b2 = store.create('Zoë — dashboard', 'viewer');
-  assert.deepEqual(store.list().map((i) => [i.id, i.revokedAt !== undefined]), [
-    [a.info.id, false],
-    [b.info.id, true],
-    [dflt.info.id, false],
-    [b2.info.id, false],
-  ]);
-  assert.equal(store.get(b.info.id)?.role, 'admin');
-  assert.equal(store.get('zzzzzzzz'), undefined);
-  assert.equal(codeOf(() => store.revoke('zzzzzzzz')), 'BH_TOKEN_NOT_FOUND id');
-});

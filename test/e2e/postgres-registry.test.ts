@@ -47,7 +47,8 @@ test('registry in PostgreSQL: one device for two instances; a change through one
     const hub = new Hub({ config, logger: silentLogger(), onFirstAdminToken: (tok) => (admin = tok) });
     await hub.start();
     later(() => hub.stop());
-    instances.push({ hub, port, admin, file });
+    // The tokens follow the store: only the first hub makes a first admin, and it works on both.
+    instances.push({ hub, port, admin: admin || instances[0]?.admin || '', file });
   }
   const [north, south] = instances as [(typeof instances)[0], (typeof instances)[0]];
 

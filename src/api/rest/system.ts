@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { SessionStore } from '../auth.js';
-import { ROLES, type SqliteTokenStore } from '../tokens.js';
+import { ROLES, type TokenStore } from '../tokens.js';
 import { ApiError, errorResponses } from '../server.js';
 import { AuditView, type ApiDeps } from './deps.js';
 
@@ -38,7 +38,7 @@ const AuditQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; sessions: SessionStore }): (app: FastifyInstance) => void {
+export function systemRoutes(deps: ApiDeps, auth: { tokens: TokenStore; sessions: SessionStore }): (app: FastifyInstance) => void {
   return (app) => {
     app.get(
       '/api/v1/health',
@@ -90,8 +90,8 @@ export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; se
       },
     );
 
-    app.get('/api/v1/tokens', { config: { role: 'admin' }, schema: { operationId: 'listTokens', summary: 'The API tokens (never their secrets)', tags: ['tokens'], response: { 200: Type.Array(TokenView), ...errorResponses } } }, () =>
-      auth.tokens.list(),
+    app.get('/api/v1/tokens', { config: { role: 'admin' }, schema: { operationId: 'listTokens', summary: 'The API tokens (never their secrets)', tags: ['tokens'], response: { 200: Type.Array(TokenView), ...errorResponses } } }, async () =>
+      await auth.tokens.list(),
     );
 
     const NewTokenBody = Type.Object(
@@ -104,8 +104,8 @@ export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; se
         config: { role: 'admin' },
         schema: { operationId: 'createToken', summary: 'A new API token, shown once', tags: ['tokens'], body: NewTokenBody, response: { 201: Type.Intersect([TokenView, Type.Object({ token: Type.String() })]), ...errorResponses } },
       },
-      (req, reply) => {
-        const { info, token } = auth.tokens.create(req.body.name, req.body.role);
+      async (req, reply) => {
+        const { info, token } = await auth.tokens.create(req.body.name, req.body.role);
         reply.code(201).header('cache-control', 'no-store');
         return { ...info, token };
       },
@@ -123,8 +123,8 @@ export function systemRoutes(deps: ApiDeps, auth: { tokens: SqliteTokenStore; se
           response: { 204: Type.Null(), ...errorResponses },
         },
       },
-      (req, reply) => {
-        auth.tokens.revoke(req.params.id);
+      async (req, reply) => {
+        await auth.tokens.revoke(req.params.id);
         auth.sessions.dropToken(req.params.id);
         return reply.code(204).send();
       },

@@ -1,4 +1,4 @@
-// `store`: where the device registry (with its orders, audit log and alarms) is kept: the SQLite file in the data
+// `store`: where the device registry (with its orders, audit log and alarms) and the API tokens are kept: the SQLite file in the data
 // folder (the default), or a PostgreSQL database every instance of a cluster shares. Its own file so the top-level
 // schema only names it.
 import { Type, type Static } from '@sinclair/typebox';
@@ -7,7 +7,7 @@ export const StoreOptions = Type.Object(
   {
     type: Type.Union([Type.Literal('sqlite'), Type.Literal('postgres')], {
       default: 'sqlite',
-      description: '`sqlite`: `<data>/registry.sqlite`, this instance\'s own. `postgres`: a PostgreSQL database (15 or newer) shared by every instance that names it.',
+      description: '`sqlite`: `<data>/registry.sqlite` and `<data>/tokens.sqlite`, this instance\'s own. `postgres`: a PostgreSQL database (15 or newer) shared by every instance that names it.',
     }),
     url: Type.Optional(
       Type.String({
@@ -23,9 +23,9 @@ export const StoreOptions = Type.Object(
         secret: true,
       }),
     ),
-    schema: Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'backhaul', description: 'For `postgres`: the schema holding the registry\'s tables (made if missing).' }),
+    schema: Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'backhaul', description: 'For `postgres`: the schema holding the registry\'s tables and the API tokens (made if missing).' }),
   },
-  { additionalProperties: false, default: { type: 'sqlite' }, description: 'Where the device registry is kept (docs/deployment.md). Absent: SQLite in the data folder.' },
+  { additionalProperties: false, default: { type: 'sqlite' }, description: 'Where the device registry and the API tokens are kept (docs/deployment.md). Absent: SQLite in the data folder.' },
 );
 export type StoreOptions = Static<typeof StoreOptions>;
 /** After the loader: the password resolved. */

@@ -1,6 +1,7 @@
 // The PostgreSQL device store: the same DeviceStore as SqliteDeviceStore (held to test/devices/store-conformance.ts),
 // kept in one schema of a PostgreSQL database (default `backhaul`) so several hubs and CLIs on several machines can
-// share one registry. Not wired into the config yet.
+// share one registry (the config's `store`: src/runtime/stores.ts). The API tokens share the schema
+// (src/api/tokens-postgres.ts).
 //
 // - Tables are made by versioned migrations (MIGRATIONS): `schema_migrations` holds each version applied and when,
 //   each migration runs in a transaction of its own, and the whole step runs under a session advisory lock
