@@ -13,6 +13,7 @@
 // - lastUsedAt keeps LAST_USED_RESOLUTION_MS per instance; the write is sent without waiting (failures are logged
 //   away), and flush() / get() / list() / close() wait for the ones in flight.
 import pg from 'pg';
+import { migratePostgres, type PgMigration } from '../core/pg-migrations.js';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { BackhaulError, errorText, shown } from '../core/errors.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -53,11 +54,7 @@ export const RELOAD_MS = 30_000;
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
-interface Migration {
-  readonly version: number;
-  readonly what: string;
-  sql(schema: string): string;
-}
+type Migration = PgMigration;
 
 export const TOKEN_MIGRATIONS: readonly Migration[] = [
   {
@@ -107,42 +104,8 @@ function uniqueViolation(e: unknown): boolean {
   return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === '23505';
 }
 
-async function migrate(pool: pg.Pool, schema: string, clock: Clock): Promise<void> {
-  const c = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await c.query('SELECT pg_advisory_lock($1::bigint)', [TOKEN_MIGRATION_LOCK]);
-    try {
-      await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-      await c.query('CREATE TABLE IF NOT EXISTS token_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)');
-      const r = await c.query<{ v: number | null }>('SELECT max(version) AS v FROM token_migrations');
-      const current = r.rows[0]?.v ?? 0;
-      if (current > TOKEN_SCHEMA_VERSION) {
-        throw new BackhaulError(
-          'BH_TOKEN_OPEN',
-          `the API tokens in schema ${schema} are at schema version ${current}, written by a newer Backhaul (this one knows up to ${TOKEN_SCHEMA_VERSION}); upgrade Backhaul`,
-        );
-      }
-      for (const m of TOKEN_MIGRATIONS) {
-        if (m.version <= current) continue;
-        await c.query('BEGIN');
-        try {
-          await c.query(m.sql(schema));
-          await c.query('INSERT INTO token_migrations (version, applied_at) VALUES ($1, $2)', [m.version, clock.now()]);
-          await c.query('COMMIT');
-        } catch (e) {
-          await c.query('ROLLBACK').catch(() => undefined);
-          throw new BackhaulError('BH_TOKEN_OPEN', `migration ${m.version} (${m.what}) of the API tokens in schema ${schema} failed: ${errorText(e)}`, { cause: e });
-        }
-      }
-    } finally {
-      await c.query('SELECT pg_advisory_unlock($1::bigint)', [TOKEN_MIGRATION_LOCK]).catch((e: unknown) => {
-        broken = e instanceof Error ? e : new Error(String(e));
-      });
-    }
-  } finally {
-    c.release(broken);
-  }
+function migrate(pool: pg.Pool, schema: string, clock: Clock): Promise<void> {
+  return migratePostgres(pool, { schema, table: 'token_migrations', lockKey: TOKEN_MIGRATION_LOCK, migrations: TOKEN_MIGRATIONS, code: 'BH_TOKEN_OPEN', what: 'the API tokens', now: () => clock.now() });
 }
 
 export class PostgresTokenStore implements TokenStore {

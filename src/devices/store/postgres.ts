@@ -16,6 +16,7 @@
 // - The login key (LoginHasher) is one random key in the `login_key` table, made by the first open and read by every
 //   other, unless the caller gives one (`logins`).
 import pg from 'pg';
+import { migratePostgres, type PgMigration } from '../../core/pg-migrations.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { BackhaulError, errorText, shown } from '../../core/errors.js';
 import { whereClause } from '../../core/sql.js';
@@ -78,12 +79,7 @@ const DEVICE_COLUMNS = [
   'created_at', 'updated_at', 'source',
 ] as const;
 
-interface Migration {
-  readonly version: number;
-  readonly what: string;
-  /** The SQL, for the schema it runs in (already the search_path; named where a function body needs it). */
-  sql(schema: string): string;
-}
+type Migration = PgMigration;
 
 /** Every migration this code knows, oldest first; the last one's version is the schema version it writes. */
 /** The LISTEN/NOTIFY channel of registry changes (the payload: the schema). */
@@ -340,42 +336,8 @@ function withoutPassword(text: string, url: string): string {
 
 // ---------------------------------------------------------------- opening
 
-async function migrate(pool: pg.Pool, schema: string, clock: Clock): Promise<void> {
-  const c = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await c.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK]);
-    try {
-      await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-      await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)');
-      const r = await c.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
-      const current = r.rows[0]?.v ?? 0;
-      if (current > POSTGRES_SCHEMA_VERSION) {
-        throw new BackhaulError(
-          'BH_REGISTRY_OPEN',
-          `the device registry in schema ${schema} is at schema version ${current}, written by a newer Backhaul (this one knows up to ${POSTGRES_SCHEMA_VERSION}); upgrade Backhaul`,
-        );
-      }
-      for (const m of MIGRATIONS) {
-        if (m.version <= current) continue;
-        await c.query('BEGIN');
-        try {
-          await c.query(m.sql(schema));
-          await c.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [m.version, clock.now()]);
-          await c.query('COMMIT');
-        } catch (e) {
-          await c.query('ROLLBACK').catch(() => undefined);
-          throw new BackhaulError('BH_REGISTRY_OPEN', `migration ${m.version} (${m.what}) of the device registry in schema ${schema} failed: ${errorText(e)}`, { cause: e });
-        }
-      }
-    } finally {
-      await c.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK]).catch((e: unknown) => {
-        broken = e instanceof Error ? e : new Error(String(e)); // a session that may still hold the lock is not reused
-      });
-    }
-  } finally {
-    c.release(broken);
-  }
+function migrate(pool: pg.Pool, schema: string, clock: Clock): Promise<void> {
+  return migratePostgres(pool, { schema, table: 'schema_migrations', lockKey: MIGRATION_LOCK, migrations: MIGRATIONS, code: 'BH_REGISTRY_OPEN', what: 'the device registry', now: () => clock.now() });
 }
 
 /** The schema's login key, made by whichever instance opens it first. */

@@ -5,6 +5,8 @@
 // device), so a batch written twice is stored once, as in SQLite. Schema changes are versioned migrations, applied by
 // one instance at a time under an advisory lock; partition upkeep takes the same lock.
 import pg from 'pg';
+import { BackhaulError } from '../../core/errors.js';
+import { migratePostgres } from '../../core/pg-migrations.js';
 import type { DownsampleQuery, EventQuery, HistorianEvent, HistorianPoint, HistorianReading, HistoryReader, ReadingFilter, ReadingQuery } from '../../core/history.js';
 import type { EventSeverity, HubEvent, Message, Reading, Value } from '../../core/types.js';
 
@@ -170,33 +172,20 @@ export class PgHistorian implements HistoryReader {
 
   /** Apply the migrations this database lacks, one instance at a time. HistorianOpenError when it cannot. */
   async migrate(): Promise<void> {
-    const c = await this.pool.connect();
     try {
-      await c.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
-      try {
-        await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.s}`);
-        await c.query(`CREATE TABLE IF NOT EXISTS ${this.s}.historian_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)`);
-        const r = await c.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${this.s}.historian_migrations`);
-        const at = r.rows[0]?.v ?? 0;
-        if (at > HISTORIAN_SCHEMA_VERSION) {
-          throw new HistorianOpenError(`schema ${this.o.schema} has historian version ${at}; this Backhaul knows up to ${HISTORIAN_SCHEMA_VERSION}`, false);
-        }
-        for (let v = at + 1; v <= HISTORIAN_SCHEMA_VERSION; v++) {
-          await c.query('BEGIN');
-          try {
-            await c.query(MIGRATIONS[v - 1]!(this.s));
-            await c.query(`INSERT INTO ${this.s}.historian_migrations (version, applied_at) VALUES ($1, $2)`, [v, Date.now()]);
-            await c.query('COMMIT');
-          } catch (e) {
-            await c.query('ROLLBACK').catch(() => undefined);
-            throw e;
-          }
-        }
-      } finally {
-        await c.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => undefined);
-      }
-    } finally {
-      c.release();
+      await migratePostgres(this.pool, {
+        schema: this.o.schema,
+        table: 'historian_migrations',
+        lockKey: LOCK_KEY,
+        migrations: MIGRATIONS.map((sql, i) => ({ version: i + 1, what: `historian schema ${i + 1}`, sql: () => sql(this.s) })),
+        code: 'BH_SINK_OPEN',
+        what: 'the historian',
+        now: () => Date.now(),
+      });
+    } catch (e) {
+      // A newer schema, or a migration the server refuses, needs a person; a connection that failed may pass.
+      if (e instanceof BackhaulError) throw new HistorianOpenError(e.detail, false, { cause: e });
+      throw e;
     }
   }
 
