@@ -4,17 +4,13 @@
 // takes the lease over and judges from then on.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { loadConfigFile } from '../../src/runtime/config.js';
-import { silentLogger } from '../../src/core/logger.js';
-import { Hub } from '../../src/runtime/hub.js';
-import { builtinRegistry } from '../../src/runtime/registry.js';
-import { teardown, tempDir } from '../helpers/context.js';
-import { freshSchema, POSTGRES_URL, postgresSkip } from '../helpers/postgres.js';
+import { teardown } from '../helpers/context.js';
+import { pgCluster } from '../helpers/pg-cluster.js';
+import { freshSchema, postgresSkip } from '../helpers/postgres.js';
 import { runToEnd } from '../helpers/process.js';
-import { freePort } from '../helpers/servers.js';
 import { until } from '../helpers/until.js';
 
 const skip = await postgresSkip();
@@ -24,30 +20,16 @@ test('cluster liveness: one device.offline and one device.online across two inst
   const later = teardown(t);
   const schema = freshSchema('bh_live');
   later(() => schema.drop());
-  const nodes: Array<{ hub: Hub; port: number; file: string; events: () => Array<Record<string, unknown>> }> = [];
-  for (let i = 0; i < 2; i++) {
-    const d = tempDir();
-    later(() => d.cleanup());
-    const port = await freePort();
-    const file = join(d.path, 'backhaul.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        data: 'data',
-        store: { type: 'postgres', url: POSTGRES_URL, schema: schema.name },
-        devices: { unknown: 'drop', learn: { enabled: false } },
-        inputs: { devices: { type: 'broker', host: '127.0.0.1', port, decoder: 'json' } },
-        sinks: { events: { type: 'file', path: 'events.jsonl' } },
-        routes: [{ match: { kind: 'event', events: ['device.offline', 'device.online'] }, to: ['events'] }],
-      }),
-    );
-    const hub = new Hub({ config: loadConfigFile(file, { registry: builtinRegistry() }), logger: silentLogger() });
-    await hub.start(); // the first started takes the liveness lease
-    later(() => hub.stop());
-    const path = join(d.path, 'events.jsonl'); // relative to the config file
-    const events = () => (existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : []);
-    nodes.push({ hub, port, file, events });
-  }
+  const nodes = (
+    await pgCluster(later, schema.name, 2, () => ({
+      devices: { unknown: 'drop', learn: { enabled: false } },
+      sinks: { events: { type: 'file', path: 'events.jsonl' } },
+      routes: [{ match: { kind: 'event', events: ['device.offline', 'device.online'] }, to: ['events'] }],
+    }))
+  ).map((n) => {
+    const path = join(n.dir, 'events.jsonl'); // relative to the config file
+    return { ...n, hub: n.hub, events: () => (existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : []) };
+  });
   const [first, second] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
   const added = await runToEnd(['devices', 'add', DEV, '--type', 'shutter', '--building', 'u4', '--room', '801', '--max-silent', '8s', '-c', first.file, '--json']);
   assert.equal(added.code, 0, added.stderr);

@@ -4,17 +4,11 @@
 // refresh interval is a minute, so no periodic look explains it); orders recorded by one are listed by the other.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { loadConfigFile } from '../../src/runtime/config.js';
-import { silentLogger } from '../../src/core/logger.js';
-import { Hub } from '../../src/runtime/hub.js';
-import { builtinRegistry } from '../../src/runtime/registry.js';
-import { teardown, tempDir } from '../helpers/context.js';
-import { freshSchema, POSTGRES_URL, postgresSkip } from '../helpers/postgres.js';
+import { teardown } from '../helpers/context.js';
+import { pgCluster } from '../helpers/pg-cluster.js';
+import { freshSchema, postgresSkip } from '../helpers/postgres.js';
 import { runToEnd } from '../helpers/process.js';
-import { freePort } from '../helpers/servers.js';
 import { until } from '../helpers/until.js';
 
 const skip = await postgresSkip();
@@ -24,32 +18,14 @@ test('registry in PostgreSQL: one device for two instances; a change through one
   const later = teardown(t);
   const schema = freshSchema('bh_reg');
   later(() => schema.drop());
-  const instances: Array<{ hub: Hub; port: number; admin: string; file: string }> = [];
-  for (let i = 0; i < 2; i++) {
-    const d = tempDir();
-    later(() => d.cleanup());
-    const port = await freePort();
-    const file = join(d.path, 'backhaul.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        data: 'data',
-        store: { type: 'postgres', url: POSTGRES_URL, schema: schema.name },
-        devices: { unknown: 'drop', refreshMs: 60_000 },
-        api: { host: '127.0.0.1', port: 0 },
-        inputs: { devices: { type: 'broker', host: '127.0.0.1', port, decoder: 'json' } },
-        sinks: { out: { type: 'file', path: 'out.jsonl' } },
-        routes: [{ to: ['out'] }],
-      }),
-    );
-    const config = loadConfigFile(file, { registry: builtinRegistry() });
-    let admin = '';
-    const hub = new Hub({ config, logger: silentLogger(), onFirstAdminToken: (tok) => (admin = tok) });
-    await hub.start();
-    later(() => hub.stop());
-    // The tokens follow the store: only the first hub makes a first admin, and it works on both.
-    instances.push({ hub, port, admin: admin || instances[0]?.admin || '', file });
-  }
+  const instances = await pgCluster(later, schema.name, 2, () => ({
+    devices: { unknown: 'drop', refreshMs: 60_000 },
+    api: { host: '127.0.0.1', port: 0 },
+    sinks: { out: { type: 'file', path: 'out.jsonl' } },
+    routes: [{ to: ['out'] }],
+  }));
+  // The tokens follow the store: only the first hub makes a first admin, and it works on both.
+  const admin = instances[0]?.admin ?? '';
   const [north, south] = instances as [(typeof instances)[0], (typeof instances)[0]];
 
   const added = await runToEnd(['devices', 'add', DEV, '--type', 'shutter', '--building', 'u4', '--room', '701', '-c', north.file, '--json']);
@@ -64,7 +40,7 @@ test('registry in PostgreSQL: one device for two instances; a change through one
   // A session open on south; the device disabled through north's API.
   const open = await login(south.port);
   later(() => open.endAsync(true));
-  const disabled = await fetch(`${north.hub.apiUrl() ?? ''}/api/v1/devices/${encodeURIComponent(DEV)}/disable`, { method: 'POST', headers: { authorization: `Bearer ${north.admin}` } });
+  const disabled = await fetch(`${north.hub.apiUrl() ?? ''}/api/v1/devices/${encodeURIComponent(DEV)}/disable`, { method: 'POST', headers: { authorization: `Bearer ${admin}` } });
   assert.equal(disabled.status, 200);
   const refused = async () => {
     const c = await login(south.port).catch(() => undefined);
@@ -82,7 +58,7 @@ test('registry in PostgreSQL: one device for two instances; a change through one
   assert.equal(await refused(), true, 'and a new login is refused');
 
   // Orders: recorded through south's hub (forced: the device is disabled, so refused; enable it first), listed by north's CLI.
-  const enabled = await fetch(`${south.hub.apiUrl() ?? ''}/api/v1/devices/${encodeURIComponent(DEV)}/enable`, { method: 'POST', headers: { authorization: `Bearer ${south.admin}` } });
+  const enabled = await fetch(`${south.hub.apiUrl() ?? ''}/api/v1/devices/${encodeURIComponent(DEV)}/enable`, { method: 'POST', headers: { authorization: `Bearer ${admin}` } });
   assert.equal(enabled.status, 200);
   await until(async () => !(await refused()), { what: 'south to take the login again', timeoutMs: 5000, everyMs: 50 });
   const dev = await login(south.port);

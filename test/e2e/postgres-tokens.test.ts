@@ -4,14 +4,10 @@
 // is 30 s away); revoked by `backhaul tokens revoke -c FILE`, likewise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadConfigFile } from '../../src/runtime/config.js';
-import { silentLogger } from '../../src/core/logger.js';
-import { Hub } from '../../src/runtime/hub.js';
-import { builtinRegistry } from '../../src/runtime/registry.js';
-import { teardown, tempDir } from '../helpers/context.js';
-import { freshSchema, POSTGRES_URL, postgresSkip } from '../helpers/postgres.js';
+import type { Hub } from '../../src/runtime/hub.js';
+import { teardown } from '../helpers/context.js';
+import { pgCluster } from '../helpers/pg-cluster.js';
+import { freshSchema, postgresSkip } from '../helpers/postgres.js';
 import { runToEnd } from '../helpers/process.js';
 
 const skip = await postgresSkip();
@@ -20,28 +16,9 @@ test('tokens in PostgreSQL: one set for two hubs and the CLI; a revocation throu
   const later = teardown(t);
   const schema = freshSchema('bh_tok');
   later(() => schema.drop());
-  const hubs: Array<{ hub: Hub; file: string; first: string | undefined }> = [];
-  for (let i = 0; i < 2; i++) {
-    const d = tempDir();
-    later(() => d.cleanup());
-    const file = join(d.path, 'backhaul.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        data: 'data',
-        store: { type: 'postgres', url: POSTGRES_URL, schema: schema.name },
-        api: { host: '127.0.0.1', port: 0 },
-        sinks: { out: { type: 'file', path: 'out.jsonl' } },
-        routes: [{ to: ['out'] }],
-      }),
-    );
-    const config = loadConfigFile(file, { registry: builtinRegistry() });
-    let first: string | undefined;
-    const hub = new Hub({ config, logger: silentLogger(), onFirstAdminToken: (tok) => (first = tok) });
-    await hub.start();
-    later(() => hub.stop());
-    hubs.push({ hub, file, first });
-  }
+  const hubs = (
+    await pgCluster(later, schema.name, 2, () => ({ api: { host: '127.0.0.1', port: 0 }, sinks: { out: { type: 'file', path: 'out.jsonl' } }, routes: [{ to: ['out'] }] }))
+  ).map((n) => ({ hub: n.hub, file: n.file, get first() { return n.admin; } }));
   const [north, south] = hubs as [(typeof hubs)[0], (typeof hubs)[0]];
   assert.ok(north.first, 'the first hub made the first admin');
   assert.equal(south.first, undefined, 'the second did not: the tokens are shared');
