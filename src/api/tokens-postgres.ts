@@ -13,7 +13,7 @@
 // - lastUsedAt keeps LAST_USED_RESOLUTION_MS per instance; the write is sent without waiting (failures are logged
 //   away), and flush() / get() / list() / close() wait for the ones in flight.
 import pg from 'pg';
-import { migratePostgres, type PgMigration } from '../core/pg-migrations.js';
+import { inTransaction, migratePostgres, type PgMigration } from '../core/pg-migrations.js';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { BackhaulError, errorText, shown } from '../core/errors.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -247,22 +247,8 @@ export class PostgresTokenStore implements TokenStore {
 
   // ------------------------------------------------------------ writes
 
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch((r: unknown) => {
-        broken = r instanceof Error ? r : new Error(String(r));
-      });
-      throw e;
-    } finally {
-      c.release(broken);
-    }
+  private tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn);
   }
 
   async create(name: string | undefined, role: Role): Promise<NewToken> {

@@ -75,3 +75,25 @@ export async function migratePostgres(pool: PgPool, plan: PgMigrationPlan): Prom
     c.release(broken);
   }
 }
+
+/**
+ * Run `fn` in a transaction on one connection of the pool: COMMIT when it resolves, ROLLBACK when it throws. A
+ * connection whose ROLLBACK failed is dropped by the pool, not handed to the next caller mid-transaction.
+ */
+export async function inTransaction<C extends PgConnection, T>(pool: { connect(): Promise<C> }, fn: (c: C) => Promise<T>): Promise<T> {
+  const c = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await c.query('BEGIN');
+    const out = await fn(c);
+    await c.query('COMMIT');
+    return out;
+  } catch (e) {
+    await c.query('ROLLBACK').catch((r: unknown) => {
+      broken = r instanceof Error ? r : new Error(String(r));
+    });
+    throw e;
+  } finally {
+    c.release(broken);
+  }
+}

@@ -16,7 +16,7 @@
 // - The login key (LoginHasher) is one random key in the `login_key` table, made by the first open and read by every
 //   other, unless the caller gives one (`logins`).
 import pg from 'pg';
-import { migratePostgres, type PgMigration } from '../../core/pg-migrations.js';
+import { inTransaction, migratePostgres, type PgMigration } from '../../core/pg-migrations.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { BackhaulError, errorText, shown } from '../../core/errors.js';
 import { whereClause } from '../../core/sql.js';
@@ -437,22 +437,8 @@ export class PostgresDeviceStore implements DeviceStore {
   }
 
   /** Run `fn` in a transaction on one connection of the pool. */
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch((r: unknown) => {
-        broken = r instanceof Error ? r : new Error(String(r));
-      });
-      throw e;
-    } finally {
-      c.release(broken);
-    }
+  private tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn);
   }
 
   /** The device, locked for the rest of the transaction when `lock` (a read-modify-write waits for another's). */

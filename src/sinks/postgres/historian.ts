@@ -6,7 +6,7 @@
 // one instance at a time under an advisory lock; partition upkeep takes the same lock.
 import pg from 'pg';
 import { BackhaulError } from '../../core/errors.js';
-import { migratePostgres } from '../../core/pg-migrations.js';
+import { inTransaction, migratePostgres } from '../../core/pg-migrations.js';
 import type { DownsampleQuery, EventQuery, HistorianEvent, HistorianPoint, HistorianReading, HistoryReader, ReadingFilter, ReadingQuery } from '../../core/history.js';
 import type { EventSeverity, HubEvent, Message, Reading, Value } from '../../core/types.js';
 
@@ -196,11 +196,9 @@ export class PgHistorian implements HistoryReader {
    * dropped.
    */
   async maintain(from: number, until: number, dropBefore?: number): Promise<{ created: string[]; dropped: string[] }> {
-    const c = await this.pool.connect();
     const created: string[] = [];
     const dropped: string[] = [];
-    try {
-      await c.query('BEGIN');
+    return inTransaction(this.pool, async (c: pg.PoolClient) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
       const existing = new Set(
         (
@@ -235,14 +233,8 @@ export class PgHistorian implements HistoryReader {
         await c.query(`DELETE FROM ${this.s}.readings_default WHERE ts < $1`, [dropBefore]);
         await c.query(`DELETE FROM ${this.s}.events WHERE ts < $1`, [dropBefore]);
       }
-      await c.query('COMMIT');
-      return { created, dropped };
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release();
-    }
+        return { created, dropped };
+    });
   }
 
   /** Store a batch in one transaction: all of it or (on a throw) none of it. Returns the rows inserted. */
@@ -255,9 +247,7 @@ export class PgHistorian implements HistoryReader {
       if (m.kind === 'reading') addReading(cols, m);
       else addEvent(ev, m);
     }
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
+    return inTransaction(this.pool, async (c: pg.PoolClient) => {
       let readings = 0;
       let events = 0;
       if (cols.device.length > 0) {
@@ -279,14 +269,8 @@ export class PgHistorian implements HistoryReader {
         );
         events = r.rowCount ?? 0;
       }
-      await c.query('COMMIT');
-      return { readings, events };
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release();
-    }
+        return { readings, events };
+    });
   }
 
   async queryReadings(q: ReadingQuery = {}): Promise<HistorianReading[]> {
