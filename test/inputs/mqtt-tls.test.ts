@@ -10,7 +10,7 @@ import { BackhaulError } from '../../src/core/errors.js';
 import { Metrics } from '../../src/core/metrics.js';
 import type { TlsClientConfig } from '../../src/core/tls-client.js';
 import { mqttInput } from '../../src/inputs/mqtt/index.js';
-import { inputContext } from '../helpers/context.js';
+import { inputContext, teardown } from '../helpers/context.js';
 import { createWithDefaults } from '../helpers/options.js';
 import { makeTestPki, startTlsBroker, startWssBroker } from '../helpers/tls-client.js';
 import { until } from '../helpers/until.js';
@@ -19,12 +19,13 @@ import { until } from '../helpers/until.js';
 const tls = (o: Partial<TlsClientConfig>): TlsClientConfig => o as TlsClientConfig;
 
 test('mqtt input: an unknown CA or a certificate for another host fails start() with BH_TLS_VERIFY and the reason, counted', async (t) => {
+  const later = teardown(t); // in reverse: clients stop before the broker they reconnect to closes
   const pki = makeTestPki();
-  t.after(() => pki.cleanup());
+  later(() => pki.cleanup());
   const broker = await startTlsBroker(pki, pki.server);
-  t.after(() => broker.close());
+  later(() => broker.close());
   const other = await startTlsBroker(pki, pki.otherHost);
-  t.after(() => other.close());
+  later(() => other.close());
   const metrics = new Metrics();
   const start = (url: string, ca: string) =>
     createWithDefaults(mqttInput, { url, topics: ['t/#'], connectTimeoutMs: 1500, reconnectMinMs: 100, reconnectMaxMs: 200, tls: tls({ ca }) }, inputContext({ id: 'up', metrics })).start();
@@ -42,10 +43,11 @@ test('mqtt input: an unknown CA or a certificate for another host fails start() 
 });
 
 test('mqtt input: the CA file is read again at every reconnect', { timeout: 30_000 }, async (t) => {
+  const later = teardown(t); // in reverse: clients stop before the broker they reconnect to closes
   const pki = makeTestPki();
-  t.after(() => pki.cleanup());
+  later(() => pki.cleanup());
   const broker = await startTlsBroker(pki, pki.server);
-  t.after(() => broker.close());
+  later(() => broker.close());
   const caFile = join(pki.dir, 'trusted.pem');
   copyFileSync(pki.ca, caFile);
   const metrics = new Metrics();
@@ -56,9 +58,9 @@ test('mqtt input: the CA file is read again at every reconnect', { timeout: 30_0
     ctx,
   );
   await input.start();
-  t.after(() => input.stop());
+  later(() => input.stop());
   const pub = await mqtt.connectAsync(broker.url, { ca: pki.read(pki.ca), reconnectPeriod: 100 });
-  t.after(() => pub.endAsync(true));
+  later(() => pub.endAsync(true));
   await pub.publishAsync('t/a', JSON.stringify({ seq: 1 }), { qos: 1 });
   await until(() => ctx.frames.length === 1, { what: 'first message' });
 
@@ -83,10 +85,11 @@ test('mqtt input: the CA file is read again at every reconnect', { timeout: 30_0
 });
 
 test('mqtt input over wss://: the CA is used and read again at every reconnect (mqtt.js copies it to the WebSocket options only once)', { timeout: 30_000 }, async (t) => {
+  const later = teardown(t); // in reverse: clients stop before the broker they reconnect to closes
   const pki = makeTestPki();
-  t.after(() => pki.cleanup());
+  later(() => pki.cleanup());
   const broker = await startWssBroker(pki, pki.server);
-  t.after(() => broker.close());
+  later(() => broker.close());
   const caFile = join(pki.dir, 'trusted.pem');
   copyFileSync(pki.otherCa, caFile);
   const metrics = new Metrics();
@@ -101,9 +104,9 @@ test('mqtt input over wss://: the CA is used and read again at every reconnect (
   copyFileSync(pki.ca, caFile);
   const { ctx, input } = make();
   await input.start();
-  t.after(() => input.stop());
+  later(() => input.stop());
   const pub = await mqtt.connectAsync(broker.url, { ca: pki.read(pki.ca), reconnectPeriod: 100 });
-  t.after(() => pub.endAsync(true));
+  later(() => pub.endAsync(true));
   await pub.publishAsync('t/a', JSON.stringify({ seq: 1 }), { qos: 1 });
   await until(() => ctx.frames.length === 1, { what: 'a message over wss' });
 
